@@ -20,7 +20,7 @@ from app.lm.vocab import Vocab
 
 
 class LanguageModel(nn.Module):
-    kind: ClassVar[str]  # 'bigram', 'neural-bigram', 'mlp': the name used in checkpoints and the CLI
+    kind: ClassVar[str]  # 'bigram', 'neural-bigram', 'mlp': in checkpoints and the CLI
 
     def __init__(self, vocab: Vocab, block_size: int) -> None:
         super().__init__()

@@ -1,0 +1,285 @@
+"""`namelab train | sample | score | eval | serve`: the command line.
+
+Every error is one line on stderr and exit status 1 (argparse's usage errors: status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from app.config import DEFAULT_MODELS_DIR
+from app.data import DEFAULT_SPEC, DataError
+
+EXAMPLES = {
+    "train": """examples:
+  namelab train --model bigram                       # models/bigram.safetensors, data ssa:2017
+  namelab train --model mlp --steps 2000 --name quick
+  namelab train --model neural-bigram --reg 0 --steps 2000
+  namelab train --model bigram --data ssa:1920-1929 --name bigram-1920s
+  namelab train --model bigram --data names.txt --smoothing 0 --split none""",
+    "sample": """examples:
+  namelab sample --model mlp -n 10 --seed 42
+  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5""",
+    "score": """examples:
+  namelab score --model mlp emma xqzvk
+  namelab score --model bigram --details José""",
+    "eval": """examples:
+  namelab eval --model mlp --data ssa:2016
+  namelab eval --model models/bigram.safetensors --data names.txt --json""",
+    "serve": """examples:
+  namelab serve
+  namelab serve --port 8080 --models-dir models""",
+}
+
+MLP_HELP = {
+    "block_size": "characters of context",
+    "n_embd": "embedding dimensions per character",
+    "n_hidden": "units per hidden layer",
+    "n_layers": "hidden tanh layers",
+    "dropout": "dropout after each hidden layer",
+    "batch_size": "minibatch size",
+    "lr_min": "learning rate at the end of the cosine decay",
+    "warmup": "linear warm-up steps",
+    "weight_decay": "AdamW weight decay",
+    "eval_interval": "steps between validation passes",
+    "device": "torch device",
+}
+
+
+class CLIError(Exception):
+    """An error to print as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (CLIError, DataError, ValueError, FileNotFoundError) as e:
+        print(f"namelab {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"namelab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.lm import MLPConfig
+    from app.lm.train import OptimConfig
+
+    parser = argparse.ArgumentParser(
+        prog="namelab", description="Character-level language models of first names."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("train", "train a model and write a checkpoint", cmd_train)
+    p.add_argument("--model", required=True, choices=["bigram", "neural-bigram", "mlp"])
+    p.add_argument("--data", default=DEFAULT_SPEC,
+                   help="ssa:YEAR, ssa:FIRST-LAST, optionally :F or :M, or a text file "
+                        "(default %(default)s)")
+    p.add_argument("--out", default=str(DEFAULT_MODELS_DIR), help="folder (default models/)")
+    p.add_argument("--name", help="checkpoint name (default: the model type)")
+    p.add_argument("--split", choices=["standard", "none"], default="standard",
+                   help="80/10/10 train/val/test, or train on every word")
+    p.add_argument("--split-seed", type=int, default=42, help="seed of the split shuffle")
+    p.add_argument("--smoothing", type=float, default=1.0, help="bigram: additive smoothing")
+    p.add_argument("--reg", type=float, default=None,
+                   help="neural-bigram: L2 penalty on W (default 0.001)")
+    p.add_argument("--steps", type=int, help="optimisation steps (mlp 30000, neural-bigram 300)")
+    p.add_argument("--lr", type=float, help="peak learning rate (mlp 3e-3, neural-bigram 0.5)")
+    p.add_argument("--seed", type=int, help="init/minibatch seed")
+    g = p.add_argument_group("mlp hyperparameters")
+    for cls in (MLPConfig, OptimConfig):
+        for f in fields(cls):
+            if f.name in ("steps", "lr", "seed"):
+                continue
+            g.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
+                           help=f"{MLP_HELP.get(f.name, f.name)} (default {f.default})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    model_help = "checkpoint path (DIR/NAME, with or without .safetensors) or a model name " \
+                 "in --models-dir"
+    p = command("sample", "sample names from a model", cmd_sample)
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("-n", type=int, default=10, help="how many names (default 10)")
+    p.add_argument("--seed", type=int, help="seed (default: drawn at random and printed)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, help="sample only among the k most likely letters")
+    p.add_argument("--prefix", default="", help="letters every name starts with")
+    p.add_argument("--max-len", type=int, default=32, help="at most this many letters")
+
+    p = command("score", "score names under a model", cmd_score)
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("--details", action="store_true", help="the probability of every letter")
+    p.add_argument("names", nargs="+", metavar="NAME")
+
+    p = command("eval", "average NLL per character over a dataset", cmd_eval)
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("--data", required=True, help="dataset spec or text file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("serve", "start the web app", cmd_serve)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    return parser
+
+
+def resolve_model(arg: str, models_dir: str) -> Path:
+    """A checkpoint path as `train` wrote it (with or without .safetensors), or a model name."""
+    from app.checkpoints import SUFFIX
+
+    candidates = [Path(arg), Path(arg + SUFFIX), Path(models_dir) / (arg + SUFFIX)]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise CLIError(f"no checkpoint {arg!r}: tried {', '.join(str(c) for c in candidates)}")
+
+
+def load(args):
+    from app.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(resolve_model(args.model, args.models_dir))
+    except CheckpointError as e:
+        raise CLIError(str(e)) from None
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from app.lm import MLPConfig
+    from app.lm.train import NeuralBigramConfig, OptimConfig
+    from app.training import train_to_checkpoint
+
+    def pick(cls, **extra):
+        values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+        values.update(extra)
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    common = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
+    mlp = pick(MLPConfig) if args.model == "mlp" else None
+    optim = pick(OptimConfig, **common) if args.model == "mlp" else None
+    neural = pick(NeuralBigramConfig, **common, reg=args.reg) \
+        if args.model == "neural-bigram" else None
+    bar = None
+
+    def progress(step: int, total: int, postfix: dict) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc=f"train {args.model}", unit="step", dynamic_ncols=True)
+        bar.update(step - bar.n)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in postfix.items()}, refresh=False)
+
+    try:
+        result = train_to_checkpoint(
+            args.model, args.data, args.out, args.name or args.model,
+            split_seed=None if args.split == "none" else args.split_seed,
+            smoothing=args.smoothing, mlp=mlp, optim=optim, neural=neural, progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    meta = result.meta
+    print(f"wrote {result.path}  ({meta.model_type}, {meta.n_params:,} parameters, "
+          f"{meta.dataset.n_words:,} words of {meta.dataset.spec}, "
+          f"{meta.training_seconds:.1f} s)")
+    print(f"{'split':<6} {'words':>7} {'NLL':>8}")
+    for split, n, nll in (("train", meta.split.n_train, meta.metrics.train_nll),
+                          ("val", meta.split.n_val, meta.metrics.val_nll),
+                          ("test", meta.split.n_test, meta.metrics.test_nll)):
+        print(f"{split:<6} {n:>7,} {'-' if nll is None else f'{nll:.4f}':>8}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import secrets
+
+    import torch
+
+    from app.lm.sampling import sample
+    from app.lm.scoring import log_probs
+
+    ckpt = load(args)
+    vocab = ckpt.model.vocab
+    prefix = vocab.normalize(args.prefix, what="prefix", allow_empty=True)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    if not 0 <= seed < 2**32:
+        raise CLIError(f"--seed must be between 0 and 2^32-1, got {seed}")
+    if args.n < 1 or args.n > 100_000:
+        raise CLIError(f"-n must be between 1 and 100000, got {args.n}")
+    names = sample(ckpt.model, args.n, torch.Generator().manual_seed(seed),
+                   temperature=args.temperature, top_k=args.top_k, prefix=prefix,
+                   max_len=args.max_len)
+    training = set(ckpt.training_names)
+    print(f"# {ckpt.name}: {args.n} names, seed {seed}  (* = in the training set)")
+    for name, lp in zip(names, log_probs(ckpt.model, names), strict=True):
+        print(f"{name:<20} {lp:9.3f}  {'*' if name in training else ''}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from app.lm.scoring import Plausibility, score_names
+
+    ckpt = load(args)
+    names = [ckpt.model.vocab.normalize(n) for n in args.names]
+    plaus = Plausibility(ckpt.model, ckpt.training_names)
+    training = set(ckpt.training_names)
+    print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
+    for s in score_names(ckpt.model, names):
+        print(f"{s.name:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
+              f"{plaus.percentile(s.nll_per_char):8.1f}%  {'yes' if s.name in training else 'no'}")
+        if args.details:
+            for st in s.steps:
+                print(f"    P({st.char!r} | {st.context!r}) = {st.prob:.4f}"
+                      f"   log {st.log_prob:8.3f}   rank {st.rank}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from app.data import load_dataset
+    from app.lm.train import evaluate
+
+    ckpt = load(args)
+    words = load_dataset(args.data).words
+    for w in dict.fromkeys(words):
+        ckpt.model.vocab.check(w, what=f"word in {args.data}")
+    nll = evaluate(ckpt.model, words)
+    n_chars = sum(len(w) + 1 for w in words)
+    if args.json:
+        print(json.dumps({"nll": nll, "n_words": len(words), "n_chars": n_chars}))
+    else:
+        print(f"{ckpt.name} on {args.data}: NLL {nll:.4f} nats/char over {len(words):,} words "
+              f"({n_chars:,} characters)")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from app.config import Settings
+    from app.main import create_app
+
+    settings = Settings(models_dir=Path(args.models_dir), host=args.host, port=args.port)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port,
+                log_level=settings.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Scoring names: log-likelihood, per-letter breakdown, plausibility among real names."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import torch
+
+from app.lm.base import LanguageModel, build_examples
+
+
+@dataclass(frozen=True)
+class Step:
+    """One prediction: the model saw `context` and gave `char` this probability."""
+
+    context: str  # the model's context window, '.'-padded (block_size characters)
+    char: str  # the letter, or '.' for the end of the name
+    prob: float
+    log_prob: float
+    rank: int  # 1 = the model's most likely next character
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    log_prob: float  # log P(name): sum over the letters and the end token
+    n_chars: int  # predictions made: letters + 1 for the end token
+    steps: list[Step]
+
+    @property
+    def nll_per_char(self) -> float:
+        return -self.log_prob / self.n_chars
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.nll_per_char, 700.0))
+
+
+@torch.no_grad()
+def _step_log_probs(model: LanguageModel, names: list[str]):
+    X, Y = build_examples(names, model.vocab, model.block_size)
+    model.eval()
+    logits, _ = model(X)
+    logp = torch.log_softmax(logits.double(), dim=1)  # (N, V)
+    target = logp.gather(1, Y[:, None]).squeeze(1)  # (N,)
+    return X, Y, logp, target
+
+
+def log_probs(model: LanguageModel, names: list[str]) -> list[float]:
+    """log P(name) for each name (valid, normalised names), in one batched forward pass."""
+    if not names:
+        return []
+    _, _, _, target = _step_log_probs(model, names)
+    lengths = torch.tensor([len(n) + 1 for n in names])
+    owner = torch.repeat_interleave(torch.arange(len(names)), lengths)
+    totals = torch.zeros(len(names), dtype=torch.float64).index_add_(0, owner, target)
+    return totals.tolist()
+
+
+def score_names(model: LanguageModel, names: list[str]) -> list[Score]:
+    """The full breakdown for each name (valid, normalised names)."""
+    if not names:
+        return []
+    X, Y, logp, target = _step_log_probs(model, names)
+    ranks = (logp > target[:, None]).sum(dim=1) + 1
+    itos = model.vocab.itos
+    contexts = ["".join(itos[i] for i in row) for row in X.tolist()]
+    ys, probs, lps, rks = Y.tolist(), target.exp().tolist(), target.tolist(), ranks.tolist()
+    scores, i = [], 0
+    for name in names:
+        steps = [
+            Step(context=contexts[j], char=itos[ys[j]], prob=probs[j], log_prob=lps[j],
+                 rank=rks[j])
+            for j in range(i, i + len(name) + 1)
+        ]
+        i += len(name) + 1
+        scores.append(Score(name=name, log_prob=sum(s.log_prob for s in steps),
+                            n_chars=len(steps), steps=steps))
+    return scores
+
+
+class Plausibility:
+    """Where a name's NLL per character falls among the model's training names.
+
+    percentile(x) = % of training names with a higher (worse) NLL per character than x:
+    90 means the model finds x more plausible than 90% of real names.
+    """
+
+    def __init__(self, model: LanguageModel, names: list[str]) -> None:
+        names = sorted(set(names))
+        lps = log_probs(model, names)
+        self._nll = sorted(-lp / (len(n) + 1) for n, lp in zip(names, lps, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._nll)
+
+    def percentile(self, nll_per_char: float) -> float:
+        if not self._nll:
+            return float("nan")
+        worse = len(self._nll) - bisect.bisect_right(self._nll, nll_per_char)
+        return 100.0 * worse / len(self._nll)

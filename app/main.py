@@ -1,0 +1,49 @@
+"""create_app(): assembles the FastAPI app. Models load once, in the lifespan handler."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import api, pages
+from app.config import STATIC_DIR, Settings
+from app.registry import Registry
+
+log = logging.getLogger("namelab")
+
+
+class NoModels(RuntimeError):
+    """The server has no valid model to serve."""
+
+
+def load_registry(settings: Settings) -> Registry:
+    registry = Registry.load_dir(settings.models_dir)
+    if not registry.models:
+        refused = "; ".join(registry.refused.values()) or "the folder has no .safetensors files"
+        raise NoModels(f"no valid model in {settings.models_dir}: {refused}")
+    return registry
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.registry = load_registry(settings)
+        log.info("serving models: %s", ", ".join(app.state.registry.names()))
+        yield
+
+    app = FastAPI(
+        title="Namelab",
+        summary="Sample and score character-level language models of first names.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    api.install(app)
+    pages.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

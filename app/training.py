@@ -1,0 +1,95 @@
+"""Data spec in, checkpoint out: the whole `namelab train` run, without the argument parsing."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from app.checkpoints import CheckpointMeta, checkpoint_path, save_checkpoint
+from app.data import load_dataset, split_words
+from app.lm import LanguageModel, MLPConfig, Vocab
+from app.lm.train import (
+    NeuralBigramConfig,
+    OptimConfig,
+    Progress,
+    evaluate,
+    train_bigram,
+    train_mlp,
+    train_neural_bigram,
+)
+
+
+def namelab_version() -> str:
+    try:
+        return version("namelab")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    model: LanguageModel
+    meta: CheckpointMeta
+
+
+def train_to_checkpoint(
+    model_type: str,
+    data: str,
+    out_dir: Path | str,
+    name: str,
+    split_seed: int | None = 42,
+    smoothing: float = 1.0,
+    mlp: MLPConfig | None = None,
+    optim: OptimConfig | None = None,
+    neural: NeuralBigramConfig | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train one model on a dataset spec and write `out_dir/name.safetensors` atomically."""
+    dataset = load_dataset(data)
+    split = split_words(dataset.words, split_seed)
+    vocab = Vocab.from_words(dataset.words)
+    t0 = time.perf_counter()
+    if model_type == "bigram":
+        model, history = train_bigram(vocab, split, smoothing)
+        config, training = model.config(), {"smoothing": smoothing}
+    elif model_type == "neural-bigram":
+        neural = neural or NeuralBigramConfig()
+        model, history = train_neural_bigram(vocab, split, neural, progress)
+        config, training = model.config(), asdict(neural)
+    elif model_type == "mlp":
+        mlp, optim = mlp or MLPConfig(), optim or OptimConfig()
+        model, history = train_mlp(vocab, split, mlp, optim, progress)
+        config, training = model.config(), asdict(optim)
+    else:
+        raise ValueError(f"unknown model type {model_type!r}; use bigram, neural-bigram or mlp")
+    seconds = time.perf_counter() - t0
+
+    def nll(words: list[str]) -> float | None:
+        return round(evaluate(model, words), 6) if words else None
+
+    meta = CheckpointMeta(
+        format_version=1,
+        model_type=model_type,
+        config=config,
+        training=training,
+        vocab=str(vocab),
+        dataset=dataset.describe(),
+        split={"seed": split_seed, "n_train": len(split.train), "n_val": len(split.val),
+               "n_test": len(split.test)},
+        metrics={"train_nll": nll(split.train), "val_nll": nll(split.val),
+                 "test_nll": nll(split.test)},
+        n_params=model.n_params,
+        training_seconds=round(seconds, 3),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        torch_version=torch.__version__,
+        namelab_version=namelab_version(),
+        history=history.to_dict(),
+    )
+    path = save_checkpoint(checkpoint_path(out_dir, name), model, meta, split.train)
+    return TrainResult(path=path, model=model, meta=meta)

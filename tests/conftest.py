@@ -1,0 +1,58 @@
+"""Shared fixtures: a tiny dataset and tiny trained models, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.lm import MLPConfig
+from app.lm.train import NeuralBigramConfig, OptimConfig
+from app.main import create_app
+from app.training import train_to_checkpoint
+
+SHARED_NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+
+# Sixty names with every letter a-z, so the tiny models have the full 27-symbol vocabulary.
+TINY_NAMES = """emma olivia ava isabella sophia mia charlotte amelia harper evelyn abigail emily
+elizabeth sofia madison avery ella scarlett grace chloe victoria riley aria lily aubrey zoey
+penelope lillian addison layla natalie camila hannah brooklyn zoe nora leah savannah audrey
+claire eleanor skylar ellie samantha stella paisley violet mila allison alexa anna hazel
+quinn xavier jack kevin william benjamin oliver james lucas mason""".split()
+
+
+@pytest.fixture(scope="session")
+def tiny_names_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.txt"
+    path.write_text("\n".join(TINY_NAMES) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory, tiny_names_file) -> Path:
+    """bigram, neural-bigram and mlp checkpoints trained on the tiny data in a few seconds."""
+    out = tmp_path_factory.mktemp("models")
+    data = str(tiny_names_file)
+    train_to_checkpoint("bigram", data, out, "bigram")
+    train_to_checkpoint("neural-bigram", data, out, "neural-bigram",
+                        neural=NeuralBigramConfig(steps=100))
+    train_to_checkpoint(
+        "mlp", data, out, "mlp",
+        mlp=MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=1, dropout=0.0),
+        optim=OptimConfig(steps=200, batch_size=32, warmup=10, eval_interval=50),
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def settings(models_dir) -> Settings:
+    return Settings(models_dir=models_dir)
+
+
+@pytest.fixture(scope="session")
+def client(settings):
+    """An in-process client with the lifespan run (models loaded), shared by the session."""
+    with TestClient(create_app(settings)) as c:
+        yield c
