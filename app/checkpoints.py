@@ -116,6 +116,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a server running as another user must read it
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
@@ -178,7 +179,8 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     model.eval()
 
     try:
-        training_names = bytes(names_bytes.tolist()).decode().split("\n") if len(names_bytes) else []
+        text = bytes(names_bytes.tolist()).decode()
+        training_names = text.split("\n") if text else []
     except UnicodeDecodeError:
         raise CheckpointError(f"{path}: {NAMES_TENSOR!r} is not UTF-8 text") from None
     bad = [n for n in training_names if not n or normalize_name(n) != n
@@ -240,7 +242,9 @@ def _decode_header(path: Path, raw: bytes, n: int) -> dict:
     try:
         return json.loads(raw)
     except ValueError:
-        raise CheckpointError(f"{path}: not a valid safetensors file (header is not JSON)") from None
+        raise CheckpointError(
+            f"{path}: not a valid safetensors file (header is not JSON)"
+        ) from None
 
 
 def _parse_meta(path: Path, header: dict) -> CheckpointMeta:
