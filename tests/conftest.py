@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 
 SHARED_NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
-# Sixty names with every letter a-z, so the tiny models have the full 27-symbol vocabulary.
+# Names with every letter a-z, so the tiny models have the full 27-symbol vocabulary.
 TINY_NAMES = """emma olivia ava isabella sophia mia charlotte amelia harper evelyn abigail emily
 elizabeth sofia madison avery ella scarlett grace chloe victoria riley aria lily aubrey zoey
 penelope lillian addison layla natalie camila hannah brooklyn zoe nora leah savannah audrey
