@@ -101,7 +101,7 @@ def _rgb(hex_color: str) -> tuple[int, int, int]:
 
 def color_at(stops: list[tuple[float, str]], t: float) -> str:
     """The colour at t in [0, 1] (clamped) of a map given as stops."""
-    t = 0.0 if not math.isfinite(t) else min(1.0, max(0.0, t))
+    t = 0.0 if math.isnan(t) else min(1.0, max(0.0, t))  # +-inf clamp to the ends
     for (p0, c0), (p1, c1) in zip(stops, stops[1:], strict=False):
         if t <= p1:
             f = 0.0 if p1 == p0 else (t - p0) / (p1 - p0)
@@ -366,7 +366,10 @@ def scatter(points: list[tuple[float, float]], labels: list[str], x_label: str, 
     """One labelled point per (x, y), coloured by char_kind of its label."""
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
-    frame, sx, sy = _frame(min(xs), max(xs), min(ys), max(ys), width, height, x_label, y_label)
+    # Pad the data range so that labelled circles at the extremes stay inside the frame.
+    px, py = 0.06 * (max(xs) - min(xs)), 0.06 * (max(ys) - min(ys))
+    frame, sx, sy = _frame(min(xs) - px, max(xs) + px, min(ys) - py, max(ys) + py, width, height,
+                           x_label, y_label)
     pts = [
         Point(lab, char_kind(lab), sx(x), sy(y), f"{lab}: ({x:.3f}, {y:.3f})")
         for (x, y), lab in zip(points, labels, strict=True)

@@ -53,6 +53,8 @@ def test_colour_map_ends_middle_and_clamping():
     assert plots.color_at(plots.BLUES, 1) == "#08306b"
     assert plots.color_at(plots.BLUES, 2) == "#08306b"
     assert plots.color_at(plots.BLUES, float("nan")) == "#f7fbff"
+    assert plots.color_at(plots.BLUES, float("inf")) == "#08306b"
+    assert plots.color_at(plots.BLUES, -float("inf")) == "#f7fbff"
     assert plots.color_at(plots.RDBU, 0.5) == "#f7f7f7"
     # halfway between #000000 and #ffffff stops is #808080 (128 rounded from 127.5)
     assert plots.color_at([(0, "#000000"), (1, "#ffffff")], 0.5) == "#808080"

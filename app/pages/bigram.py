@@ -206,8 +206,8 @@ def compare_bigrams(request: Request, registry: RegistryDep, a: str = "", b: str
         ta, tb = Table.of(ma), Table.of(mb)
         pmax = max(max(map(max, ta.probs)), max(map(max, tb.probs)))  # one colour scale
         ctx.update(cmp=compare_tables(ta, tb),
-                   heat_a=table_heatmap(ta, "probs", "heat-a", 20, False, pmax),
-                   heat_b=table_heatmap(tb, "probs", "heat-b", 20, False, pmax))
+                   heat_a=table_heatmap(ta, "probs", "grad-a", 20, False, pmax),
+                   heat_b=table_heatmap(tb, "probs", "grad-b", 20, False, pmax))
     except USER_ERRORS as e:
         err = page_error(e, registry)
         return render(request, "compare.html", {**ctx, "error": err}, err.status)

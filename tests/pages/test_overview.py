@@ -49,3 +49,11 @@ def test_no_inline_scripts_or_styles(client):
         html = client.get(url).text
         assert re.findall(r"<script(?![^>]*\bsrc=)", html) == [], url
         assert " style=" not in html and "<style" not in html and " onclick=" not in html, url
+
+
+def test_element_ids_are_unique_on_every_page(client):
+    # a duplicate id breaks url(#gradient) references and label/aria links
+    for url in ["/", "/bigram?row=a", "/bigram/compare", "/embeddings", "/sample",
+                "/score?names=emma%0Aava", "/models/neural-bigram"]:
+        ids = re.findall(r'\sid="([^"]+)"', client.get(url).text)
+        assert len(ids) == len(set(ids)), (url, sorted(i for i in ids if ids.count(i) > 1))
