@@ -32,12 +32,13 @@ def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
     first = "bigram" if "bigram" in models else bigrams[0]
     old = next((m for m in models if "1920" in m), None)
     a, b = (old, first) if old else (first, "neural-bigram")
+    sampler = "mlp" if "mlp" in models else models[-1]
     out = [
         ("overview.png", "/", 1280, 860, None),
         ("bigram.png", f"/bigram?model={first}", 1280, 1400, "main"),
         ("bigram-row.png", f"/bigram?model={first}&row=a", 1280, 900, "#row"),
         ("compare.png", f"/bigram/compare?a={a}&b={b}", 1280, 1400, None),
-        ("sample.png", f"/sample?model={models[-1]}&n=12&seed=42", 1280, 800, None),
+        ("sample.png", f"/sample?model={sampler}&n=12&seed=42", 1280, 800, None),
         ("score.png", "/score?names=emma%0Axqzvk", 1280, 900, None),
         ("model-neural-bigram.png", "/models/neural-bigram", 1280, 1050, None),
         ("phone.png", "/score?names=emma", 390, 844, None),
