@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"names file, one per line (default {DEFAULT_DATA})")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own default)")
-    parser.add_argument("--curve", action="store_true", help="print the validation curve")
+    parser.add_argument("--curve", action="store_true", help="print each evaluation point as it happens")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     _add_fields(parser, MLPConfig)
     _add_fields(parser, OptimConfig)
@@ -72,15 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     t0, c0 = time.perf_counter(), time.process_time()
-    model, history = train_mlp(vocab, split, cfg, opt_cfg)
+    progress = None
+    if args.curve:
+        def progress(step: int, total: int, postfix: dict[str, float]) -> None:
+            if "val" in postfix:  # an evaluation point; printed as it happens
+                print(f"  step {step:6d}/{total}  train(running) {postfix['loss']:.4f}  "
+                      f"val {postfix['val']:.4f}  [{time.perf_counter() - t0:.0f} s]", flush=True)
+    model, history = train_mlp(vocab, split, cfg, opt_cfg, progress)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 
     train_nll = evaluate(model, split.train)
     val_nll = evaluate(model, split.val)
     test_nll = evaluate(model, split.test)
-    if args.curve:
-        for s, tr, va in zip(history.step, history.train, history.val, strict=True):
-            print(f"  step {s:6d}  train(running) {tr:.4f}  val {va if va is None else f'{va:.4f}'}")
     best_step = None
     vals = [(v, s) for s, v in zip(history.step, history.val, strict=True) if v is not None]
     if vals:
