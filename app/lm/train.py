@@ -158,6 +158,7 @@ def train_mlp(
          {"params": no_decay, "weight_decay": 0.0}],
         lr=opt_cfg.lr,
         betas=(0.9, 0.99),
+        fused=True,  # one deterministic kernel per step instead of ~10 ops per tensor on CPU
     )
     history = History()
     best_val, best_state = math.inf, None
