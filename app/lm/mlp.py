@@ -24,7 +24,7 @@ class MLPConfig:
     n_embd: int = 24  # embedding dimensions per character
     n_hidden: int = 512  # units per hidden layer
     n_layers: int = 2  # hidden layers
-    dropout: float = 0.2  # after each hidden layer, in training only
+    dropout: float = 0.3  # after each hidden layer, in training only
 
     def __post_init__(self) -> None:
         for field in ("block_size", "n_embd", "n_hidden", "n_layers"):
