@@ -45,9 +45,12 @@ def sample(
     model.eval()
     for t in range(len(prefix_ids), max_len):
         logits, _ = model(ctx)
-        logits = logits.float() / temperature  # (n, V)
+        logits = logits.float()  # (n, V)
         if t == 0:
             logits[:, 0] = -torch.inf  # a name has at least one letter
+        # Shift the best logit to 0 before dividing, and divide by at least 1e-30 (a float32,
+        # unlike 1e-300): a tiny temperature then gives 0 and -inf (greedy), never nan.
+        logits = (logits - logits.max(dim=1, keepdim=True).values) / max(temperature, 1e-30)
         if top_k is not None and top_k < V:
             kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, -torch.inf)

@@ -1,0 +1,38 @@
+"""Scoring names: the log-likelihood, per-letter breakdown and plausibility of given names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from app import services
+from app.api.deps import ModelDep
+from app.api.errors import check_names
+from app.api.schemas import NOT_FOUND, NameQuery, NameScoreOut, ScoreRequest, ScoreResponse
+
+router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
+
+EXAMPLES = {
+    "three names": {"summary": "a real name, an accented one, a made-up one",
+                    "value": {"names": ["emma", "José", "xqzvk"]}},
+}
+
+
+@router.post("/score", summary="Score names")
+def score_names(
+    m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
+) -> ScoreResponse:
+    """log P(name), NLL per character, perplexity, plausibility among the training names and
+    every step (context, probability, rank), for each name in the order given."""
+    check_names(m, req.names, ("body", "names"))
+    results = services.score(m, req.names)
+    return ScoreResponse(model=m.name, results=[NameScoreOut.of(s) for s in results])
+
+
+@router.get("/score", summary="Score one name")
+def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> ScoreResponse:
+    """The same as the POST for one name: `?name=emma`."""
+    check_names(m, [q.name], ("query", "name"))
+    results = services.score(m, [q.name])
+    return ScoreResponse(model=m.name, results=[NameScoreOut.of(s) for s in results])
