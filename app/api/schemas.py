@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
 from app.lm.sampling import MAX_LEN
 from app.registry import LoadedModel
-from app.services import MAX_SEED, EmbeddingView, NameScore, SampleResult, TopName
+from app.services import MAX_SEED, EmbeddingView, NameScore, TopName
 
 MAX_SAMPLE = 1000  # names per sample request
 MAX_SCORE = 1000  # names per score request
@@ -169,12 +169,6 @@ class SampleResponse(BaseModel):
                     "made more too hard to find within the bounded effort")
     names: list[SampledName]
 
-    @classmethod
-    def of(cls, model: str, r: SampleResult) -> SampleResponse:
-        return cls(model=model, seed=r.seed, exhausted=r.exhausted, names=[
-            SampledName(name=x.name, log_prob=x.log_prob, nll_per_char=x.nll_per_char,
-                        in_training_set=x.in_training_set) for x in r.names])
-
 
 # --- scoring -----------------------------------------------------------------------------------
 
@@ -232,10 +226,6 @@ class NameScoreOut(BaseModel):
             steps=[StepOut(context=t.context, char=t.char, prob=t.prob,
                            log_prob=finite(t.log_prob), rank=t.rank) for t in s.steps],
         )
-
-    @classmethod
-    def of(cls, s: NameScore) -> NameScoreOut:
-        return cls(**cls.fields_of(s))
 
 
 class ScoreResponse(BaseModel):

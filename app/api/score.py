@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from fastapi.responses import Response
 
 from app import services
 from app.api.deps import ModelDep
 from app.api.errors import check_names
-from app.api.schemas import NOT_FOUND, NameQuery, NameScoreOut, ScoreRequest, ScoreResponse
+from app.api.render import json_response, score_payload
+from app.api.schemas import NOT_FOUND, NameQuery, ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
 
@@ -19,20 +21,18 @@ EXAMPLES = {
 }
 
 
-@router.post("/score", summary="Score names")
+@router.post("/score", summary="Score names", response_model=ScoreResponse)
 def score_names(
     m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
-) -> ScoreResponse:
+) -> Response:
     """log P(name), NLL per character, perplexity, plausibility among the training names and
     every step (context, probability, rank), for each name in the order given."""
     check_names(m, req.names, ("body", "names"))
-    results = services.score(m, req.names)
-    return ScoreResponse(model=m.name, results=[NameScoreOut.of(s) for s in results])
+    return json_response(score_payload(m.name, services.score(m, req.names)))
 
 
-@router.get("/score", summary="Score one name")
-def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> ScoreResponse:
+@router.get("/score", summary="Score one name", response_model=ScoreResponse)
+def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
     check_names(m, [q.name], ("query", "name"))
-    results = services.score(m, [q.name])
-    return ScoreResponse(model=m.name, results=[NameScoreOut.of(s) for s in results])
+    return json_response(score_payload(m.name, services.score(m, [q.name])))

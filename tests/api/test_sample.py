@@ -4,6 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from api_helpers import ALPHABET, assert_422
 
+from app.api.schemas import SampleResponse
+
 URL = "/api/models/{}/sample"
 
 
@@ -27,6 +29,11 @@ def test_defaults_give_ten_names_and_the_seed_used(client, model):
     assert len(body["names"]) == 10
     for x in body["names"]:
         assert 1 <= len(x["name"]) <= 32 and set(x["name"]) <= set(ALPHABET)
+
+
+def test_the_response_is_exactly_the_documented_model(client):
+    body = sample(client, n=5, seed=1)
+    assert SampleResponse.model_validate(body).model_dump() == body  # no field missing or extra
 
 
 def test_same_seed_same_names_post_and_get(client):

@@ -3,6 +3,8 @@ import math
 import pytest
 from api_helpers import ALPHABET, assert_422
 
+from app.api.schemas import ScoreResponse
+
 URL = "/api/models/{}/score"
 
 
@@ -18,6 +20,11 @@ def test_results_in_the_order_given_with_the_normalised_form(client):
     assert [x["name"] for x in results] == given
     assert [x["normalized"] for x in results] == ["emma", "jose", "zoe", "xqzvk", "emma"]
     assert results[0]["log_prob"] == results[-1]["log_prob"]
+
+
+def test_the_response_is_exactly_the_documented_model(client):
+    body = client.post(URL.format("mlp"), json={"names": ["emma", "Zoë"]}).json()
+    assert ScoreResponse.model_validate(body).model_dump() == body  # no field missing or extra
 
 
 @pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
