@@ -15,10 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app import services
 from app.api.schemas import SampleParams
 from app.lm.vocab import InvalidName
 from app.registry import LoadedModel, UnknownModel
-from app.services import NoTable
+from app.services import NameScore, NoTable
 
 Loc = tuple[str | int, ...]
 
@@ -43,6 +44,15 @@ def normalized(m: LoadedModel, text: str, loc: Loc, what: str = "name",
 
 def check_names(m: LoadedModel, names: Sequence[str], loc: Loc) -> list[str]:
     return [normalized(m, x, (*loc, i)) for i, x in enumerate(names)]
+
+
+def checked_score(m: LoadedModel, names: Sequence[str], loc: Loc) -> list[NameScore]:
+    """services.score, with a bad name reported as a 422 at its own index in `loc`."""
+    try:
+        return services.score(m, list(names))
+    except InvalidName:
+        check_names(m, names, loc)  # raises, naming the first bad name's index
+        raise
 
 
 def check_top_k(m: LoadedModel, top_k: int | None, loc: Loc) -> None:

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from app import services
 from app.api.deps import ModelDep
-from app.api.errors import check_names
+from app.api.errors import checked_score
 from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, NameQuery, ScoreRequest, ScoreResponse
 
@@ -27,12 +26,10 @@ def score_names(
 ) -> Response:
     """log P(name), NLL per character, perplexity, plausibility among the training names and
     every step (context, probability, rank), for each name in the order given."""
-    check_names(m, req.names, ("body", "names"))
-    return json_response(score_payload(m.name, services.score(m, req.names)))
+    return json_response(score_payload(m.name, checked_score(m, req.names, ("body", "names"))))
 
 
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)
 def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
-    check_names(m, [q.name], ("query", "name"))
-    return json_response(score_payload(m.name, services.score(m, [q.name])))
+    return json_response(score_payload(m.name, checked_score(m, [q.name], ("query", "name"))))
