@@ -28,7 +28,7 @@ def loaded(registry):
 
 
 @pytest.fixture(scope="session")
-def odd_client(tmp_path_factory, tiny_names_file):
+def odd_models_dir(tmp_path_factory, tiny_names_file):
     """'bigram0': a bigram with smoothing 0 (log 0 happens); 'mlp2': an MLP with 2-D embeddings."""
     out = tmp_path_factory.mktemp("odd-models")
     data = str(tiny_names_file)
@@ -38,5 +38,10 @@ def odd_client(tmp_path_factory, tiny_names_file):
         mlp=MLPConfig(block_size=2, n_embd=2, n_hidden=16, n_layers=1, dropout=0.0),
         optim=OptimConfig(steps=50, batch_size=32, warmup=5, eval_interval=25),
     )
-    with TestClient(create_app(Settings(models_dir=out))) as c:
+    return out
+
+
+@pytest.fixture(scope="session")
+def odd_client(odd_models_dir):
+    with TestClient(create_app(Settings(models_dir=odd_models_dir))) as c:
         yield c

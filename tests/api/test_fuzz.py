@@ -8,16 +8,22 @@ vocabulary size, a prefix no longer than max_len).
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from app.config import Settings
 from app.main import create_app
 
 
-def test_api_conforms_to_its_openapi_document(settings):
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings))
+@pytest.mark.parametrize("models", ["models_dir", "odd_models_dir"])
+def test_api_conforms_to_its_openapi_document(request, models):
+    """On the shared tiny models, and on the odd ones (a bigram with zero probabilities, a
+    2-D MLP)."""
+    app = create_app(Settings(models_dir=request.getfixturevalue(models)))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 12
 
