@@ -8,10 +8,12 @@ Other errors are `{"detail": "one sentence"}`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -46,12 +48,17 @@ def check_names(m: LoadedModel, names: Sequence[str], loc: Loc) -> list[str]:
     return [normalized(m, x, (*loc, i)) for i, x in enumerate(names)]
 
 
-def checked_score(m: LoadedModel, names: Sequence[str], loc: Loc) -> list[NameScore]:
-    """services.score, with a bad name reported as a 422 at its own index in `loc`."""
+def checked_score(m: LoadedModel, names: Sequence[str], loc: Loc,
+                  indexed: bool = True) -> list[NameScore]:
+    """services.score, with a bad name reported as a 422 at its location: `(*loc, index)`
+    for a list of names, `loc` itself for a single one (indexed=False)."""
     try:
         return services.score(m, list(names))
     except InvalidName:
-        check_names(m, names, loc)  # raises, naming the first bad name's index
+        if indexed:
+            check_names(m, names, loc)  # raises, naming the first bad name's index
+        else:
+            normalized(m, names[0], loc)
         raise
 
 
@@ -79,17 +86,35 @@ def check_sample(m: LoadedModel, p: SampleParams, where: str) -> None:
     check_prefix(m, p.prefix, p.max_len, where)
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that survives any input echoed back: a lone surrogate ("\\ud800" in a request) cannot
+    be encoded as UTF-8, so such a body is written with ASCII escapes instead of failing."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":")).encode()
+
+
 def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, but with a response that cannot fail on echoed input.
+        return SafeJSONResponse(status_code=422,
+                                content={"detail": jsonable_encoder(exc.errors())})
+
     @app.exception_handler(UnknownModel)
     async def unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+        return SafeJSONResponse(status_code=404, content={"detail": str(exc)})
 
     @app.exception_handler(NoTable)
     async def no_table(request: Request, exc: NoTable) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
+        return SafeJSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.exception_handler(InvalidName)
     async def invalid_name(request: Request, exc: InvalidName) -> JSONResponse:
         # The routes check names first (with the field's location); this is the safety net.
         error = {"type": "invalid_name", "loc": [], "msg": str(exc)}
-        return JSONResponse(status_code=422, content={"detail": [error]})
+        return SafeJSONResponse(status_code=422, content={"detail": [error]})

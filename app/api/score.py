@@ -32,4 +32,5 @@ def score_names(
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)
 def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
-    return json_response(score_payload(m.name, checked_score(m, [q.name], ("query", "name"))))
+    results = checked_score(m, [q.name], ("query", "name"), indexed=False)
+    return json_response(score_payload(m.name, results))

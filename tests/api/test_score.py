@@ -125,8 +125,17 @@ def test_missing_or_unknown_fields_are_422(client):
     assert_422(client.post(URL.format("mlp"), json={}), "names", "Field required")
     assert_422(client.post(URL.format("mlp"), json={"names": ["a"], "x": 1}), "x", "Extra")
     assert_422(client.get(URL.format("mlp")), "name", "Field required")
-    assert_422(client.get(URL.format("mlp"), params={"name": "4x"}), "name", "'4'")
+    error = assert_422(client.get(URL.format("mlp"), params={"name": "4x"}), "name", "'4'")
+    assert error["loc"] == ["query", "name"]
     assert_422(client.get(URL.format("mlp"), params={"name": ""}), "name", "at least 1")
+
+
+@pytest.mark.parametrize("raw", [b'{"names": ["\\ud800"]}', b'{"names": ["a\\u0000b"]}',
+                                 b"\xff\xfe", b"names=emma", b""])
+def test_hostile_bodies_are_422_never_500(client, raw):
+    """A lone surrogate is echoed back in the error: the response must still encode."""
+    r = client.post(URL.format("mlp"), content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"]
 
 
 def test_unknown_model_is_404(client):
