@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from app.api.schemas import NOT_READY, Health, Ready
 
@@ -15,10 +18,12 @@ def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", summary="Readiness: the models are loaded", responses=NOT_READY)
-def readyz(request: Request) -> Ready:
+@router.get("/readyz", summary="Readiness: the models are loaded", response_model=Ready,
+            responses=NOT_READY)
+def readyz(request: Request) -> Any:
     """`{"status": "ready", "models": [...]}` once the models are loaded; 503 before."""
     registry = getattr(request.app.state, "registry", None)
     if registry is None or not registry.models:
-        raise HTTPException(503, "models not loaded")
+        # A response, not an HTTPException: the pages turn those into HTML outside /api.
+        return JSONResponse(status_code=503, content={"detail": "models not loaded"})
     return Ready(models=registry.names())
