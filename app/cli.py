@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -158,7 +159,19 @@ def load(args):
         raise CLIError(str(e)) from None
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (kill, docker stop) unwinds like Ctrl-C: temp files go
+
+
 def cmd_train(args) -> int:
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _train(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(args) -> int:
     from tqdm import tqdm
 
     from app.lm import MLPConfig
