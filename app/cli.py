@@ -280,7 +280,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps({"nll": nll, "n_words": len(words), "n_chars": n_chars}))
     else:
-        print(f"{ckpt.name} on {args.data}: NLL {nll:.4f} nats/char over {len(words):,} words "
+        print(f"{ckpt.name} on {args.data}: NLL {nll:.5f} nats/char over {len(words):,} words "
               f"({n_chars:,} characters)")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -13,9 +14,13 @@ from app.lm.train import NeuralBigramConfig, OptimConfig
 from app.main import create_app
 from app.training import train_to_checkpoint
 
+# Tests use tiny tensors: one thread is as fast, and much faster on a loaded machine (worker
+# threads spinning for cores other processes hold).
+torch.set_num_threads(1)
+
 SHARED_NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
-# Sixty names with every letter a-z, so the tiny models have the full 27-symbol vocabulary.
+# Names with every letter a-z, so the tiny models have the full 27-symbol vocabulary.
 TINY_NAMES = """emma olivia ava isabella sophia mia charlotte amelia harper evelyn abigail emily
 elizabeth sofia madison avery ella scarlett grace chloe victoria riley aria lily aubrey zoey
 penelope lillian addison layla natalie camila hannah brooklyn zoe nora leah savannah audrey
@@ -56,3 +61,18 @@ def client(settings):
     """An in-process client with the lifespan run (models loaded), shared by the session."""
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_mlp():
+    """A tiny MLP (block_size 3) trained for a few steps on TINY_NAMES."""
+    from app.data import split_words
+    from app.lm import Vocab
+    from app.lm.train import train_mlp
+
+    model, _ = train_mlp(
+        Vocab.from_words(TINY_NAMES), split_words(TINY_NAMES),
+        MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=1, dropout=0.0),
+        OptimConfig(steps=100, batch_size=32, warmup=10, eval_interval=50),
+    )
+    return model

@@ -1,0 +1,53 @@
+import torch
+
+from app.data import split_words
+from app.lm import MLP, MLPConfig, Vocab
+from app.lm.base import build_examples
+from app.lm.train import OptimConfig, evaluate, train_mlp
+from tests.conftest import TINY_NAMES
+
+CFG = MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=2, dropout=0.1)
+VOCAB = Vocab.from_words(TINY_NAMES)
+
+
+def test_shapes_follow_the_interface():
+    m = MLP(VOCAB, CFG)
+    m.init_weights(torch.Generator().manual_seed(0))
+    X, Y = build_examples(["emma", "bob"], VOCAB, CFG.block_size)
+    assert X.shape == (9, 3) and Y.tolist()[:5] == [VOCAB.stoi[c] for c in "emma."]
+    logits, loss = m(X, Y)
+    assert logits.shape == (9, 27) and loss.ndim == 0
+    assert m(X)[1] is None
+    assert m.embedding_table().shape == (27, 4)
+    # a fresh model predicts nearly uniformly: loss ~ log(27)
+    assert abs(loss.item() - torch.log(torch.tensor(27.0)).item()) < 0.1
+
+
+def test_loss_falls_and_best_val_weights_are_kept():
+    split = split_words(TINY_NAMES, seed=None)
+    before = MLP(VOCAB, CFG)
+    before.init_weights(torch.Generator().manual_seed(1))
+    start = evaluate(before, TINY_NAMES)
+    model, history = train_mlp(VOCAB, split, CFG,
+                               OptimConfig(steps=300, batch_size=64, lr=1e-2, warmup=10,
+                                           eval_interval=100))
+    assert history.step == [100, 200, 300]
+    assert evaluate(model, TINY_NAMES) < start - 1.0
+    assert history.train[-1] < history.train[0]
+    assert not model.training
+
+
+def test_training_is_deterministic_for_a_seed():
+    split = split_words(TINY_NAMES)
+    opt = OptimConfig(steps=50, batch_size=16, warmup=5, eval_interval=25, seed=3)
+    a, ha = train_mlp(VOCAB, split, CFG, opt)
+    b, hb = train_mlp(VOCAB, split, CFG, opt)
+    assert ha == hb
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+def test_lr_schedule_warms_up_then_decays():
+    opt = OptimConfig(steps=1000, lr=1e-2, lr_min=1e-4, warmup=100)
+    assert opt.lr_at(0) == 1e-4 and opt.lr_at(99) == 1e-2
+    assert opt.lr_at(999) < 2e-4 and opt.lr_at(500) < opt.lr_at(200)

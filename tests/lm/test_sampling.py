@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from app.lm import Bigram, Vocab
+from app.lm.sampling import sample
+from tests.conftest import TINY_NAMES
+
+BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("model_name", ["bigram", "mlp"])
+def test_same_seed_same_names(model_name, tiny_mlp):
+    model = BIGRAM if model_name == "bigram" else tiny_mlp
+    a = sample(model, 50, gen(7))
+    assert a == sample(model, 50, gen(7))
+    assert a != sample(model, 50, gen(8))
+    assert len(a) == 50 and all(1 <= len(x) <= 32 for x in a)
+
+
+def test_does_not_touch_the_global_rng():
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    sample(BIGRAM, 20, gen())
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_prefix_max_len_and_top_k():
+    names = sample(BIGRAM, 200, gen(), prefix="el", max_len=4)
+    assert all(x.startswith("el") and 2 <= len(x) <= 4 for x in names)
+    assert any(len(x) == 4 for x in names)
+    # top_k=1 is greedy: every name is the argmax chain
+    greedy = sample(BIGRAM, 5, gen(), top_k=1, max_len=10)
+    P, itos = BIGRAM.bigram_probs(), BIGRAM.vocab.itos
+    chain, ix = "", 0
+    row = P[0].clone()
+    row[0] = 0  # no empty names
+    ix = int(row.argmax())
+    while ix != 0 and len(chain) < 10:
+        chain += itos[ix]
+        ix = int(P[ix].argmax())
+    assert greedy == [chain] * 5
+
+
+def test_top_k_only_uses_the_k_most_likely_first_letters():
+    P = BIGRAM.bigram_probs()[0].clone()
+    P[0] = 0
+    allowed = {BIGRAM.vocab.itos[i] for i in P.topk(3).indices.tolist()}
+    assert {x[0] for x in sample(BIGRAM, 300, gen(), top_k=3)} <= allowed
+
+
+def test_low_temperature_concentrates():
+    cold = sample(BIGRAM, 300, gen(), temperature=0.1)
+    hot = sample(BIGRAM, 300, gen(), temperature=3.0)
+    assert len(set(cold)) < len(set(hot))
+
+
+@pytest.mark.parametrize(("kwargs", "msg"), [
+    ({"n": 0}, "n must be"), ({"temperature": 0}, "temperature"), ({"top_k": 28}, "top_k"),
+    ({"max_len": 65}, "max_len"), ({"prefix": "abc", "max_len": 2}, "longer than max_len"),
+])
+def test_bad_arguments(kwargs, msg):
+    args = {"n": 1, **kwargs}
+    with pytest.raises(ValueError, match=msg):
+        sample(BIGRAM, generator=gen(), **args)

@@ -1,0 +1,53 @@
+import math
+
+import pytest
+import torch
+
+from app.lm import Bigram, Vocab
+from app.lm.scoring import Plausibility, log_probs, score_names
+
+V = Vocab("ab")
+MODEL = Bigram(V, smoothing=0).fit(["ab", "abb", "b"])  # see test_bigram for the table
+
+
+def test_log_likelihood_is_the_sum_written_out():
+    (s,) = score_names(MODEL, ["abb"])
+    # P(a|.) P(b|a) P(b|b) P(.|b) = 2/3 * 1 * 1/4 * 3/4
+    expected = math.log(2 / 3) + math.log(1) + math.log(1 / 4) + math.log(3 / 4)
+    assert s.log_prob == pytest.approx(expected)
+    assert s.n_chars == 4 and s.nll_per_char == pytest.approx(-expected / 4)
+    assert s.perplexity == pytest.approx(math.exp(-expected / 4))
+    assert [st.char for st in s.steps] == ["a", "b", "b", "."]
+    assert [st.context for st in s.steps] == [".", "a", "b", "b"]
+    assert [st.prob for st in s.steps] == pytest.approx([2 / 3, 1, 1 / 4, 3 / 4])
+    assert [st.rank for st in s.steps] == [1, 1, 2, 1]
+    assert log_probs(MODEL, ["abb", "b"]) == pytest.approx(
+        [expected, math.log(1 / 3) + math.log(3 / 4)])
+
+
+def test_batched_scores_equal_one_at_a_time():
+    names = ["a", "ab", "bab", "abba"]
+    together = [s.log_prob for s in score_names(MODEL, names)]
+    alone = [score_names(MODEL, [n])[0].log_prob for n in names]
+    assert together == pytest.approx(alone)
+
+
+def test_mlp_context_window_is_padded(tiny_mlp):
+    (s,) = score_names(tiny_mlp, ["emma"])
+    assert [st.context for st in s.steps] == ["...", "..e", ".em", "emm", "mma"]
+    total = sum(st.log_prob for st in s.steps)
+    assert s.log_prob == pytest.approx(total)
+    logits, _ = tiny_mlp(torch.tensor([[0, 0, 0]]))
+    assert s.steps[0].prob == pytest.approx(logits.softmax(1)[0, 5].item(), rel=1e-5)
+
+
+def test_plausibility_percentile():
+    p = Plausibility(MODEL, ["ab", "abb", "b"])
+    nll = {n: -lp / (len(n) + 1) for n, lp in zip(["ab", "abb", "b"],
+                                                   log_probs(MODEL, ["ab", "abb", "b"]),
+                                                   strict=True)}
+    best = min(nll.values())
+    worst = max(nll.values())
+    assert p.percentile(best - 1) == 100.0
+    assert p.percentile(worst) == 0.0
+    assert p.percentile(sorted(nll.values())[1]) == pytest.approx(100 / 3)
