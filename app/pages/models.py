@@ -1,0 +1,85 @@
+"""The model card: hyperparameters, data, metrics, loss curves, the most probable names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app import plots
+from app.pages.common import USER_ERRORS, RegistryDep, error_page, page_error, render
+from app.registry import LoadedModel, Registry
+from app.services import top_names
+
+router = APIRouter(tags=["pages"])
+
+SAME_NLL = 0.005  # nats per character: closer than this, two models fit the data equally well
+
+
+def loss_chart(m: LoadedModel, ref: LoadedModel | None) -> plots.LineChart | None:
+    """Training and validation NLL against the step; the counting bigram as a reference line."""
+    h = m.meta.history
+    if not h.step:
+        return None
+    series = [plots.Series("training loss", "train", h.step, h.train),
+              plots.Series("validation loss", "val", h.step, h.val, markers=True)]
+    refs = []
+    if ref is not None and ref.meta.metrics.train_nll is not None:
+        refs.append((f"{ref.name} (counts), training NLL", ref.meta.metrics.train_nll))
+    return plots.line_chart(series, "step", "NLL per character (nats)", refs)
+
+
+def same_data(registry: Registry, m: LoadedModel) -> list[LoadedModel]:
+    """The other loaded models trained on exactly the same word list (same sha256)."""
+    return [x for x in registry.models.values()
+            if x is not m and x.meta.dataset.sha256 == m.meta.dataset.sha256]
+
+
+def counting_twin(registry: Registry, m: LoadedModel) -> LoadedModel | None:
+    """For a neural bigram: a counting bigram trained on the same data, if one is loaded."""
+    if m.meta.model_type != "neural-bigram":
+        return None
+    return next((x for x in same_data(registry, m) if x.meta.model_type == "bigram"), None)
+
+
+@dataclass(frozen=True)
+class TwinVerdict:
+    """The neural bigram against the count table it should learn, in one sentence."""
+
+    sentence: str
+    nll: float
+    twin_nll: float
+    split: str  # which NLL is compared: 'test', 'val' or 'train'
+
+
+def twin_verdict(m: LoadedModel, twin: LoadedModel) -> TwinVerdict | None:
+    for split in ("test", "val", "train"):
+        a = getattr(m.meta.metrics, f"{split}_nll")
+        b = getattr(twin.meta.metrics, f"{split}_nll")
+        if a is not None and b is not None:
+            break
+    else:
+        return None
+    if abs(a - b) < SAME_NLL:
+        s = (f"The network learned the count table: {split} NLL {a:.4f} vs {b:.4f} for "
+             f"{twin.name}, the counting bigram trained on the same names.")
+    else:
+        s = (f"The network has not matched the count table: {split} NLL {a:.4f} vs {b:.4f} "
+             f"for {twin.name}, the counting bigram trained on the same names.")
+    return TwinVerdict(s, a, b, split)
+
+
+@router.get("/models/{model}", response_class=HTMLResponse, summary="Model card page")
+def show_model(request: Request, registry: RegistryDep, model: str):
+    """Everything a checkpoint says about itself, its loss curves and its top-10 names."""
+    try:
+        m = registry.get(model)
+    except USER_ERRORS as e:
+        return error_page(request, page_error(e, registry))
+    twin = counting_twin(registry, m)
+    names, _ = top_names(m, 10)
+    return render(request, "model.html", {
+        "nav": None, "title": f"Model {m.name}", "m": m, "chart": loss_chart(m, twin),
+        "twin": twin, "verdict": twin_verdict(m, twin) if twin else None,
+        "peers": same_data(registry, m), "top": names})

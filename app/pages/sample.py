@@ -1,0 +1,51 @@
+"""The sampling form and its result table."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.pages.common import (
+    USER_ERRORS,
+    RegistryDep,
+    flag,
+    float_param,
+    int_param,
+    page_error,
+    pick_model,
+    render,
+)
+from app.services import MAX_SEED, sample_names
+
+router = APIRouter(tags=["pages"])
+
+MAX_N = 200
+FIELDS = ("model", "n", "temperature", "top_k", "prefix", "seed", "unique", "exclude")
+
+
+def sample_args(q, m) -> dict:
+    """The form's raw values -> sample_names() keyword arguments (BadInput says what is wrong)."""
+    return {
+        "n": int_param(q.get("n"), "n", 10, 1, MAX_N),
+        "temperature": float_param(q.get("temperature"), "temperature", 1.0, 0.0, 10.0),
+        "top_k": int_param(q.get("top_k"), "top-k", None, 1, len(m.model.vocab)),
+        "prefix": q.get("prefix", ""),
+        "seed": int_param(q.get("seed"), "seed", None, 0, MAX_SEED),
+        "unique": flag(q.get("unique")),
+        "exclude_training": flag(q.get("exclude")),
+    }
+
+
+@router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
+def sample_page(request: Request, registry: RegistryDep):
+    """Sample names from a model; the seed is shown so the same URL gives the same names."""
+    q = request.query_params
+    ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
+           "form": {k: q.get(k, "") for k in FIELDS}, "max_n": MAX_N}
+    try:
+        m = pick_model(registry, q.get("model"))
+        result = sample_names(m, **sample_args(q, m))
+    except USER_ERRORS as e:
+        err = page_error(e, registry)
+        return render(request, "sample.html", {**ctx, "error": err}, err.status)
+    return render(request, "sample.html", {**ctx, "m": m, "result": result})

@@ -1,0 +1,91 @@
+"""Score names under every loaded model, side by side, letter by letter."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app import plots
+from app.lm.vocab import InvalidName
+from app.pages.common import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
+from app.registry import LoadedModel
+from app.services import NameScore, score
+
+router = APIRouter(tags=["pages"])
+
+MAX_NAMES = 20
+MAX_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Letter:
+    char: str
+    prob: float
+    surprise: int  # plots.surprise_bin: the css class surprise-N
+    title: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One name under one model: its score and letters, or why it cannot be scored."""
+
+    model: LoadedModel
+    score: NameScore | None
+    error: str | None
+    letters: list[Letter]
+    end: Letter | None  # the end token: how likely the name stops here
+
+    @property
+    def bar(self) -> float:
+        return plots.percent_width(self.score.plausibility) if self.score else 0.0
+
+
+def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
+    out = []
+    for k, step in enumerate(s.steps):
+        before = s.normalized[:k]
+        what = "the end of the name" if step.char == "." else repr(step.char)
+        title = (f"{what} after {before or 'the start'!r}: P = {fmt_prob(step.prob)} "
+                 f"(rank {step.rank})")
+        out.append(Letter(step.char, step.prob, plots.surprise_bin(step.prob), title))
+    return out[:-1], out[-1]
+
+
+def score_cell(m: LoadedModel, name: str) -> Cell:
+    try:
+        (s,) = score(m, [name])
+    except InvalidName as e:
+        return Cell(m, None, str(e), [], None)
+    letters, end = letters_of(s)
+    return Cell(m, s, None, letters, end)
+
+
+def split_names(text: str) -> list[str]:
+    """One name per line (commas and spaces separate names too)."""
+    if len(text) > MAX_CHARS:
+        raise BadInput(f"the text is {len(text)} characters long; paste at most {MAX_CHARS}.")
+    names = [x for x in re.split(r"[\s,;]+", text) if x]
+    if len(names) > MAX_NAMES:
+        raise BadInput(f"{len(names)} names given; score at most {MAX_NAMES} at a time.")
+    return names
+
+
+@router.get("/score", response_class=HTMLResponse, summary="Scoring page")
+def score_page(request: Request, registry: RegistryDep, names: str = ""):
+    """Each name under each model: log-probability, NLL per letter, plausibility, surprise."""
+    ctx = {"nav": "score", "title": "Score names", "names": names, "max_names": MAX_NAMES,
+           "bins": range(plots.SURPRISE_BINS)}
+    try:
+        rows = [(x, [score_cell(m, x) for m in registry.models.values()])
+                for x in split_names(names)]
+    except BadInput as e:
+        err = page_error(e, registry)
+        return render(request, "score.html", {**ctx, "error": err}, err.status)
+    scored = any(c.score for _, cells in rows for c in cells)
+    err = None if scored or not rows else PageError(
+        400, "None of the names could be scored.", "Use letters of the alphabet only.")
+    return render(request, "score.html", {**ctx, "rows": rows, "error": err},
+                  err.status if err else 200)

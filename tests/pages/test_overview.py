@@ -1,0 +1,59 @@
+"""The overview page, through TestClient."""
+
+from __future__ import annotations
+
+import re
+
+
+def test_one_card_per_model_with_ten_samples_and_links(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    cards = re.findall(r'<article class="card".*?</article>', r.text, re.S)
+    assert len(cards) == 3
+    for card, name in zip(cards, ["bigram", "mlp", "neural-bigram"], strict=True):
+        assert f'href="/models/{name}"' in card
+        samples = re.search(r'<ol class="samples">(.*?)</ol>', card, re.S).group(1)
+        assert samples.count("<li>") == 10
+        assert "train" in card and "val" in card and "test" in card
+        assert re.search(r"seed \d+: <a href=\"/sample\?model=", card)
+    assert 'href="/bigram?model=bigram"' in cards[0]
+    assert 'href="/embeddings?model=mlp"' in cards[1]
+    assert "/embeddings?model=bigram" not in cards[0]
+
+
+def test_every_page_has_the_navigation(client):
+    for url in ["/", "/bigram", "/bigram/compare", "/embeddings", "/sample", "/score",
+                "/models/mlp", "/nope"]:
+        html = client.get(url).text
+        nav = re.search(r'<nav aria-label="Main">.*?</nav>', html, re.S).group(0)
+        for href in ['"/"', '"/bigram"', '"/bigram/compare"', '"/embeddings"', '"/sample"',
+                     '"/score"']:
+            assert f"href={href}" in nav, (url, href)
+
+
+def test_current_page_is_marked_in_the_navigation(client):
+    html = client.get("/sample").text
+    assert '<a href="/sample" aria-current="page">' in html
+
+
+def test_the_stylesheet_script_and_icon_are_served(client):
+    for path, kind in [("/static/style.css", "text/css"), ("/static/app.js", "javascript"),
+                       ("/static/favicon.svg", "image/svg")]:
+        r = client.get(path)
+        assert r.status_code == 200 and kind in r.headers["content-type"]
+
+
+def test_no_inline_scripts_or_styles(client):
+    for url in ["/", "/bigram?row=a", "/bigram/compare", "/embeddings", "/sample",
+                "/score?names=emma", "/models/neural-bigram"]:
+        html = client.get(url).text
+        assert re.findall(r"<script(?![^>]*\bsrc=)", html) == [], url
+        assert " style=" not in html and "<style" not in html and " onclick=" not in html, url
+
+
+def test_element_ids_are_unique_on_every_page(client):
+    # a duplicate id breaks url(#gradient) references and label/aria links
+    for url in ["/", "/bigram?row=a", "/bigram/compare", "/embeddings", "/sample",
+                "/score?names=emma%0Aava", "/models/neural-bigram"]:
+        ids = re.findall(r'\sid="([^"]+)"', client.get(url).text)
+        assert len(ids) == len(set(ids)), (url, sorted(i for i in ids if ids.count(i) > 1))

@@ -1,0 +1,67 @@
+"""The sampling page, through TestClient."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.services import sample_names
+
+
+def names(html: str) -> list[str]:
+    return re.findall(r'<td class="name"><a [^>]*>([^<]*)</a>', html)
+
+
+def test_form_without_parameters_samples_ten_names_and_shows_the_seed(client):
+    r = client.get("/sample")
+    assert r.status_code == 200
+    assert len(names(r.text)) == 10
+    seed = re.search(r"Seed <strong>(\d+)</strong>", r.text).group(1)
+    assert f"seed={seed}" in r.text  # the permalink
+
+
+def test_same_seed_same_names_as_the_service(client):
+    url = "/sample?model=mlp&n=8&seed=42&temperature=0.8&top_k=10&prefix=a"
+    first = names(client.get(url).text)
+    assert first == names(client.get(url).text)
+    m = client.app.state.registry.get("mlp")
+    want = sample_names(m, 8, seed=42, temperature=0.8, top_k=10, prefix="a")
+    assert first == [s.name for s in want.names]
+    assert all(n.startswith("a") for n in first)
+
+
+def test_unique_and_exclude_training(client):
+    html = client.get("/sample?model=bigram&n=15&seed=3&unique=1&exclude=1").text
+    got = names(html)
+    assert len(got) == len(set(got))
+    training = client.app.state.registry.get("bigram").training_set
+    assert not set(got) & training
+    assert 'name="unique" value="1" checked' in html
+
+
+def test_training_names_get_a_badge(client):
+    # 50 names from a bigram of 49 training names: some are training names, most are not
+    html = client.get("/sample?model=bigram&n=50&seed=1").text
+    m = client.app.state.registry.get("bigram")
+    rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", html, re.S)
+    for row in rows:
+        name = re.search(r'<td class="name"><a [^>]*>([^<]*)<', row).group(1)
+        assert ("known name" in row) == (name in m.training_set)
+
+
+@pytest.mark.parametrize("query, message", [
+    ("n=0", "n must be between 1 and 200"),
+    ("n=abc", "n must be a whole number"),
+    ("temperature=0", "temperature must be greater than 0"),
+    ("temperature=nan", "temperature must be greater than 0"),
+    ("top_k=99", "top-k must be between 1 and 27"),
+    ("seed=-1", "seed must be between 0"),
+    ("prefix=%C3%B1%3F", "has characters outside the alphabet"),
+    ("model=nope", "There is no model called"),
+])
+def test_bad_input_is_shown_next_to_the_form(client, query, message):
+    r = client.get("/sample?" + query)
+    assert r.status_code in (400, 404)
+    assert message in r.text
+    assert '<form class="controls sample-form"' in r.text

@@ -1,0 +1,65 @@
+"""The README's screenshots, made in the browser against real models (opt-in).
+
+    NAMELAB_SCREENSHOTS=docs/screenshots python -m pytest tests/pages/test_screenshots.py
+
+serves the models in NAMELAB_SCREENSHOTS_MODELS (default: the project's models/) and writes one
+PNG per page. Skipped unless NAMELAB_SCREENSHOTS is set, so the normal test run stays fast and
+never rewrites the committed images.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.pages.conftest import ROOT, live_server
+
+OUT = os.environ.get("NAMELAB_SCREENSHOTS")
+MODELS = Path(os.environ.get("NAMELAB_SCREENSHOTS_MODELS", ROOT / "models"))
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not OUT, reason="set NAMELAB_SCREENSHOTS=docs/screenshots to make them"),
+]
+
+
+def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
+    """(file, path, width, height, element to capture or None for the viewport)."""
+    bigrams = [m for m in models if m.startswith("bigram")]
+    first = "bigram" if "bigram" in models else bigrams[0]
+    old = next((m for m in models if "1920" in m), None)
+    a, b = (old, first) if old else (first, "neural-bigram")
+    sampler = "mlp" if "mlp" in models else models[-1]
+    out = [
+        ("overview.png", "/", 1280, 860, None),
+        ("bigram.png", f"/bigram?model={first}", 1280, 1400, "main"),
+        ("bigram-row.png", f"/bigram?model={first}&row=a", 1280, 900, "#row"),
+        ("compare.png", f"/bigram/compare?a={a}&b={b}", 1280, 1400, None),
+        ("sample.png", f"/sample?model={sampler}&n=12&seed=42", 1280, 800, None),
+        ("score.png", "/score?names=emma%0Axqzvk", 1280, 900, None),
+        ("model-neural-bigram.png", "/models/neural-bigram", 1280, 1050, None),
+        ("phone.png", "/score?names=emma", 390, 844, None),
+    ]
+    if "mlp" in models:
+        out.append(("embeddings.png", "/embeddings?model=mlp", 1280, 960, None))
+    return out
+
+
+def test_screenshots(browser):
+    out = Path(OUT)
+    out.mkdir(parents=True, exist_ok=True)
+    with live_server(MODELS) as base:
+        models = [m["name"] for m in httpx.get(base + "/api/models").json()]
+        for name, path, width, height, element in shots(models):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            response = page.goto(base + path)
+            assert response.status == 200, path
+            if name == "bigram.png":  # the script shows the hovered cell's details
+                page.hover('#heatmap .cell[data-pair="an"]')
+            target = page.locator(element) if element else page
+            target.screenshot(path=str(out / name), animations="disabled")
+            context.close()
