@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", type=float, default=1.0, help="bigram: additive smoothing")
     p.add_argument("--reg", type=float, default=None,
                    help="neural-bigram: L2 penalty on W (default 0.001)")
-    p.add_argument("--steps", type=int, help="optimisation steps (mlp 30000, neural-bigram 300)")
-    p.add_argument("--lr", type=float, help="peak learning rate (mlp 3e-3, neural-bigram 0.5)")
+    p.add_argument("--steps", type=int, help="optimisation steps (mlp 9000, neural-bigram 300)")
+    p.add_argument("--lr", type=float, help="peak learning rate (mlp 5e-3, neural-bigram 0.5)")
     p.add_argument("--seed", type=int, help="init/minibatch seed")
     g = p.add_argument_group("mlp hyperparameters")
     for cls in (MLPConfig, OptimConfig):

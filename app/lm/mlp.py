@@ -26,7 +26,7 @@ class MLPConfig:
     n_embd: int = 24  # embedding dimensions per character
     n_hidden: int = 512  # units per hidden layer
     n_layers: int = 2  # hidden layers
-    dropout: float = 0.2  # after each hidden layer, in training only
+    dropout: float = 0.3  # after each hidden layer, in training only
 
     def __post_init__(self) -> None:
         for field in ("block_size", "n_embd", "n_hidden", "n_layers"):
@@ -36,6 +36,25 @@ class MLPConfig:
             raise ValueError(f"n_layers must be <= {MAX_LAYERS}, got {self.n_layers}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class Dropout(nn.Module):
+    """Inverted dropout, like nn.Dropout, with the mask drawn by torch.rand: on CPU that is
+    cheaper than the bernoulli_ sampling nn.Dropout uses. No parameters, so checkpoints made with
+    nn.Dropout load unchanged."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = (torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p).to(x.dtype)
+        return x * mask.mul_(1 / (1 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class MLP(LanguageModel):
@@ -53,7 +72,7 @@ class MLP(LanguageModel):
                 nn.Linear(n_in, cfg.n_hidden),
                 nn.LayerNorm(cfg.n_hidden),
                 nn.Tanh(),
-                nn.Dropout(cfg.dropout),
+                Dropout(cfg.dropout),
             ]
             n_in = cfg.n_hidden
         self.hidden = nn.Sequential(*layers)
