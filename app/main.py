@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.registry = load_registry(settings)
+        gc.freeze()  # the loaded models live as long as the app: no GC pass walks them again
         log.info("serving models: %s", ", ".join(app.state.registry.names()))
         yield
 

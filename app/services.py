@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from app.lm.embeddings import Neighbours, Projection, nearest, project
-from app.lm.sampling import sample
-from app.lm.scoring import Step, log_probs, score_names
+from app.lm.sampling import sample_scored
+from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
 from app.registry import LoadedModel
 
@@ -62,32 +62,31 @@ def sample_names(
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
     gen = torch.Generator().manual_seed(seed)
     budget = max(1000, MAX_SAMPLE_DRAWS * n)
-    kept: list[str] = []
+    kept: list[tuple[str, float]] = []
     seen: set[str] = set()
     drawn = 0
     filtering = unique or exclude_training
     while len(kept) < n and drawn < budget:
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
-        names = sample(m.model, batch, gen, temperature=temperature, top_k=top_k,
-                       prefix=prefix, max_len=max_len)
+        names, lps = sample_scored(m.model, batch, gen, temperature=temperature, top_k=top_k,
+                                   prefix=prefix, max_len=max_len)
         drawn += batch
-        for name in names:
+        for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
                 continue
             if unique and name in seen:
                 continue
             seen.add(name)
-            kept.append(name)
+            kept.append((name, lp))
             if len(kept) == n:
                 break
-    lps = log_probs(m.model, kept)
     return SampleResult(
         seed=seed,
         names=[
             SampledName(name=x, log_prob=lp, nll_per_char=-lp / (len(x) + 1),
                         in_training_set=x in m.training_set)
-            for x, lp in zip(kept, lps, strict=True)
+            for x, lp in kept
         ],
         exhausted=len(kept) < n,
     )

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from app.api import health, models
-from app.registry import UnknownModel
+from app.api import compare, health, models, sample, score, tables
+from app.api.errors import install_handlers
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(health.router)
-    app.include_router(models.router)
-
-    @app.exception_handler(UnknownModel)
-    async def unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+    for area in (health, models, sample, score, compare, tables):
+        app.include_router(area.router)
+    install_handlers(app)

@@ -1,16 +1,23 @@
-"""The loaded models."""
+"""The loaded models and their cards."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import RegistryDep
-from app.api.schemas import ModelSummary
+from app.api.deps import ModelDep, RegistryDep
+from app.api.schemas import NOT_FOUND, ModelCard
 
 router = APIRouter(prefix="/api", tags=["models"])
 
 
 @router.get("/models", summary="List the loaded models")
-def list_models(registry: RegistryDep) -> list[ModelSummary]:
-    """Every loaded model: name, type, parameter count, dataset and train/val/test NLL."""
-    return [ModelSummary.of(m) for m in registry.models.values()]
+def list_models(registry: RegistryDep) -> list[ModelCard]:
+    """The card of every loaded model, in name order."""
+    return [ModelCard.of(m) for m in registry.models.values()]
+
+
+@router.get("/models/{model}", summary="One model's card", responses=NOT_FOUND)
+def get_model(m: ModelDep) -> ModelCard:
+    """Type, hyperparameters, parameter count, vocab, dataset (spec, words, sha256),
+    train/val/test NLL, training time, creation time and loss history."""
+    return ModelCard.of(m)

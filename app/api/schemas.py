@@ -1,22 +1,321 @@
-"""Pydantic models of the API's requests and responses."""
+"""Pydantic models of the API's requests and responses: the contract, as /docs shows it.
+
+Request bodies forbid unknown fields and are strict (`"n": "ten"` and `"seed": true` are 422s);
+the same fields as query parameters are parsed leniently, as query strings must be.
+Log-probabilities of 0-probability events (a bigram trained without smoothing can give them) are
+`null`: log(0) = -inf, which JSON cannot carry.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import math
+from typing import Annotated, Any, Literal
 
-from app.checkpoints import DatasetInfo, Metrics
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
+from app.lm.sampling import MAX_LEN
 from app.registry import LoadedModel
+from app.services import MAX_SEED, EmbeddingView, NameScore, TopName
+
+MAX_SAMPLE = 1000  # names per sample request
+MAX_SCORE = 1000  # names per score request
+MAX_TEMPERATURE = 5.0
+MAX_TOP = 100  # names per top request
+MAX_NEIGHBOURS = 10
+
+NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
 
 
-class ModelSummary(BaseModel):
-    name: str
-    type: str
-    n_params: int
+def finite(x: float) -> float | None:
+    """inf/nan -> None, so that a response never needs a non-JSON number."""
+    return x if math.isfinite(x) else None
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ErrorMessage(BaseModel):
+    detail: str = Field(description="what went wrong, in one sentence",
+                        examples=["unknown model 'gpt'; available models: bigram, mlp"])
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage,
+          "description": "No loaded model has that name; the message lists the available ones."},
+}
+NO_TABLE: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorMessage,
+          "description": "The model exists but has no such table (e.g. an MLP has no bigram "
+                         "table; a bigram has no embeddings)."},
+}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorMessage, "description": "The models are not loaded (yet)."},
+}
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    models: list[str] = Field(description="the loaded models, by name",
+                              examples=[["bigram", "mlp", "neural-bigram"]])
+
+
+# --- model cards -------------------------------------------------------------------------------
+
+
+class ModelCard(BaseModel):
+    """Everything a checkpoint says about itself, plus what the server derived from it."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    name: str = Field(description="the name used in URLs", examples=["mlp"])
+    type: str = Field(description="bigram, neural-bigram or mlp", examples=["mlp"])
+    hyperparameters: dict[str, Any] = Field(
+        description="what rebuilds the model's shape",
+        examples=[{"block_size": 8, "n_embd": 24, "n_hidden": 512, "n_layers": 2,
+                   "dropout": 0.2}])
+    training: dict[str, Any] = Field(description="how it was trained (optimiser, steps, seed)")
+    n_params: int = Field(description="trainable parameters (a bigram's counts count)")
+    block_size: int = Field(description="characters of context the model sees")
+    vocab: str = Field(description="id -> character; '.' (id 0) marks start and end",
+                       examples=[".abcdefghijklmnopqrstuvwxyz"])
+    vocab_size: int = Field(examples=[27])
     dataset: DatasetInfo
-    metrics: Metrics
+    split: SplitInfo
+    metrics: Metrics = Field(description="mean NLL per character (nats) on train/val/test")
+    training_seconds: float
+    created: str = Field(description="ISO 8601, UTC", examples=["2025-11-27T21:41:00+00:00"])
+    torch_version: str
+    namelab_version: str
+    has_bigram_table: bool = Field(description="GET .../bigram works for this model")
+    has_embeddings: bool = Field(description="GET .../embeddings works for this model")
+    history: History = Field(description="loss curves: steps, training and validation NLL")
 
     @classmethod
-    def of(cls, m: LoadedModel) -> ModelSummary:
-        meta = m.meta
-        return cls(name=m.name, type=meta.model_type, n_params=meta.n_params,
-                   dataset=meta.dataset, metrics=meta.metrics)
+    def of(cls, m: LoadedModel) -> ModelCard:
+        meta, model = m.meta, m.model
+        return cls(
+            name=m.name, type=meta.model_type, hyperparameters=meta.config,
+            training=meta.training, n_params=meta.n_params, block_size=model.block_size,
+            vocab=meta.vocab, vocab_size=len(model.vocab), dataset=meta.dataset,
+            split=meta.split, metrics=meta.metrics, training_seconds=meta.training_seconds,
+            created=meta.created, torch_version=meta.torch_version,
+            namelab_version=meta.namelab_version,
+            has_bigram_table=model.bigram_probs() is not None,
+            has_embeddings=model.embedding_table() is not None, history=meta.history,
+        )
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+class SampleParams(BaseModel):
+    """The sampling knobs, shared by the JSON body (POST) and the query string (GET)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(10, ge=1, le=MAX_SAMPLE, description="how many names")
+    temperature: float = Field(
+        1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False,
+        description="divides the logits: < 1 sharper (safer names), > 1 flatter (wilder)")
+    top_k: int | None = Field(
+        None, ge=1,
+        description="keep only the k most likely next characters at each step; at most the "
+                    "model's vocabulary size (27 for the default data); null = off")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED,
+        description="same seed and knobs, same names; absent: one is drawn and returned")
+    prefix: str = Field("", max_length=MAX_LEN,
+                        description="letters every name starts with (normalised like names)")
+    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
+    unique: bool = Field(False, description="no name twice in one response")
+    exclude_training: bool = Field(False, description="only names not in the training set")
+
+
+class SampleQuery(SampleParams):
+    """GET .../sample: the same fields as query parameters."""
+
+
+class SampleRequest(SampleParams):
+    """POST .../sample: a JSON object; every field is optional."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True,
+        json_schema_extra={"examples": [
+            {"n": 5, "temperature": 0.8, "seed": 42},
+            {"n": 3, "prefix": "an", "top_k": 5, "unique": True, "exclude_training": True},
+        ]},
+    )
+
+
+class SampledName(BaseModel):
+    name: str
+    log_prob: float = Field(description="log P(name) under the model at temperature 1, "
+                                        "the end token included")
+    nll_per_char: float = Field(description="-log_prob / (letters + 1)")
+    in_training_set: bool
+
+
+class SampleResponse(BaseModel):
+    model: str
+    seed: int = Field(description="the seed used (drawn when the request had none)")
+    exhausted: bool = Field(
+        description="true when fewer than n names came back: unique/exclude_training/prefix "
+                    "made more too hard to find within the bounded effort")
+    names: list[SampledName]
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+RawName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LEN)]
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True,
+        json_schema_extra={"examples": [{"names": ["emma", "José", "xqzvk"]}]},
+    )
+    names: list[RawName] = Field(
+        min_length=1, max_length=MAX_SCORE,
+        description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
+                    "NFKC-normalised, lowercased and stripped of accents before scoring")
+
+
+class NameQuery(BaseModel):
+    """One name as a query parameter: `?name=emma`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: RawName = Field(description=f"1..{MAX_LEN} characters; normalised before scoring",
+                          examples=["emma"])
+
+
+class StepOut(BaseModel):
+    context: str = Field(description="the model's context window, '.'-padded")
+    char: str = Field(description="the letter predicted, or '.' for the end of the name")
+    prob: float
+    log_prob: float | None = Field(description=NULL_IF_ZERO)
+    rank: int = Field(description="1 = the model's most likely next character")
+
+
+class NameScoreOut(BaseModel):
+    name: str = Field(description="as given")
+    normalized: str = Field(description="what was scored")
+    log_prob: float | None = Field(description=f"sum over the letters and the end token; "
+                                               f"{NULL_IF_ZERO}")
+    nll_per_char: float | None = Field(description="-log_prob / (letters + 1); null with "
+                                                   "log_prob")
+    perplexity: float | None = Field(description="exp(nll_per_char); null with log_prob")
+    plausibility: float | None = Field(
+        description="percentile of this NLL per character among the model's training names: "
+                    "90 = more plausible than 90% of real names")
+    in_training_set: bool
+    steps: list[StepOut]
+
+    @classmethod
+    def fields_of(cls, s: NameScore) -> dict[str, Any]:
+        nll = finite(s.nll_per_char)
+        return dict(
+            name=s.name, normalized=s.normalized, log_prob=finite(s.log_prob), nll_per_char=nll,
+            perplexity=None if nll is None else finite(s.perplexity),
+            plausibility=finite(s.plausibility), in_training_set=s.in_training_set,
+            steps=[StepOut(context=t.context, char=t.char, prob=t.prob,
+                           log_prob=finite(t.log_prob), rank=t.rank) for t in s.steps],
+        )
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    results: list[NameScoreOut] = Field(description="one per name, in the order given")
+
+
+class CompareEntry(NameScoreOut):
+    model: str
+    type: str
+
+
+class CompareResponse(BaseModel):
+    name: str = Field(description="as given")
+    normalized: str = Field(description="what was scored")
+    results: list[CompareEntry] = Field(description="one per loaded model, in name order")
+
+
+# --- search and tables -------------------------------------------------------------------------
+
+
+class TopQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(20, ge=1, le=MAX_TOP, description="how many names")
+    prefix: str = Field("", max_length=MAX_LEN, description="only names starting with this")
+    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
+
+
+class TopNameOut(BaseModel):
+    name: str
+    log_prob: float
+    prob: float
+
+    @classmethod
+    def of(cls, t: TopName) -> TopNameOut:
+        return cls(name=t.name, log_prob=t.log_prob, prob=t.prob)
+
+
+class TopResponse(BaseModel):
+    model: str
+    prefix: str = Field(description="the normalised prefix")
+    names: list[TopNameOut] = Field(description="most probable first")
+    exhausted: bool = Field(description="true when the effort bound stopped the search "
+                                        "before k names were found")
+
+
+class BigramTable(BaseModel):
+    model: str
+    labels: list[str] = Field(description="row and column labels: '.' then the letters")
+    counts: list[list[int]] | None = Field(
+        description="counts[i][j]: how often labels[j] followed labels[i] in the training "
+                    "names; null for a neural bigram, which has probabilities but no counts")
+    probs: list[list[float]] = Field(description="probs[i][j] = P(labels[j] | labels[i]); "
+                                                 "each row sums to 1")
+
+
+class Projection(BaseModel):
+    method: Literal["raw", "pca"] = Field(
+        description="'raw': the two coordinates of a 2-D embedding; 'pca': the first two "
+                    "principal components")
+    points: list[tuple[float, float]] = Field(description="one (x, y) per label")
+    explained_variance: list[float] = Field(description="fraction of the variance per axis")
+
+
+class EmbeddingsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(3, ge=1, le=MAX_NEIGHBOURS, description="neighbours per letter")
+
+
+class Neighbour(BaseModel):
+    label: str
+    similarity: float = Field(description="cosine similarity")
+
+
+class EmbeddingsResponse(BaseModel):
+    model: str
+    labels: list[str]
+    dim: int = Field(description="embedding dimensions (n_embd)")
+    vectors: list[list[float]] = Field(description="one vector per label")
+    projection: Projection
+    neighbours: dict[str, list[Neighbour]] = Field(
+        description="each label's nearest other labels by cosine similarity, most similar first")
+
+    @classmethod
+    def of(cls, model: str, v: EmbeddingView) -> EmbeddingsResponse:
+        p = v.projection
+        return cls(
+            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors,
+            projection=Projection(method=p.method, points=p.points,
+                                  explained_variance=p.explained_variance),
+            neighbours={k: [Neighbour(label=lab, similarity=s) for lab, s in near]
+                        for k, near in v.neighbours.items()},
+        )

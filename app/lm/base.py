@@ -82,3 +82,21 @@ def build_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[tor
     X = torch.tensor(xs, dtype=torch.long).view(-1, block_size)
     Y = torch.tensor(ys, dtype=torch.long)
     return X, Y
+
+
+def distinct_logits(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
+    """model(idx)'s logits, computing each distinct context once.
+
+    A batch of names shares its first contexts (every name starts from '...', many from
+    '..a'), so scoring or sampling 1000 names needs the model on about half as many rows.
+    """
+    N, B = idx.shape
+    V = len(model.vocab)
+    if N < 2 or V**B >= 2**62:  # nothing to share, or the key would overflow int64
+        return model(idx)[0]
+    place = V ** torch.arange(B - 1, -1, -1)  # (B,): a context as one base-V number
+    keys, inverse = torch.unique((idx * place).sum(dim=1), return_inverse=True)
+    if len(keys) == N:
+        return model(idx)[0]
+    logits, _ = model((keys[:, None] // place) % V)  # (distinct, V)
+    return logits[inverse]  # (N, V)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from app.lm.base import LanguageModel
+from app.lm.base import LanguageModel, build_examples, distinct_logits
 
 MAX_LEN = 64
 
 
-@torch.no_grad()
 def sample(
     model: LanguageModel,
     n: int,
@@ -22,6 +21,21 @@ def sample(
     """Draw n names. Every name starts with `prefix` (already normalised and in the vocab),
     has at least one letter and at most `max_len` letters (a name that reaches max_len is cut
     there). Deterministic for a given generator state; never touches the global RNG."""
+    return sample_scored(model, n, generator, temperature, top_k, prefix, max_len)[0]
+
+
+@torch.no_grad()
+def sample_scored(
+    model: LanguageModel,
+    n: int,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    prefix: str = "",
+    max_len: int = 32,
+) -> tuple[list[str], list[float]]:
+    """`sample`, and each name's log-probability under the model at temperature 1, end token
+    included (what scoring.log_probs gives, up to float32 rounding), collected on the way."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if temperature <= 0:
@@ -43,20 +57,44 @@ def sample(
         out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
     done = torch.zeros(n, dtype=torch.bool)
     model.eval()
+    total = torch.full((n,), _prefix_log_prob(model, prefix), dtype=torch.float64)
     for t in range(len(prefix_ids), max_len):
-        logits, _ = model(ctx)
-        logits = logits.float() / temperature  # (n, V)
+        # One uniform per name per step, finished or not: the names for a seed do not depend
+        # on which names finished when.
+        u = torch.rand(n, generator=generator)
+        live = (~done).nonzero().squeeze(1)  # the names still growing
+        raw = distinct_logits(model, ctx[live])  # (L, V): each distinct context once
+        logits = raw.float().clone()
         if t == 0:
             logits[:, 0] = -torch.inf  # a name has at least one letter
+        # Shift the best logit to 0 before dividing, and divide by at least 1e-30 (a float32,
+        # unlike 1e-300): a tiny temperature then gives 0 and -inf (greedy), never nan.
+        logits = (logits - logits.max(dim=1, keepdim=True).values) / max(temperature, 1e-30)
         if top_k is not None and top_k < V:
             kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, -torch.inf)
-        probs = torch.softmax(logits, dim=1)
-        ix = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (n,)
-        ix = ix.masked_fill(done, 0)
-        out[:, t] = ix
-        done |= ix == 0
+        # Inverse CDF: P(ix = j) = w_j / sum(w), with w = exp(logits) (the softmax, unnormalised).
+        # u * total < total, so ix < V; a j with w_j = 0 can never be drawn.
+        cum = logits.exp().cumsum(dim=1)  # (L, V)
+        ix = (cum <= u[live, None] * cum[:, -1:]).sum(dim=1)  # (L,)
+        logp = torch.log_softmax(raw.double(), dim=1)  # at temperature 1, as scoring does
+        total[live] += logp.gather(1, ix[:, None]).squeeze(1)
+        out[live, t] = ix
+        done[live] = ix == 0
         if bool(done.all()):
             break
-        ctx = torch.cat([ctx[:, 1:], ix[:, None]], dim=1)
-    return [model.vocab.decode(row) for row in out.tolist()]
+        ctx[live] = torch.cat([ctx[live, 1:], ix[:, None]], dim=1)
+    cut = (~done).nonzero().squeeze(1)  # names cut at max_len: their end token was not drawn
+    if len(cut):
+        total[cut] += torch.log_softmax(distinct_logits(model, ctx[cut]).double(), dim=1)[:, 0]
+    itos = model.vocab.itos
+    return ["".join([itos[i] for i in row if i]) for row in out.tolist()], total.tolist()
+
+
+def _prefix_log_prob(model: LanguageModel, prefix: str) -> float:
+    """log P(the prefix's letters), without an end token."""
+    if not prefix:
+        return 0.0
+    X, Y = build_examples([prefix], model.vocab, model.block_size)
+    logp = torch.log_softmax(model(X[:-1])[0].double(), dim=1)
+    return logp.gather(1, Y[:-1, None]).sum().item()

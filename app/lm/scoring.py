@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from app.lm.base import LanguageModel, build_examples
+from app.lm.base import LanguageModel, build_examples, distinct_logits
+from app.lm.vocab import BOUNDARY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One prediction: the model saw `context` and gave `char` this probability."""
 
@@ -42,7 +43,7 @@ class Score:
 def _step_log_probs(model: LanguageModel, names: list[str]):
     X, Y = build_examples(names, model.vocab, model.block_size)
     model.eval()
-    logits, _ = model(X)
+    logits = distinct_logits(model, X)
     logp = torch.log_softmax(logits.double(), dim=1)  # (N, V)
     target = logp.gather(1, Y[:, None]).squeeze(1)  # (N,)
     return X, Y, logp, target
@@ -63,21 +64,20 @@ def score_names(model: LanguageModel, names: list[str]) -> list[Score]:
     """The full breakdown for each name (valid, normalised names)."""
     if not names:
         return []
-    X, Y, logp, target = _step_log_probs(model, names)
+    _, _, logp, target = _step_log_probs(model, names)
     ranks = (logp > target[:, None]).sum(dim=1) + 1
-    itos = model.vocab.itos
-    contexts = ["".join(itos[i] for i in row) for row in X.tolist()]
-    ys, probs, lps, rks = Y.tolist(), target.exp().tolist(), target.tolist(), ranks.tolist()
+    probs, lps, rks = target.exp().tolist(), target.tolist(), ranks.tolist()
+    B = model.block_size
     scores, i = [], 0
     for name in names:
-        steps = [
-            Step(context=contexts[j], char=itos[ys[j]], prob=probs[j], log_prob=lps[j],
-                 rank=rks[j])
-            for j in range(i, i + len(name) + 1)
-        ]
-        i += len(name) + 1
-        scores.append(Score(name=name, log_prob=sum(s.log_prob for s in steps),
-                            n_chars=len(steps), steps=steps))
+        # The steps of `name`, in the order build_examples made them: the context of step j is
+        # the window padded[j : j + B], its target (name + '.')[j].
+        padded, k = BOUNDARY * B + name, len(name) + 1
+        contexts = [padded[j : j + B] for j in range(k)]
+        steps = list(map(Step, contexts, name + BOUNDARY, probs[i : i + k], lps[i : i + k],
+                         rks[i : i + k]))
+        scores.append(Score(name=name, log_prob=sum(lps[i : i + k]), n_chars=k, steps=steps))
+        i += k
     return scores
 
 

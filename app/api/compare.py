@@ -1,0 +1,26 @@
+"""One name under every loaded model, side by side."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app import services
+from app.api.deps import RegistryDep
+from app.api.errors import normalized
+from app.api.schemas import CompareEntry, CompareResponse, NameQuery
+
+router = APIRouter(prefix="/api", tags=["scoring"])
+
+
+@router.get("/compare", summary="Score one name under every model")
+def compare_name(registry: RegistryDep, q: Annotated[NameQuery, Query()]) -> CompareResponse:
+    """The score of `?name=...` under each loaded model, in model-name order."""
+    results = []
+    for m in registry.models.values():
+        norm = normalized(m, q.name, ("query", "name"))
+        (s,) = services.score(m, [q.name])
+        results.append(CompareEntry(model=m.name, type=m.meta.model_type,
+                                    **CompareEntry.fields_of(s)))
+    return CompareResponse(name=q.name, normalized=norm, results=results)

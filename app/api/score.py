@@ -1,0 +1,36 @@
+"""Scoring names: the log-likelihood, per-letter breakdown and plausibility of given names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import Response
+
+from app.api.deps import ModelDep
+from app.api.errors import checked_score
+from app.api.render import json_response, score_payload
+from app.api.schemas import NOT_FOUND, NameQuery, ScoreRequest, ScoreResponse
+
+router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
+
+EXAMPLES = {
+    "three names": {"summary": "a real name, an accented one, a made-up one",
+                    "value": {"names": ["emma", "José", "xqzvk"]}},
+}
+
+
+@router.post("/score", summary="Score names", response_model=ScoreResponse)
+def score_names(
+    m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
+) -> Response:
+    """log P(name), NLL per character, perplexity, plausibility among the training names and
+    every step (context, probability, rank), for each name in the order given."""
+    return json_response(score_payload(m.name, checked_score(m, req.names, ("body", "names"))))
+
+
+@router.get("/score", summary="Score one name", response_model=ScoreResponse)
+def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
+    """The same as the POST for one name: `?name=emma`."""
+    results = checked_score(m, [q.name], ("query", "name"), indexed=False)
+    return json_response(score_payload(m.name, results))

@@ -1,0 +1,49 @@
+"""What a model has learnt, as tables: the k most probable names, the bigram table, the
+character embeddings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app import services
+from app.api.deps import ModelDep
+from app.api.errors import check_prefix
+from app.api.schemas import (
+    NO_TABLE,
+    NOT_FOUND,
+    BigramTable,
+    EmbeddingsQuery,
+    EmbeddingsResponse,
+    TopNameOut,
+    TopQuery,
+    TopResponse,
+)
+
+router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_FOUND)
+
+
+@router.get("/top", summary="The k most probable names")
+def top_names(m: ModelDep, q: Annotated[TopQuery, Query()]) -> TopResponse:
+    """Exactly the k most probable names (optionally with a prefix), best first, found by
+    best-first search over prefixes with a bounded effort (`exhausted` says if it ran out)."""
+    prefix = check_prefix(m, q.prefix, q.max_len, "query")
+    names, exhausted = services.top_names(m, q.k, prefix=prefix, max_len=q.max_len)
+    return TopResponse(model=m.name, prefix=prefix, exhausted=exhausted,
+                       names=[TopNameOut.of(t) for t in names])
+
+
+@router.get("/bigram", summary="The bigram table", responses=NO_TABLE)
+def bigram_table(m: ModelDep) -> BigramTable:
+    """P(next | previous) for every pair of symbols, and the counts for a count-based bigram
+    (null for a neural bigram). 409 for models without a bigram table."""
+    labels, counts, probs = services.bigram_table(m)
+    return BigramTable(model=m.name, labels=labels, counts=counts, probs=probs)
+
+
+@router.get("/embeddings", summary="The character embeddings", responses=NO_TABLE)
+def embeddings(m: ModelDep, q: Annotated[EmbeddingsQuery, Query()]) -> EmbeddingsResponse:
+    """The embedding vectors, a 2-D projection (raw when 2-D, PCA otherwise) and each letter's
+    nearest letters by cosine similarity. 409 for models without embeddings."""
+    return EmbeddingsResponse.of(m.name, services.embedding_view(m, k=q.k))

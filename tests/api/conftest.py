@@ -1,0 +1,47 @@
+"""API test helpers: the loaded models behind the shared client, and odd models (a bigram
+without smoothing, a 2-D MLP) for the edge cases the shipped ones never hit."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.lm import MLPConfig
+from app.lm.train import OptimConfig
+from app.main import create_app
+from app.registry import LoadedModel
+from app.training import train_to_checkpoint
+
+
+@pytest.fixture(scope="session")
+def registry(client):
+    return client.app.state.registry
+
+
+@pytest.fixture(scope="session")
+def loaded(registry):
+    """loaded('mlp') -> the LoadedModel behind /api/models/mlp."""
+    def get(name: str) -> LoadedModel:
+        return registry.get(name)
+    return get
+
+
+@pytest.fixture(scope="session")
+def odd_models_dir(tmp_path_factory, tiny_names_file):
+    """'bigram0': a bigram with smoothing 0 (log 0 happens); 'mlp2': an MLP with 2-D embeddings."""
+    out = tmp_path_factory.mktemp("odd-models")
+    data = str(tiny_names_file)
+    train_to_checkpoint("bigram", data, out, "bigram0", smoothing=0.0)
+    train_to_checkpoint(
+        "mlp", data, out, "mlp2",
+        mlp=MLPConfig(block_size=2, n_embd=2, n_hidden=16, n_layers=1, dropout=0.0),
+        optim=OptimConfig(steps=50, batch_size=32, warmup=5, eval_interval=25),
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def odd_client(odd_models_dir):
+    with TestClient(create_app(Settings(models_dir=odd_models_dir))) as c:
+        yield c

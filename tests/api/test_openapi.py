@@ -1,0 +1,104 @@
+"""The OpenAPI document (/docs) is exact: summaries, examples, limits, every status code."""
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def doc(client):
+    return client.get("/openapi.json").json()
+
+
+def op(doc, method, path):
+    return doc["paths"][path][method]
+
+
+def query(doc, method, path):
+    return {p["name"]: p["schema"] for p in op(doc, method, path)["parameters"]
+            if p["in"] == "query"}
+
+
+def schema(doc, name):
+    return doc["components"]["schemas"][name]
+
+
+ENDPOINTS = [
+    ("get", "/healthz", {"200"}),
+    ("get", "/readyz", {"200", "503"}),
+    ("get", "/api/models", {"200"}),
+    ("get", "/api/models/{model}", {"200", "404", "422"}),
+    ("post", "/api/models/{model}/sample", {"200", "404", "422"}),
+    ("get", "/api/models/{model}/sample", {"200", "404", "422"}),
+    ("post", "/api/models/{model}/score", {"200", "404", "422"}),
+    ("get", "/api/models/{model}/score", {"200", "404", "422"}),
+    ("get", "/api/compare", {"200", "422"}),
+    ("get", "/api/models/{model}/top", {"200", "404", "422"}),
+    ("get", "/api/models/{model}/bigram", {"200", "404", "409", "422"}),
+    ("get", "/api/models/{model}/embeddings", {"200", "404", "409", "422"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "codes"), ENDPOINTS)
+def test_every_endpoint_is_documented_with_its_status_codes(doc, method, path, codes):
+    o = op(doc, method, path)
+    assert o["summary"] and o["description"] and o["tags"]
+    assert set(o["responses"]) == codes
+
+
+def test_no_other_endpoints(doc):
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops if p.startswith("/")}
+    assert {(m, p) for m, p, _ in ENDPOINTS} <= documented
+    assert {p for _, p in documented if p.startswith("/api")} == {
+        p for _, p, _ in ENDPOINTS if p.startswith("/api")}
+
+
+def test_errors_share_one_schema(doc):
+    ref = {"$ref": "#/components/schemas/ErrorMessage"}
+    assert op(doc, "get", "/api/models/{model}")["responses"]["404"]["content"][
+        "application/json"]["schema"] == ref
+    assert op(doc, "get", "/api/models/{model}/bigram")["responses"]["409"]["content"][
+        "application/json"]["schema"] == ref
+
+
+def test_sample_limits_are_in_the_schema(doc):
+    body = schema(doc, "SampleRequest")
+    props = body["properties"]
+    assert body["additionalProperties"] is False
+    assert (props["n"]["minimum"], props["n"]["maximum"], props["n"]["default"]) == (1, 1000, 10)
+    assert props["temperature"]["exclusiveMinimum"] == 0 and props["temperature"]["maximum"] == 5
+    assert props["seed"]["anyOf"][0]["minimum"] == 0
+    assert props["seed"]["anyOf"][0]["maximum"] == 2**32 - 1
+    assert props["top_k"]["anyOf"][0]["minimum"] == 1 and "vocabulary" in props["top_k"][
+        "description"]
+    assert (props["max_len"]["minimum"], props["max_len"]["maximum"]) == (1, 64)
+    assert props["prefix"]["maxLength"] == 64
+    assert body["examples"]
+    params = query(doc, "get", "/api/models/{model}/sample")
+    assert set(params) == set(props)
+    assert params["n"]["maximum"] == 1000 and params["max_len"]["maximum"] == 64
+
+
+def test_score_limits_are_in_the_schema(doc):
+    names = schema(doc, "ScoreRequest")["properties"]["names"]
+    assert (names["minItems"], names["maxItems"]) == (1, 1000)
+    assert (names["items"]["minLength"], names["items"]["maxLength"]) == (1, 64)
+    assert query(doc, "get", "/api/models/{model}/score")["name"]["maxLength"] == 64
+    top = query(doc, "get", "/api/models/{model}/top")
+    assert (top["k"]["minimum"], top["k"]["maximum"], top["k"]["default"]) == (1, 100, 20)
+
+
+def test_request_bodies_have_examples(doc):
+    for path in ("/api/models/{model}/sample", "/api/models/{model}/score"):
+        content = op(doc, "post", path)["requestBody"]["content"]["application/json"]
+        assert content["examples"]
+
+
+def test_nullable_fields_say_why(doc):
+    counts = schema(doc, "BigramTable")["properties"]["counts"]
+    assert {"type": "null"} in counts["anyOf"] and "neural bigram" in counts["description"]
+    lp = schema(doc, "NameScoreOut")["properties"]["log_prob"]
+    assert {"type": "null"} in lp["anyOf"] and "-inf" in lp["description"]
+
+
+def test_docs_page_is_served(client):
+    r = client.get("/docs")
+    assert r.status_code == 200 and "swagger" in r.text.lower()

@@ -1,0 +1,194 @@
+import math
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from api_helpers import ALPHABET, assert_422
+
+from app.api.schemas import SampleResponse
+
+URL = "/api/models/{}/sample"
+
+
+def sample(client, model="mlp", **body):
+    r = client.post(URL.format(model), json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def names(resp):
+    return [x["name"] for x in resp["names"]]
+
+
+@pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
+def test_defaults_give_ten_names_and_the_seed_used(client, model):
+    r = client.post(URL.format(model))  # no body at all: every field has a default
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == model and not body["exhausted"]
+    assert 0 <= body["seed"] <= 2**32 - 1
+    assert len(body["names"]) == 10
+    for x in body["names"]:
+        assert 1 <= len(x["name"]) <= 32 and set(x["name"]) <= set(ALPHABET)
+
+
+def test_the_response_is_exactly_the_documented_model(client):
+    body = sample(client, n=5, seed=1)
+    assert SampleResponse.model_validate(body).model_dump() == body  # no field missing or extra
+
+
+def test_same_seed_same_names_post_and_get(client):
+    a = sample(client, n=20, seed=7, temperature=1.3)
+    b = sample(client, n=20, seed=7, temperature=1.3)
+    c = client.get(URL.format("mlp"), params={"n": 20, "seed": 7, "temperature": 1.3}).json()
+    assert a == b == c
+    assert names(sample(client, n=20, seed=8, temperature=1.3)) != names(a)
+
+
+def test_a_drawn_seed_replays(client):
+    first = sample(client, n=5)
+    assert sample(client, n=5, seed=first["seed"]) == first
+
+
+def test_same_seed_same_names_under_concurrent_load(client):
+    """Each request has its own generator: interleaved requests cannot disturb each other."""
+    expected = {seed: sample(client, n=50, seed=seed) for seed in (1, 2, 3)}
+    jobs = [1, 2, 3] * 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda s: sample(client, n=50, seed=s), jobs))
+    assert all(g == expected[s] for s, g in zip(jobs, got, strict=True))
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp"])
+@pytest.mark.parametrize("extra", [{}, {"prefix": "an"}, {"max_len": 3}, {"top_k": 2}])
+def test_log_prob_is_the_score_at_temperature_one(client, loaded, model, extra):
+    """Sampled hot (and with a prefix, or cut at max_len), scored at T = 1: the sampler's
+    log_prob is what the score endpoint says, end token included."""
+    body = sample(client, model, n=30, seed=3, temperature=2.0, **extra)
+    scored = client.post(f"/api/models/{model}/score", json={"names": names(body)}).json()
+    train = loaded(model).training_set
+    for x, s in zip(body["names"], scored["results"], strict=True):
+        # float32 forward passes over different batches: equal to ~1e-7, not bit for bit
+        assert math.isclose(x["log_prob"], s["log_prob"], rel_tol=1e-6)
+        assert math.isclose(x["nll_per_char"], -x["log_prob"] / (len(x["name"]) + 1))
+        assert x["in_training_set"] == (x["name"] in train)
+
+
+def test_prefix_is_normalised_and_starts_every_name(client):
+    body = sample(client, n=30, seed=1, prefix=" Án ")
+    assert all(n.startswith("an") for n in names(body))
+
+
+@pytest.mark.parametrize("max_len", [1, 3])
+def test_max_len_bounds_every_name(client, max_len):
+    assert all(1 <= len(n) <= max_len for n in names(sample(client, n=50, seed=1,
+                                                           max_len=max_len)))
+
+
+def test_top_k_one_is_greedy(client):
+    assert len(set(names(sample(client, n=20, top_k=1, seed=5)))) == 1
+
+
+def test_unique_and_exclude_training(client, loaded):
+    train = loaded("bigram").training_set
+    body = sample(client, "bigram", n=100, seed=2, max_len=4, unique=True,
+                  exclude_training=True)
+    got = names(body)
+    assert len(got) == len(set(got)) == 100 and not body["exhausted"]
+    assert not any(n in train for n in got)
+    assert not any(x["in_training_set"] for x in body["names"])
+
+
+def test_impossible_requests_come_back_short_and_exhausted(client, loaded):
+    # Only one name has 4 letters and starts with 'emma': ten distinct ones cannot exist.
+    body = sample(client, n=10, seed=1, prefix="emma", max_len=4, unique=True)
+    assert names(body) == ["emma"] and body["exhausted"]
+    # ... and a training name is the only candidate here, so none may come back at all.
+    name = sorted(loaded("mlp").training_set)[0]
+    body = sample(client, n=3, seed=1, prefix=name, max_len=len(name), exclude_training=True)
+    assert body["names"] == [] and body["exhausted"]
+
+
+def test_tiny_temperature_is_greedy_not_an_error(client):
+    assert len(set(names(sample(client, n=10, temperature=1e-300, seed=1)))) == 1
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("n", 0, ["greater than or equal to 1"]),
+    ("n", 1001, ["less than or equal to 1000"]),
+    ("n", "ten", ["valid integer"]),
+    ("n", 10.5, ["valid integer"]),
+    ("n", None, ["valid integer"]),
+    ("temperature", 0, ["greater than 0"]),
+    ("temperature", -1, ["greater than 0"]),
+    ("temperature", 5.01, ["less than or equal to 5"]),
+    ("temperature", "hot", ["valid number"]),
+    ("top_k", 0, ["greater than or equal to 1"]),
+    ("top_k", 28, ["less than or equal to 27", "vocabulary size"]),
+    ("seed", -1, ["greater than or equal to 0"]),
+    ("seed", 2**32, ["less than or equal to 4294967295"]),
+    ("seed", True, ["valid integer"]),
+    ("prefix", "a1", ["'1'", ALPHABET]),
+    ("prefix", "a b", ["' '", ALPHABET]),
+    ("prefix", "😀", ["😀", ALPHABET]),
+    ("prefix", "a" * 65, ["at most 64 characters"]),
+    ("prefix", 5, ["valid string"]),
+    ("max_len", 0, ["greater than or equal to 1"]),
+    ("max_len", 65, ["less than or equal to 64"]),
+    ("unique", "yes", ["valid boolean"]),
+    ("exclude_training", 1, ["valid boolean"]),
+])
+def test_every_bad_field_is_a_422_naming_field_and_bound(client, field, value, words):
+    body = {field: value}
+    assert_422(client.post(URL.format("mlp"), json=body), field, *words)
+
+
+def test_prefix_longer_than_max_len_is_a_422(client):
+    r = client.post(URL.format("mlp"), json={"prefix": "emma", "max_len": 3})
+    assert_422(r, "max_len", "prefix 'emma'", "(4 letters)")
+
+
+def test_unknown_fields_malformed_json_and_non_objects_are_422(client):
+    assert_422(client.post(URL.format("mlp"), json={"count": 3}), "count", "Extra inputs")
+    r = client.post(URL.format("mlp"), content=b'{"n": 3,',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.text
+    r = client.post(URL.format("mlp"), json=[1, 2])
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize(("params", "field", "words"), [
+    ({"n": "ten"}, "n", ["valid integer"]),
+    ({"n": 0}, "n", ["greater than or equal to 1"]),
+    ({"temperature": "nan"}, "temperature", ["finite number"]),
+    ({"top_k": 99}, "top_k", ["less than or equal to 27"]),
+    ({"prefix": "x!"}, "prefix", ["'!'", ALPHABET]),
+    ({"count": 3}, "count", ["Extra inputs"]),
+])
+def test_get_query_parameters_are_checked_the_same_way(client, params, field, words):
+    assert_422(client.get(URL.format("mlp"), params=params), field, *words)
+
+
+def test_unknown_model_is_404(client):
+    for r in (client.post(URL.format("gpt"), json={}), client.get(URL.format("gpt"))):
+        assert r.status_code == 404 and "available models: bigram, mlp" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.5, None), (1.0, 3)])
+def test_draws_follow_the_models_probabilities(client, temperature, top_k):
+    """First letters of 5000 one-letter bigram names against P(letter | '.') from the table,
+    sharpened by the temperature (p ** (1/T)) and cut to the top k, renormalised."""
+    row = client.get("/api/models/bigram/bigram").json()["probs"][0][1:]  # letters only
+    weights = [p ** (1 / temperature) for p in row]
+    if top_k:
+        kth = sorted(weights, reverse=True)[top_k - 1]
+        weights = [w if w >= kth else 0.0 for w in weights]
+    expected = [w / sum(weights) for w in weights]
+    draws = []
+    for seed in range(5):
+        draws += names(sample(client, "bigram", n=1000, seed=seed, max_len=1,
+                              temperature=temperature, top_k=top_k))
+    counts = Counter(draws)
+    observed = [counts[c] / len(draws) for c in ALPHABET]
+    assert max(abs(o - e) for o, e in zip(observed, expected, strict=True)) < 0.03
+    assert all(counts[c] == 0 for c, e in zip(ALPHABET, expected, strict=True) if e == 0)

@@ -1,0 +1,143 @@
+import math
+
+import pytest
+from api_helpers import ALPHABET, assert_422
+
+from app.api.schemas import ScoreResponse
+
+URL = "/api/models/{}/score"
+
+
+def score(client, names, model="mlp"):
+    r = client.post(URL.format(model), json={"names": names})
+    assert r.status_code == 200, r.text
+    return r.json()["results"]
+
+
+def test_results_in_the_order_given_with_the_normalised_form(client):
+    given = ["  EMMA ", "José", "Zoë", "xqzvk", "emma"]
+    results = score(client, given)
+    assert [x["name"] for x in results] == given
+    assert [x["normalized"] for x in results] == ["emma", "jose", "zoe", "xqzvk", "emma"]
+    assert results[0]["log_prob"] == results[-1]["log_prob"]
+
+
+def test_the_response_is_exactly_the_documented_model(client):
+    body = client.post(URL.format("mlp"), json={"names": ["emma", "Zoë"]}).json()
+    assert ScoreResponse.model_validate(body).model_dump() == body  # no field missing or extra
+
+
+@pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
+def test_a_score_is_the_sum_of_its_steps(client, loaded, model):
+    m = loaded(model)
+    for x in score(client, ["emma", "xavier", "q"], model):
+        steps = x["steps"]
+        assert "".join(s["char"] for s in steps) == x["normalized"] + "."
+        assert math.isclose(x["log_prob"], sum(s["log_prob"] for s in steps), rel_tol=1e-12)
+        assert all(math.isclose(s["prob"], math.exp(s["log_prob"])) for s in steps)
+        assert math.isclose(x["nll_per_char"], -x["log_prob"] / len(steps))
+        assert math.isclose(x["perplexity"], math.exp(x["nll_per_char"]))
+        padded = "." * m.model.block_size + x["normalized"]
+        assert [s["context"] for s in steps] == [
+            padded[i : i + m.model.block_size] for i in range(len(steps))
+        ]
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp"])
+def test_a_steps_probabilities_sum_to_one_and_rank_them(client, model):
+    """For the step after 'em', score 'em' + every letter (and 'em' itself for the end token):
+    those 27 probabilities cover the vocabulary, so they sum to 1, and fix every rank."""
+    stem = "em"
+    results = score(client, [stem + c for c in ALPHABET] + [stem], model)
+    probs = [r["steps"][len(stem)]["prob"] for r in results]
+    ranks = [r["steps"][len(stem)]["rank"] for r in results]
+    assert math.isclose(sum(probs), 1.0, rel_tol=1e-5)
+    assert ranks == [1 + sum(q > p for q in probs) for p in probs]
+
+
+def test_bigram_score_against_the_counts_by_hand(client, loaded):
+    """P(next | prev) = (count + 1) / (row total + 27): 'ava' written out from the counts."""
+    m = loaded("bigram")
+    words = m.training_set
+    pairs = [(a, b) for w in words for a, b in zip("." + w, w + ".", strict=True)]
+
+    def p(a, b):
+        row = [q for q in pairs if q[0] == a]
+        return (row.count((a, b)) + 1) / (len(row) + 27)
+
+    expected = sum(math.log(p(a, b)) for a, b in [(".", "a"), ("a", "v"), ("v", "a"),
+                                                     ("a", ".")])
+    assert math.isclose(score(client, ["ava"], "bigram")[0]["log_prob"], expected, rel_tol=1e-6)
+
+
+def test_plausibility_is_the_percentile_among_training_names(client, loaded):
+    m = loaded("mlp")
+    train = sorted(m.training_set)
+    nlls = [x["nll_per_char"] for x in score(client, train)]
+    for x in score(client, ["emma", "xqzvk", train[0]]):
+        worse = sum(n > x["nll_per_char"] for n in nlls)
+        assert math.isclose(x["plausibility"], 100 * worse / len(nlls))
+    assert score(client, ["xqzvk"])[0]["plausibility"] == 0.0
+
+
+def test_in_training_set(client, loaded):
+    name = sorted(loaded("mlp").training_set)[0]
+    a, b = score(client, [name.upper(), "xqzvk"])
+    assert a["in_training_set"] and not b["in_training_set"]
+
+
+def test_get_scores_one_name_like_the_post(client):
+    r = client.get(URL.format("mlp"), params={"name": "José"})
+    assert r.status_code == 200
+    assert r.json() == {"model": "mlp", "results": score(client, ["José"])}
+
+
+def test_a_zero_probability_is_null_not_an_error(odd_client):
+    """A bigram without smoothing gives P('q' -> 'z') = 0: log 0 is null in JSON."""
+    r = odd_client.post(URL.format("bigram0"), json={"names": ["qz", "emma"]})
+    assert r.status_code == 200, r.text
+    qz, emma = r.json()["results"]
+    assert qz["log_prob"] is None and qz["nll_per_char"] is None and qz["perplexity"] is None
+    assert qz["plausibility"] == 0.0
+    assert qz["steps"][0]["log_prob"] < 0  # '.' -> 'q' was seen (quinn)
+    assert qz["steps"][1]["log_prob"] is None and qz["steps"][1]["prob"] == 0.0
+    assert emma["log_prob"] < 0
+
+
+@pytest.mark.parametrize(("names", "field", "words"), [
+    ([], "names", ["at least 1 item"]),
+    (["a"] * 1001, "names", ["at most 1000 items"]),
+    ([""], "0", ["at least 1 character"]),
+    (["emma", "a" * 65], "1", ["at most 64 characters"]),
+    (["emma", "emm4"], "1", ["'4'", ALPHABET]),
+    (["jean paul"], "0", ["' '", ALPHABET]),
+    (["o'neil"], "0", ["\"'\"", ALPHABET]),
+    (["ann😀"], "0", ["😀", ALPHABET]),
+    (["   "], "0", ["empty", ALPHABET]),
+    ([5], "0", ["valid string"]),
+    ("emma", "names", ["valid list"]),
+])
+def test_bad_names_are_422_naming_the_characters_and_the_alphabet(client, names, field, words):
+    assert_422(client.post(URL.format("mlp"), json={"names": names}), field, *words)
+
+
+def test_missing_or_unknown_fields_are_422(client):
+    assert_422(client.post(URL.format("mlp"), json={}), "names", "Field required")
+    assert_422(client.post(URL.format("mlp"), json={"names": ["a"], "x": 1}), "x", "Extra")
+    assert_422(client.get(URL.format("mlp")), "name", "Field required")
+    error = assert_422(client.get(URL.format("mlp"), params={"name": "4x"}), "name", "'4'")
+    assert error["loc"] == ["query", "name"]
+    assert_422(client.get(URL.format("mlp"), params={"name": ""}), "name", "at least 1")
+
+
+@pytest.mark.parametrize("raw", [b'{"names": ["\\ud800"]}', b'{"names": ["a\\u0000b"]}',
+                                 b"\xff\xfe", b"names=emma", b""])
+def test_hostile_bodies_are_422_never_500(client, raw):
+    """A lone surrogate is echoed back in the error: the response must still encode."""
+    r = client.post(URL.format("mlp"), content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_unknown_model_is_404(client):
+    r = client.post(URL.format("gpt"), json={"names": ["emma"]})
+    assert r.status_code == 404 and "available models" in r.json()["detail"]
