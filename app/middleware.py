@@ -76,10 +76,38 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestLog)
     docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
     app.add_middleware(SecurityHeaders, docs_paths=frozenset(docs))
+    document_refusals(app, settings)
     registry = CollectorRegistry()  # one per app: tests build many apps in one process
     ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False)
+
+
+ERROR_BODY = {"application/json": {"schema": {
+    "type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}}}
+
+
+def document_refusals(app: FastAPI, settings: Settings) -> None:
+    """Put what is answered before any route runs into the API's own OpenAPI document: 400
+    (unparseable body) and 413 for operations with a body, 429 when rate limiting is on."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            for path, item in build()["paths"].items():
+                for op in item.values():
+                    extra = {}
+                    if "requestBody" in op:
+                        extra["400"] = "The body is not valid JSON."
+                        extra["413"] = f"The body is over {settings.max_body_bytes} bytes."
+                    if settings.rate_limit_per_minute and path not in NOT_LIMITED:
+                        extra["429"] = "Too many requests from this client; see Retry-After."
+                    for code, text in extra.items():
+                        op["responses"].setdefault(code, {"description": text,
+                                                          "content": ERROR_BODY})
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def configure_logging(level: str) -> None:

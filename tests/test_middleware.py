@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import json
 import logging
@@ -210,6 +211,13 @@ def test_huge_json_to_a_real_endpoint_gets_413_not_422(settings):
     assert response.status_code == 413
 
 
+def run(coro):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop
+    running in the main thread for the whole session."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def run_asgi(app, scope_headers: list[tuple[bytes, bytes]], messages: list[dict]) -> list[dict]:
     """Call an ASGI app directly (for what a well-behaved HTTP client cannot send)."""
     scope = {"type": "http", "method": "POST", "path": "/test/echo", "headers": scope_headers,
@@ -224,7 +232,7 @@ def run_asgi(app, scope_headers: list[tuple[bytes, bytes]], messages: list[dict]
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    run(app(scope, receive, send))
     return sent
 
 
@@ -323,7 +331,7 @@ def test_rate_limit_is_per_client():
         async def send(m):
             sent.append(m)
 
-        asyncio.run(limiter(scope, None, send))
+        run(limiter(scope, None, send))
         return sent[0]["status"]
 
     assert [status("10.0.0.1"), status("10.0.0.1"), status("10.0.0.2")] == [200, 429, 200]
@@ -343,7 +351,7 @@ def test_rate_limit_memory_is_bounded():
             await limiter({"type": "http", "method": "GET", "path": "/x", "headers": [],
                            "client": (f"10.0.{i // 250}.{i % 250}", 1)}, None, send)
 
-    asyncio.run(hammer())
+    run(hammer())
     assert len(limiter.buckets) <= 101
 
 
@@ -385,3 +393,14 @@ def test_two_apps_in_one_process_do_not_clash(settings):
     for _ in range(2):
         with TestClient(create_app(settings)) as c:
             assert c.get("/metrics").status_code == 200
+
+
+def test_the_openapi_document_declares_the_refusals(client, settings):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"400", "413"} <= set(paths["/api/models/{model}/score"]["post"]["responses"])
+    assert "413" not in paths["/api/compare"]["get"]["responses"]  # no body, nothing to refuse
+    assert "429" not in paths["/api/compare"]["get"]["responses"]  # rate limit off
+    with TestClient(build(settings, rate_limit_per_minute=60)) as c:
+        paths = c.get("/openapi.json").json()["paths"]
+    assert "429" in paths["/api/compare"]["get"]["responses"]
+    assert "429" not in paths["/healthz"]["get"]["responses"]
