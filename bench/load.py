@@ -57,6 +57,21 @@ def tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its live descendants."""
+    total, todo, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def start_server(models_dir: Path, port: int, workers: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--models-dir", str(models_dir), "--workers", str(workers)]
@@ -165,9 +180,12 @@ def main() -> int:
                           args.concurrency, args.time_limit))
         rss_before = tree_rss_mib(proc.pid)
         plan = build_requests(args.requests, models, heatmap)
+        cpu_server, cpu_client = tree_cpu_seconds(proc.pid), time.process_time()
         t0 = time.perf_counter()
         latencies, errors = asyncio.run(drive(url, plan, args.concurrency, args.time_limit))
         seconds = time.perf_counter() - t0
+        cpu_server = tree_cpu_seconds(proc.pid) - cpu_server
+        cpu_client = time.process_time() - cpu_client
         rss_after = tree_rss_mib(proc.pid)
         distinct, seed_errors = asyncio.run(same_seed(url, models[-1]))
     finally:
@@ -191,6 +209,8 @@ def main() -> int:
         },
         "rss_mib": {"ready": round(rss_ready, 1), "before": round(rss_before, 1),
                     "after": round(rss_after, 1), "growth_percent": round(growth, 2)},
+        "cpu_seconds": {"server": round(cpu_server, 1), "client": round(cpu_client, 1),
+                        "machine_cores": os.cpu_count(), "load_average": os.getloadavg()},
         "same_seed": {"requests": 100, "distinct_answers": distinct, "errors": seed_errors},
         "server_log": str(log),
     }
@@ -203,6 +223,9 @@ def main() -> int:
               f"{row['p99']:>8.1f} {errors.get(endpoint, 0):>7}")
     print(f"server RSS: {rss_ready:.1f} MiB ready, {rss_before:.1f} MiB after {args.warmup} "
           f"warm-up requests, {rss_after:.1f} MiB after the run ({growth:+.2f}%)")
+    print(f"CPU during the run: server {cpu_server:.1f} s, load client {cpu_client:.1f} s "
+          f"(of {seconds * os.cpu_count():.0f} core-seconds on {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.1f})")
     print(f"100 concurrent same-seed sample requests: {distinct} distinct answer(s), "
           f"{seed_errors} errors")
     if args.json:
