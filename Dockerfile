@@ -39,9 +39,9 @@ RUN pip install --no-deps -e . \
 USER 10001:10001
 
 # Settings are NAMELAB_* variables (app/config.py), e.g. -e NAMELAB_RATE_LIMIT_PER_MINUTE=600.
-# One torch thread per worker: the models are tiny, so threads only contend; scale with
-# NAMELAB_WORKERS (processes) or with more containers.
-ENV NAMELAB_WORKERS=2 \
+# One worker process with one torch thread (the models are tiny: more threads only contend).
+# Scale out with more containers (the app is stateless), or up with -e NAMELAB_WORKERS=4.
+ENV NAMELAB_WORKERS=1 \
     OMP_NUM_THREADS=1
 
 EXPOSE 8000

@@ -297,7 +297,7 @@ def cmd_serve(args) -> int:
                         **({"workers": args.workers} if args.workers else {}))
     # access_log off: the app logs every request itself, as JSON (app/middleware.py).
     common = {"host": args.host, "port": args.port, "log_level": settings.log_level,
-              "access_log": False}
+              "access_log": False, "timeout_keep_alive": settings.keep_alive_seconds}
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)  # exits with status 3 if start-up fails
         return 0

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         0, ge=0, description="requests per minute per client IP and worker; 0: no limit")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    keep_alive_seconds: int = Field(
+        75, ge=1, le=3600, description="idle keep-alive connections are closed after this; "
+        "keep it above the load balancer's idle timeout (often 60 s)")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

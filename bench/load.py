@@ -118,6 +118,7 @@ async def drive(url: str, requests: list[tuple], concurrency: int, time_limit: f
     """Send every request with `concurrency` connections; (latencies by endpoint, errors)."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
+    kinds: dict[str, int] = defaultdict(int)
     queue = iter(requests)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
@@ -126,17 +127,19 @@ async def drive(url: str, requests: list[tuple], concurrency: int, time_limit: f
             t0 = time.perf_counter()
             try:
                 r = await client.request(method, path, json=body)
-                await r.aread()
-                ok = r.is_success
-            except httpx.HTTPError:
-                ok = False
+                problem = None if r.is_success else f"HTTP {r.status_code}"
+            except httpx.HTTPError as e:
+                problem = f"{type(e).__name__}: {e}"
             latencies[endpoint].append(time.perf_counter() - t0)
-            if not ok:
+            if problem:
                 errors[endpoint] += 1
+                kinds[problem] += 1
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(concurrency))),
                                timeout=time_limit)
+    for problem, count in sorted(kinds.items()):
+        print(f"error x{count}: {problem}", file=sys.stderr)
     return latencies, errors
 
 

@@ -130,3 +130,24 @@ def test_server_starts_with_the_valid_models_and_reports_the_refused(mixed):
                       ("empty.safetensors", "not a valid safetensors")):
         assert any(name in x and why in x for x in refused), log
     assert '"path": "/api/models", "status": 200' in log  # the structured request log
+
+
+def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
+    import uvicorn as uvicorn_module
+
+    from app.cli import main
+
+    calls = []
+    monkeypatch.setattr(uvicorn_module, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setenv("NAMELAB_KEEP_ALIVE_SECONDS", "90")
+    monkeypatch.setenv("NAMELAB_MODELS_DIR", "/restored/after/the/test")
+    assert main(["serve", "--models-dir", str(models_dir), "--port", "8123"]) == 0
+    app, kw = calls[-1]
+    assert not isinstance(app, str)  # one worker: the app itself
+    assert kw == {"host": "127.0.0.1", "port": 8123, "log_level": "info", "access_log": False,
+                  "timeout_keep_alive": 90}
+
+    assert main(["serve", "--models-dir", str(models_dir), "--workers", "3"]) == 0
+    app, kw = calls[-1]
+    assert app == "app.main:create_app" and kw["factory"] is True and kw["workers"] == 3
+    assert os.environ["NAMELAB_MODELS_DIR"] == str(models_dir.resolve())  # for the workers
