@@ -134,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("serve", "start the web app", cmd_serve)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("--host", help="default: NAMELAB_HOST, else 127.0.0.1")
+    p.add_argument("--port", type=int, help="default: NAMELAB_PORT, else 8000")
+    p.add_argument("--models-dir", help="default: NAMELAB_MODELS_DIR, else models/")
     p.add_argument("--workers", type=int,
                    help="worker processes (default: NAMELAB_WORKERS, else 1)")
     return parser
@@ -293,10 +293,11 @@ def cmd_serve(args) -> int:
     from app.config import Settings
     from app.main import NoModels, create_app, load_registry
 
-    settings = Settings(models_dir=Path(args.models_dir), host=args.host, port=args.port,
-                        **({"workers": args.workers} if args.workers else {}))
+    given = {"models_dir": args.models_dir, "host": args.host, "port": args.port,
+             "workers": args.workers}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})  # others: env
     # access_log off: the app logs every request itself, as JSON (app/middleware.py).
-    common = {"host": args.host, "port": args.port, "log_level": settings.log_level,
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
               "access_log": False, "timeout_keep_alive": settings.keep_alive_seconds}
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)  # exits with status 3 if start-up fails

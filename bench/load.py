@@ -154,6 +154,25 @@ async def same_seed(url: str, model: str, n_requests: int = 100) -> tuple[int, i
     return len(answers), sum(not r.is_success for r in rs)
 
 
+def endpoint_of(path: str) -> str:
+    for suffix, name in (("/score", "score"), ("/sample", "sample n=20")):
+        if path.startswith("/api/models/") and path.endswith(suffix):
+            return name
+    return {"/api/compare": "compare", "/bigram": "heatmap page"}.get(path, path)
+
+
+def server_times(log: Path) -> dict[str, float]:
+    """Median time inside the app per endpoint (ms), from the server's JSON access log lines:
+    every request of the log, warm-up and same-seed requests included."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for line in log.read_text().splitlines():
+        if " namelab.access " in line:
+            x = json.loads(line.split(" namelab.access ", 1)[1])
+            times[endpoint_of(x["path"])].append(x["duration_ms"])
+    return {k: sorted(v)[len(v) // 2] for k, v in sorted(times.items())
+            if k in ("compare", "heatmap page", "sample n=20", "score")}
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     k = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
@@ -169,7 +188,12 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=400, help="requests before 'memory before'")
     p.add_argument("--time-limit", type=float, default=900, help="seconds, for the whole run")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--log-summary", type=Path, metavar="LOG",
+                   help="only print the in-app medians of an earlier run's server log")
     args = p.parse_args()
+    if args.log_summary:
+        print(json.dumps(server_times(args.log_summary)))
+        return 0
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -229,6 +253,9 @@ def main() -> int:
     print(f"CPU during the run: server {cpu_server:.1f} s, load client {cpu_client:.1f} s "
           f"(of {seconds * os.cpu_count():.0f} core-seconds on {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.1f})")
+    result["server_median_ms"] = inside = server_times(log)
+    print("median time inside the app (server log), ms: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in inside.items()))
     print(f"100 concurrent same-seed sample requests: {distinct} distinct answer(s), "
           f"{seed_errors} errors")
     if args.json:

@@ -151,3 +151,20 @@ def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
     app, kw = calls[-1]
     assert app == "app.main:create_app" and kw["factory"] is True and kw["workers"] == 3
     assert os.environ["NAMELAB_MODELS_DIR"] == str(models_dir.resolve())  # for the workers
+
+
+def test_serve_reads_the_environment_when_not_given_flags(monkeypatch, models_dir):
+    """As in the Docker image: `docker run -e NAMELAB_MODELS_DIR=... -e NAMELAB_PORT=...`."""
+    import uvicorn as uvicorn_module
+
+    from app.cli import main
+
+    calls = []
+    monkeypatch.setattr(uvicorn_module, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setenv("NAMELAB_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("NAMELAB_HOST", "0.0.0.0")
+    monkeypatch.setenv("NAMELAB_PORT", "9001")
+    assert main(["serve"]) == 0
+    app, kw = calls[-1]
+    assert (kw["host"], kw["port"]) == ("0.0.0.0", 9001)
+    assert app.state.settings.models_dir == models_dir
