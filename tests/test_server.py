@@ -116,11 +116,10 @@ def test_server_starts_with_the_valid_models_and_reports_the_refused(mixed):
                 time.sleep(0.2)
         models = httpx.get(f"{url}/api/models", timeout=10).json()
         assert sorted(m["name"] for m in models) == ["bigram", "mlp"]
-        ready = httpx.get(f"{url}/readyz", timeout=10)
-        if ready.status_code != 404:  # /readyz comes with the API issue
-            body = ready.text
-            for name in ("evil.pt", "cut.safetensors", "empty.safetensors"):
-                assert name in body
+        ready = httpx.get(f"{url}/readyz", timeout=10).json()
+        assert ready["models"] == ["bigram", "mlp"]
+        assert sorted(ready["refused"]) == ["cut.safetensors", "empty.safetensors", "evil.pt"]
+        assert "pickle" in ready["refused"]["evil.pt"]
     finally:
         proc.terminate()
         _, log = proc.communicate(timeout=DEADLINE)
