@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -32,7 +33,8 @@ EXAMPLES = {
   namelab eval --model models/bigram.safetensors --data names.txt --json""",
     "serve": """examples:
   namelab serve
-  namelab serve --port 8080 --models-dir models""",
+  namelab serve --port 8080 --models-dir models
+  NAMELAB_MAX_BODY_BYTES=16384 namelab serve --host 0.0.0.0 --workers 2""",
 }
 
 MLP_HELP = {
@@ -132,9 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("serve", "start the web app", cmd_serve)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("--host", help="default: NAMELAB_HOST, else 127.0.0.1")
+    p.add_argument("--port", type=int, help="default: NAMELAB_PORT, else 8000")
+    p.add_argument("--models-dir", help="default: NAMELAB_MODELS_DIR, else models/")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: NAMELAB_WORKERS, else 1)")
     return parser
 
 
@@ -158,7 +162,19 @@ def load(args):
         raise CLIError(str(e)) from None
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (kill, docker stop) unwinds like Ctrl-C: temp files go
+
+
 def cmd_train(args) -> int:
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _train(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(args) -> int:
     from tqdm import tqdm
 
     from app.lm import MLPConfig
@@ -270,14 +286,28 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import os
+
     import uvicorn
 
     from app.config import Settings
-    from app.main import create_app
+    from app.main import NoModels, create_app, load_registry
 
-    settings = Settings(models_dir=Path(args.models_dir), host=args.host, port=args.port)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port,
-                log_level=settings.log_level)
+    given = {"models_dir": args.models_dir, "host": args.host, "port": args.port,
+             "workers": args.workers}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})  # others: env
+    # access_log off: the app logs every request itself, as JSON (app/middleware.py).
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
+              "access_log": False, "timeout_keep_alive": settings.keep_alive_seconds}
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)  # exits with status 3 if start-up fails
+        return 0
+    try:
+        load_registry(settings)  # fail here, once, with status 1: a worker failing to start
+    except NoModels as e:  # would stop uvicorn's supervisor with status 0
+        raise CLIError(str(e)) from None
+    os.environ["NAMELAB_MODELS_DIR"] = str(settings.models_dir.resolve())  # read by the workers
+    uvicorn.run("app.main:create_app", factory=True, workers=settings.workers, **common)
     return 0
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -20,3 +21,21 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
+    # Hardening (app/middleware.py) and deployment.
+    max_body_bytes: int = Field(65536, ge=1, description="larger request bodies get 413")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="origins allowed to call the API from a browser (comma-separated); "
+        "empty: no CORS headers at all")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="requests per minute per client IP and worker; 0: no limit")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    keep_alive_seconds: int = Field(
+        75, ge=1, le=3600, description="idle keep-alive connections are closed after this; "
+        "keep it above the load balancer's idle timeout (often 60 s)")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value

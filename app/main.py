@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import api, pages
+from app import api, middleware, pages
 from app.config import STATIC_DIR, Settings
 from app.registry import Registry
 
@@ -21,7 +21,10 @@ class NoModels(RuntimeError):
 
 
 def load_registry(settings: Settings) -> Registry:
-    registry = Registry.load_dir(settings.models_dir)
+    try:
+        registry = Registry.load_dir(settings.models_dir)
+    except FileNotFoundError as e:
+        raise NoModels(str(e)) from None
     if not registry.models:
         refused = "; ".join(registry.refused.values()) or "the folder has no .safetensors files"
         raise NoModels(f"no valid model in {settings.models_dir}: {refused}")
@@ -30,6 +33,7 @@ def load_registry(settings: Settings) -> Registry:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    middleware.configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -48,4 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.install(app)
     pages.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    middleware.install(app, settings)
+    app.add_middleware(middleware.StartupErrors, errors=(NoModels,))
     return app

@@ -21,9 +21,10 @@ def healthz() -> Health:
 @router.get("/readyz", summary="Readiness: the models are loaded", response_model=Ready,
             responses=NOT_READY)
 def readyz(request: Request) -> Any:
-    """`{"status": "ready", "models": [...]}` once the models are loaded; 503 before."""
+    """`{"status": "ready", "models": [...], "refused": {file: why}}` once the models are
+    loaded; 503 before."""
     registry = getattr(request.app.state, "registry", None)
     if registry is None or not registry.models:
         # A response, not an HTTPException: the pages turn those into HTML outside /api.
         return JSONResponse(status_code=503, content={"detail": "models not loaded"})
-    return Ready(models=registry.names())
+    return Ready(models=registry.names(), refused=registry.refused)

@@ -65,6 +65,10 @@ class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
+    refused: dict[str, str] = Field(
+        default_factory=dict, description="checkpoint files refused at start-up: file -> why",
+        examples=[{"old.pt": "models/old.pt: refusing a .pt file: pickle checkpoints can run "
+                             "code and are never loaded; Namelab reads only .safetensors files"}])
 
 
 # --- model cards -------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from torch import nn
 from app.lm.base import LanguageModel
 from app.lm.vocab import Vocab
 
+MAX_LAYERS = 64
+
 
 @dataclass
 class MLPConfig:
@@ -30,6 +32,8 @@ class MLPConfig:
         for field in ("block_size", "n_embd", "n_hidden", "n_layers"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if self.n_layers > MAX_LAYERS:  # also bounds the work a hostile checkpoint can ask for
+            raise ValueError(f"n_layers must be <= {MAX_LAYERS}, got {self.n_layers}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

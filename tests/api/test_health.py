@@ -11,7 +11,8 @@ def test_healthz(client):
 def test_readyz_lists_the_loaded_models(client):
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "models": ["bigram", "mlp", "neural-bigram"]}
+    assert r.json() == {"status": "ready", "models": ["bigram", "mlp", "neural-bigram"],
+                        "refused": {}}
 
 
 def test_readyz_is_503_before_the_models_load(settings):
