@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,7 +25,8 @@ from app.lm.mlp import MLPConfig
 from app.lm.train import OptimConfig, evaluate, train_mlp
 from app.lm.vocab import Vocab
 
-DEFAULT_DATA = "/work/shared/data/names.txt"
+# the classic names.txt beside the checkout (../shared/data), never part of the repository
+DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt")
 
 
 def _add_fields(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"names file, one per line (default {DEFAULT_DATA})")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own default)")
-    parser.add_argument("--curve", action="store_true", help="print each evaluation point as it happens")
+    parser.add_argument("--curve", action="store_true",
+                        help="print each evaluation point as it happens")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     _add_fields(parser, MLPConfig)
     _add_fields(parser, OptimConfig)
