@@ -13,6 +13,7 @@ run: install
 	$(BIN)/namelab serve --host $(HOST) --port $(PORT)
 
 test: install-test chromium
+	$(BIN)/ruff check app tests bench
 	$(BIN)/python -m pytest
 
 install: $(VENV)/.installed
