@@ -8,69 +8,17 @@ locally and fail in CI (CI=true), where a missing browser must not pass unnotice
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live import live_server
+
 CHROMIUM = Path(os.environ.get("NAMELAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-quic", "--no-first-run",
                  "--disable-sync"]
-START_TIMEOUT = 60.0  # seconds for uvicorn to load the models and answer /healthz
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def live_server(models_dir: Path) -> Iterator[str]:
-    """`uvicorn app.main:create_app` serving models_dir; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "NAMELAB_MODELS_DIR": str(models_dir)}
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n"
-                                       f"{log.read().decode(errors='replace')}")
-                try:
-                    if httpx.get(base + "/healthz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"uvicorn did not answer on {base} in {START_TIMEOUT}s")
-                time.sleep(0.1)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def base_url(models_dir) -> Iterator[str]:
     with live_server(models_dir) as url:
