@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pages.conftest import ROOT, live_server
+from tests.live import ROOT, live_server
 
 OUT = os.environ.get("NAMELAB_SCREENSHOTS")
 MODELS = Path(os.environ.get("NAMELAB_SCREENSHOTS_MODELS", ROOT / "models"))
