@@ -7,7 +7,6 @@ on test) and a loss history for the model card's chart.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -192,9 +191,3 @@ def train_mlp(
         model.load_state_dict(best_state)
     return model.to("cpu").eval(), history
 
-
-def timed(fn, *args, **kwargs):
-    """(result, seconds) of fn(*args, **kwargs)."""
-    t0 = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - t0
