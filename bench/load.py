@@ -136,8 +136,14 @@ async def drive(url: str, requests: list[tuple], concurrency: int, time_limit: f
                 kinds[problem] += 1
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(concurrency))),
-                               timeout=time_limit)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(concurrency))),
+                                   timeout=time_limit)
+        except TimeoutError:
+            done = sum(len(v) for v in latencies.values())
+            raise SystemExit(f"load: time limit of {time_limit:g} s reached after {done:,} of "
+                             f"{len(requests):,} requests; raise --time-limit or lower "
+                             "--requests") from None
     for problem, count in sorted(kinds.items()):
         print(f"error x{count}: {problem}", file=sys.stderr)
     return latencies, errors
