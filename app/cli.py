@@ -228,8 +228,7 @@ def cmd_sample(args) -> int:
 
     import torch
 
-    from app.lm.sampling import sample
-    from app.lm.scoring import log_probs
+    from app.lm.sampling import sample_scored
 
     ckpt = load(args)
     vocab = ckpt.model.vocab
@@ -239,12 +238,12 @@ def cmd_sample(args) -> int:
         raise CLIError(f"--seed must be between 0 and 2^32-1, got {seed}")
     if args.n < 1 or args.n > 100_000:
         raise CLIError(f"-n must be between 1 and 100000, got {args.n}")
-    names = sample(ckpt.model, args.n, torch.Generator().manual_seed(seed),
-                   temperature=args.temperature, top_k=args.top_k, prefix=prefix,
-                   max_len=args.max_len)
+    names, lps = sample_scored(ckpt.model, args.n, torch.Generator().manual_seed(seed),
+                               temperature=args.temperature, top_k=args.top_k, prefix=prefix,
+                               max_len=args.max_len)
     training = set(ckpt.training_names)
     print(f"# {ckpt.name}: {args.n} names, seed {seed}  (* = in the training set)")
-    for name, lp in zip(names, log_probs(ckpt.model, names), strict=True):
+    for name, lp in zip(names, lps, strict=True):
         print(f"{name:<20} {lp:9.3f}  {'*' if name in training else ''}")
     return 0
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from app.lm.base import LanguageModel, build_examples, distinct_logits
+from app.lm.base import LanguageModel, distinct_logits
+from app.lm.scoring import prefix_log_prob
 
 MAX_LEN = 64
 
@@ -57,7 +58,7 @@ def sample_scored(
         out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
     done = torch.zeros(n, dtype=torch.bool)
     model.eval()
-    total = torch.full((n,), _prefix_log_prob(model, prefix), dtype=torch.float64)
+    total = torch.full((n,), prefix_log_prob(model, prefix), dtype=torch.float64)
     for t in range(len(prefix_ids), max_len):
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
@@ -90,11 +91,3 @@ def sample_scored(
     itos = model.vocab.itos
     return ["".join([itos[i] for i in row if i]) for row in out.tolist()], total.tolist()
 
-
-def _prefix_log_prob(model: LanguageModel, prefix: str) -> float:
-    """log P(the prefix's letters), without an end token."""
-    if not prefix:
-        return 0.0
-    X, Y = build_examples([prefix], model.vocab, model.block_size)
-    logp = torch.log_softmax(model(X[:-1])[0].double(), dim=1)
-    return logp.gather(1, Y[:-1, None]).sum().item()

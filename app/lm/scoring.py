@@ -101,3 +101,13 @@ class Plausibility:
             return float("nan")
         worse = len(self._nll) - bisect.bisect_right(self._nll, nll_per_char)
         return 100.0 * worse / len(self._nll)
+
+
+@torch.no_grad()
+def prefix_log_prob(model: LanguageModel, prefix: str) -> float:
+    """log P(the prefix's letters), without an end token (0 for the empty prefix)."""
+    if not prefix:
+        return 0.0
+    X, Y = build_examples([prefix], model.vocab, model.block_size)
+    logp = torch.log_softmax(model(X[:-1])[0].double(), dim=1)
+    return logp.gather(1, Y[:-1, None]).sum().item()

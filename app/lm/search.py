@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from app.lm.base import LanguageModel
-from app.lm.scoring import score_names
+from app.lm.scoring import prefix_log_prob
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,7 @@ def most_probable(
     vocab, B = model.vocab, model.block_size
     stoi = vocab.stoi
     model.eval()
-    start_lp = 0.0
-    if prefix:  # log P(prefix letters), without the end token
-        start_lp = sum(s.log_prob for s in score_names(model, [prefix])[0].steps[:-1])
+    start_lp = prefix_log_prob(model, prefix)
     # heap entries: (-log_prob, name, finished)
     heap: list[tuple[float, str, bool]] = [(-start_lp, prefix, False)]
     found: list[tuple[str, float]] = []
