@@ -4,6 +4,9 @@ The last `block_size` characters are looked up in an embedding table C (V, n_emb
 passed through `n_layers` hidden layers (Linear -> LayerNorm -> tanh -> dropout) and projected to
 next-character logits. LayerNorm rather than BatchNorm: it needs no running statistics, so a batch
 of one behaves like a batch of many.
+
+Training runs the layers as written. Inference without gradients (sampling, scoring, evaluation)
+runs the same function rearranged for speed (`Folded`), about twice as fast on CPU.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from app.lm.base import LanguageModel
@@ -77,6 +81,7 @@ class MLP(LanguageModel):
             n_in = cfg.n_hidden
         self.hidden = nn.Sequential(*layers)
         self.head = nn.Linear(n_in, V)
+        self._folded: Folded | None = None  # a plain attribute: never in the state dict
 
     def init_weights(self, generator: torch.Generator) -> None:
         """Seeded init: unit-normal embeddings, Kaiming-style linear layers (gain 5/3 for tanh),
@@ -94,6 +99,15 @@ class MLP(LanguageModel):
             self.head.bias.zero_()
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            return self.layer_logits(idx)
+        folded = self._folded
+        if folded is None or not folded.matches(self):  # first use, or the weights changed
+            folded = self._folded = Folded.of(self)
+        return folded.logits(idx)
+
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """The network as written, layer by layer: what training differentiates."""
         emb = self.C(idx)  # (B, T, n_embd)
         h = self.hidden(emb.view(emb.shape[0], -1))  # (B, n_hidden)
         return self.head(h)  # (B, V)
@@ -107,3 +121,57 @@ class MLP(LanguageModel):
     @classmethod
     def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> MLP:
         return cls(vocab, MLPConfig(**config))
+
+
+@dataclass(frozen=True)
+class Folded:
+    """An MLP's weights rearranged for inference: the same function, about half the work.
+
+    1. The first layer of concatenated embeddings is a sum of per-position lookups:
+       concat(C[x_1], ..., C[x_T]) @ W1.T = sum_p C[x_p] @ W1[:, p].T = sum_p table_p[x_p], with
+       table_p = C @ W1[:, p].T (V, n_hidden). One embedding_bag replaces a (B, T*n_embd) matmul.
+    2. tanh(z) = 2 sigmoid(2z) - 1, and sigmoid is ~3x cheaper than tanh on CPU. The 2z folds
+       into LayerNorm's scale and shift (z = gain * xhat + shift); the "2s - 1" folds into the
+       next linear layer: W (2s - 1) + b = (2W) s + (b - W 1).
+    Dropout is the identity at inference. Results match `layer_logits` to float32 rounding.
+    Built from the current weights; `matches` tells whether they have changed since (every
+    in-place update, an optimiser step or load_state_dict, bumps a tensor's version).
+    """
+
+    params: tuple[tuple[torch.Tensor, int], ...]  # the weights it was built from, and versions
+    table: torch.Tensor  # (T * V, n_hidden): row p * V + v = table_p[v]
+    offsets: torch.Tensor  # (T,): p * V, so that idx + offsets indexes `table`
+    bias: torch.Tensor  # (n_hidden,): the first layer's bias
+    norms: tuple[tuple[torch.Tensor, torch.Tensor, float], ...]  # LayerNorm (2 gain, 2 shift, eps)
+    linears: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # (2W, b - W 1) after each norm
+
+    @classmethod
+    @torch.no_grad()
+    def of(cls, m: MLP) -> Folded:
+        T, E, V = m.cfg.block_size, m.cfg.n_embd, len(m.vocab)
+        layers = [x for x in m.hidden if isinstance(x, nn.Linear)]
+        norms = [x for x in m.hidden if isinstance(x, nn.LayerNorm)]
+        W1 = layers[0].weight.view(-1, T, E)  # (n_hidden, T, n_embd)
+        table = torch.einsum("ve,hte->tvh", m.C.weight, W1).reshape(T * V, -1)
+        return cls(
+            params=tuple((p, p._version) for p in m.parameters()),
+            table=table.contiguous(),
+            offsets=torch.arange(T) * V,
+            bias=layers[0].bias.clone(),
+            norms=tuple((2 * n.weight, 2 * n.bias, n.eps) for n in norms),
+            linears=tuple((2 * x.weight, x.bias - x.weight.sum(dim=1))
+                          for x in [*layers[1:], m.head]),
+        )
+
+    def matches(self, m: MLP) -> bool:
+        now = list(m.parameters())
+        return len(now) == len(self.params) and all(
+            p is q and p._version == v for p, (q, v) in zip(now, self.params, strict=True))
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        h = F.embedding_bag(idx + self.offsets, self.table, mode="sum")  # (B, n_hidden)
+        h += self.bias
+        for (gain, shift, eps), (W, b) in zip(self.norms, self.linears, strict=True):
+            h = F.layer_norm(h, h.shape[-1:], gain, shift, eps).sigmoid_()
+            h = F.linear(h, W, b)
+        return h  # (B, V)

@@ -51,3 +51,57 @@ def test_lr_schedule_warms_up_then_decays():
     opt = OptimConfig(steps=1000, lr=1e-2, lr_min=1e-4, warmup=100)
     assert opt.lr_at(0) == 1e-4 and opt.lr_at(99) == 1e-2
     assert opt.lr_at(999) < 2e-4 and opt.lr_at(500) < opt.lr_at(200)
+
+
+def random_mlp(cfg: MLPConfig, seed: int = 0) -> MLP:
+    """An MLP with every weight random, LayerNorm's gain and shift included."""
+    m = MLP(VOCAB, cfg)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return m.eval()
+
+
+def all_contexts(cfg: MLPConfig, n: int = 500) -> torch.Tensor:
+    return torch.randint(0, len(VOCAB), (n, cfg.block_size),
+                         generator=torch.Generator().manual_seed(1))
+
+
+def test_inference_matches_the_layers_as_written():
+    for cfg in (CFG, MLPConfig(block_size=1, n_embd=2, n_hidden=8, n_layers=1, dropout=0),
+                MLPConfig(block_size=5, n_embd=3, n_hidden=16, n_layers=3, dropout=0.5)):
+        m, X = random_mlp(cfg), all_contexts(cfg)
+        with torch.no_grad():
+            folded, written = m.logits(X), m.layer_logits(X)
+        assert m._folded is not None
+        torch.testing.assert_close(folded, written, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_follows_the_weights_when_they_change():
+    m, X = random_mlp(CFG), all_contexts(CFG)
+    with torch.no_grad():
+        before = m.logits(X)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    m.train()
+    _, loss = m(X, torch.zeros(len(X), dtype=torch.long))
+    loss.backward()
+    opt.step()  # an in-place update of every weight
+    m.eval()
+    with torch.no_grad():
+        after = m.logits(X)
+        torch.testing.assert_close(after, m.layer_logits(X), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(after, before)
+        m.load_state_dict(random_mlp(CFG, seed=7).state_dict())
+        torch.testing.assert_close(m.logits(X), m.layer_logits(X), rtol=1e-5, atol=1e-5)
+
+
+def test_training_and_gradients_use_the_layers_and_the_state_dict_stays_plain():
+    m, X = random_mlp(CFG), all_contexts(CFG, n=8)
+    with torch.no_grad():
+        m.logits(X)  # builds the folded weights
+    assert set(m.state_dict()) == set(MLP(VOCAB, CFG).state_dict())
+    logits, _ = m(X)  # gradients on: the layers as written
+    assert logits.requires_grad
+    logits.sum().backward()
+    assert m.C.weight.grad is not None and m.hidden[0].weight.grad is not None
