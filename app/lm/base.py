@@ -10,13 +10,16 @@ Sampling, scoring, search and evaluation are written once against this (see the 
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.vocab import Vocab
+from app.lm.vocab import BOUNDARY, Vocab
+
+UTF32 = "utf-32-le" if sys.byteorder == "little" else "utf-32-be"
 
 
 class LanguageModel(nn.Module):
@@ -68,20 +71,33 @@ def build_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[tor
     """Every (context, next character) pair of every word, the end token included.
 
     'emma' with block_size 3 -> ... -> e, ..e -> m, .em -> m, emm -> a, mma -> .
+
+    All words are laid end to end, each after block_size '.'s, in one id sequence; the contexts
+    are its windows of block_size ids that start at a word's padding (one per letter and one for
+    the end), and each target is the id right after its window.
     """
-    stoi = vocab.stoi
-    xs: list[list[int]] = []
-    ys: list[int] = []
-    for word in words:
-        context = [0] * block_size
-        for ch in [*word, "."]:
-            ix = stoi[ch]
-            xs.append(context)
-            ys.append(ix)
-            context = [*context[1:], ix]
-    X = torch.tensor(xs, dtype=torch.long).view(-1, block_size)
-    Y = torch.tensor(ys, dtype=torch.long)
+    pad = BOUNDARY * block_size
+    ids = encode_ids(pad + pad.join(words) + BOUNDARY, vocab)
+    steps = torch.tensor([len(w) + 1 for w in words], dtype=torch.long)  # (words,)
+    word_at = torch.cumsum(steps + block_size - 1, dim=0) - (steps + block_size - 1)
+    first_step = torch.cumsum(steps, dim=0) - steps
+    step_in_word = torch.arange(int(steps.sum())) - first_step.repeat_interleave(steps)
+    starts = word_at.repeat_interleave(steps) + step_in_word  # (N,): where each window starts
+    X = ids.unfold(0, block_size, 1)[starts]  # (N, block_size)
+    Y = ids[starts + block_size]  # (N,)
     return X, Y
+
+
+def encode_ids(text: str, vocab: Vocab) -> torch.Tensor:
+    """The ids of text's characters, '.' included, as one long tensor (ValueError for a
+    character outside the vocabulary). str.translate maps each character to the character
+    whose code is its id, so one C loop does what a Python loop per character would."""
+    unknown = set(text) - set(vocab.itos)
+    if unknown:
+        raise ValueError(f"characters outside the vocabulary {str(vocab)!r}: {sorted(unknown)}")
+    table = str.maketrans({ch: chr(i) for i, ch in enumerate(vocab.itos)})
+    codes = bytearray(text.translate(table).encode(UTF32))  # 4 bytes per id, native order
+    return torch.frombuffer(codes, dtype=torch.int32).long()
 
 
 def distinct_logits(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
