@@ -22,7 +22,7 @@ MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000)
 MAX_SEED = 2**32 - 1
 
 
-@dataclass(frozen=True)
+@dataclass
 class SampledName:
     name: str
     log_prob: float  # under the model at temperature 1, end token included
@@ -92,7 +92,7 @@ def sample_names(
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class NameScore:
     name: str  # as given
     normalized: str  # what was scored

@@ -100,6 +100,14 @@ def encode_ids(text: str, vocab: Vocab) -> torch.Tensor:
     return torch.frombuffer(codes, dtype=torch.int32).long()
 
 
+def decode_rows(idx: torch.Tensor, vocab: Vocab) -> list[str]:
+    """(N, T) ids -> N strings of T characters, '.' included: encode_ids' inverse, row by row."""
+    N, T = idx.shape
+    codes = idx.to(torch.int32).contiguous().numpy().tobytes().decode(UTF32)
+    text = codes.translate(dict(enumerate(vocab.itos)))
+    return [text[i : i + T] for i in range(0, N * T, T)]
+
+
 def distinct_logits(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
     """model(idx)'s logits, computing each distinct context once.
 

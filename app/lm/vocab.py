@@ -20,6 +20,8 @@ def strip_accents(text: str) -> str:
 
 def normalize_name(text: str) -> str:
     """What a user typed -> what the model scores: trimmed, NFKC, accents stripped, lowercased."""
+    if text.isascii():  # both normal forms leave ASCII as it is (and it has no accents)
+        return text.strip().lower()
     return strip_accents(unicodedata.normalize("NFKC", text)).strip().lower()
 
 
