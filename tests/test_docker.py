@@ -45,7 +45,7 @@ def test_the_dependency_layer_lists_pyprojects_dependencies():
     listing = run.split(">", 1)[0]  # the python -c command, as the shell in the image runs it
     listing = listing.replace("python ", f"{sys.executable} ", 1)
     out = subprocess.run(["sh", "-c", listing], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout.split()
+                         check=True).stdout.splitlines()
     expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert out == expected and "torch==2.13.0" in out
 

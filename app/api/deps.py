@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers: the loaded models and the settings."""
+"""Dependencies shared by the routers: the loaded models and the settings.
+
+`async def`, though they never await: FastAPI runs a plain `def` dependency in its thread pool,
+and a hop there and back costs more than these lookups.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,16 @@ from app.config import Settings
 from app.registry import LoadedModel, Registry
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_model(model: str, registry: Annotated[Registry, Depends(get_registry)]) -> LoadedModel:
+async def get_model(model: str,
+                    registry: Annotated[Registry, Depends(get_registry)]) -> LoadedModel:
     """The `{model}` path parameter resolved to a loaded model (404 listing the available)."""
     return registry.get(model)
 

@@ -13,14 +13,14 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> Health:
+async def healthz() -> Health:
     """Always `{"status": "ok"}` while the process serves requests."""
     return Health()
 
 
 @router.get("/readyz", summary="Readiness: the models are loaded", response_model=Ready,
             responses=NOT_READY)
-def readyz(request: Request) -> Any:
+async def readyz(request: Request) -> Any:
     """`{"status": "ready", "models": [...], "refused": {file: why}}` once the models are
     loaded; 503 before."""
     registry = getattr(request.app.state, "registry", None)

@@ -61,7 +61,7 @@ templates.env.globals.update(NAV=NAV, query=query)
 templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal)
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:  # async: no thread-pool hop (api/deps.py)
     return request.app.state.registry
 
 
