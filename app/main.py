@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import api, middleware, pages
+from app import api, middleware, pages, worker
 from app.config import STATIC_DIR, Settings
 from app.registry import Registry
 
@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.registry = load_registry(settings)
+        # On the model thread, like every request that uses the models (app/worker.py).
+        app.state.registry = await worker.run(load_registry, settings)
         gc.freeze()  # the loaded models live as long as the app: no GC pass walks them again
         log.info("serving models: %s", ", ".join(app.state.registry.names()))
         yield

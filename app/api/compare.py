@@ -10,11 +10,13 @@ from app import services
 from app.api.deps import RegistryDep
 from app.api.errors import normalized
 from app.api.schemas import CompareEntry, CompareResponse, NameQuery
+from app.worker import model_thread
 
 router = APIRouter(prefix="/api", tags=["scoring"])
 
 
 @router.get("/compare", summary="Score one name under every model")
+@model_thread
 def compare_name(registry: RegistryDep, q: Annotated[NameQuery, Query()]) -> CompareResponse:
     """The score of `?name=...` under each loaded model, in model-name order."""
     results = []

@@ -6,17 +6,20 @@ from fastapi import APIRouter
 
 from app.api.deps import ModelDep, RegistryDep
 from app.api.schemas import NOT_FOUND, ModelCard
+from app.worker import model_thread
 
 router = APIRouter(prefix="/api", tags=["models"])
 
 
 @router.get("/models", summary="List the loaded models")
+@model_thread
 def list_models(registry: RegistryDep) -> list[ModelCard]:
     """The card of every loaded model, in name order."""
     return [ModelCard.of(m) for m in registry.models.values()]
 
 
 @router.get("/models/{model}", summary="One model's card", responses=NOT_FOUND)
+@model_thread
 def get_model(m: ModelDep) -> ModelCard:
     """Type, hyperparameters, parameter count, vocab, dataset (spec, words, sha256),
     train/val/test NLL, training time, creation time and loss history."""

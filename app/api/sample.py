@@ -13,6 +13,7 @@ from app.api.errors import check_sample
 from app.api.render import json_response, sample_payload
 from app.api.schemas import NOT_FOUND, SampleParams, SampleQuery, SampleRequest, SampleResponse
 from app.registry import LoadedModel
+from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)
 
@@ -26,6 +27,7 @@ EXAMPLES = {
 
 
 @router.post("/sample", summary="Sample names", response_model=SampleResponse)
+@model_thread
 def sample_names(
     m: ModelDep,
     req: Annotated[SampleRequest | None, Body(openapi_examples=EXAMPLES)] = None,
@@ -36,6 +38,7 @@ def sample_names(
 
 
 @router.get("/sample", summary="Sample names (query parameters)", response_model=SampleResponse)
+@model_thread
 def sample_names_get(m: ModelDep, q: Annotated[SampleQuery, Query()]) -> Response:
     """The same as the POST, e.g. `?n=5&seed=42&prefix=an`."""
     return run_sample(m, q, "query")

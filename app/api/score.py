@@ -11,6 +11,7 @@ from app.api.deps import ModelDep
 from app.api.errors import checked_score
 from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, NameQuery, ScoreRequest, ScoreResponse
+from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
 
@@ -21,6 +22,7 @@ EXAMPLES = {
 
 
 @router.post("/score", summary="Score names", response_model=ScoreResponse)
+@model_thread
 def score_names(
     m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
 ) -> Response:
@@ -30,6 +32,7 @@ def score_names(
 
 
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)
+@model_thread
 def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
     results = checked_score(m, [q.name], ("query", "name"), indexed=False)

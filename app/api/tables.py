@@ -20,11 +20,13 @@ from app.api.schemas import (
     TopQuery,
     TopResponse,
 )
+from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_FOUND)
 
 
 @router.get("/top", summary="The k most probable names")
+@model_thread
 def top_names(m: ModelDep, q: Annotated[TopQuery, Query()]) -> TopResponse:
     """Exactly the k most probable names (optionally with a prefix), best first, found by
     best-first search over prefixes with a bounded effort (`exhausted` says if it ran out)."""
@@ -35,6 +37,7 @@ def top_names(m: ModelDep, q: Annotated[TopQuery, Query()]) -> TopResponse:
 
 
 @router.get("/bigram", summary="The bigram table", responses=NO_TABLE)
+@model_thread
 def bigram_table(m: ModelDep) -> BigramTable:
     """P(next | previous) for every pair of symbols, and the counts for a count-based bigram
     (null for a neural bigram). 409 for models without a bigram table."""
@@ -43,6 +46,7 @@ def bigram_table(m: ModelDep) -> BigramTable:
 
 
 @router.get("/embeddings", summary="The character embeddings", responses=NO_TABLE)
+@model_thread
 def embeddings(m: ModelDep, q: Annotated[EmbeddingsQuery, Query()]) -> EmbeddingsResponse:
     """The embedding vectors, a 2-D projection (raw when 2-D, PCA otherwise) and each letter's
     nearest letters by cosine similarity. 409 for models without embeddings."""

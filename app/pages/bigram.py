@@ -24,6 +24,7 @@ from app.pages.common import (
 )
 from app.registry import LoadedModel
 from app.services import bigram_table
+from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -92,6 +93,7 @@ def row_chart(t: Table, letter: str) -> plots.BarChart:
 
 
 @router.get("/bigram", response_class=HTMLResponse, summary="Bigram heatmap page")
+@model_thread
 def show_bigram(request: Request, registry: RegistryDep, model: str = "", view: str = "probs",
                 row: str | None = None):
     """The 27x27 heatmap of a bigram model (or one row's next-letter distribution)."""
@@ -117,6 +119,7 @@ def show_bigram(request: Request, registry: RegistryDep, model: str = "", view: 
 
 
 @router.get("/bigram/table.csv", summary="Bigram table as CSV")
+@model_thread
 def download_bigram_csv(request: Request, registry: RegistryDep, model: str = ""):
     """One row per pair: current, next, count (blank for the neural bigram), probability."""
     try:
@@ -135,6 +138,7 @@ def download_bigram_csv(request: Request, registry: RegistryDep, model: str = ""
 
 
 @router.get("/bigram/table.json", summary="Bigram table as JSON")
+@model_thread
 def download_bigram_json(request: Request, registry: RegistryDep, model: str = ""):
     """labels, counts (null for the neural bigram) and probs[current][next]."""
     try:
@@ -194,6 +198,7 @@ def compare_tables(a: Table, b: Table, top: int = 8) -> Comparison:
 
 
 @router.get("/bigram/compare", response_class=HTMLResponse, summary="Two bigram models compared")
+@model_thread
 def compare_bigrams(request: Request, registry: RegistryDep, a: str = "", b: str = ""):
     """Two bigram tables side by side and the difference of their log-probabilities."""
     choices = [m for m in registry.models.values() if has_bigram_table(m)]

@@ -17,6 +17,7 @@ from app.pages.common import (
     render,
 )
 from app.services import EmbeddingView, embedding_view
+from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -43,6 +44,7 @@ def axis_labels(view: EmbeddingView) -> tuple[str, str]:
 
 
 @router.get("/embeddings", response_class=HTMLResponse, summary="Character embeddings page")
+@model_thread
 def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
                     x: str | None = None, y: str | None = None):
     """Each letter's embedding as a labelled point, and its nearest letters."""

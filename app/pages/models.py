@@ -11,6 +11,7 @@ from app import plots
 from app.pages.common import USER_ERRORS, RegistryDep, error_page, page_error, render
 from app.registry import LoadedModel, Registry
 from app.services import top_names
+from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -71,6 +72,7 @@ def twin_verdict(m: LoadedModel, twin: LoadedModel) -> TwinVerdict | None:
 
 
 @router.get("/models/{model}", response_class=HTMLResponse, summary="Model card page")
+@model_thread
 def show_model(request: Request, registry: RegistryDep, model: str):
     """Everything a checkpoint says about itself, its loss curves and its top-10 names."""
     try:

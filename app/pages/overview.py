@@ -7,11 +7,13 @@ from fastapi.responses import HTMLResponse
 
 from app.pages.common import RegistryDep, has_bigram_table, has_embeddings, render
 from app.services import sample_names
+from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
 
 @router.get("/", response_class=HTMLResponse, summary="Overview page")
+@model_thread
 def show_overview(request: Request, registry: RegistryDep):
     """Every loaded model: type, size, data, NLL, ten fresh samples and links."""
     cards = [

@@ -16,6 +16,7 @@ from app.pages.common import (
     render,
 )
 from app.services import MAX_SEED, sample_names
+from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -37,6 +38,7 @@ def sample_args(q, m) -> dict:
 
 
 @router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
+@model_thread
 def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params

@@ -13,6 +13,7 @@ from app.lm.vocab import InvalidName
 from app.pages.common import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
 from app.registry import LoadedModel
 from app.services import NameScore, score
+from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -74,6 +75,7 @@ def split_names(text: str) -> list[str]:
 
 
 @router.get("/score", response_class=HTMLResponse, summary="Scoring page")
+@model_thread
 def score_page(request: Request, registry: RegistryDep, names: str = ""):
     """Each name under each model: log-probability, NLL per letter, plausibility, surprise."""
     ctx = {"nav": "score", "title": "Score names", "names": names, "max_names": MAX_NAMES,

@@ -1,0 +1,62 @@
+"""The one thread that runs model code in a server process.
+
+PyTorch on CPU splits an operation over OpenMP threads, and libgomp keeps a separate team of them
+for every thread that starts such work. FastAPI runs sync routes on any of ~40 pool threads, so a
+server soon has more OpenMP threads than cores; libgomp then stops spinning between operations
+and every small tensor operation pays for putting a thread to sleep and waking it again. Measured
+on the 2-core machine: small operations 6x slower, sampling 1000 names from the MLP 2x slower,
+as soon as a second thread has run torch code (BENCHMARKS.md, "One model thread").
+
+So every route that touches a model runs on this one thread (`model_thread`), and so does the
+loading at start-up (`run`). One team of OpenMP threads then serves all requests; they queue for
+it, and each uses every core through torch's intra-op parallelism. The thread is per process,
+like the OpenMP teams it protects; uvicorn workers are processes, each with its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def executor() -> ThreadPoolExecutor:
+    """The process's model thread (started on first use)."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="namelab-model")
+        return _pool
+
+
+async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """fn(*args, **kwargs) on the model thread, awaited without blocking the event loop."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor(), call)
+
+
+def model_thread(route: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a sync route to run it on the model thread instead of FastAPI's thread pool.
+
+    The wrapper is a coroutine function that `functools.wraps` the route: FastAPI awaits it,
+    and reads the route's parameters, dependencies and response model through `__wrapped__`.
+    """
+    if inspect.iscoroutinefunction(route):
+        raise TypeError(f"{route.__name__} is async: model_thread is for sync routes")
+
+    @functools.wraps(route)
+    async def on_model_thread(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await run(route, *args, **kwargs)
+
+    return on_model_thread  # type: ignore[return-value]
