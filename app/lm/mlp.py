@@ -11,6 +11,7 @@ runs the same function rearranged for speed (`Folded`), about twice as fast on C
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from app.lm.base import LanguageModel
 from app.lm.vocab import Vocab
 
 MAX_LAYERS = 64
+SHORT_ROWS = 27**3  # at most this many precomputed short contexts (Folded.short): ~2 MB
 
 
 @dataclass
@@ -109,7 +111,7 @@ class MLP(LanguageModel):
     def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """The network as written, layer by layer: what training differentiates."""
         emb = self.C(idx)  # (B, T, n_embd)
-        h = self.hidden(emb.view(emb.shape[0], -1))  # (B, n_hidden)
+        h = self.hidden(emb.flatten(1))  # (B, T * n_embd) -> (B, n_hidden)
         return self.head(h)  # (B, V)
 
     def embedding_table(self) -> torch.Tensor:
@@ -133,6 +135,10 @@ class Folded:
     2. tanh(z) = 2 sigmoid(2z) - 1, and sigmoid is ~3x cheaper than tanh on CPU. The 2z folds
        into LayerNorm's scale and shift (z = gain * xhat + shift); the "2s - 1" folds into the
        next linear layer: W (2s - 1) + b = (2W) s + (b - W 1).
+    3. Every name starts from the same few contexts: the logits of all contexts of at most K
+       letters after the start padding (K = 3 for 27 symbols: V**K <= SHORT_ROWS) are computed
+       once, here, and looked up. That is about a quarter of the distinct contexts that sampling
+       or scoring 1000 names meets, and more than half of the predictions.
     Dropout is the identity at inference. Results match `layer_logits` to float32 rounding.
     Built from the current weights; `matches` tells whether they have changed since (every
     in-place update, an optimiser step or load_state_dict, bumps a tensor's version).
@@ -144,6 +150,9 @@ class Folded:
     bias: torch.Tensor  # (n_hidden,): the first layer's bias
     norms: tuple[tuple[torch.Tensor, torch.Tensor, float], ...]  # LayerNorm (2 gain, 2 shift, eps)
     linears: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # (2W, b - W 1) after each norm
+    skip: int  # T - K: a short context is '.' at these first positions
+    place: torch.Tensor  # (K,): V**(K-1), ..., 1: the last K ids as one number, short's row
+    short: torch.Tensor  # (V**K, V): the logits of every short context
 
     @classmethod
     @torch.no_grad()
@@ -153,7 +162,11 @@ class Folded:
         norms = [x for x in m.hidden if isinstance(x, nn.LayerNorm)]
         W1 = layers[0].weight.view(-1, T, E)  # (n_hidden, T, n_embd)
         table = torch.einsum("ve,hte->tvh", m.C.weight, W1).reshape(T * V, -1)
-        return cls(
+        K = 0
+        while K < T and V ** (K + 1) <= SHORT_ROWS:
+            K += 1
+        place = V ** torch.arange(K - 1, -1, -1)
+        folded = cls(
             params=tuple((p, p._version) for p in m.parameters()),
             table=table.contiguous(),
             offsets=torch.arange(T) * V,
@@ -161,7 +174,13 @@ class Folded:
             norms=tuple((2 * n.weight, 2 * n.bias, n.eps) for n in norms),
             linears=tuple((2 * x.weight, x.bias - x.weight.sum(dim=1))
                           for x in [*layers[1:], m.head]),
+            skip=T - K,
+            place=place,
+            short=torch.empty(0, V),  # filled in below, by the network above
         )
+        tails = (torch.arange(V**K)[:, None] // place) % V  # (V**K, K): row r's last K ids
+        short = torch.cat([torch.zeros(V**K, T - K, dtype=torch.long), tails], dim=1)
+        return dataclasses.replace(folded, short=folded.network(short))
 
     def matches(self, m: MLP) -> bool:
         now = list(m.parameters())
@@ -169,6 +188,17 @@ class Folded:
             p is q and p._version == v for p, (q, v) in zip(now, self.params, strict=True))
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        row = (idx[:, self.skip :] * self.place).sum(dim=1)  # (B,): the row in `short`
+        short = (idx[:, : self.skip] == 0).all(dim=1)  # (B,)
+        if bool(short.all()):
+            return self.short[row]
+        out = torch.empty(len(idx), self.short.shape[1])
+        out[short] = self.short[row[short]]
+        out[~short] = self.network(idx[~short])
+        return out  # (B, V)
+
+    def network(self, idx: torch.Tensor) -> torch.Tensor:
+        """The folded network (1. and 2. above) on every row of idx."""
         h = F.embedding_bag(idx + self.offsets, self.table, mode="sum")  # (B, n_hidden)
         h += self.bias
         for (gain, shift, eps), (W, b) in zip(self.norms, self.linears, strict=True):

@@ -52,42 +52,44 @@ def sample_scored(
     B = model.block_size
     prefix_ids = model.vocab.encode(prefix)
     start = ([0] * B + prefix_ids)[-B:]
-    ctx = torch.tensor([start], dtype=torch.long).repeat(n, 1)  # (n, B)
     out = torch.zeros(n, max_len, dtype=torch.long)  # sampled letter ids, 0 after the end
     if prefix_ids:
         out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
-    done = torch.zeros(n, dtype=torch.bool)
-    model.eval()
     total = torch.full((n,), prefix_log_prob(model, prefix), dtype=torch.float64)
+    # The names still growing: which they are, and their contexts. Finished ones are dropped.
+    rows = torch.arange(n)  # (L,)
+    ctx = torch.tensor([start], dtype=torch.long).repeat(n, 1)  # (L, B)
+    model.eval()
     for t in range(len(prefix_ids), max_len):
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
-        u = torch.rand(n, generator=generator)
-        live = (~done).nonzero().squeeze(1)  # the names still growing
-        raw = distinct_logits(model, ctx[live])  # (L, V): each distinct context once
-        logits = raw.float().clone()
+        u = torch.rand(n, generator=generator)[rows]  # (L,)
+        raw = distinct_logits(model, ctx)  # (L, V): each distinct context once
+        logits = raw.float()
         if t == 0:
+            logits = logits.clone()
             logits[:, 0] = -torch.inf  # a name has at least one letter
         # Shift the best logit to 0 before dividing, and divide by at least 1e-30 (a float32,
         # unlike 1e-300): a tiny temperature then gives 0 and -inf (greedy), never nan.
-        logits = (logits - logits.max(dim=1, keepdim=True).values) / max(temperature, 1e-30)
+        logits = logits - logits.max(dim=1, keepdim=True).values
+        if temperature != 1:
+            logits = logits / max(temperature, 1e-30)
         if top_k is not None and top_k < V:
             kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, -torch.inf)
         # Inverse CDF: P(ix = j) = w_j / sum(w), with w = exp(logits) (the softmax, unnormalised).
         # u * total < total, so ix < V; a j with w_j = 0 can never be drawn.
         cum = logits.exp().cumsum(dim=1)  # (L, V)
-        ix = (cum <= u[live, None] * cum[:, -1:]).sum(dim=1)  # (L,)
+        ix = (cum <= u[:, None] * cum[:, -1:]).sum(dim=1)  # (L,)
         logp = torch.log_softmax(raw.double(), dim=1)  # at temperature 1, as scoring does
-        total[live] += logp.gather(1, ix[:, None]).squeeze(1)
-        out[live, t] = ix
-        done[live] = ix == 0
-        if bool(done.all()):
+        total.index_add_(0, rows, logp.gather(1, ix[:, None]).squeeze(1))
+        out[rows, t] = ix
+        going = ix != 0
+        rows, ctx = rows[going], torch.cat([ctx[going, 1:], ix[going, None]], dim=1)
+        if len(rows) == 0:
             break
-        ctx[live] = torch.cat([ctx[live, 1:], ix[:, None]], dim=1)
-    cut = (~done).nonzero().squeeze(1)  # names cut at max_len: their end token was not drawn
-    if len(cut):
-        total[cut] += torch.log_softmax(distinct_logits(model, ctx[cut]).double(), dim=1)[:, 0]
+    if len(rows):  # names cut at max_len: their end token was not drawn
+        total[rows] += torch.log_softmax(distinct_logits(model, ctx).double(), dim=1)[:, 0]
     itos = model.vocab.itos
     return ["".join([itos[i] for i in row if i]) for row in out.tolist()], total.tolist()
 

@@ -64,8 +64,11 @@ def random_mlp(cfg: MLPConfig, seed: int = 0) -> MLP:
 
 
 def all_contexts(cfg: MLPConfig, n: int = 500) -> torch.Tensor:
-    return torch.randint(0, len(VOCAB), (n, cfg.block_size),
-                         generator=torch.Generator().manual_seed(1))
+    """Random contexts, and the real ones of the tiny names (many of them short, '.'-padded)."""
+    real, _ = build_examples(TINY_NAMES, VOCAB, cfg.block_size)
+    noise = torch.randint(0, len(VOCAB), (n, cfg.block_size),
+                          generator=torch.Generator().manual_seed(1))
+    return torch.cat([real, noise])
 
 
 def test_inference_matches_the_layers_as_written():
@@ -74,7 +77,12 @@ def test_inference_matches_the_layers_as_written():
         m, X = random_mlp(cfg), all_contexts(cfg)
         with torch.no_grad():
             folded, written = m.logits(X), m.layer_logits(X)
+            for rows in (X[:1], X[-3:], X[:0]):  # short only, long only, none
+                torch.testing.assert_close(m.logits(rows), m.layer_logits(rows),
+                                           rtol=1e-5, atol=1e-5)
         assert m._folded is not None
+        K = cfg.block_size - m._folded.skip  # the short contexts, precomputed: 27**K of them
+        assert len(m._folded.short) == 27**K and K == min(cfg.block_size, 3)
         torch.testing.assert_close(folded, written, rtol=1e-5, atol=1e-5)
 
 
