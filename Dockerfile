@@ -39,8 +39,11 @@ RUN pip install --no-deps -e . \
 USER 10001:10001
 
 # Settings are NAMELAB_* variables (app/config.py), e.g. -e NAMELAB_RATE_LIMIT_PER_MINUTE=600.
-# One worker process with one torch thread (the models are tiny: more threads only contend).
-# Scale out with more containers (the app is stateless), or up with -e NAMELAB_WORKERS=4.
+# One worker process with one torch thread: a container often sees all of the host's cores but
+# gets a share of them, and torch would start a thread per core it sees. Each worker runs its
+# model work on one thread (app/worker.py); give it the cores the container really has with
+# -e OMP_NUM_THREADS=2 (faster big requests), or scale out with more containers (the app is
+# stateless) or -e NAMELAB_WORKERS=4.
 ENV NAMELAB_WORKERS=1 \
     OMP_NUM_THREADS=1
 
