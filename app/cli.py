@@ -261,8 +261,8 @@ def cmd_score(args) -> int:
               f"{plaus.percentile(s.nll_per_char):8.1f}%  {'yes' if s.name in training else 'no'}")
         if args.details:
             for st in s.steps:
-                print(f"    P({st.char!r} | {st.context!r}) = {st.prob:.4f}"
-                      f"   log {st.log_prob:8.3f}   rank {st.rank}")
+                print(f"    P({st['char']!r} | {st['context']!r}) = {st['prob']:.4f}"
+                      f"   log {st['log_prob']:8.3f}   rank {st['rank']}")
     return 0
 
 

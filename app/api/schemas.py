@@ -227,8 +227,7 @@ class NameScoreOut(BaseModel):
             name=s.name, normalized=s.normalized, log_prob=finite(s.log_prob), nll_per_char=nll,
             perplexity=None if nll is None else finite(s.perplexity),
             plausibility=finite(s.plausibility), in_training_set=s.in_training_set,
-            steps=[StepOut(context=t.context, char=t.char, prob=t.prob,
-                           log_prob=finite(t.log_prob), rank=t.rank) for t in s.steps],
+            steps=[StepOut(**{**t, "log_prob": finite(t["log_prob"])}) for t in s.steps],
         )
 
 

@@ -48,10 +48,10 @@ def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
     out = []
     for k, step in enumerate(s.steps):
         before = s.normalized[:k]
-        what = "the end of the name" if step.char == "." else repr(step.char)
-        title = (f"{what} after {before or 'the start'!r}: P = {fmt_prob(step.prob)} "
-                 f"(rank {step.rank})")
-        out.append(Letter(step.char, step.prob, plots.surprise_bin(step.prob), title))
+        char, prob, rank = step["char"], step["prob"], step["rank"]
+        what = "the end of the name" if char == "." else repr(char)
+        title = f"{what} after {before or 'the start'!r}: P = {fmt_prob(prob)} (rank {rank})"
+        out.append(Letter(char, prob, plots.surprise_bin(prob), title))
     return out[:-1], out[-1]
 
 

@@ -60,8 +60,8 @@ def test_log_prob_is_finite_nonpositive_and_the_sum_of_its_steps(registry, kind)
         (s,) = score_names(model, [name])
         assert math.isfinite(s.log_prob) and s.log_prob <= 0
         assert len(s.steps) == len(name) + 1
-        assert s.log_prob == pytest.approx(math.fsum(x.log_prob for x in s.steps), abs=1e-9)
-        assert all(0 < x.prob <= 1 and x.log_prob == pytest.approx(math.log(x.prob))
+        assert s.log_prob == pytest.approx(math.fsum(x["log_prob"] for x in s.steps), abs=1e-9)
+        assert all(0 < x["prob"] <= 1 and x["log_prob"] == pytest.approx(math.log(x["prob"]))
                    for x in s.steps)
         assert s.log_prob == pytest.approx(oracle_log_prob(model, name), abs=1e-4)
         assert log_probs(model, [name]) == pytest.approx([s.log_prob], abs=1e-9)
@@ -91,8 +91,8 @@ def test_next_character_probabilities_sum_to_one(registry, kind):
     @given(prefix=st.text(alphabet=LETTERS, min_size=1, max_size=12))
     def check(prefix):
         scored = score_names(model, [prefix + c for c in LETTERS] + [prefix])
-        p_letters = [s.steps[len(prefix)].prob for s in scored[:-1]]
-        p_end = scored[-1].steps[-1].prob  # P('.' | prefix)
+        p_letters = [s.steps[len(prefix)]["prob"] for s in scored[:-1]]
+        p_end = scored[-1].steps[-1]["prob"]  # P('.' | prefix)
         assert math.fsum(p_letters) + p_end == pytest.approx(1.0, abs=1e-5)
 
     check()

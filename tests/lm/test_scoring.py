@@ -17,10 +17,10 @@ def test_log_likelihood_is_the_sum_written_out():
     assert s.log_prob == pytest.approx(expected)
     assert s.n_chars == 4 and s.nll_per_char == pytest.approx(-expected / 4)
     assert s.perplexity == pytest.approx(math.exp(-expected / 4))
-    assert [st.char for st in s.steps] == ["a", "b", "b", "."]
-    assert [st.context for st in s.steps] == [".", "a", "b", "b"]
-    assert [st.prob for st in s.steps] == pytest.approx([2 / 3, 1, 1 / 4, 3 / 4])
-    assert [st.rank for st in s.steps] == [1, 1, 2, 1]
+    assert [st["char"] for st in s.steps] == ["a", "b", "b", "."]
+    assert [st["context"] for st in s.steps] == [".", "a", "b", "b"]
+    assert [st["prob"] for st in s.steps] == pytest.approx([2 / 3, 1, 1 / 4, 3 / 4])
+    assert [st["rank"] for st in s.steps] == [1, 1, 2, 1]
     assert log_probs(MODEL, ["abb", "b"]) == pytest.approx(
         [expected, math.log(1 / 3) + math.log(3 / 4)])
 
@@ -34,11 +34,11 @@ def test_batched_scores_equal_one_at_a_time():
 
 def test_mlp_context_window_is_padded(tiny_mlp):
     (s,) = score_names(tiny_mlp, ["emma"])
-    assert [st.context for st in s.steps] == ["...", "..e", ".em", "emm", "mma"]
-    total = sum(st.log_prob for st in s.steps)
+    assert [st["context"] for st in s.steps] == ["...", "..e", ".em", "emm", "mma"]
+    total = sum(st["log_prob"] for st in s.steps)
     assert s.log_prob == pytest.approx(total)
     logits, _ = tiny_mlp(torch.tensor([[0, 0, 0]]))
-    assert s.steps[0].prob == pytest.approx(logits.softmax(1)[0, 5].item(), rel=1e-5)
+    assert s.steps[0]["prob"] == pytest.approx(logits.softmax(1)[0, 5].item(), rel=1e-5)
 
 
 def test_plausibility_percentile():
