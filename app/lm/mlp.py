@@ -188,8 +188,10 @@ class Folded:
             p is q and p._version == v for p, (q, v) in zip(now, self.params, strict=True))
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        row = (idx[:, self.skip :] * self.place).sum(dim=1)  # (B,): the row in `short`
         short = (idx[:, : self.skip] == 0).all(dim=1)  # (B,)
+        if not bool(short.any()):
+            return self.network(idx)
+        row = (idx[:, self.skip :] * self.place).sum(dim=1)  # (B,): the row in `short`
         if bool(short.all()):
             return self.short[row]
         out = torch.empty(len(idx), self.short.shape[1])
