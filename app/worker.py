@@ -5,8 +5,8 @@ for every thread that starts such work. FastAPI runs sync routes on any of ~40 p
 server soon has more OpenMP threads than cores; libgomp then stops spinning between operations
 and every small tensor operation pays for putting a thread to sleep and waking it again. Measured
 on the 2-core machine (`python bench/bench_threads.py`): once several threads have run torch
-code, small operations are 2-6x slower and sampling 1000 names from the MLP 1.5x slower, even
-back on one thread (BENCHMARKS.md, "One model thread").
+code, small operations are 2-6.5x slower and sampling 1000 names from the MLP 1.5-2x slower,
+even back on one thread (BENCHMARKS.md, "One model thread").
 
 So every route that touches a model runs on this one thread (`model_thread`), and so does the
 loading at start-up (`run`). One team of OpenMP threads then serves all requests; they queue for
