@@ -44,15 +44,13 @@ access_log = logging.getLogger("namelab.access")
 # No inline script, no plugins, no framing, nothing loaded from elsewhere.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-# FastAPI's /docs and /redoc load Swagger UI and ReDoc from jsDelivr, and /docs starts it with
-# an inline script: allowed there (and only there) by its sha256, added per response. Still no
-# 'unsafe-inline' script and no framing; ReDoc needs inline styles, web fonts and a blob: worker.
-DOCS_CSP = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net{hashes}; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net "
-            "https://fonts.googleapis.com; font-src 'self' https://fonts.gstatic.com; "
-            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-            "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'none'")
+# /docs starts Swagger UI with an inline script: allowed there (and only there) by its sha256, added
+# per response. Still no 'unsafe-inline' script and no framing; ReDoc needs inline styles and a
+# blob: worker. Their scripts are the app's own (fastapi-offline, see main.py): no other host.
+DOCS_URL, REDOC_URL = "/docs", "/redoc"
+DOCS_CSP = ("default-src 'self'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -74,7 +72,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
     app.add_middleware(InternalErrors)
     app.add_middleware(RequestLog)
-    docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    docs = {DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url} - {None}
     app.add_middleware(SecurityHeaders, docs_paths=frozenset(docs))
     document_refusals(app, settings)
     registry = CollectorRegistry()  # one per app: tests build many apps in one process
