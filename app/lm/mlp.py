@@ -194,7 +194,7 @@ class Folded:
         row = (idx[:, self.skip :] * self.place).sum(dim=1)  # (B,): the row in `short`
         if bool(short.all()):
             return self.short[row]
-        out = torch.empty(len(idx), self.short.shape[1])
+        out = self.short.new_empty((len(idx), self.short.shape[1]))
         out[short] = self.short[row[short]]
         out[~short] = self.network(idx[~short])
         return out  # (B, V)

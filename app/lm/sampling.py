@@ -49,6 +49,7 @@ def sample_scored(
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
 
+    model.eval()
     B = model.block_size
     prefix_ids = model.vocab.encode(prefix)
     start = ([0] * B + prefix_ids)[-B:]
@@ -59,7 +60,6 @@ def sample_scored(
     # The names still growing: which they are, and their contexts. Finished ones are dropped.
     rows = torch.arange(n)  # (L,)
     ctx = torch.tensor([start], dtype=torch.long).repeat(n, 1)  # (L, B)
-    model.eval()
     for t in range(len(prefix_ids), max_len):
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.

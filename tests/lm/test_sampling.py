@@ -67,3 +67,14 @@ def test_bad_arguments(kwargs, msg):
     args = {"n": 1, **kwargs}
     with pytest.raises(ValueError, match=msg):
         sample(BIGRAM, generator=gen(), **args)
+
+
+def test_a_model_left_in_training_mode_samples_as_in_eval_mode():
+    """Sampling switches dropout off before anything runs the model (the prefix included)."""
+    from app.lm import MLP, MLPConfig
+    from app.lm.sampling import sample_scored
+
+    m = MLP(BIGRAM.vocab, MLPConfig(block_size=3, n_embd=4, n_hidden=32, dropout=0.5))
+    m.init_weights(gen(3))
+    expected = sample_scored(m.eval(), 20, gen(), prefix="em")
+    assert sample_scored(m.train(), 20, gen(), prefix="em") == expected
