@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from app.api.deps import RegistryDep  # noqa: F401  (the pages' dependency, shared with the API)
 from app.config import TEMPLATES_DIR
 from app.lm.vocab import InvalidName
 from app.registry import LoadedModel, Registry, UnknownModel
@@ -60,12 +60,6 @@ def ordinal(n: float) -> str:
 templates.env.globals.update(NAV=NAV, query=query)
 templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal)
 
-
-async def get_registry(request: Request) -> Registry:  # async: no thread-pool hop (api/deps.py)
-    return request.app.state.registry
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
 def render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:
