@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from app.lm.base import LanguageModel, distinct_logits
+from app.lm.base import LanguageModel, decode_rows, distinct_logits
 from app.lm.scoring import prefix_log_prob
+from app.lm.vocab import BOUNDARY
 
 MAX_LEN = 64
 
@@ -90,6 +91,7 @@ def sample_scored(
             break
     if len(rows):  # names cut at max_len: their end token was not drawn
         total[rows] += torch.log_softmax(distinct_logits(model, ctx).double(), dim=1)[:, 0]
-    itos = model.vocab.itos
-    return ["".join([itos[i] for i in row if i]) for row in out.tolist()], total.tolist()
+    # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
+    names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
+    return names, total.tolist()
 
