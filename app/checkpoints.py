@@ -182,7 +182,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     _check_weights(path, shape, tensors)
     model = cls.from_config(vocab, meta.config)  # the real one: as big as the file's tensors
     model.load_state_dict(tensors)
-    model.eval()
+    model.freeze()  # served as loaded: eval mode, no gradients, the fast inference form
 
     try:
         text = bytes(names_bytes.tolist()).decode()

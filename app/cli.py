@@ -29,8 +29,10 @@ EXAMPLES = {
   namelab score --model mlp emma xqzvk
   namelab score --model bigram --details José""",
     "eval": """examples:
-  namelab eval --model mlp --data ssa:2016
-  namelab eval --model models/bigram.safetensors --data names.txt --json""",
+  namelab eval --model mlp                           # its own data's val and test split
+  namelab eval --model mlp --split test --json
+  namelab eval --model mlp --data ssa:2016 --split all
+  namelab eval --model /tmp/m --data names.txt --split val""",
     "serve": """examples:
   namelab serve
   namelab serve --port 8080 --models-dir models
@@ -130,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("eval", "average NLL per character over a dataset", cmd_eval)
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
-    p.add_argument("--data", required=True, help="dataset spec or text file")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--data", help="dataset spec or text file (default: the one the model was "
+                                  "trained on, as its checkpoint records it)")
+    p.add_argument("--split", choices=["train", "val", "test", "all"], action="append",
+                   help="the checkpoint's own split of the data, recomputed (its seed, 80/10/10),"
+                        " or all of it; repeatable (default: val and test of the model's own "
+                        "data, all of the data given by --data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per split")
 
     p = command("serve", "start the web app", cmd_serve)
     p.add_argument("--host", help="default: NAMELAB_HOST, else 127.0.0.1")
@@ -267,20 +274,38 @@ def cmd_score(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from app.data import load_dataset
+    from app.data import load_dataset, split_words
     from app.lm.train import evaluate
 
     ckpt = load(args)
-    words = load_dataset(args.data).words
-    for w in dict.fromkeys(words):
-        ckpt.model.vocab.check(w, what=f"word in {args.data}")
-    nll = evaluate(ckpt.model, words)
-    n_chars = sum(len(w) + 1 for w in words)
+    meta = ckpt.meta
+    dataset = load_dataset(args.data or meta.dataset.spec)
+    splits = args.split or (["all"] if args.data else ["val", "test"])
+    if set(splits) != {"all"}:  # the checkpoint's own split: only of the data it was trained on
+        if dataset.sha256 != meta.dataset.sha256:
+            raise CLIError(f"{dataset.spec!r} is not the data {ckpt.name} was trained on "
+                           f"({meta.dataset.spec!r}, {meta.dataset.n_words:,} words): its "
+                           f"split would not be the model's; use --split all")
+        if meta.split.seed is None and set(splits) - {"train", "all"}:
+            raise CLIError(f"{ckpt.name} was trained on all of its data (no split): "
+                           f"use --split all")
+    parts = split_words(dataset.words, meta.split.seed)
+    results = {}
+    for name in dict.fromkeys(splits):
+        words = dataset.words if name == "all" else getattr(parts, name)
+        for w in dict.fromkeys(words):
+            ckpt.model.vocab.check(w, what=f"word in {dataset.spec}")
+        results[name] = {"model": ckpt.name, "data": dataset.spec, "split": name,
+                         "nll": evaluate(ckpt.model, words), "n_words": len(words),
+                         "n_chars": sum(len(w) + 1 for w in words)}
     if args.json:
-        print(json.dumps({"nll": nll, "n_words": len(words), "n_chars": n_chars}))
+        for r in results.values():
+            print(json.dumps(r))
     else:
-        print(f"{ckpt.name} on {args.data}: NLL {nll:.5f} nats/char over {len(words):,} words "
-              f"({n_chars:,} characters)")
+        print(f"{ckpt.name} on {dataset.spec}: NLL in nats per character, end token included")
+        print(f"{'split':<6} {'words':>7} {'chars':>9} {'NLL':>8}")
+        for name, r in results.items():
+            print(f"{name:<6} {r['n_words']:>7,} {r['n_chars']:>9,} {r['nll']:>8.5f}")
     return 0
 
 

@@ -1,10 +1,14 @@
 import json
+import math
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
+from app.checkpoints import load_checkpoint
 from app.cli import main
+from app.data import load_dataset, split_words
 from tests.conftest import TINY_NAMES
 
 
@@ -84,3 +88,58 @@ def test_console_script_help_has_examples():
     out = subprocess.run([sys.executable, "-m", "app.cli", "train", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "examples:" in out and "--block-size" in out and "--smoothing" in out
+
+
+def unigram_nll(train: list[str], val: list[str]) -> float:
+    """The baseline a model that ignores context cannot beat: letter frequencies of the
+    training names (the end '.' included), scored on the validation names."""
+    counts = Counter("".join(w + "." for w in train))
+    total = sum(counts.values())
+    chars = "".join(w + "." for w in val)
+    return -sum(math.log(counts[c] / total) for c in chars) / len(chars)
+
+
+@pytest.mark.slow
+def test_an_mlp_trained_through_the_cli_learns(capsys, tmp_path):
+    """A frozen trainer (issue 10: every validation pass after the first saw the weights of the
+    first) fails here: val must end far below what context-free letter frequencies give."""
+    code, out, err = run(capsys, "train", "--model", "mlp", "--data", "ssa:1880",
+                         "--out", str(tmp_path), "--name", "m", "--steps", "600",
+                         "--eval-interval", "150", "--batch-size", "128", "--n-hidden", "64",
+                         "--n-layers", "1", "--block-size", "3", "--warmup", "50", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "--model", str(tmp_path / "m"), "--split", "val",
+                         "--json")
+    assert code == 0, err
+    val = json.loads(out)
+    split = split_words(load_dataset("ssa:1880").words, 42)
+    assert val["split"] == "val" and val["n_words"] == len(split.val) == 200
+    baseline = unigram_nll(split.train, split.val)
+    assert val["nll"] < baseline - 0.55, (val["nll"], baseline)  # 2.20 vs 2.84
+    history = load_checkpoint(tmp_path / "m.safetensors").meta.history
+    assert history.val == sorted(history.val, reverse=True) and len(set(history.val)) == 4
+
+
+def test_eval_recomputes_the_checkpoints_own_split(capsys, models_dir, tiny_names_file):
+    ckpt = load_checkpoint(models_dir / "mlp.safetensors")
+    split = split_words(TINY_NAMES, ckpt.meta.split.seed)
+    code, out, err = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
+                         "--json")  # default: its own data, val and test
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["split"] for r in rows] == ["val", "test"]
+    assert [r["n_words"] for r in rows] == [len(split.val), len(split.test)]
+    metrics = ckpt.meta.metrics
+    assert rows[0]["nll"] == pytest.approx(metrics.val_nll, abs=1e-5)
+    assert rows[1]["nll"] == pytest.approx(metrics.test_nll, abs=1e-5)
+    code, out, _ = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
+                       "--split", "train")
+    assert code == 0 and f"{metrics.train_nll:.5f}"[:-1] in out
+
+
+def test_eval_refuses_a_split_of_other_data(capsys, models_dir, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("anna\nbob\n")
+    code, _, err = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
+                       "--data", str(other), "--split", "val")
+    assert code == 1 and "is not the data mlp was trained on" in err

@@ -11,7 +11,8 @@ Sampling, scoring, search and evaluation are written once against this (see the 
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
 
 import torch
 import torch.nn.functional as F
@@ -23,16 +24,88 @@ UTF32 = "utf-32-le" if sys.byteorder == "little" else "utf-32-be"
 
 
 class LanguageModel(nn.Module):
+    """A model, and optionally a faster form of the same function for serving.
+
+    Models compute their logits "as written" (`layer_logits`), which is what training
+    differentiates and evaluates. A kind may also offer an `inference_form`: the same function
+    rearranged for speed and built from the weights of the moment (the MLP folds its layers and
+    precomputes short contexts). That form is used only between `freeze()` and the next change
+    of the model, and this is why it can never go stale:
+    - `freeze()` turns gradients off for every parameter. No loss can reach a frozen weight, so
+      no optimiser can update it (an optimiser skips parameters without a gradient; a
+      `backward()` through a frozen model raises), whatever the optimiser does with version
+      counters.
+    - Every other way Namelab changes weights drops the form first: `train()`,
+      `load_state_dict()` and moving or casting the model (`to`, `float`, ...).
+    - Training never freezes: it evaluates through `layer_logits`, so a validation figure is
+      always that of the current weights.
+    Writing into a frozen model's tensors by hand under `torch.no_grad()` is the one thing left,
+    and nothing does it: serving loads a checkpoint, freezes it, and only reads it.
+    """
+
     kind: ClassVar[str]  # 'bigram', 'neural-bigram', 'mlp': in checkpoints and the CLI
 
     def __init__(self, vocab: Vocab, block_size: int) -> None:
         super().__init__()
         self.vocab = vocab
         self.block_size = block_size
+        # Set by freeze(): a plain attribute, never in the state dict.
+        self._fast: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, block_size) context ids -> (B, V) next-character logits."""
+        fast = self._fast
+        if fast is not None and not torch.is_grad_enabled():
+            return fast(idx)
+        return self.layer_logits(idx)
+
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """The model as written: what training differentiates and evaluates."""
         raise NotImplementedError
+
+    def inference_form(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """A faster function equal to `layer_logits` on the current weights, or None."""
+        return None
+
+    @classmethod
+    def has_inference_form(cls) -> bool:
+        return cls.inference_form is not LanguageModel.inference_form
+
+    @property
+    def frozen(self) -> bool:
+        return self._fast is not None
+
+    @torch.no_grad()
+    def freeze(self) -> Self:
+        """Fix the weights for serving: eval mode, no gradients, the fast form built from the
+        weights as they are now and checked against the layers on a few contexts."""
+        self.eval()
+        self.requires_grad_(False)
+        fast = self.inference_form()
+        if fast is not None:
+            probe = torch.randint(0, len(self.vocab), (64, self.block_size),
+                                  generator=torch.Generator().manual_seed(0))
+            torch.testing.assert_close(fast(probe), self.layer_logits(probe),
+                                       rtol=1e-4, atol=1e-4)
+        self._fast = fast
+        return self
+
+    def unfreeze(self) -> None:
+        self._fast = None
+        self.requires_grad_(True)
+
+    def train(self, mode: bool = True) -> Self:
+        if mode and self._fast is not None:
+            self.unfreeze()
+        return super().train(mode)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._fast = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _apply(self, *args: Any, **kwargs: Any) -> Self:  # to(), float(), cpu(), ...
+        self._fast = None
+        return super()._apply(*args, **kwargs)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None

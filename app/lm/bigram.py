@@ -34,7 +34,7 @@ class Bigram(LanguageModel):
         ]
         flat = torch.bincount(torch.tensor(pairs, dtype=torch.long), minlength=V * V)
         self.counts.copy_(flat.view(V, V).to(self.counts.dtype))
-        self._probs = None
+        self._fast = None  # new counts: a frozen table is stale
         return self
 
     def bigram_counts(self) -> torch.Tensor:
@@ -47,18 +47,12 @@ class Bigram(LanguageModel):
         P = torch.where(totals > 0, P / totals.clamp_min(1e-300), 1.0 / P.shape[1])
         return P.float()
 
-    def _log_table(self) -> torch.Tensor:
-        # Cached per model; recomputed after fit() or load_state_dict() (see _load_from_state_dict).
-        if getattr(self, "_probs", None) is None:
-            self._probs = self.bigram_probs().log()
-        return self._probs
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.bigram_probs().log()[idx[:, -1]]  # (B, V); log-probabilities are logits
 
-    def _load_from_state_dict(self, *args, **kwargs):  # noqa: D401 - torch hook
-        super()._load_from_state_dict(*args, **kwargs)
-        self._probs = None
-
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self._log_table()[idx[:, -1]]  # (B, V); log-probabilities are valid logits
+    def inference_form(self):
+        table = self.bigram_probs().log()  # (V, V), computed once: frozen counts never change
+        return lambda idx: table[idx[:, -1]]
 
     @property
     def n_params(self) -> int:

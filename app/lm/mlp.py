@@ -5,8 +5,8 @@ passed through `n_layers` hidden layers (Linear -> LayerNorm -> tanh -> dropout)
 next-character logits. LayerNorm rather than BatchNorm: it needs no running statistics, so a batch
 of one behaves like a batch of many.
 
-Training runs the layers as written. Inference without gradients (sampling, scoring, evaluation)
-runs the same function rearranged for speed (`Folded`), about twice as fast on CPU.
+Training (and its validation passes) runs the layers as written. A frozen model, as served from a
+checkpoint, runs the same function rearranged for speed (`Folded`), about twice as fast on CPU.
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ class MLP(LanguageModel):
             n_in = cfg.n_hidden
         self.hidden = nn.Sequential(*layers)
         self.head = nn.Linear(n_in, V)
-        self._folded: Folded | None = None  # a plain attribute: never in the state dict
 
     def init_weights(self, generator: torch.Generator) -> None:
         """Seeded init: unit-normal embeddings, Kaiming-style linear layers (gain 5/3 for tanh),
@@ -100,19 +99,14 @@ class MLP(LanguageModel):
             self.head.weight.copy_(w * 0.01)
             self.head.bias.zero_()
 
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled():
-            return self.layer_logits(idx)
-        folded = self._folded
-        if folded is None or not folded.matches(self):  # first use, or the weights changed
-            folded = self._folded = Folded.of(self)
-        return folded.logits(idx)
-
     def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """The network as written, layer by layer: what training differentiates."""
         emb = self.C(idx)  # (B, T, n_embd)
         h = self.hidden(emb.flatten(1))  # (B, T * n_embd) -> (B, n_hidden)
         return self.head(h)  # (B, V)
+
+    def inference_form(self) -> Folded:
+        return Folded.of(self)  # used only while frozen: see LanguageModel
 
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
@@ -140,11 +134,9 @@ class Folded:
        once, here, and looked up. That is about a quarter of the distinct contexts that sampling
        or scoring 1000 names meets, and more than half of the predictions.
     Dropout is the identity at inference. Results match `layer_logits` to float32 rounding.
-    Built from the current weights; `matches` tells whether they have changed since (every
-    in-place update, an optimiser step or load_state_dict, bumps a tensor's version).
+    Built from the weights of the moment: a model uses it only while frozen (LanguageModel).
     """
 
-    params: tuple[tuple[torch.Tensor, int], ...]  # the weights it was built from, and versions
     table: torch.Tensor  # (T * V, n_hidden): row p * V + v = table_p[v]
     offsets: torch.Tensor  # (T,): p * V, so that idx + offsets indexes `table`
     bias: torch.Tensor  # (n_hidden,): the first layer's bias
@@ -167,7 +159,6 @@ class Folded:
             K += 1
         place = V ** torch.arange(K - 1, -1, -1)
         folded = cls(
-            params=tuple((p, p._version) for p in m.parameters()),
             table=table.contiguous(),
             offsets=torch.arange(T) * V,
             bias=layers[0].bias.clone(),
@@ -182,12 +173,7 @@ class Folded:
         short = torch.cat([torch.zeros(V**K, T - K, dtype=torch.long), tails], dim=1)
         return dataclasses.replace(folded, short=folded.network(short))
 
-    def matches(self, m: MLP) -> bool:
-        now = list(m.parameters())
-        return len(now) == len(self.params) and all(
-            p is q and p._version == v for p, (q, v) in zip(now, self.params, strict=True))
-
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         short = (idx[:, : self.skip] == 0).all(dim=1)  # (B,)
         if not bool(short.any()):
             return self.network(idx)

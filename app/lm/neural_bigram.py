@@ -27,7 +27,7 @@ class NeuralBigram(LanguageModel):
         with torch.no_grad():
             self.W.copy_(torch.randn(self.W.shape, generator=generator))
 
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
         # one_hot(idx) @ W picks rows of W; indexing is the same product without the zeros.
         return self.W[idx[:, -1]]  # (B, V)
 

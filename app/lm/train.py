@@ -22,6 +22,8 @@ from app.lm.vocab import Vocab
 
 # progress(step, total, postfix) -- the CLI passes a tqdm bar; tests pass nothing.
 Progress = Callable[[int, int, dict[str, float]], None]
+# on_eval(step, model, val) -- called at every evaluation point with the weights of that step.
+OnEval = Callable[[int, LanguageModel, float | None], None]
 
 
 @dataclass
@@ -140,8 +142,13 @@ def train_mlp(
     cfg: MLPConfig,
     opt_cfg: OptimConfig,
     progress: Progress | None = None,
+    on_eval: OnEval | None = None,
 ) -> tuple[MLP, History]:
-    """Minibatch AdamW with warm-up and cosine decay; keeps the best weights on validation."""
+    """Minibatch AdamW with warm-up and cosine decay; keeps the best weights on validation.
+
+    The model is never frozen here, so every validation pass runs the layers as written on the
+    weights of that step (LanguageModel explains why the fast form cannot leak in).
+    """
     torch.manual_seed(opt_cfg.seed)  # dropout masks
     gen = torch.Generator().manual_seed(opt_cfg.seed)  # init and minibatches
     device = torch.device(opt_cfg.device)
@@ -176,6 +183,8 @@ def train_mlp(
         last = step == opt_cfg.steps - 1
         if (step + 1) % opt_cfg.eval_interval == 0 or last:
             val = evaluate(model, split.val) if split.val else None
+            if on_eval:
+                on_eval(step + 1, model, val)
             history.add(step + 1, running / n_running, val)
             running, n_running = 0.0, 0
             score = val if val is not None else history.train[-1]
