@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from app.lm import MODEL_TYPES, LanguageModel, Vocab
+from app.lm import KINDS, LanguageModel, Vocab
 from app.lm.vocab import normalize_name
 
 FORMAT = "namelab-checkpoint"
@@ -163,16 +163,17 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     except ValueError as e:
         raise CheckpointError(f"{path}: bad vocab {meta.vocab!r}: {e}") from None
     try:
-        cls = MODEL_TYPES[meta.model_type]
+        kind = KINDS[meta.model_type]
     except KeyError:
         raise CheckpointError(
-            f"{path}: unknown model_type {meta.model_type!r}; known: {', '.join(MODEL_TYPES)}"
+            f"{path}: unknown model_type {meta.model_type!r}; known: {', '.join(KINDS)}"
         ) from None
     try:
+        config = kind.make_config(meta.config)
         # On the meta device first: shapes without memory, so a hostile config asking for a
         # 10^9-unit layer is refused by the shape check instead of allocating it.
         with torch.device("meta"):
-            shape = cls.from_config(vocab, meta.config)
+            shape = kind.build(vocab, config)
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: bad config for {meta.model_type}: {e}") from None
 
@@ -180,7 +181,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     if names_bytes is None or names_bytes.dtype != torch.uint8 or names_bytes.dim() != 1:
         raise CheckpointError(f"{path}: missing or malformed tensor {NAMES_TENSOR!r}")
     _check_weights(path, shape, tensors)
-    model = cls.from_config(vocab, meta.config)  # the real one: as big as the file's tensors
+    model = kind.build(vocab, config)  # the real one: as big as the file's tensors
     model.load_state_dict(tensors)
     model.freeze()  # served as loaded: eval mode, no gradients, the fast inference form
 

@@ -9,7 +9,7 @@ import argparse
 import json
 import signal
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from app.config import DEFAULT_MODELS_DIR
@@ -39,27 +39,13 @@ EXAMPLES = {
   NAMELAB_MAX_BODY_BYTES=16384 namelab serve --host 0.0.0.0 --workers 2""",
 }
 
-MLP_HELP = {
-    "block_size": "characters of context",
-    "n_embd": "embedding dimensions per character",
-    "n_hidden": "units per hidden layer",
-    "n_layers": "hidden tanh layers",
-    "dropout": "dropout after each hidden layer",
-    "batch_size": "minibatch size",
-    "lr_min": "learning rate at the end of the cosine decay",
-    "warmup": "linear warm-up steps",
-    "weight_decay": "AdamW weight decay",
-    "eval_interval": "steps between validation passes",
-    "device": "torch device",
-}
-
-
 class CLIError(Exception):
     """An error to print as one line."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(train_kind(argv))
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
@@ -71,9 +57,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from app.lm import MLPConfig
-    from app.lm.train import OptimConfig
+def train_kind(argv: list[str]) -> str | None:
+    """The kind named by `namelab train --model KIND`, whose flags the parser then gets."""
+    if not argv or argv[0] != "train":
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    return pre.parse_known_args(argv[1:])[0].model
+
+
+def add_kind_flags(p: argparse.ArgumentParser, kind) -> None:
+    """One flag per field of the kind's config and of its training options, with the kind's
+    defaults and each field's help and bounds. Two flags of one name are an error (argparse's
+    conflicting option strings), which `register` and the tests keep from happening."""
+    from app.lm.kind import help_of
+
+    groups = [("cfg", f"{kind.name} hyperparameters", kind.config())]
+    if not kind.trains_by_counting:
+        groups.append(("opt", f"{kind.name} training", kind.training))
+    for prefix, title, defaults in groups:
+        g = p.add_argument_group(title)
+        for f in fields(defaults):
+            value = getattr(defaults, f.name)
+            g.add_argument("--" + f.name.replace("_", "-"), dest=f"{prefix}_{f.name}",
+                           type=type(value), metavar=type(value).__name__.upper(),
+                           help=f"{help_of(f)} (default {value})")
+
+
+def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
+    from app.lm import KINDS
 
     parser = argparse.ArgumentParser(
         prog="namelab", description="Character-level language models of first names."
@@ -87,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("train", "train a model and write a checkpoint", cmd_train)
-    p.add_argument("--model", required=True, choices=["bigram", "neural-bigram", "mlp"])
+    p.epilog = "kinds (`namelab train --model KIND --help` lists the kind's options):\n" + \
+        "\n".join(f"  {k.name:<14} {k.description}" for k in KINDS.values()) + \
+        "\n\n" + EXAMPLES["train"]
+    p.add_argument("--model", required=True, choices=list(KINDS), metavar="KIND",
+                   help=f"the model kind: {', '.join(KINDS)}")
     p.add_argument("--data", default=DEFAULT_SPEC,
                    help="ssa:YEAR, ssa:FIRST-LAST, optionally :F or :M, or a text file "
                         "(default %(default)s)")
@@ -96,20 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["standard", "none"], default="standard",
                    help="80/10/10 train/val/test, or train on every word")
     p.add_argument("--split-seed", type=int, default=42, help="seed of the split shuffle")
-    p.add_argument("--smoothing", type=float, default=1.0, help="bigram: additive smoothing")
-    p.add_argument("--reg", type=float, default=None,
-                   help="neural-bigram: L2 penalty on W (default 0.001)")
-    p.add_argument("--steps", type=int, help="optimisation steps (mlp 9000, neural-bigram 300)")
-    p.add_argument("--lr", type=float, help="peak learning rate (mlp 5e-3, neural-bigram 0.5)")
-    p.add_argument("--seed", type=int, help="init/minibatch seed")
-    g = p.add_argument_group("mlp hyperparameters")
-    for cls in (MLPConfig, OptimConfig):
-        for f in fields(cls):
-            if f.name in ("steps", "lr", "seed"):
-                continue
-            g.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
-                           help=f"{MLP_HELP.get(f.name, f.name)} (default {f.default})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if kind in KINDS:
+        add_kind_flags(p, KINDS[kind])
 
     model_help = "checkpoint path (DIR/NAME, with or without .safetensors) or a model name " \
                  "in --models-dir"
@@ -184,20 +189,17 @@ def cmd_train(args) -> int:
 def _train(args) -> int:
     from tqdm import tqdm
 
-    from app.lm import MLPConfig
-    from app.lm.train import NeuralBigramConfig, OptimConfig
+    from app.lm import KINDS
     from app.training import train_to_checkpoint
 
-    def pick(cls, **extra):
-        values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
-        values.update(extra)
-        return cls(**{k: v for k, v in values.items() if v is not None})
+    kind = KINDS[args.model]
 
-    common = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
-    mlp = pick(MLPConfig) if args.model == "mlp" else None
-    optim = pick(OptimConfig, **common) if args.model == "mlp" else None
-    neural = pick(NeuralBigramConfig, **common, reg=args.reg) \
-        if args.model == "neural-bigram" else None
+    def given(prefix: str) -> dict:
+        return {k.removeprefix(prefix): v for k, v in vars(args).items()
+                if k.startswith(prefix) and v is not None}
+
+    config = kind.config(**given("cfg_"))
+    training = None if kind.trains_by_counting else replace(kind.training, **given("opt_"))
     bar = None
 
     def progress(step: int, total: int, postfix: dict) -> None:
@@ -213,7 +215,7 @@ def _train(args) -> int:
         result = train_to_checkpoint(
             args.model, args.data, args.out, args.name or args.model,
             split_seed=None if args.split == "none" else args.split_seed,
-            smoothing=args.smoothing, mlp=mlp, optim=optim, neural=neural, progress=progress,
+            config=config, training=training, progress=progress,
         )
     finally:
         if bar is not None:

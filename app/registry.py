@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.checkpoints import PICKLE_SUFFIXES, SUFFIX, Checkpoint, CheckpointError, load_checkpoint
+from app.lm import KINDS, Kind
 from app.lm.scoring import Plausibility
 
 log = logging.getLogger("namelab.registry")
@@ -37,6 +38,10 @@ class LoadedModel:
     @property
     def meta(self):
         return self.checkpoint.meta
+
+    @property
+    def kind(self) -> Kind:
+        return KINDS[self.checkpoint.meta.model_type]  # loading checked it is registered
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> LoadedModel:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
+from app.lm import KINDS
 from app.lm.sampling import MAX_LEN
 from app.registry import LoadedModel
 from app.services import MAX_SEED, EmbeddingView, NameScore, TopName
@@ -79,7 +80,8 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(protected_namespaces=())
     name: str = Field(description="the name used in URLs", examples=["mlp"])
-    type: str = Field(description="bigram, neural-bigram or mlp", examples=["mlp"])
+    type: str = Field(description="the model kind: " + "; ".join(
+        f"`{k.name}`, {k.description}" for k in KINDS.values()), examples=["mlp"])
     hyperparameters: dict[str, Any] = Field(
         description="what rebuilds the model's shape",
         examples=[{"block_size": 8, "n_embd": 24, "n_hidden": 512, "n_layers": 2,
@@ -111,8 +113,8 @@ class ModelCard(BaseModel):
             split=meta.split, metrics=meta.metrics, training_seconds=meta.training_seconds,
             created=meta.created, torch_version=meta.torch_version,
             namelab_version=meta.namelab_version,
-            has_bigram_table=model.bigram_probs() is not None,
-            has_embeddings=model.embedding_table() is not None, history=meta.history,
+            has_bigram_table=m.kind.has_table, has_embeddings=m.kind.has_embeddings,
+            history=meta.history,
         )
 
 

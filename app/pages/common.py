@@ -160,8 +160,8 @@ def pick_model(registry: Registry, name: str | None, has=None, what: str = "mode
 
 
 def has_bigram_table(m: LoadedModel) -> bool:
-    return m.model.bigram_probs() is not None
+    return m.kind.has_table
 
 
 def has_embeddings(m: LoadedModel) -> bool:
-    return m.model.embedding_table() is not None
+    return m.kind.has_embeddings

@@ -38,10 +38,11 @@ def same_data(registry: Registry, m: LoadedModel) -> list[LoadedModel]:
 
 
 def counting_twin(registry: Registry, m: LoadedModel) -> LoadedModel | None:
-    """For a neural bigram: a counting bigram trained on the same data, if one is loaded."""
-    if m.meta.model_type != "neural-bigram":
+    """For a model with a bigram table but no counts (the neural bigram): a counting model
+    trained on the same data, if one is loaded."""
+    if not m.kind.has_table or m.kind.has_counts:
         return None
-    return next((x for x in same_data(registry, m) if x.meta.model_type == "bigram"), None)
+    return next((x for x in same_data(registry, m) if x.kind.has_counts), None)
 
 
 @dataclass(frozen=True)

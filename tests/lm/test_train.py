@@ -8,21 +8,18 @@ production optimiser and re-evaluate the weights of each step through the layers
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from app.data import load_dataset, split_words
-from app.lm import MODEL_TYPES, MLPConfig, Vocab
-from app.lm.base import build_examples
-from app.lm.train import OptimConfig, train_mlp
+from app.lm import KINDS, Vocab
+from app.lm.train import fit
 
-# Every kind with a fast inference form, and how to train a small one with the real trainer.
-SMALL = {
-    "mlp": lambda vocab, split, opt, on_eval: train_mlp(
-        vocab, split, MLPConfig(block_size=3, n_embd=8, n_hidden=64, n_layers=1, dropout=0.1),
-        opt, on_eval=on_eval),
-}
+# Every kind trained by gradient descent that has a fast inference form: its tiny model.
+FAST = sorted(k.name for k in KINDS.values() if k.has_fast_inference and not k.trains_by_counting)
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +28,26 @@ def data():
     return Vocab.from_words(words), split_words(words, 42)
 
 
-def test_every_kind_with_a_fast_form_is_checked():
-    assert {k for k, cls in MODEL_TYPES.items() if cls.has_inference_form()} - {"bigram"} \
-        == set(SMALL)
+def test_the_mlp_is_among_the_kinds_checked():
+    assert "mlp" in FAST
 
 
 def layer_nll(model, words) -> float:
     """Mean NLL per character through `layer_logits`, written out here, in float64."""
-    X, Y = build_examples(words, model.vocab, model.block_size)
+    X, Y = model.examples(words)
     with torch.no_grad():
-        return F.cross_entropy(model.layer_logits(X).double(), Y).item()
+        logits = model.layer_logits(X).double()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1),
+                               ignore_index=-1).item()
 
 
-@pytest.mark.parametrize("kind", sorted(SMALL))
+def tiny_run(kind: str, **changes):
+    """The kind's tiny training, 4 validation passes long, with changes."""
+    tiny = KINDS[kind].tiny_training
+    return dataclasses.replace(tiny, **{"steps": 4 * tiny.eval_interval, **changes})
+
+
+@pytest.mark.parametrize("kind", FAST)
 def test_each_recorded_val_is_that_of_the_weights_of_its_step(kind, data):
     vocab, split = data
     seen: list[tuple[int, float, dict]] = []
@@ -55,9 +59,10 @@ def test_each_recorded_val_is_that_of_the_weights_of_its_step(kind, data):
             k: v.detach().clone() for k, v in model.state_dict().items()}))
         model.train(was)
 
-    opt = OptimConfig(steps=400, batch_size=64, lr=1e-2, warmup=20, eval_interval=100)
-    model, history = SMALL[kind](vocab, split, opt, on_eval)
-    assert history.step == [100, 200, 300, 400] == [s for s, _, _ in seen]
+    opt = tiny_run(kind)
+    model, history = fit(KINDS[kind], vocab, split, KINDS[kind].tiny, opt, on_eval=on_eval)
+    assert history.step == [opt.eval_interval * i for i in (1, 2, 3, 4)] \
+        == [s for s, _, _ in seen]
     for recorded, (_, independent, _) in zip(history.val, seen, strict=True):
         assert recorded == pytest.approx(independent, abs=1e-5)
     assert len(set(history.val)) == len(history.val), f"val did not move: {history.val}"
@@ -70,7 +75,8 @@ def test_each_recorded_val_is_that_of_the_weights_of_its_step(kind, data):
     assert layer_nll(model, split.val) == pytest.approx(min(history.val), abs=1e-5)
 
 
-def test_the_trainer_uses_fused_adamw(monkeypatch, data):
+@pytest.mark.parametrize("kind", FAST)
+def test_the_trainer_uses_fused_adamw(kind, monkeypatch, data):
     """The optimiser the regression came from is the one the tests above run."""
     vocab, split = data
     made = []
@@ -81,6 +87,6 @@ def test_the_trainer_uses_fused_adamw(monkeypatch, data):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", spy)
-    SMALL["mlp"](vocab, split, OptimConfig(steps=2, batch_size=8, warmup=0, eval_interval=1),
-                 None)
+    fit(KINDS[kind], vocab, split, KINDS[kind].tiny,
+        tiny_run(kind, steps=2, warmup=0, eval_interval=1))
     assert made and made[0].get("fused") is True
