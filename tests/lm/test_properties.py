@@ -17,11 +17,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app import services
+from app.lm import KINDS
 from app.lm.scoring import log_probs, score_names
 from app.lm.vocab import InvalidName
 from app.registry import Registry
 
-MODELS = ["bigram", "neural-bigram", "mlp"]
+MODELS = list(KINDS)  # conftest: a tiny model of every kind, named after it
 LETTERS = "abcdefghijklmnopqrstuvwxyz"  # the tiny models' vocabulary (conftest: every letter)
 bounded = hsettings(max_examples=40, derandomize=True, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
