@@ -7,6 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -32,6 +33,10 @@ def load_registry(settings: Settings) -> Registry:
     return registry
 
 
+def operation_id(route: APIRoute) -> str:
+    return route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     middleware.configure_logging(settings.log_level)
@@ -53,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Sample and score character-level language models of first names.",
         version="0.1.0",
         lifespan=lifespan,
+        # Operation IDs are the route functions' names: a client generated from /openapi.json
+        # calls sample_names(...), not sample_names_api_models__model__sample_post(...).
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     api.install(app)

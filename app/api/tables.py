@@ -38,7 +38,7 @@ def top_names(m: ModelDep, q: Annotated[TopQuery, Query()]) -> TopResponse:
 
 @router.get("/bigram", summary="The bigram table", responses=NO_TABLE)
 @model_thread
-def bigram_table(m: ModelDep) -> BigramTable:
+def get_bigram_table(m: ModelDep) -> BigramTable:
     """P(next | previous) for every pair of symbols, and the counts for a count-based bigram
     (null for a neural bigram). 409 for models without a bigram table."""
     labels, counts, probs = services.bigram_table(m)
@@ -47,7 +47,7 @@ def bigram_table(m: ModelDep) -> BigramTable:
 
 @router.get("/embeddings", summary="The character embeddings", responses=NO_TABLE)
 @model_thread
-def embeddings(m: ModelDep, q: Annotated[EmbeddingsQuery, Query()]) -> EmbeddingsResponse:
+def get_embeddings(m: ModelDep, q: Annotated[EmbeddingsQuery, Query()]) -> EmbeddingsResponse:
     """The embedding vectors, a 2-D projection (raw when 2-D, PCA otherwise) and each letter's
     nearest letters by cosine similarity. 409 for models without embeddings."""
     return EmbeddingsResponse.of(m.name, services.embedding_view(m, k=q.k))
