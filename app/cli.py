@@ -24,7 +24,8 @@ EXAMPLES = {
   namelab train --model bigram --data names.txt --smoothing 0 --split none""",
     "sample": """examples:
   namelab sample --model mlp -n 10 --seed 42
-  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5""",
+  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5
+  namelab sample --model mlp -n 20 --unique --exclude-training   # new names only""",
     "score": """examples:
   namelab score --model mlp emma xqzvk
   namelab score --model bigram --details José""",
@@ -47,8 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(train_kind(argv))
     args = parser.parse_args(argv)
+    from app.params import InvalidParam
+
     try:
         return args.func(args) or 0
+    except InvalidParam as e:
+        flag = "-n" if e.field == "n" else "--" + e.field.replace("_", "-")
+        print(f"namelab {args.command}: error: {e.field} ({flag}): {e}", file=sys.stderr)
+        return 1
     except (CLIError, DataError, ValueError, FileNotFoundError) as e:
         print(f"namelab {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -84,8 +91,23 @@ def add_kind_flags(p: argparse.ArgumentParser, kind) -> None:
                            help=f"{help_of(f)} (default {value})")
 
 
+def add_param_flags(p: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of an operation's parameters (app/params.py), with its description,
+    bounds and default; values are checked by the parameters themselves (Params.parse)."""
+    for name, f in cls.model_fields.items():
+        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+        bounds = cls.limits(name)
+        default = "none" if f.default is None else repr(f.default)
+        help = f"{f.description} ({bounds + '; ' if bounds else ''}default {default})"
+        if f.annotation is bool:
+            p.add_argument(flag, dest=name, action="store_true", help=f.description)
+        else:
+            p.add_argument(flag, dest=name, metavar=name.upper(), help=help)
+
+
 def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     from app.lm import KINDS
+    from app.params import CLISampleParams
 
     parser = argparse.ArgumentParser(
         prog="namelab", description="Character-level language models of first names."
@@ -121,12 +143,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     p = command("sample", "sample names from a model", cmd_sample)
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
-    p.add_argument("-n", type=int, default=10, help="how many names (default 10)")
-    p.add_argument("--seed", type=int, help="seed (default: drawn at random and printed)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, help="sample only among the k most likely letters")
-    p.add_argument("--prefix", default="", help="letters every name starts with")
-    p.add_argument("--max-len", type=int, default=32, help="at most this many letters")
+    add_param_flags(p, CLISampleParams)
 
     p = command("score", "score names under a model", cmd_score)
     p.add_argument("--model", required=True, help=model_help)
@@ -172,6 +189,13 @@ def load(args):
         return load_checkpoint(resolve_model(args.model, args.models_dir))
     except CheckpointError as e:
         raise CLIError(str(e)) from None
+
+
+def load_served(args):
+    """The checkpoint as the server holds it (app/registry.py): training set, plausibility."""
+    from app.registry import LoadedModel
+
+    return LoadedModel.from_checkpoint(load(args))
 
 
 def _interrupt(signum, frame):
@@ -233,41 +257,30 @@ def _train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import secrets
+    from app.params import CLISampleParams
+    from app.services import sample_names
 
-    import torch
-
-    from app.lm.sampling import sample_scored
-
-    ckpt = load(args)
-    vocab = ckpt.model.vocab
-    prefix = vocab.normalize(args.prefix, what="prefix", allow_empty=True)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
-    if not 0 <= seed < 2**32:
-        raise CLIError(f"--seed must be between 0 and 2^32-1, got {seed}")
-    if args.n < 1 or args.n > 100_000:
-        raise CLIError(f"-n must be between 1 and 100000, got {args.n}")
-    names, lps = sample_scored(ckpt.model, args.n, torch.Generator().manual_seed(seed),
-                               temperature=args.temperature, top_k=args.top_k, prefix=prefix,
-                               max_len=args.max_len)
-    training = set(ckpt.training_names)
-    print(f"# {ckpt.name}: {args.n} names, seed {seed}  (* = in the training set)")
-    for name, lp in zip(names, lps, strict=True):
-        print(f"{name:<20} {lp:9.3f}  {'*' if name in training else ''}")
+    params = CLISampleParams.parse({k: getattr(args, k) for k in CLISampleParams.model_fields})
+    m = load_served(args)
+    result = sample_names(m, params)  # the API's sampling: same seed, same names
+    print(f"# {m.name}: {len(result.names)} names, seed {result.seed}  "
+          f"(* = in the training set)")
+    if result.exhausted:
+        print(f"# only {len(result.names)} of {params.n}: the constraints made more too hard "
+              f"to find")
+    for s in result.names:
+        print(f"{s.name:<20} {s.log_prob:9.3f}  {'*' if s.in_training_set else ''}")
     return 0
 
 
 def cmd_score(args) -> int:
-    from app.lm.scoring import Plausibility, score_names
+    from app.services import score
 
-    ckpt = load(args)
-    names = [ckpt.model.vocab.normalize(n) for n in args.names]
-    plaus = Plausibility(ckpt.model, ckpt.training_names)
-    training = set(ckpt.training_names)
+    m = load_served(args)
     print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
-    for s in score_names(ckpt.model, names):
-        print(f"{s.name:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
-              f"{plaus.percentile(s.nll_per_char):8.1f}%  {'yes' if s.name in training else 'no'}")
+    for s in score(m, args.names):
+        print(f"{s.normalized:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
+              f"{s.plausibility:8.1f}%  {'yes' if s.in_training_set else 'no'}")
         if args.details:
             for st in s.steps:
                 print(f"    P({st['char']!r} | {st['context']!r}) = {st['prob']:.4f}"

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from app import api, middleware, pages, worker
+from app import api, middleware, pages, web, worker
 from app.config import STATIC_DIR, Settings
 from app.registry import Registry
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     api.install(app)
     pages.install(app)
+    web.install(app)  # the error handlers of both (in any order with the two above)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     middleware.install(app, settings)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))

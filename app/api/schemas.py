@@ -1,7 +1,8 @@
 """Pydantic models of the API's requests and responses: the contract, as /docs shows it.
 
-Request bodies forbid unknown fields and are strict (`"n": "ten"` and `"seed": true` are 422s);
-the same fields as query parameters are parsed leniently, as query strings must be.
+The parameters themselves are app/params.py's (shared with the pages, the CLI and the
+services). Request bodies are those made strict (`"n": "ten"` and `"seed": true` are 422s);
+as query parameters they are parsed leniently, as query strings must be.
 Log-probabilities of 0-probability events (a bigram trained without smoothing can give them) are
 `null`: log(0) = -inf, which JSON cannot carry.
 """
@@ -9,21 +10,15 @@ Log-probabilities of 0-probability events (a bigram trained without smoothing ca
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
 from app.lm import KINDS
-from app.lm.sampling import MAX_LEN
+from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import MAX_SEED, EmbeddingView, NameScore, TopName
-
-MAX_SAMPLE = 1000  # names per sample request
-MAX_SCORE = 1000  # names per score request
-MAX_TEMPERATURE = 5.0
-MAX_TOP = 100  # names per top request
-MAX_NEIGHBOURS = 10
+from app.services import EmbeddingView, NameScore, TopName
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
 
@@ -121,32 +116,6 @@ class ModelCard(BaseModel):
 # --- sampling ----------------------------------------------------------------------------------
 
 
-class SampleParams(BaseModel):
-    """The sampling knobs, shared by the JSON body (POST) and the query string (GET)."""
-
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(10, ge=1, le=MAX_SAMPLE, description="how many names")
-    temperature: float = Field(
-        1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False,
-        description="divides the logits: < 1 sharper (safer names), > 1 flatter (wilder)")
-    top_k: int | None = Field(
-        None, ge=1,
-        description="keep only the k most likely next characters at each step; at most the "
-                    "model's vocabulary size (27 for the default data); null = off")
-    seed: int | None = Field(
-        None, ge=0, le=MAX_SEED,
-        description="same seed and knobs, same names; absent: one is drawn and returned")
-    prefix: str = Field("", max_length=MAX_LEN,
-                        description="letters every name starts with (normalised like names)")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
-    unique: bool = Field(False, description="no name twice in one response")
-    exclude_training: bool = Field(False, description="only names not in the training set")
-
-
-class SampleQuery(SampleParams):
-    """GET .../sample: the same fields as query parameters."""
-
-
 class SampleRequest(SampleParams):
     """POST .../sample: a JSON object; every field is optional."""
 
@@ -178,26 +147,13 @@ class SampleResponse(BaseModel):
 
 # --- scoring -----------------------------------------------------------------------------------
 
-RawName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LEN)]
+class ScoreRequest(ScoreParams):
+    """POST .../score: a JSON object."""
 
-
-class ScoreRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", strict=True,
         json_schema_extra={"examples": [{"names": ["emma", "José", "xqzvk"]}]},
     )
-    names: list[RawName] = Field(
-        min_length=1, max_length=MAX_SCORE,
-        description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
-                    "NFKC-normalised, lowercased and stripped of accents before scoring")
-
-
-class NameQuery(BaseModel):
-    """One name as a query parameter: `?name=emma`."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: RawName = Field(description=f"1..{MAX_LEN} characters; normalised before scoring",
-                          examples=["emma"])
 
 
 class StepOut(BaseModel):
@@ -252,13 +208,6 @@ class CompareResponse(BaseModel):
 # --- search and tables -------------------------------------------------------------------------
 
 
-class TopQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    k: int = Field(20, ge=1, le=MAX_TOP, description="how many names")
-    prefix: str = Field("", max_length=MAX_LEN, description="only names starting with this")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
-
-
 class TopNameOut(BaseModel):
     name: str
     log_prob: float
@@ -293,11 +242,6 @@ class Projection(BaseModel):
                     "principal components")
     points: list[tuple[float, float]] = Field(description="one (x, y) per label")
     explained_variance: list[float] = Field(description="fraction of the variance per axis")
-
-
-class EmbeddingsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    k: int = Field(3, ge=1, le=MAX_NEIGHBOURS, description="neighbours per letter")
 
 
 class Neighbour(BaseModel):

@@ -11,19 +11,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app import plots
-from app.pages.common import (
+from app.pages.common import has_bigram_table, pick_model
+from app.registry import LoadedModel
+from app.services import bigram_table
+from app.web import (
     USER_ERRORS,
     BadInput,
     RegistryDep,
     error_page,
     fmt_prob,
-    has_bigram_table,
     page_error,
-    pick_model,
     render,
 )
-from app.registry import LoadedModel
-from app.services import bigram_table
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])

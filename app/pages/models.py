@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.pages.common import USER_ERRORS, RegistryDep, error_page, page_error, render
+from app.params import TopParams
 from app.registry import LoadedModel, Registry
 from app.services import top_names
+from app.web import USER_ERRORS, RegistryDep, error_page, page_error, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -81,7 +82,7 @@ def show_model(request: Request, registry: RegistryDep, model: str):
     except USER_ERRORS as e:
         return error_page(request, page_error(e, registry))
     twin = counting_twin(registry, m)
-    names, _ = top_names(m, 10)
+    _, names, _ = top_names(m, TopParams(k=10))
     return render(request, "model.html", {
         "nav": None, "title": f"Model {m.name}", "m": m, "chart": loss_chart(m, twin),
         "twin": twin, "verdict": twin_verdict(m, twin) if twin else None,

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from app.params import SampleParams
 from app.services import sample_names
 
 
@@ -26,7 +27,7 @@ def test_same_seed_same_names_as_the_service(client):
     first = names(client.get(url).text)
     assert first == names(client.get(url).text)
     m = client.app.state.registry.get("mlp")
-    want = sample_names(m, 8, seed=42, temperature=0.8, top_k=10, prefix="a")
+    want = sample_names(m, SampleParams(n=8, seed=42, temperature=0.8, top_k=10, prefix="a"))
     assert first == [s.name for s in want.names]
     assert all(n.startswith("a") for n in first)
 
@@ -51,7 +52,7 @@ def test_training_names_get_a_badge(client):
 
 
 @pytest.mark.parametrize("query, message", [
-    ("n=0", "n must be between 1 and 200"),
+    ("n=0", "n must be between 1 and 1000"),
     ("n=abc", "n must be a whole number"),
     ("temperature=0", "temperature must be greater than 0"),
     ("temperature=nan", "temperature must be greater than 0"),
@@ -62,6 +63,6 @@ def test_training_names_get_a_badge(client):
 ])
 def test_bad_input_is_shown_next_to_the_form(client, query, message):
     r = client.get("/sample?" + query)
-    assert r.status_code in (400, 404)
+    assert r.status_code in (422, 404)
     assert message in r.text
     assert '<form class="controls sample-form"' in r.text

@@ -47,9 +47,9 @@ def test_bad_names_are_explained_per_model(client):
     assert "outside the alphabet: &#39;1&#39;" in r.text
 
 
-def test_nothing_scorable_is_a_400(client):
+def test_nothing_scorable_is_a_422(client):
     r = client.get("/score", params={"names": "123"})
-    assert r.status_code == 400 and "None of the names could be scored" in r.text
+    assert r.status_code == 422 and "None of the names could be scored" in r.text
 
 
 def test_empty_form(client):
@@ -59,7 +59,7 @@ def test_empty_form(client):
 
 def test_too_many_names(client):
     r = client.get("/score", params={"names": " ".join(["ann"] * 21)})
-    assert r.status_code == 400 and "score at most 20" in r.text
+    assert r.status_code == 422 and "score at most 20" in r.text
 
 
 def test_split_names():
