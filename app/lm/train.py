@@ -83,7 +83,7 @@ def evaluate(model: LanguageModel, words: list[str], batch_size: int = 65536) ->
     model.eval()
     total, n = 0.0, int((Y != -1).sum())
     for i in range(0, len(X), batch_size):
-        logits, _ = model(X[i : i + batch_size])
+        logits, _ = model(X[i : i + batch_size], Y[i : i + batch_size])
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(),
                                  Y[i : i + batch_size].reshape(-1), ignore_index=-1,
                                  reduction="sum").item()

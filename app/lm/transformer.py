@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.lm.base import Decoder, LanguageModel
+from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
+from app.lm.train import OptimConfig
 from app.lm.vocab import Vocab
 
 MAX_BLOCK = 64
@@ -45,23 +47,18 @@ def starts(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class TransformerConfig:
-    block_size: int = 16  # positions: the start token and 15 letters, every SSA name fits
-    n_layer: int = 4  # blocks
-    n_head: int = 4  # attention heads per block
-    n_embd: int = 64  # width of the residual stream
-    dropout: float = 0.1  # on the embeddings and after each sublayer, in training only
+    block_size: int = param(16, "positions: the start and 15 letters (every SSA name fits)",
+                            ge=2, le=MAX_BLOCK)
+    n_layer: int = param(4, "transformer blocks", ge=1, le=MAX_LAYERS)
+    n_head: int = param(4, "attention heads per block (they divide n_embd)", ge=1)
+    n_embd: int = param(64, "width of the residual stream", ge=1, le=MAX_EMBD)
+    dropout: float = param(0.1, "dropout on the embeddings and after each sublayer, in "
+                                "training only", ge=0, lt=1)
 
     def __post_init__(self) -> None:
-        if not 2 <= self.block_size <= MAX_BLOCK:
-            raise ValueError(f"block_size must be in [2, {MAX_BLOCK}], got {self.block_size}")
-        if not 1 <= self.n_layer <= MAX_LAYERS:
-            raise ValueError(f"n_layer must be in [1, {MAX_LAYERS}], got {self.n_layer}")
-        if not 1 <= self.n_embd <= MAX_EMBD:
-            raise ValueError(f"n_embd must be in [1, {MAX_EMBD}], got {self.n_embd}")
-        if self.n_head < 1 or self.n_embd % self.n_head:
+        check_fields(self)
+        if self.n_embd % self.n_head:
             raise ValueError(f"n_head must divide n_embd={self.n_embd}, got {self.n_head}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class CausalSelfAttention(nn.Module):
@@ -158,7 +155,20 @@ class Transformer(LanguageModel):
         x, n = starts(idx)
         return self.sequence_logits(x)[torch.arange(len(idx)), n - 1]
 
-    def sequences(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Windows (B, block_size) -> (B, V), as every kind; or, with targets of the same shape
+        (the rows of `examples`), whole names: (B, T) -> (B, T, V) and the loss over the real
+        targets. Padding columns no row needs are not computed (their logits are 0)."""
+        if targets is None or targets.dim() == 1:
+            return super().forward(idx, targets)
+        real = targets != -1
+        L = int(real.any(dim=0).nonzero().max()) + 1 if bool(real.any()) else 1
+        logits = self.sequence_logits(idx[:, :L])  # (B, L, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets[:, :L].flatten(), ignore_index=-1)
+        return F.pad(logits, (0, 0, 0, idx.shape[1] - L)), loss
+
+    def examples(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole names as training rows: x = '.' + name, y = name + '.', padded to the longest
         (x with '.', y with -1: no loss). A name longer than block_size - 1 letters adds a row
         per later letter: the window of the block_size letters before it, its target last."""
@@ -207,8 +217,8 @@ class Transformer(LanguageModel):
         return asdict(self.cfg)
 
     @classmethod
-    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> Transformer:
-        return cls(vocab, TransformerConfig(**config))
+    def from_config(cls, vocab: Vocab, config: TransformerConfig) -> Transformer:
+        return cls(vocab, config)
 
 
 class KVDecoder(Decoder):
@@ -250,3 +260,20 @@ class KVDecoder(Decoder):
         parent, self.tokens = keys // V, keys % V
         self.pasts = [(k[parent], v[parent]) for k, v in self.pasts]
         self._logits = None
+
+
+KIND = Kind(
+    name="transformer",
+    title="a Transformer",
+    description="a small decoder-only Transformer as in makemore: token and position "
+                "embeddings, causal self-attention blocks with LayerNorm and an MLP, a name "
+                "read from its start",
+    model=Transformer,
+    config=TransformerConfig,
+    # Chosen on validation with names.txt (README); a batch is 128 whole names.
+    training=OptimConfig(steps=12_000, batch_size=128, lr=1e-3, lr_min=1e-5, warmup=300,
+                         weight_decay=0.1, eval_interval=1000),
+    tiny=TransformerConfig(block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0),
+    tiny_training=OptimConfig(steps=200, batch_size=16, lr=1e-2, warmup=10, eval_interval=50),
+    has_embeddings=True,
+)

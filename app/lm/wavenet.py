@@ -23,30 +23,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.lm.base import LanguageModel
+from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
+from app.lm.train import OptimConfig
 from app.lm.vocab import Vocab
 
-MAX_BLOCK = 64
-MAX_HIDDEN = 4096
+MAX_BLOCK = 64  # bounds the work a hostile checkpoint can ask for, with MAX_WIDTH
+MAX_WIDTH = 4096
 SHORT_ROWS = 27**3  # at most this many precomputed short contexts
 
 
 @dataclass
 class WaveNetConfig:
-    block_size: int = 8  # characters of context: a power of two (one tree level per halving)
-    n_embd: int = 24  # embedding dimensions per character
-    n_hidden: int = 128  # units in every level
-    dropout: float = 0.0  # after each level's tanh, in training only
+    block_size: int = param(8, "characters of context: a power of two, one tree level per "
+                               "halving", ge=2, le=MAX_BLOCK)
+    n_embd: int = param(24, "embedding dimensions per character", ge=1, le=MAX_WIDTH)
+    n_hidden: int = param(128, "units in every level", ge=1, le=MAX_WIDTH)
+    dropout: float = param(0.0, "dropout after each level, in training only", ge=0, lt=1)
 
     def __post_init__(self) -> None:
-        b = self.block_size
-        if not 2 <= b <= MAX_BLOCK or b & (b - 1):
-            raise ValueError(f"block_size must be a power of two in [2, {MAX_BLOCK}], got {b}")
-        for name in ("n_embd", "n_hidden"):
-            if not 1 <= getattr(self, name) <= MAX_HIDDEN:
-                raise ValueError(f"{name} must be in [1, {MAX_HIDDEN}], got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_fields(self)
+        if self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two, got {self.block_size}")
 
     @property
     def n_levels(self) -> int:
@@ -111,8 +109,8 @@ class WaveNet(LanguageModel):
         return asdict(self.cfg)
 
     @classmethod
-    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> WaveNet:
-        return cls(vocab, WaveNetConfig(**config))
+    def from_config(cls, vocab: Vocab, config: WaveNetConfig) -> WaveNet:
+        return cls(vocab, config)
 
 
 class Tabled:
@@ -166,3 +164,21 @@ class Tabled:
         out[short] = self.short[row[short]]
         out[~short] = self.network(idx[~short])
         return out
+
+
+KIND = Kind(
+    name="wavenet",
+    title="a WaveNet",
+    description="the lecture series' hierarchical model: embeddings of the last block_size "
+                "letters fused pairwise in a tree (Linear, LayerNorm, tanh per level) to "
+                "next-letter logits",
+    model=WaveNet,
+    config=WaveNetConfig,
+    # The lecture's shape (block 8, 24-d embeddings, 128 hidden); AdamW with the shared
+    # schedule, chosen on validation with names.txt (README).
+    training=OptimConfig(steps=30_000, batch_size=256, lr=3e-3, lr_min=3e-5, warmup=500,
+                         weight_decay=0.1, eval_interval=2000),
+    tiny=WaveNetConfig(block_size=4, n_embd=4, n_hidden=16),
+    tiny_training=OptimConfig(steps=200, batch_size=32, lr=1e-2, warmup=10, eval_interval=50),
+    has_embeddings=True,
+)
