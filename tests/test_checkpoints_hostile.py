@@ -187,7 +187,7 @@ def put(key: str, value):
          ["bad metadata", "metrics.train_nll"]),
         (put("created", None), ["bad metadata", "created"]),
         (put("surprise", 1), ["bad metadata", "surprise"]),
-        (put("model_type", "transformer"), ["unknown model_type 'transformer'"]),
+        (put("model_type", "gpt"), ["unknown model_type 'gpt'"]),
         (put("config", {"block_size": 3, "n_embd": 4, "n_hidden": 32, "n_layers": 1,
                         "dropout": 0.0, "extra": 1}), ["bad config for mlp"]),
         (put("config", {"block_size": "three", "n_embd": 4, "n_hidden": 32, "n_layers": 1,
