@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from app.lm import deadline as deadlines
 from app.lm.embeddings import Neighbours, Projection, nearest, project
 from app.lm.sampling import sample_scored
 from app.lm.scoring import Step, score_names
@@ -34,7 +35,7 @@ class SampledName:
 class SampleResult:
     seed: int
     names: list[SampledName]
-    exhausted: bool  # fewer than n names: the constraints made more too hard to find
+    exhausted: bool  # fewer than n names: too hard to find within the effort or time bound
 
 
 def draw_seed() -> int:
@@ -52,11 +53,12 @@ def sample_names(
     unique: bool = False,
     exclude_training: bool = False,
 ) -> SampleResult:
-    """n names (fewer, with exhausted=True, when unique/exclude_training make n too hard).
+    """n names (fewer, with exhausted=True, when unique/exclude_training make n too hard,
+    or when the deadline of the work in progress passes first: `app.lm.deadline`).
 
     `prefix` is raw user input: it is normalised and checked here (InvalidName if bad).
     One torch.Generator per call, seeded from `seed`: same arguments, same names, whatever
-    else the process is doing.
+    else the process is doing (unless the deadline cuts it short).
     """
     seed = draw_seed() if seed is None else seed
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
@@ -66,11 +68,12 @@ def sample_names(
     seen: set[str] = set()
     drawn = 0
     filtering = unique or exclude_training
-    while len(kept) < n and drawn < budget:
+    deadline = deadlines.current()
+    while len(kept) < n and drawn < budget and not deadlines.passed(deadline):
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
         names, lps = sample_scored(m.model, batch, gen, temperature=temperature, top_k=top_k,
-                                   prefix=prefix, max_len=max_len)
+                                   prefix=prefix, max_len=max_len, deadline=deadline)
         drawn += batch
         for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
@@ -134,9 +137,11 @@ class TopName:
 
 def top_names(m: LoadedModel, k: int, prefix: str = "",
               max_len: int = 32) -> tuple[list[TopName], bool]:
-    """The k most probable names (exact), and whether the effort bound cut the search short."""
+    """The k most probable names (exact), and whether the effort bound or the deadline of the
+    work in progress cut the search short."""
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
-    result = most_probable(m.model, k, prefix=prefix, max_len=max_len)
+    result = most_probable(m.model, k, prefix=prefix, max_len=max_len,
+                           deadline=deadlines.current())
     return [TopName(n, lp) for n, lp in result.names], result.exhausted
 
 

@@ -170,7 +170,9 @@ class SampleResponse(BaseModel):
     seed: int = Field(description="the seed used (drawn when the request had none)")
     exhausted: bool = Field(
         description="true when fewer than n names came back: unique/exclude_training/prefix "
-                    "made more too hard to find within the bounded effort")
+                    "made more too hard to find within the bounded effort (at most "
+                    "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
+                    "model time) passed first; the names are those found by then")
     names: list[SampledName]
 
 
@@ -271,8 +273,10 @@ class TopResponse(BaseModel):
     model: str
     prefix: str = Field(description="the normalised prefix")
     names: list[TopNameOut] = Field(description="most probable first")
-    exhausted: bool = Field(description="true when the effort bound stopped the search "
-                                        "before k names were found")
+    exhausted: bool = Field(description="true when the effort bound (20,000 prefixes "
+                                        "expanded) or the request's deadline (about 1 s of "
+                                        "model time) stopped the search before k names were "
+                                        "found; the names found are still the most probable")
 
 
 class BigramTable(BaseModel):

@@ -192,3 +192,23 @@ def test_draws_follow_the_models_probabilities(client, temperature, top_k):
     observed = [counts[c] / len(draws) for c in ALPHABET]
     assert max(abs(o - e) for o, e in zip(observed, expected, strict=True)) < 0.03
     assert all(counts[c] == 0 for c, e in zip(ALPHABET, expected, strict=True) if e == 0)
+
+
+def test_a_request_stops_at_its_deadline_with_the_names_found(client, deadline_after):
+    """The issue's case: greedy (temperature 1e-30) and unique gives one name, then drew up to
+    50,000 more looking for others, holding the model thread ~10 s. Now it stops at the
+    request's deadline (here: its 30th look at the clock, no real time involved)."""
+    deadline = deadline_after(30)
+    body = {"n": 1000, "unique": True, "temperature": 1e-30, "seed": 1, "max_len": 64}
+    r = client.post(URL.format("mlp"), json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["exhausted"] is True
+    assert len(out["names"]) == 1  # greedy: one name, found before the deadline
+    assert deadline.looks <= 32  # stopped at the deadline (one look per forward pass)
+
+
+def test_a_deadline_passed_before_any_name_finished_gives_none(client, deadline_after):
+    deadline_after(1)
+    r = client.get(URL.format("bigram") + "?n=5&seed=3")
+    assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []

@@ -65,3 +65,10 @@ def test_bad_input_is_shown_next_to_the_form(client, query, message):
     assert r.status_code in (400, 404)
     assert message in r.text
     assert '<form class="controls sample-form"' in r.text
+
+
+def test_the_page_says_when_the_deadline_cut_sampling_short(client, deadline_after):
+    deadline_after(20)
+    r = client.get("/sample?model=mlp&n=200&unique=1&temperature=0.00001&seed=1")
+    assert r.status_code == 200
+    assert len(names(r.text)) == 1 and "Only 1 names" in r.text and "a second" in r.text
