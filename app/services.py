@@ -17,6 +17,7 @@ from app.lm.embeddings import Neighbours, Projection, nearest, project
 from app.lm.sampling import sample_scored
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
+from app.lm.vocab import InvalidName
 from app.registry import LoadedModel
 
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
@@ -62,6 +63,9 @@ def sample_names(
     """
     seed = draw_seed() if seed is None else seed
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
+    if len(prefix) > max_len:
+        raise InvalidName(f"prefix {prefix!r} is {len(prefix)} letters long; names are at most "
+                          f"{max_len} letters (max_len)")
     gen = torch.Generator().manual_seed(seed)
     budget = max(1000, MAX_SAMPLE_DRAWS * n)
     kept: list[tuple[str, float]] = []

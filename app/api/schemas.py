@@ -66,9 +66,10 @@ class Ready(BaseModel):
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
     refused: dict[str, str] = Field(
-        default_factory=dict, description="checkpoint files refused at start-up: file -> why",
-        examples=[{"old.pt": "models/old.pt: refusing a .pt file: pickle checkpoints can run "
-                             "code and are never loaded; Namelab reads only .safetensors files"}])
+        default_factory=dict,
+        description="checkpoint files refused at start-up: file name -> why, in one line",
+        examples=[{"old.pt": "refusing a .pt file: pickle checkpoints can run code and are "
+                             "never loaded; Namelab reads only .safetensors files"}])
 
 
 # --- model cards -------------------------------------------------------------------------------
@@ -189,7 +190,8 @@ class ScoreRequest(BaseModel):
     names: list[RawName] = Field(
         min_length=1, max_length=MAX_SCORE,
         description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
-                    "NFKC-normalised, lowercased and stripped of accents before scoring")
+                    "NFKC-normalised, lowercased and stripped of accents before scoring, and "
+                    f"must then be at most {MAX_LEN} letters ('ﬃ' is three)")
 
 
 class NameQuery(BaseModel):

@@ -7,9 +7,9 @@ import torch
 from app.lm.base import LanguageModel, decode_rows, distinct_logits
 from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
-from app.lm.vocab import BOUNDARY
+from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
 
-MAX_LEN = 64
+MAX_LEN = MAX_NAME_LEN
 
 
 def sample(
