@@ -566,3 +566,16 @@ def test_readyz_shows_file_names_and_short_reasons_only(folder):
     assert sorted(body["refused"]) == ["cut.safetensors", "tower.safetensors"]
     for reason in body["refused"].values():
         assert str(folder) not in reason and "\n" not in reason and len(reason) <= 300
+
+
+def test_no_valid_model_is_one_line_whatever_the_file_names(models_dir, tmp_path):
+    from app.config import Settings
+    from app.main import NoModels, load_registry
+
+    shutil.copyfile(models_dir / "bigram.safetensors", tmp_path / "new\nline.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(b"\0" * 5)
+    with pytest.raises(NoModels) as err:
+        load_registry(Settings(models_dir=tmp_path))
+    message = str(err.value)
+    assert "\n" not in message and "'new\\nline.safetensors': the model name" in message
+    assert "'cut.safetensors': not a valid safetensors file" in message
