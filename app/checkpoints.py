@@ -158,7 +158,7 @@ def read_meta(path: Path) -> CheckpointMeta:
     """Only the metadata (cheap: a bounded read of the header)."""
     path = Path(path)
     with _open(path) as f:
-        return _parse_meta(path, _read_header(path, f))
+        return _parse_meta(path, _read_header(path, f)[0])
 
 
 def load_checkpoint(path: Path | str) -> Checkpoint:
@@ -178,20 +178,20 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     if path.suffix != SUFFIX:
         raise CheckpointError(path, f"not a checkpoint: expected a {SUFFIX} file")
     with _open(path) as f:
-        header = _read_header(path, f)
+        header, size = _read_header(path, f)
         meta = _parse_meta(path, header)
         vocab = _vocab(path, meta)
         shape = _shape(path, meta, vocab)
         _check_layout(path, shape, header)
         f.seek(0)
-        data = f.read()  # bounded now: the header's tensors are the shape's, under MAX_PARAMS
+        data = f.read(size)  # bounded now: the header's tensors are the shape's, few enough
     try:
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(path, f"not a valid safetensors file (corrupted?): {e}") from None
     del data
     names_bytes = tensors.pop(NAMES_TENSOR)
-    _check_weights(path, shape, tensors)
+    _check_weights(path, tensors)
     model = shape.to_empty(device="cpu")  # uninitialised memory, filled by the file's tensors
     model.load_state_dict(tensors)
     try:
@@ -219,9 +219,10 @@ def _open(path: Path) -> Iterator[BinaryIO]:
         yield f
 
 
-def _read_header(path: Path, f: BinaryIO) -> dict:
-    """The safetensors header, read with a bounded read, its layout checked against the file:
-    every tensor's offsets inside the data, contiguous, ending exactly at the end of the file."""
+def _read_header(path: Path, f: BinaryIO) -> tuple[dict, int]:
+    """The safetensors header, read with a bounded read, its layout checked against the file
+    (every tensor's offsets inside the data, contiguous, ending exactly at the end of the
+    file), and the file's size."""
     size = os.fstat(f.fileno()).st_size
     head = f.read(8)
     if len(head) < 8:
@@ -255,7 +256,7 @@ def _read_header(path: Path, f: BinaryIO) -> dict:
         raise _not_safetensors(
             path, f"the header's tensors end at byte {8 + n + end:,} but the file has "
                   f"{size:,} bytes (truncated, or data past the end)")
-    return header
+    return header, size
 
 
 def _extent(path: Path, key: str, info: object) -> tuple[int, int]:
@@ -340,7 +341,7 @@ def _check_layout(path: Path, model: LanguageModel, header: dict) -> None:
                                         f"expected float")
 
 
-def _check_weights(path: Path, model: LanguageModel, tensors: dict[str, torch.Tensor]) -> None:
+def _check_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Values: finite, weights at most MAX_WEIGHT in size, counts in [0, MAX_COUNT]."""
     for key, got in tensors.items():
         if not torch.isfinite(got).all():

@@ -73,19 +73,24 @@ class Registry:
         folder = Path(models_dir)
         if not folder.is_dir():
             raise FileNotFoundError(f"models folder {str(folder)!r} does not exist")
-        for path in sorted(folder.iterdir()):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            raise FileNotFoundError(
+                f"models folder {str(folder)!r} cannot be read: {e.strerror}") from None
+        for path in entries:
             suffix = path.suffix.lower()
             if path.name.startswith(".") or (suffix != SUFFIX and suffix not in PICKLE_SUFFIXES):
                 continue  # READMEs, half-written .tmp files and the like
-            reason = cls._skip_reason(path)
-            if reason is None:
-                try:
+            try:
+                reason = cls._skip_reason(path)
+                if reason is None:
                     reg.add(load_checkpoint(path))
                     continue
-                except CheckpointError as e:
-                    reason = e.reason
-                except Exception as e:  # noqa: BLE001 (one bad file never stops the server)
-                    reason = one_line(f"cannot be loaded: {type(e).__name__}: {e}")
+            except CheckpointError as e:
+                reason = e.reason
+            except Exception as e:  # noqa: BLE001 (one bad file never stops the server)
+                reason = one_line(f"cannot be loaded: {type(e).__name__}: {e}")
             reg.refused[path.name] = reason
             log.warning("refused checkpoint %r: %s", path.name, reason)
         return reg

@@ -579,3 +579,18 @@ def test_no_valid_model_is_one_line_whatever_the_file_names(models_dir, tmp_path
     message = str(err.value)
     assert "\n" not in message and "'new\\nline.safetensors': the model name" in message
     assert "'cut.safetensors': not a valid safetensors file" in message
+
+
+def test_a_file_that_cannot_even_be_looked_at_is_refused(folder, monkeypatch):
+    real = Registry._skip_reason
+
+    def look(path):
+        if path.name == "mlp.safetensors":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Registry, "_skip_reason", staticmethod(look))
+    registry = Registry.load_dir(folder)
+    assert registry.names() == ["bigram", "neural-bigram"]
+    assert registry.refused == {
+        "mlp.safetensors": "cannot be loaded: PermissionError: [Errno 13] Permission denied"}
