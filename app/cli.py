@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
-    except (CLIError, DataError, ValueError, FileNotFoundError) as e:
+    except (CLIError, DataError, ValueError, OSError) as e:  # OSError: a full disk, say
         print(f"namelab {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from app.lm import deadline as deadlines
 from app.lm.embeddings import Neighbours, Projection, nearest, project
 from app.lm.sampling import sample_scored
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
+from app.lm.vocab import InvalidName
 from app.registry import LoadedModel
 
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
@@ -34,7 +36,7 @@ class SampledName:
 class SampleResult:
     seed: int
     names: list[SampledName]
-    exhausted: bool  # fewer than n names: the constraints made more too hard to find
+    exhausted: bool  # fewer than n names: too hard to find within the effort or time bound
 
 
 def draw_seed() -> int:
@@ -52,25 +54,30 @@ def sample_names(
     unique: bool = False,
     exclude_training: bool = False,
 ) -> SampleResult:
-    """n names (fewer, with exhausted=True, when unique/exclude_training make n too hard).
+    """n names (fewer, with exhausted=True, when unique/exclude_training make n too hard,
+    or when the deadline of the work in progress passes first: `app.lm.deadline`).
 
     `prefix` is raw user input: it is normalised and checked here (InvalidName if bad).
     One torch.Generator per call, seeded from `seed`: same arguments, same names, whatever
-    else the process is doing.
+    else the process is doing (unless the deadline cuts it short).
     """
     seed = draw_seed() if seed is None else seed
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
+    if len(prefix) > max_len:
+        raise InvalidName(f"prefix {prefix!r} is {len(prefix)} letters long; names are at most "
+                          f"{max_len} letters (max_len)")
     gen = torch.Generator().manual_seed(seed)
     budget = max(1000, MAX_SAMPLE_DRAWS * n)
     kept: list[tuple[str, float]] = []
     seen: set[str] = set()
     drawn = 0
     filtering = unique or exclude_training
-    while len(kept) < n and drawn < budget:
+    deadline = deadlines.current()
+    while len(kept) < n and drawn < budget and not deadlines.passed(deadline):
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
         names, lps = sample_scored(m.model, batch, gen, temperature=temperature, top_k=top_k,
-                                   prefix=prefix, max_len=max_len)
+                                   prefix=prefix, max_len=max_len, deadline=deadline)
         drawn += batch
         for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
@@ -134,9 +141,11 @@ class TopName:
 
 def top_names(m: LoadedModel, k: int, prefix: str = "",
               max_len: int = 32) -> tuple[list[TopName], bool]:
-    """The k most probable names (exact), and whether the effort bound cut the search short."""
+    """The k most probable names (exact), and whether the effort bound or the deadline of the
+    work in progress cut the search short."""
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
-    result = most_probable(m.model, k, prefix=prefix, max_len=max_len)
+    result = most_probable(m.model, k, prefix=prefix, max_len=max_len,
+                           deadline=deadlines.current())
     return [TopName(n, lp) for n, lp in result.names], result.exhausted
 
 

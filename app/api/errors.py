@@ -9,6 +9,7 @@ Other errors are `{"detail": "one sentence"}`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,12 +99,39 @@ class SafeJSONResponse(JSONResponse):
                               separators=(",", ":")).encode()
 
 
+def json_safe(value: Any) -> Any:
+    """Echoed input made JSON: NaN, Infinity and 1e309 (Python's JSON parser accepts them, JSON
+    has no such numbers) become the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def not_json(errors: Sequence[dict[str, Any]]) -> str | None:
+    """The parser's complaint when the body is not JSON at all (FastAPI reports it as a
+    validation error of type json_invalid), else None."""
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            where = e["loc"][-1] if len(e.get("loc", ())) > 1 else "?"
+            why = (e.get("ctx") or {}).get("error", e.get("msg", ""))
+            return f"the body is not valid JSON: {why} (at character {where})"
+    return None
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler, but with a response that cannot fail on echoed input.
+        # FastAPI's own handler, but a body that is not JSON is the 400 the OpenAPI document
+        # declares, and the 422 cannot fail on echoed input (NaN, a lone surrogate).
+        message = not_json(exc.errors())
+        if message is not None:
+            return SafeJSONResponse(status_code=400, content={"detail": message})
         return SafeJSONResponse(status_code=422,
-                                content={"detail": jsonable_encoder(exc.errors())})
+                                content={"detail": json_safe(jsonable_encoder(exc.errors()))})
 
     @app.exception_handler(UnknownModel)
     async def unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:

@@ -66,9 +66,10 @@ class Ready(BaseModel):
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
     refused: dict[str, str] = Field(
-        default_factory=dict, description="checkpoint files refused at start-up: file -> why",
-        examples=[{"old.pt": "models/old.pt: refusing a .pt file: pickle checkpoints can run "
-                             "code and are never loaded; Namelab reads only .safetensors files"}])
+        default_factory=dict,
+        description="checkpoint files refused at start-up: file name -> why, in one line",
+        examples=[{"old.pt": "refusing a .pt file: pickle checkpoints can run code and are "
+                             "never loaded; Namelab reads only .safetensors files"}])
 
 
 # --- model cards -------------------------------------------------------------------------------
@@ -170,7 +171,9 @@ class SampleResponse(BaseModel):
     seed: int = Field(description="the seed used (drawn when the request had none)")
     exhausted: bool = Field(
         description="true when fewer than n names came back: unique/exclude_training/prefix "
-                    "made more too hard to find within the bounded effort")
+                    "made more too hard to find within the bounded effort (at most "
+                    "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
+                    "model time) passed first; the names are those found by then")
     names: list[SampledName]
 
 
@@ -187,7 +190,8 @@ class ScoreRequest(BaseModel):
     names: list[RawName] = Field(
         min_length=1, max_length=MAX_SCORE,
         description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
-                    "NFKC-normalised, lowercased and stripped of accents before scoring")
+                    "NFKC-normalised, lowercased and stripped of accents before scoring, and "
+                    f"must then be at most {MAX_LEN} letters ('ﬃ' is three)")
 
 
 class NameQuery(BaseModel):
@@ -271,8 +275,10 @@ class TopResponse(BaseModel):
     model: str
     prefix: str = Field(description="the normalised prefix")
     names: list[TopNameOut] = Field(description="most probable first")
-    exhausted: bool = Field(description="true when the effort bound stopped the search "
-                                        "before k names were found")
+    exhausted: bool = Field(description="true when the effort bound (20,000 prefixes "
+                                        "expanded) or the request's deadline (about 1 s of "
+                                        "model time) stopped the search before k names were "
+                                        "found; the names found are still the most probable")
 
 
 class BigramTable(BaseModel):

@@ -29,7 +29,8 @@ router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_
 @model_thread
 def top_names(m: ModelDep, q: Annotated[TopQuery, Query()]) -> TopResponse:
     """Exactly the k most probable names (optionally with a prefix), best first, found by
-    best-first search over prefixes with a bounded effort (`exhausted` says if it ran out)."""
+    best-first search over prefixes with a bounded effort and about 1 s of model time
+    (`exhausted` says if it ran out)."""
     prefix = check_prefix(m, q.prefix, q.max_len, "query")
     names, exhausted = services.top_names(m, q.k, prefix=prefix, max_len=q.max_len)
     return TopResponse(model=m.name, prefix=prefix, exhausted=exhausted,

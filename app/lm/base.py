@@ -122,6 +122,11 @@ class LanguageModel(nn.Module):
     def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> LanguageModel:
         raise NotImplementedError
 
+    def may_give_zero(self) -> bool:
+        """Whether a probability of exactly 0 is a legitimate output (log-prob -inf), as from
+        a count model without smoothing; anywhere else it means broken weights."""
+        return False
+
     def bigram_probs(self) -> torch.Tensor | None:
         """(V, V) table P(next | previous) for models that are bigrams; None for others."""
         return None

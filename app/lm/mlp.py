@@ -23,6 +23,8 @@ from app.lm.base import LanguageModel
 from app.lm.vocab import Vocab
 
 MAX_LAYERS = 64
+MAX_WIDTH = 8192  # units per layer and embedding dimensions, at most
+MAX_BLOCK = 64  # characters of context, at most (the longest name)
 SHORT_ROWS = 27**3  # at most this many precomputed short contexts (Folded.short): ~2 MB
 
 
@@ -38,8 +40,11 @@ class MLPConfig:
         for field in ("block_size", "n_embd", "n_hidden", "n_layers"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
-        if self.n_layers > MAX_LAYERS:  # also bounds the work a hostile checkpoint can ask for
-            raise ValueError(f"n_layers must be <= {MAX_LAYERS}, got {self.n_layers}")
+        # Also bound what a hostile checkpoint can ask for (checkpoints bound the total too).
+        for field, most in (("n_layers", MAX_LAYERS), ("n_hidden", MAX_WIDTH),
+                            ("n_embd", MAX_WIDTH), ("block_size", MAX_BLOCK)):
+            if getattr(self, field) > most:
+                raise ValueError(f"{field} must be <= {most}, got {getattr(self, field)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
