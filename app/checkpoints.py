@@ -23,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.train import History
 from app.lm.vocab import normalize_name
 
 FORMAT = "namelab-checkpoint"
@@ -60,13 +61,6 @@ class SplitInfo(BaseModel):
     n_test: int = Field(ge=0)
 
 
-class History(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: list[int] = []
-    train: list[float] = []
-    val: list[float | None] = []
-
-
 class CheckpointMeta(BaseModel):
     """Everything a checkpoint says about itself (stored as JSON in the safetensors header)."""
 
@@ -85,7 +79,7 @@ class CheckpointMeta(BaseModel):
     created: str  # ISO 8601, UTC
     torch_version: str
     namelab_version: str
-    history: History = History()
+    history: History = Field(default_factory=History)
 
 
 @dataclass

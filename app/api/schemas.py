@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
+from app.checkpoints import DatasetInfo, Metrics, SplitInfo
 from app.lm import KINDS
+from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
 from app.services import EmbeddingView, NameScore, TopName

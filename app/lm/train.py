@@ -28,7 +28,10 @@ OnEval = Callable[[int, LanguageModel, float | None], None]
 
 @dataclass
 class History:
-    """Loss curves: `train` is the mean training loss since the previous point."""
+    """Loss curves: `train` is the mean training loss since the previous point. Stored in
+    checkpoints as it is (CheckpointMeta validates it: no other keys, typed lists)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # a pydantic ConfigDict, which is a plain dict
 
     step: list[int] = field(default_factory=list)
     train: list[float] = field(default_factory=list)
@@ -38,9 +41,6 @@ class History:
         self.step.append(step)
         self.train.append(round(train, 5))
         self.val.append(None if val is None else round(val, 5))
-
-    def to_dict(self) -> dict[str, list]:
-        return {"step": self.step, "train": self.train, "val": self.val}
 
 
 @dataclass
