@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
 from app.lm.embeddings import Neighbours, Projection, nearest, project
 from app.lm.sampling import sample_scored
@@ -27,9 +29,12 @@ MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000)
 
 @dataclass
 class SampledName:
+    """A sampled name; also the API's (pydantic reads the descriptions)."""
+
     name: str
-    log_prob: float  # under the model at temperature 1, end token included
-    nll_per_char: float
+    log_prob: Annotated[float, Field(description="log P(name) under the model at temperature "
+                                                 "1, the end token included")]
+    nll_per_char: Annotated[float, Field(description="-log_prob / (letters + 1)")]
     in_training_set: bool
 
 

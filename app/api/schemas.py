@@ -9,24 +9,19 @@ Log-probabilities of 0-probability events (a bigram trained without smoothing ca
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.checkpoints import DatasetInfo, Metrics, SplitInfo
 from app.lm import KINDS
+from app.lm.embeddings import Projection
 from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import EmbeddingView, NameScore, TopName
+from app.services import EmbeddingView, SampledName, TopName
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
-
-
-def finite(x: float) -> float | None:
-    """inf/nan -> None, so that a response never needs a non-JSON number."""
-    return x if math.isfinite(x) else None
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -129,14 +124,6 @@ class SampleRequest(SampleParams):
     )
 
 
-class SampledName(BaseModel):
-    name: str
-    log_prob: float = Field(description="log P(name) under the model at temperature 1, "
-                                        "the end token included")
-    nll_per_char: float = Field(description="-log_prob / (letters + 1)")
-    in_training_set: bool
-
-
 class SampleResponse(BaseModel):
     model: str
     seed: int = Field(description="the seed used (drawn when the request had none)")
@@ -178,16 +165,6 @@ class NameScoreOut(BaseModel):
                     "90 = more plausible than 90% of real names")
     in_training_set: bool
     steps: list[StepOut]
-
-    @classmethod
-    def fields_of(cls, s: NameScore) -> dict[str, Any]:
-        nll = finite(s.nll_per_char)
-        return dict(
-            name=s.name, normalized=s.normalized, log_prob=finite(s.log_prob), nll_per_char=nll,
-            perplexity=None if nll is None else finite(s.perplexity),
-            plausibility=finite(s.plausibility), in_training_set=s.in_training_set,
-            steps=[StepOut(**{**t, "log_prob": finite(t["log_prob"])}) for t in s.steps],
-        )
 
 
 class ScoreResponse(BaseModel):
@@ -237,14 +214,6 @@ class BigramTable(BaseModel):
                                                  "each row sums to 1")
 
 
-class Projection(BaseModel):
-    method: Literal["raw", "pca"] = Field(
-        description="'raw': the two coordinates of a 2-D embedding; 'pca': the first two "
-                    "principal components")
-    points: list[tuple[float, float]] = Field(description="one (x, y) per label")
-    explained_variance: list[float] = Field(description="fraction of the variance per axis")
-
-
 class Neighbour(BaseModel):
     label: str
     similarity: float = Field(description="cosine similarity")
@@ -255,17 +224,17 @@ class EmbeddingsResponse(BaseModel):
     labels: list[str]
     dim: int = Field(description="embedding dimensions (n_embd)")
     vectors: list[list[float]] = Field(description="one vector per label")
-    projection: Projection
+    projection: Projection = Field(
+        description="method 'raw': the two coordinates of a 2-D embedding (dims: which two); "
+                    "'pca': the first two principal components; points: one (x, y) per label; "
+                    "explained_variance: the fraction of the variance along each axis")
     neighbours: dict[str, list[Neighbour]] = Field(
         description="each label's nearest other labels by cosine similarity, most similar first")
 
     @classmethod
     def of(cls, model: str, v: EmbeddingView) -> EmbeddingsResponse:
-        p = v.projection
         return cls(
-            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors,
-            projection=Projection(method=p.method, points=p.points,
-                                  explained_variance=p.explained_variance),
+            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors, projection=v.projection,
             neighbours={k: [Neighbour(label=lab, similarity=s) for lab, s in near]
                         for k, near in v.neighbours.items()},
         )
