@@ -100,6 +100,8 @@ class Params(BaseModel):
     def explain(cls, err: dict[str, Any]) -> str:
         """One pydantic error as a sentence: 'n must be between 1 and 1000, got 0.'"""
         name = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            return f"{name} is not a parameter; use {', '.join(cls.model_fields)}."
         if name not in cls.model_fields:
             return f"{name}: {err['msg']}."
         b, label, got = cls.bounds(name), cls.label(name), err.get("input")
@@ -111,8 +113,11 @@ class Params(BaseModel):
                     else f"between {b['min']} and {b['max']}")
             kind = "a whole number " if whole and err["type"].startswith("int_") else ""
             return f"{label} must be {kind}{span}, got {got!r}."
-        if "maxlength" in b:
-            return f"{label} must be at most {b['maxlength']} characters, got {len(str(got))}."
+        if err["type"] == "string_too_long":
+            return (f"{label} must be at most {err['ctx']['max_length']} characters, "
+                    f"got {len(str(got))}.")
+        if err["type"] == "string_too_short":
+            return f"{label} must not be empty."
         if whole:
             return f"{label} must be a whole number, got {got!r}."
         return f"{label}: {err['msg']}, got {got!r}."
