@@ -137,6 +137,14 @@ class LanguageModel(nn.Module):
         """
         return build_examples(words, self.vocab, self.block_size)
 
+    def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """The summed NLL (float64) of the real targets of a batch of examples (Y == -1 is
+        padding): what evaluation adds up. A kind whose examples are whole sequences computes
+        the logits of every position here."""
+        logits, _ = self(X)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), Y.reshape(-1),
+                               ignore_index=-1, reduction="sum")
+
     def full_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """The loss over every example at once (the trainer's batch_size 0). A kind may compute
         the same number faster than its forward pass over every row."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from app.data import Split
 from app.lm.base import LanguageModel
@@ -83,10 +82,7 @@ def evaluate(model: LanguageModel, words: list[str], batch_size: int = 65536) ->
     model.eval()
     total, n = 0.0, int((Y != -1).sum())
     for i in range(0, len(X), batch_size):
-        logits, _ = model(X[i : i + batch_size])
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(),
-                                 Y[i : i + batch_size].reshape(-1), ignore_index=-1,
-                                 reduction="sum").item()
+        total += model.nll(X[i : i + batch_size], Y[i : i + batch_size]).item()
     model.train(was_training)
     return total / n
 
