@@ -7,7 +7,7 @@ So the limits agree because there is only one of each. What depends on the model
 most its vocabulary size, a prefix in its alphabet and no longer than max_len) is checked by the
 service, which raises `InvalidParam` naming the field (and the index, in a list).
 
-Pure pydantic: no FastAPI, no torch.
+Pydantic and the model package's constants: no FastAPI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Annotated, Any
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-MAX_LEN = 64  # letters in a name, a prefix, max_len (app.lm.sampling.MAX_LEN)
+from app.lm.sampling import MAX_LEN  # letters in a name, a prefix, max_len
+
 MAX_SEED = 2**32 - 1
 MAX_SAMPLE = 1000  # names per sample request
 MAX_CLI_SAMPLE = 100_000  # names per `namelab sample`
