@@ -112,16 +112,13 @@ def render(request: Request, name: str, context: dict, status_code: int = 200) -
 
 # --- errors -------------------------------------------------------------------------------------
 
-# Every domain error's status, for JSON and HTML alike.
-STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
-                                      InvalidName: 422}
-
-
 class BadInput(ValueError):
     """A page's query parameter that cannot be used; the message says what to type instead."""
 
 
-STATUS[BadInput] = 422
+# Every domain error's status, for JSON and HTML alike.
+STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
+                                      InvalidName: 422, BadInput: 422}
 
 # What a user can get wrong; everything else is a bug and is not caught by the pages.
 USER_ERRORS = tuple(STATUS)
