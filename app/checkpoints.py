@@ -25,7 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from app.lm import MODEL_TYPES, LanguageModel, Vocab
+from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.train import History
 from app.lm.vocab import normalize_name
 
 FORMAT = "namelab-checkpoint"
@@ -79,13 +80,6 @@ class SplitInfo(BaseModel):
     n_test: int = Field(ge=0)
 
 
-class History(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: list[int] = []
-    train: list[float] = []
-    val: list[float | None] = []
-
-
 class CheckpointMeta(BaseModel):
     """Everything a checkpoint says about itself (stored as JSON in the safetensors header)."""
 
@@ -104,7 +98,7 @@ class CheckpointMeta(BaseModel):
     created: str  # ISO 8601, UTC
     torch_version: str
     namelab_version: str
-    history: History = History()
+    history: History = Field(default_factory=History)
 
 
 @dataclass
@@ -191,7 +185,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise CheckpointError(path, f"not a valid safetensors file (corrupted?): {e}") from None
     del data
     names_bytes = tensors.pop(NAMES_TENSOR)
-    _check_weights(path, tensors)
+    _check_weights(path, shape, tensors)
     model = shape.to_empty(device="cpu")  # uninitialised memory, filled by the file's tensors
     model.load_state_dict(tensors)
     try:
@@ -296,13 +290,14 @@ def _shape(path: Path, meta: CheckpointMeta, vocab: Vocab) -> LanguageModel:
     """The model the config describes, on the meta device: shapes without memory and without
     initialisation, so a hostile config asking for a 10^12-unit layer costs nothing."""
     try:
-        cls = MODEL_TYPES[meta.model_type]
+        kind = KINDS[meta.model_type]
     except KeyError:
         raise CheckpointError(path, f"unknown model_type {meta.model_type!r}; known: "
-                                    f"{', '.join(MODEL_TYPES)}") from None
+                                    f"{', '.join(KINDS)}") from None
     try:
+        config = kind.make_config(meta.config)
         with torch.device("meta"):
-            shape = cls.from_config(vocab, meta.config)
+            shape = kind.build(vocab, config)
         n_params = sum(t.numel() for t in shape.state_dict().values())
     except Exception as e:  # noqa: BLE001 (TypeError, ValueError, a RuntimeError on overflow...)
         raise CheckpointError(path, f"bad config for {meta.model_type}: "
@@ -341,20 +336,31 @@ def _check_layout(path: Path, model: LanguageModel, header: dict) -> None:
                                         f"expected float")
 
 
-def _check_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Values: finite, weights at most MAX_WEIGHT in size, counts in [0, MAX_COUNT]."""
+def _check_weights(path: Path, shape: LanguageModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Values: finite, weights at most MAX_WEIGHT in size, a kind's pair counts (if it has
+    them: Kind.has_counts) in [0, MAX_COUNT]."""
+    counts_key = _counts_key(shape)
     for key, got in tensors.items():
         if not torch.isfinite(got).all():
             raise CheckpointError(path, f"tensor {key!r} has NaN or infinite values")
-        if key == "counts":
+        if key == counts_key:
             continue
         if got.numel() and got.abs().max().item() > MAX_WEIGHT:
             raise CheckpointError(path, f"tensor {key!r} has weights larger than {MAX_WEIGHT:g}")
-    counts = tensors.get("counts")
+    counts = tensors.get(counts_key) if counts_key is not None else None
     if counts is not None and (counts < 0).any():
-        raise CheckpointError(path, "tensor 'counts' has negative counts")
+        raise CheckpointError(path, f"tensor {counts_key!r} has negative counts")
     if counts is not None and counts.numel() and counts.max().item() > MAX_COUNT:
-        raise CheckpointError(path, f"tensor 'counts' has counts over {MAX_COUNT:g}")
+        raise CheckpointError(path, f"tensor {counts_key!r} has counts over {MAX_COUNT:g}")
+
+
+def _counts_key(shape: LanguageModel) -> str | None:
+    """The name of the tensor holding a counting kind's pair counts, or None: counts are not
+    weights, so they have their own bounds."""
+    if not KINDS[shape.kind].has_counts:
+        return None
+    counts = shape.bigram_counts()
+    return next(k for k, b in shape.named_buffers() if b is counts)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from app.checkpoints import (
     load_checkpoint,
     one_line,
 )
+from app.lm import KINDS, Kind
 from app.lm.scoring import Plausibility
 
 log = logging.getLogger("namelab.registry")
@@ -49,6 +50,10 @@ class LoadedModel:
     @property
     def meta(self):
         return self.checkpoint.meta
+
+    @property
+    def kind(self) -> Kind:
+        return KINDS[self.checkpoint.meta.model_type]  # loading checked it is registered
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> LoadedModel:

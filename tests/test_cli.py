@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import fields
 
 import pytest
 
 from app.checkpoints import load_checkpoint
 from app.cli import main
 from app.data import load_dataset, split_words
+from app.lm import KINDS
+from app.lm.train import OptimConfig
 from tests.conftest import TINY_NAMES
 
 
@@ -86,10 +89,41 @@ def test_errors_are_one_line_and_exit_1(capsys, models_dir, argv, message):
     assert message in err
 
 
-def test_console_script_help_has_examples():
+def test_console_script_help_has_examples_and_lists_the_kinds():
     out = subprocess.run([sys.executable, "-m", "app.cli", "train", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    assert "examples:" in out and "--block-size" in out and "--smoothing" in out
+    assert "examples:" in out
+    for kind in KINDS.values():
+        assert f"  {kind.name} " in out and kind.description[:40] in out
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_train_help_of_a_kind_lists_its_config_and_training_flags(capsys, name):
+    kind = KINDS[name]
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--model", name, "--help"])  # builds that kind's parser: no collision
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit.value.code == 0
+    flags = [f for f in fields(kind.config)]
+    if not kind.trains_by_counting:
+        flags += fields(kind.training)
+    for f in flags:
+        value = getattr(kind.training if f in fields(OptimConfig) else kind.config(), f.name)
+        assert f"--{f.name.replace('_', '-')} " in out and f"(default {value})" in out
+        assert " ".join(f.metadata["help"].split()) in out
+
+
+def test_a_training_flag_of_another_kind_is_refused(capsys, tiny_names_file):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--model", "bigram", "--steps", "3", "--data", str(tiny_names_file)])
+    code = exit.value.code
+    assert code == 2 and "--steps" in capsys.readouterr().err
+
+
+def test_a_flag_out_of_its_bounds_is_one_line(capsys, tiny_names_file):
+    code, out, err = run(capsys, "train", "--model", "mlp", "--dropout", "1", "--data",
+                         str(tiny_names_file))
+    assert code == 1 and err == "namelab train: error: dropout must be < 1, got 1.0\n"
 
 
 def unigram_nll(train: list[str], val: list[str]) -> float:

@@ -119,13 +119,64 @@ class LanguageModel(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> LanguageModel:
+    def from_config(cls, vocab: Vocab, config: Any) -> LanguageModel:
+        """A model from its kind's config dataclass (see `Kind.build`)."""
         raise NotImplementedError
 
     def may_give_zero(self) -> bool:
         """Whether a probability of exactly 0 is a legitimate output (log-prob -inf), as from
         a count model without smoothing; anywhere else it means broken weights."""
         return False
+
+    # --- training: what the shared gradient trainer (app/lm/train.py) asks of a model ---
+
+    def init_weights(self, generator: torch.Generator) -> None:
+        """Seeded initial weights (the trainer's generator, so a run is reproducible)."""
+
+    def examples(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the model trains and is evaluated on: X and Y whose rows are examples.
+
+        Default: every (context, next character) pair, X (N, block_size) and Y (N,). A kind
+        that trains on whole sequences returns X (N, T) and Y (N, T) with -1 at padding, and
+        computes its loss over the real targets only (cross_entropy(ignore_index=-1)).
+        """
+        return build_examples(words, self.vocab, self.block_size)
+
+    def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """The summed NLL (float64) of the real targets of a batch of examples (Y == -1 is
+        padding): what evaluation adds up. A kind whose examples are whole sequences computes
+        the logits of every position here."""
+        logits, _ = self(X)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), Y.reshape(-1),
+                               ignore_index=-1, reduction="sum")
+
+    def full_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """The loss over every example at once (the trainer's batch_size 0). A kind may compute
+        the same number faster than its forward pass over every row."""
+        return self(X, Y)[1]
+
+    def penalty(self) -> torch.Tensor | None:
+        """A regularisation term the trainer adds to the loss (the neural bigram's L2), or
+        None. Not part of the reported NLL."""
+        return None
+
+    def configure_optimizers(
+        self, weight_decay: float, lr: float, betas: tuple[float, float]
+    ) -> torch.optim.Optimizer:
+        """AdamW with weight decay on the weight matrices of linear and convolutional layers
+        only: not on biases, norms or embeddings (decided by module type, as minGPT does)."""
+        decayed = {id(m.weight) for m in self.modules()
+                   if isinstance(m, (nn.Linear, nn.Conv1d)) and m.weight.requires_grad}
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if id(p) in decayed]
+        no_decay = [p for p in params if id(p) not in decayed]
+        return torch.optim.AdamW(
+            [{"params": decay, "weight_decay": weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=lr,
+            betas=betas,
+            fused=True,  # one deterministic kernel per step instead of ~10 ops per tensor on CPU
+        )
 
     def bigram_probs(self) -> torch.Tensor | None:
         """(V, V) table P(next | previous) for models that are bigrams; None for others."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from app.lm.base import LanguageModel
+from app.lm.kind import Kind, check_fields, param
 from app.lm.vocab import Vocab
+
+
+@dataclass
+class BigramConfig:
+    smoothing: float = param(1.0, "additive smoothing: added to every pair count", ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class Bigram(LanguageModel):
@@ -65,5 +75,20 @@ class Bigram(LanguageModel):
         return {"smoothing": self.smoothing}
 
     @classmethod
-    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> Bigram:
-        return cls(vocab, smoothing=config["smoothing"])
+    def from_config(cls, vocab: Vocab, config: BigramConfig) -> Bigram:
+        return cls(vocab, smoothing=config.smoothing)
+
+
+KIND = Kind(
+    name="bigram",
+    title="a bigram",
+    description="a 27x27 table of letter-pair counts with additive smoothing: P(next | "
+                "previous) = (count + smoothing) / row total",
+    model=Bigram,
+    config=BigramConfig,
+    training=None,  # counting: Bigram.fit
+    tiny=BigramConfig(),
+    tiny_training=None,
+    has_counts=True,
+    has_table=True,
+)

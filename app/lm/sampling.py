@@ -9,8 +9,6 @@ from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
 from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
 
-MAX_LEN = MAX_NAME_LEN
-
 
 def sample(
     model: LanguageModel,
@@ -49,8 +47,8 @@ def sample_scored(
     V = len(model.vocab)
     if top_k is not None and not 1 <= top_k <= V:
         raise ValueError(f"top_k must be between 1 and {V}, got {top_k}")
-    if not 1 <= max_len <= MAX_LEN:
-        raise ValueError(f"max_len must be between 1 and {MAX_LEN}, got {max_len}")
+    if not 1 <= max_len <= MAX_NAME_LEN:
+        raise ValueError(f"max_len must be between 1 and {MAX_NAME_LEN}, got {max_len}")
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
 

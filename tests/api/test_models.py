@@ -1,9 +1,16 @@
+from app.lm import KINDS
+
+
 def test_list_models_gives_every_card_in_name_order(client):
     r = client.get("/api/models")
     assert r.status_code == 200
     cards = r.json()
-    assert [c["name"] for c in cards] == ["bigram", "mlp", "neural-bigram"]
-    assert [c["type"] for c in cards] == ["bigram", "mlp", "neural-bigram"]
+    assert [c["name"] for c in cards] == sorted(KINDS)  # conftest: one model per kind
+    assert [c["type"] for c in cards] == sorted(KINDS)
+    for c in cards:
+        kind = KINDS[c["type"]]
+        assert c["has_bigram_table"] == kind.has_table
+        assert c["has_embeddings"] == kind.has_embeddings
 
 
 def test_model_card_matches_the_checkpoint(client, loaded):

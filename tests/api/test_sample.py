@@ -7,6 +7,7 @@ import pytest
 from api_helpers import ALPHABET, assert_422
 
 from app.api.schemas import SampleResponse
+from app.lm import KINDS
 
 URL = "/api/models/{}/sample"
 
@@ -21,7 +22,7 @@ def names(resp):
     return [x["name"] for x in resp["names"]]
 
 
-@pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
+@pytest.mark.parametrize("model", list(KINDS))
 def test_defaults_give_ten_names_and_the_seed_used(client, model):
     r = client.post(URL.format(model))  # no body at all: every field has a default
     assert r.status_code == 200, r.text

@@ -5,6 +5,7 @@ import pytest
 from api_helpers import ALPHABET, assert_422
 
 from app.api.schemas import ScoreResponse
+from app.lm import KINDS
 
 URL = "/api/models/{}/score"
 
@@ -28,7 +29,7 @@ def test_the_response_is_exactly_the_documented_model(client):
     assert ScoreResponse.model_validate(body).model_dump() == body  # no field missing or extra
 
 
-@pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
+@pytest.mark.parametrize("model", list(KINDS))
 def test_a_score_is_the_sum_of_its_steps(client, loaded, model):
     m = loaded(model)
     for x in score(client, ["emma", "xavier", "q"], model):

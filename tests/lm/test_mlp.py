@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from app.data import split_words
-from app.lm import MLP, MLPConfig, Vocab
+from app.lm import KINDS, MLP, MLPConfig, Vocab
 from app.lm.base import build_examples
 from app.lm.mlp import Folded
-from app.lm.train import OptimConfig, evaluate, train_mlp
+from app.lm.train import OptimConfig, evaluate, fit
 from tests.conftest import TINY_NAMES
 
 CFG = MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=2, dropout=0.1)
@@ -30,9 +30,9 @@ def test_loss_falls_and_best_val_weights_are_kept():
     before = MLP(VOCAB, CFG)
     before.init_weights(torch.Generator().manual_seed(1))
     start = evaluate(before, TINY_NAMES)
-    model, history = train_mlp(VOCAB, split, CFG,
-                               OptimConfig(steps=300, batch_size=64, lr=1e-2, warmup=10,
-                                           eval_interval=100))
+    model, history = fit(KINDS["mlp"], VOCAB, split, CFG,
+                         OptimConfig(steps=300, batch_size=64, lr=1e-2, warmup=10,
+                                     eval_interval=100))
     assert history.step == [100, 200, 300]
     assert evaluate(model, TINY_NAMES) < start - 1.0
     assert history.train[-1] < history.train[0]
@@ -42,8 +42,8 @@ def test_loss_falls_and_best_val_weights_are_kept():
 def test_training_is_deterministic_for_a_seed():
     split = split_words(TINY_NAMES)
     opt = OptimConfig(steps=50, batch_size=16, warmup=5, eval_interval=25, seed=3)
-    a, ha = train_mlp(VOCAB, split, CFG, opt)
-    b, hb = train_mlp(VOCAB, split, CFG, opt)
+    a, ha = fit(KINDS["mlp"], VOCAB, split, CFG, opt)
+    b, hb = fit(KINDS["mlp"], VOCAB, split, CFG, opt)
     assert ha == hb
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k

@@ -1,6 +1,6 @@
 """The soak for the pages: every page's query parameters filled by hypothesis, no 5xx.
 
-The API has schemathesis (tests/test_fuzz_api.py, tests/api/test_fuzz.py), which reads the
+The API has schemathesis (tests/api/test_fuzz.py), which reads the
 OpenAPI document; the pages are not in it (they read raw strings from the query and say in the
 page what is wrong), so their parameters are listed here, and a new page fails
 `test_every_page_is_fuzzed` until it is. Whatever the values: no 5xx, an HTML page (or the
@@ -20,6 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app.config import Settings
+from app.lm.bigram import BigramConfig
 from app.main import create_app
 from app.pages import ROUTERS
 from app.training import train_to_checkpoint
@@ -76,7 +77,8 @@ def fuzz_client(models_dir, tiny_names_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz-models")
     for path in models_dir.glob("*.safetensors"):
         shutil.copy(path, folder)
-    train_to_checkpoint("bigram", str(tiny_names_file), folder, "bigram0", smoothing=0.0)
+    train_to_checkpoint("bigram", str(tiny_names_file), folder, "bigram0",
+                        config=BigramConfig(smoothing=0.0))
     with TestClient(create_app(Settings(models_dir=folder))) as client:
         yield client
 

@@ -6,6 +6,7 @@ import re
 from types import SimpleNamespace
 
 from app.pages.models import twin_verdict
+from app.params import TopParams
 from app.services import top_names
 
 
@@ -16,7 +17,7 @@ def test_card_of_the_mlp(client):
                  "sha256", "polyline"]:
         assert text in r.text
     m = client.app.state.registry.get("mlp")
-    top, _ = top_names(m, 10)
+    top, _ = top_names(m, TopParams(k=10))[1:]
     listed = re.findall(r'<li><a href="/score\?names=[^"]*">([^<]*)</a>', r.text)
     assert listed == [t.name for t in top]
 
