@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         flag = "-n" if e.field == "n" else "--" + e.field.replace("_", "-")
         print(f"namelab {args.command}: error: {e.field} ({flag}): {e}", file=sys.stderr)
         return 1
-    except (CLIError, DataError, ValueError, FileNotFoundError) as e:
+    except (CLIError, DataError, ValueError, OSError) as e:  # OSError: a full disk, say
         print(f"namelab {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

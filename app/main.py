@@ -28,7 +28,8 @@ def load_registry(settings: Settings) -> Registry:
     except FileNotFoundError as e:
         raise NoModels(str(e)) from None
     if not registry.models:
-        refused = "; ".join(registry.refused.values()) or "the folder has no .safetensors files"
+        refused = "; ".join(f"{name!r}: {why}" for name, why in registry.refused.items()) \
+            or "the folder has no .safetensors files"
         raise NoModels(f"no valid model in {settings.models_dir}: {refused}")
     return registry
 

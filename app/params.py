@@ -7,7 +7,7 @@ So the limits agree because there is only one of each. What depends on the model
 most its vocabulary size, a prefix in its alphabet and no longer than max_len) is checked by the
 service, which raises `InvalidParam` naming the field (and the index, in a list).
 
-Pure pydantic: no FastAPI, no torch.
+Pydantic and the model package's constants: no FastAPI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Annotated, Any
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-MAX_LEN = 64  # letters in a name, a prefix, max_len (app.lm.sampling.MAX_LEN)
+from app.lm.vocab import MAX_NAME_LEN as MAX_LEN  # letters in a name, a prefix, max_len
+
 MAX_SEED = 2**32 - 1
 MAX_SAMPLE = 1000  # names per sample request
 MAX_CLI_SAMPLE = 100_000  # names per `namelab sample`
@@ -100,6 +101,8 @@ class Params(BaseModel):
     def explain(cls, err: dict[str, Any]) -> str:
         """One pydantic error as a sentence: 'n must be between 1 and 1000, got 0.'"""
         name = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            return f"{name} is not a parameter; use {', '.join(cls.model_fields)}."
         if name not in cls.model_fields:
             return f"{name}: {err['msg']}."
         b, label, got = cls.bounds(name), cls.label(name), err.get("input")
@@ -111,8 +114,11 @@ class Params(BaseModel):
                     else f"between {b['min']} and {b['max']}")
             kind = "a whole number " if whole and err["type"].startswith("int_") else ""
             return f"{label} must be {kind}{span}, got {got!r}."
-        if "maxlength" in b:
-            return f"{label} must be at most {b['maxlength']} characters, got {len(str(got))}."
+        if err["type"] == "string_too_long":
+            return (f"{label} must be at most {err['ctx']['max_length']} characters, "
+                    f"got {len(str(got))}.")
+        if err["type"] == "string_too_short":
+            return f"{label} must not be empty."
         if whole:
             return f"{label} must be a whole number, got {got!r}."
         return f"{label}: {err['msg']}, got {got!r}."
@@ -154,7 +160,8 @@ class ScoreParams(Params):
     names: list[RawName] = Field(
         min_length=1, max_length=MAX_SCORE,
         description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
-                    "NFKC-normalised, lowercased and stripped of accents before scoring")
+                    "NFKC-normalised, lowercased and stripped of accents before scoring, and "
+                    f"must then be at most {MAX_LEN} letters ('ﬃ' is three)")
 
 
 class NameParam(Params):

@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
+from app.lm import deadline as deadlines
 from app.lm.embeddings import Neighbours, Projection, nearest, project
 from app.lm.sampling import sample_scored
 from app.lm.scoring import Step, score_names
@@ -27,9 +30,12 @@ MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000)
 
 @dataclass
 class SampledName:
+    """A sampled name; also the API's (pydantic reads the descriptions)."""
+
     name: str
-    log_prob: float  # under the model at temperature 1, end token included
-    nll_per_char: float
+    log_prob: Annotated[float, Field(description="log P(name) under the model at temperature "
+                                                 "1, the end token included")]
+    nll_per_char: Annotated[float, Field(description="-log_prob / (letters + 1)")]
     in_training_set: bool
 
 
@@ -37,7 +43,7 @@ class SampledName:
 class SampleResult:
     seed: int
     names: list[SampledName]
-    exhausted: bool  # fewer than n names: the constraints made more too hard to find
+    exhausted: bool  # fewer than n names: too hard to find within the effort or time bound
 
 
 def draw_seed() -> int:
@@ -55,21 +61,24 @@ def normalized(m: LoadedModel, text: str, field: str, index: int | None = None,
 
 
 def checked_prefix(m: LoadedModel, prefix: str, max_len: int) -> str:
-    """The normalised prefix: in the model's alphabet and no longer than max_len."""
+    """The normalised prefix: in the model's alphabet and no longer than max_len (a longer
+    one is an InvalidParam on max_len, never the sampler's ValueError)."""
     norm = normalized(m, prefix, "prefix", what="prefix", allow_empty=True)
     if len(norm) > max_len:
-        raise InvalidParam("max_len", f"max_len ({max_len}) must be at least the length of the "
-                                      f"prefix {norm!r} ({len(norm)} letters)", max_len)
+        raise InvalidParam("max_len", f"prefix {norm!r} is {len(norm)} letters long; max_len "
+                                      f"({max_len}) must be at least the length of the prefix "
+                                      f"({len(norm)} letters)", max_len)
     return norm
 
 
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
-    """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard).
+    """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard,
+    or when the deadline of the work in progress passes first: `app.lm.deadline`).
 
     What depends on the model is checked here: top_k at most the vocabulary size, the prefix
     (raw user input, normalised here) in its alphabet and no longer than max_len.
     One torch.Generator per call, seeded from `seed`: same parameters, same names, whatever
-    else the process is doing.
+    else the process is doing (unless the deadline cuts it short).
     """
     V = len(m.model.vocab)
     if p.top_k is not None and p.top_k > V:
@@ -87,11 +96,12 @@ def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
     seen: set[str] = set()
     drawn = 0
     filtering = unique or exclude_training
-    while len(kept) < n and drawn < budget:
+    deadline = deadlines.current()
+    while len(kept) < n and drawn < budget and not deadlines.passed(deadline):
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
         names, lps = sample_scored(m.model, batch, gen, temperature=temperature, top_k=top_k,
-                                   prefix=prefix, max_len=max_len)
+                                   prefix=prefix, max_len=max_len, deadline=deadline)
         drawn += batch
         for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
@@ -157,9 +167,10 @@ class TopName:
 
 def top_names(m: LoadedModel, p: TopParams) -> tuple[str, list[TopName], bool]:
     """The normalised prefix, the k most probable names with it (exact), and whether the
-    effort bound cut the search short."""
+    effort bound or the deadline of the work in progress cut the search short."""
     prefix = checked_prefix(m, p.prefix, p.max_len)
-    result = most_probable(m.model, p.k, prefix=prefix, max_len=p.max_len)
+    result = most_probable(m.model, p.k, prefix=prefix, max_len=p.max_len,
+                           deadline=deadlines.current())
     return prefix, [TopName(n, lp) for n, lp in result.names], result.exhausted
 
 

@@ -78,7 +78,7 @@ def train_to_checkpoint(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         torch_version=torch.__version__,
         namelab_version=namelab_version(),
-        history=history.to_dict(),
+        history=history,
     )
     path = save_checkpoint(checkpoint_path(out_dir, name), model, meta, split.train)
     return TrainResult(path=path, model=model, meta=meta)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -112,16 +113,13 @@ def render(request: Request, name: str, context: dict, status_code: int = 200) -
 
 # --- errors -------------------------------------------------------------------------------------
 
-# Every domain error's status, for JSON and HTML alike.
-STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
-                                      InvalidName: 422}
-
-
 class BadInput(ValueError):
     """A page's query parameter that cannot be used; the message says what to type instead."""
 
 
-STATUS[BadInput] = 422
+# Every domain error's status, for JSON and HTML alike.
+STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
+                                      InvalidName: 422, BadInput: 422}
 
 # What a user can get wrong; everything else is a bug and is not caught by the pages.
 USER_ERRORS = tuple(STATUS)
@@ -171,6 +169,29 @@ class SafeJSONResponse(JSONResponse):
                               separators=(",", ":")).encode()
 
 
+def json_safe(value: Any) -> Any:
+    """Echoed input made JSON: NaN, Infinity and 1e309 (Python's JSON parser accepts them, JSON
+    has no such numbers) become the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def not_json(errors: Sequence[dict[str, Any]]) -> str | None:
+    """The parser's complaint when the body is not JSON at all (FastAPI reports it as a
+    validation error of type json_invalid), else None."""
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            where = e["loc"][-1] if len(e.get("loc", ())) > 1 else "?"
+            why = (e.get("ctx") or {}).get("error", e.get("msg", ""))
+            return f"the body is not valid JSON: {why} (at character {where})"
+    return None
+
+
 def is_api(request: Request) -> bool:
     return request.url.path == "/api" or request.url.path.startswith(("/api/", "/docs",
                                                                       "/openapi", "/redoc"))
@@ -195,9 +216,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        if is_api(request):  # FastAPI's own shape, with a response that cannot fail on echoes
+        if is_api(request):
+            # FastAPI's own shape, but a body that is not JSON is the 400 the OpenAPI document
+            # declares, and the 422 cannot fail on echoed input (NaN, a lone surrogate).
+            message = not_json(exc.errors())
+            if message is not None:
+                return SafeJSONResponse(status_code=400, content={"detail": message})
             return SafeJSONResponse(status_code=422,
-                                    content={"detail": jsonable_encoder(exc.errors())})
+                                    content={"detail": json_safe(jsonable_encoder(exc.errors()))})
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
                              for e in exc.errors()[:5])
         return error_page(request, PageError(422, f"The address has bad values: {problems}.",

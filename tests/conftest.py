@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,31 @@ def tiny_mlp():
         OptimConfig(steps=100, batch_size=32, warmup=10, eval_interval=50),
     )
     return model
+
+
+class CountedDeadline:
+    """Stands in for a request's deadline (app.worker.request_deadline): each request's passes
+    at its k-th look, with no real time involved; `looks` counts every request's looks."""
+
+    def __init__(self, monkeypatch, k: int) -> None:
+        from app import worker
+        from app.lm.deadline import Deadline
+
+        self.looks = 0
+
+        def new() -> Deadline:
+            ticks = itertools.count()
+
+            def clock() -> int:
+                self.looks += 1
+                return next(ticks)
+
+            return Deadline(k, clock=clock)
+
+        monkeypatch.setattr(worker, "request_deadline", new)
+
+
+@pytest.fixture
+def deadline_after(monkeypatch):
+    """deadline_after(k): every model-thread request's deadline passes at its k-th look."""
+    return lambda k: CountedDeadline(monkeypatch, k)

@@ -1,5 +1,7 @@
+import errno
 import json
 import math
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -193,3 +195,52 @@ def test_eval_refuses_a_split_of_other_data(capsys, models_dir, tmp_path):
     code, _, err = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
                        "--data", str(other), "--split", "val")
     assert code == 1 and "is not the data mlp was trained on" in err
+
+
+class FullDisk:
+    """A file whose write stores half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def no_space(*args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
+        capsys, monkeypatch, tmp_path, tiny_names_file, where):
+    import app.checkpoints
+
+    args = ("train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
+            str(tmp_path), "--name", "b", "--quiet")
+    assert run(capsys, *args)[0] == 0
+    old = (tmp_path / "b.safetensors").read_bytes()
+    if where == "write":
+        real = os.fdopen
+        monkeypatch.setattr(app.checkpoints.os, "fdopen", lambda *a: FullDisk(real(*a)))
+    else:
+        monkeypatch.setattr(app.checkpoints.os, "fsync", no_space)
+
+    code, out, err = run(capsys, *args, "--smoothing", "2")
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"namelab train: error: {tmp_path / 'b.safetensors'}: cannot write: "
+        "No space left on device"]
+    assert (tmp_path / "b.safetensors").read_bytes() == old  # intact, and still loadable
+    assert load_checkpoint(tmp_path / "b.safetensors").meta.config == {"smoothing": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["b.safetensors"]  # no temporary file left

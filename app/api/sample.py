@@ -32,7 +32,9 @@ def sample_names(
     req: Annotated[SampleRequest | None, Body(openapi_examples=EXAMPLES)] = None,
 ) -> Response:
     """Draw `n` names. Same seed and fields, same names. With `unique`/`exclude_training`,
-    fewer names may come back (`exhausted: true`) when more are too hard to find."""
+    fewer names may come back (`exhausted: true`) when more are too hard to find. A request
+    gets about 1 s of model time: sampling stops then, with the names finished so far
+    (`exhausted: true`), so no request holds the model for long."""
     result = services.sample_names(m, req or SampleRequest())
     return json_response(sample_payload(m.name, result))
 

@@ -9,23 +9,19 @@ Log-probabilities of 0-probability events (a bigram trained without smoothing ca
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
+from app.checkpoints import DatasetInfo, Metrics, SplitInfo
 from app.lm import KINDS
+from app.lm.embeddings import Projection
+from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import EmbeddingView, NameScore, TopName
+from app.services import EmbeddingView, SampledName, TopName
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
-
-
-def finite(x: float) -> float | None:
-    """inf/nan -> None, so that a response never needs a non-JSON number."""
-    return x if math.isfinite(x) else None
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -62,9 +58,10 @@ class Ready(BaseModel):
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
     refused: dict[str, str] = Field(
-        default_factory=dict, description="checkpoint files refused at start-up: file -> why",
-        examples=[{"old.pt": "models/old.pt: refusing a .pt file: pickle checkpoints can run "
-                             "code and are never loaded; Namelab reads only .safetensors files"}])
+        default_factory=dict,
+        description="checkpoint files refused at start-up: file name -> why, in one line",
+        examples=[{"old.pt": "refusing a .pt file: pickle checkpoints can run code and are "
+                             "never loaded; Namelab reads only .safetensors files"}])
 
 
 # --- model cards -------------------------------------------------------------------------------
@@ -128,20 +125,14 @@ class SampleRequest(SampleParams):
     )
 
 
-class SampledName(BaseModel):
-    name: str
-    log_prob: float = Field(description="log P(name) under the model at temperature 1, "
-                                        "the end token included")
-    nll_per_char: float = Field(description="-log_prob / (letters + 1)")
-    in_training_set: bool
-
-
 class SampleResponse(BaseModel):
     model: str
     seed: int = Field(description="the seed used (drawn when the request had none)")
     exhausted: bool = Field(
         description="true when fewer than n names came back: unique/exclude_training/prefix "
-                    "made more too hard to find within the bounded effort")
+                    "made more too hard to find within the bounded effort (at most "
+                    "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
+                    "model time) passed first; the names are those found by then")
     names: list[SampledName]
 
 
@@ -178,16 +169,6 @@ class NameScoreOut(BaseModel):
     in_training_set: bool
     steps: list[StepOut]
 
-    @classmethod
-    def fields_of(cls, s: NameScore) -> dict[str, Any]:
-        nll = finite(s.nll_per_char)
-        return dict(
-            name=s.name, normalized=s.normalized, log_prob=finite(s.log_prob), nll_per_char=nll,
-            perplexity=None if nll is None else finite(s.perplexity),
-            plausibility=finite(s.plausibility), in_training_set=s.in_training_set,
-            steps=[StepOut(**{**t, "log_prob": finite(t["log_prob"])}) for t in s.steps],
-        )
-
 
 class ScoreResponse(BaseModel):
     model: str
@@ -222,8 +203,10 @@ class TopResponse(BaseModel):
     model: str
     prefix: str = Field(description="the normalised prefix")
     names: list[TopNameOut] = Field(description="most probable first")
-    exhausted: bool = Field(description="true when the effort bound stopped the search "
-                                        "before k names were found")
+    exhausted: bool = Field(description="true when the effort bound (20,000 prefixes "
+                                        "expanded) or the request's deadline (about 1 s of "
+                                        "model time) stopped the search before k names were "
+                                        "found; the names found are still the most probable")
 
 
 class BigramTable(BaseModel):
@@ -236,14 +219,6 @@ class BigramTable(BaseModel):
                                                  "each row sums to 1")
 
 
-class Projection(BaseModel):
-    method: Literal["raw", "pca"] = Field(
-        description="'raw': the two coordinates of a 2-D embedding; 'pca': the first two "
-                    "principal components")
-    points: list[tuple[float, float]] = Field(description="one (x, y) per label")
-    explained_variance: list[float] = Field(description="fraction of the variance per axis")
-
-
 class Neighbour(BaseModel):
     label: str
     similarity: float = Field(description="cosine similarity")
@@ -254,17 +229,17 @@ class EmbeddingsResponse(BaseModel):
     labels: list[str]
     dim: int = Field(description="embedding dimensions (n_embd)")
     vectors: list[list[float]] = Field(description="one vector per label")
-    projection: Projection
+    projection: Projection = Field(
+        description="method 'raw': the two coordinates of a 2-D embedding (dims: which two); "
+                    "'pca': the first two principal components; points: one (x, y) per label; "
+                    "explained_variance: the fraction of the variance along each axis")
     neighbours: dict[str, list[Neighbour]] = Field(
         description="each label's nearest other labels by cosine similarity, most similar first")
 
     @classmethod
     def of(cls, model: str, v: EmbeddingView) -> EmbeddingsResponse:
-        p = v.projection
         return cls(
-            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors,
-            projection=Projection(method=p.method, points=p.points,
-                                  explained_variance=p.explained_variance),
+            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors, projection=v.projection,
             neighbours={k: [Neighbour(label=lab, similarity=s) for lab, s in near]
                         for k, near in v.neighbours.items()},
         )

@@ -27,7 +27,8 @@ router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_
 @model_thread
 def top_names(m: ModelDep, q: Annotated[TopParams, Query()]) -> TopResponse:
     """Exactly the k most probable names (optionally with a prefix), best first, found by
-    best-first search over prefixes with a bounded effort (`exhausted` says if it ran out)."""
+    best-first search over prefixes with a bounded effort and about 1 s of model time
+    (`exhausted` says if it ran out)."""
     prefix, names, exhausted = services.top_names(m, q)
     return TopResponse(model=m.name, prefix=prefix, exhausted=exhausted,
                        names=[TopNameOut.of(t) for t in names])

@@ -132,6 +132,11 @@ class LanguageModel(nn.Module):
         """A model from its kind's config dataclass (see `Kind.build`)."""
         raise NotImplementedError
 
+    def may_give_zero(self) -> bool:
+        """Whether a probability of exactly 0 is a legitimate output (log-prob -inf), as from
+        a count model without smoothing; anywhere else it means broken weights."""
+        return False
+
     # --- training: what the shared gradient trainer (app/lm/train.py) asks of a model ---
 
     def init_weights(self, generator: torch.Generator) -> None:
@@ -145,6 +150,14 @@ class LanguageModel(nn.Module):
         computes its loss over the real targets only (cross_entropy(ignore_index=-1)).
         """
         return build_examples(words, self.vocab, self.block_size)
+
+    def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """The summed NLL (float64) of the real targets of a batch of examples (Y == -1 is
+        padding): what evaluation adds up. A kind whose examples are whole sequences computes
+        the logits of every position here."""
+        logits, _ = self(X)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), Y.reshape(-1),
+                               ignore_index=-1, reduction="sum")
 
     def full_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """The loss over every example at once (the trainer's batch_size 0). A kind may compute

@@ -47,6 +47,9 @@ class Bigram(LanguageModel):
         self._fast = None  # new counts: a frozen table is stale
         return self
 
+    def may_give_zero(self) -> bool:
+        return self.smoothing == 0  # a pair never seen
+
     def bigram_counts(self) -> torch.Tensor:
         return self.counts
 

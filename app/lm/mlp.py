@@ -25,15 +25,18 @@ from app.lm.train import OptimConfig
 from app.lm.vocab import Vocab
 
 MAX_LAYERS = 64
+MAX_WIDTH = 8192  # units per layer and embedding dimensions, at most
+MAX_BLOCK = 64  # characters of context, at most (the longest name)
 SHORT_ROWS = 27**3  # at most this many precomputed short contexts (Folded.short): ~2 MB
 
 
 @dataclass
 class MLPConfig:
-    block_size: int = param(8, "characters of context", ge=1)
-    n_embd: int = param(24, "embedding dimensions per character", ge=1)
-    n_hidden: int = param(512, "units per hidden layer", ge=1)
-    # The upper bound also bounds the work a hostile checkpoint can ask for.
+    # The upper bounds also bound the work a hostile checkpoint can ask for (checkpoints
+    # bound the total too).
+    block_size: int = param(8, "characters of context", ge=1, le=MAX_BLOCK)
+    n_embd: int = param(24, "embedding dimensions per character", ge=1, le=MAX_WIDTH)
+    n_hidden: int = param(512, "units per hidden layer", ge=1, le=MAX_WIDTH)
     n_layers: int = param(2, "hidden tanh layers", ge=1, le=MAX_LAYERS)
     dropout: float = param(0.3, "dropout after each hidden layer, in training only", ge=0, lt=1)
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from app.data import Split
 from app.lm.base import LanguageModel
@@ -28,7 +27,10 @@ OnEval = Callable[[int, LanguageModel, float | None], None]
 
 @dataclass
 class History:
-    """Loss curves: `train` is the mean training loss since the previous point."""
+    """Loss curves: `train` is the mean training loss since the previous point. Stored in
+    checkpoints as it is (CheckpointMeta validates it: no other keys, typed lists)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # a pydantic ConfigDict, which is a plain dict
 
     step: list[int] = field(default_factory=list)
     train: list[float] = field(default_factory=list)
@@ -38,9 +40,6 @@ class History:
         self.step.append(step)
         self.train.append(round(train, 5))
         self.val.append(None if val is None else round(val, 5))
-
-    def to_dict(self) -> dict[str, list]:
-        return {"step": self.step, "train": self.train, "val": self.val}
 
 
 @dataclass
@@ -83,10 +82,7 @@ def evaluate(model: LanguageModel, words: list[str], batch_size: int = 65536) ->
     model.eval()
     total, n = 0.0, int((Y != -1).sum())
     for i in range(0, len(X), batch_size):
-        logits, _ = model(X[i : i + batch_size], Y[i : i + batch_size])
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(),
-                                 Y[i : i + batch_size].reshape(-1), ignore_index=-1,
-                                 reduction="sum").item()
+        total += model.nll(X[i : i + batch_size], Y[i : i + batch_size]).item()
     model.train(was_training)
     return total / n
 

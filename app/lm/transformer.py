@@ -168,6 +168,11 @@ class Transformer(LanguageModel):
         loss = F.cross_entropy(logits.flatten(0, 1), targets[:, :L].flatten(), ignore_index=-1)
         return F.pad(logits, (0, 0, 0, idx.shape[1] - L)), loss
 
+    def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        logits, _ = self(X, Y)  # (B, T, V): whole names
+        return F.cross_entropy(logits.flatten(0, 1).double(), Y.flatten(), ignore_index=-1,
+                               reduction="sum")
+
     def examples(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole names as training rows: x = '.' + name, y = name + '.', padded to the longest
         (x with '.', y with -1: no loss). A name longer than block_size - 1 letters adds a row

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.params import InvalidParam
+from app.params import InvalidParam, NameParam
 from app.registry import LoadedModel
 from app.services import NameScore, score
 from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
@@ -57,6 +57,7 @@ def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
 
 def score_cell(m: LoadedModel, name: str) -> Cell:
     try:
+        NameParam.parse({"name": name})  # the API's bounds: 1..64 characters
         (s,) = score(m, [name], "names", indexed=False)
     except InvalidParam as e:
         return Cell(m, None, str(e), [], None)

@@ -131,3 +131,12 @@ def test_docs_pages_load_their_scripts_from_the_app(client):
         for a in assets:
             got = client.get(a)
             assert got.status_code == 200 and len(got.content) > 100, a
+
+
+@pytest.mark.parametrize("path", ["/api/models/bigram/sample", "/api/models/bigram/score"])
+@pytest.mark.parametrize("body", ["{", "[", '{"n": ', "\x00", "nul"])
+def test_a_body_that_is_not_json_gets_the_declared_400(client, doc, path, body):
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    declared = op(doc, "post", path.replace("bigram", "{model}"))["responses"]
+    assert r.status_code == 400 and str(r.status_code) in declared
+    assert isinstance(r.json()["detail"], str)  # the declared shape: one sentence

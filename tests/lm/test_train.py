@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from app.data import load_dataset, split_words
-from app.lm import KINDS, Vocab
-from app.lm.train import fit
+from app.lm import KINDS, LanguageModel, NeuralBigram, Vocab
+from app.lm.train import OptimConfig, evaluate, fit, train
 
 # Every kind trained by gradient descent that has a fast inference form: its tiny model.
 FAST = sorted(k.name for k in KINDS.values() if k.has_fast_inference and not k.trains_by_counting)
@@ -33,12 +33,15 @@ def test_the_mlp_is_among_the_kinds_checked():
 
 
 def layer_nll(model, words) -> float:
-    """Mean NLL per character through `layer_logits`, written out here, in float64."""
+    """Mean NLL per character through `layer_logits`, written out here, in float64 (for a
+    kind that trains on whole sequences: its own `nll`, which cannot use a fast form while
+    the model is not frozen)."""
     X, Y = model.examples(words)
+    assert not model.frozen
     with torch.no_grad():
-        logits = model.layer_logits(X).double()
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1),
-                               ignore_index=-1).item()
+        if Y.dim() > 1:
+            return (model.nll(X, Y) / (Y != -1).sum()).item()
+        return F.cross_entropy(model.layer_logits(X).double(), Y).item()
 
 
 def tiny_run(kind: str, **changes):
@@ -90,3 +93,52 @@ def test_the_trainer_uses_fused_adamw(kind, monkeypatch, data):
     fit(KINDS[kind], vocab, split, KINDS[kind].tiny,
         tiny_run(kind, steps=2, warmup=0, eval_interval=1))
     assert made and made[0].get("fused") is True
+
+
+class SequenceBigram(LanguageModel):
+    """A bigram trained on whole names, as a Transformer is (issue 12's shape): X (N, T) and
+    Y (N, T) with -1 at padding; the trainer and evaluate take it as it is."""
+
+    kind = "sequence-bigram"
+
+    def __init__(self, vocab: Vocab) -> None:
+        super().__init__(vocab, block_size=1)
+        self.W = torch.nn.Parameter(torch.zeros(len(vocab), len(vocab)))
+
+    def init_weights(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            self.W.copy_(torch.randn(self.W.shape, generator=generator))
+
+    def layer_logits(self, idx):  # sampling's contexts: (B, 1) -> (B, V)
+        return self.W[idx[:, -1]]
+
+    def examples(self, words):
+        T = max(len(w) for w in words) + 1
+        X = torch.zeros(len(words), T, dtype=torch.long)
+        Y = torch.full((len(words), T), -1, dtype=torch.long)
+        for i, w in enumerate(words):
+            ids = [self.vocab.stoi[c] for c in w]
+            X[i, 1 : len(w) + 1], Y[i, : len(w) + 1] = torch.tensor(ids), torch.tensor(ids + [0])
+        return X, Y
+
+    def forward(self, idx, targets=None):
+        if targets is None or targets.dim() == 1:
+            return super().forward(idx, targets)
+        logits = self.W[idx]  # (B, T, V): every position
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+
+    def nll(self, X, Y):
+        return F.cross_entropy(self.W[X].flatten(0, 1).double(), Y.flatten(), ignore_index=-1,
+                               reduction="sum")
+
+
+def test_a_kind_that_trains_on_whole_sequences_trains_and_evaluates_per_character(data):
+    vocab, split = data
+    seq = SequenceBigram(vocab)
+    opt = OptimConfig(steps=60, batch_size=32, lr=0.1, warmup=0, eval_interval=20)
+    history = train(seq, split, opt)
+    assert history.val[-1] < history.val[0]
+    pairs = NeuralBigram(vocab)  # the same function, evaluated on (context, next) pairs
+    pairs.load_state_dict({"W": seq.W.detach()})
+    assert evaluate(seq, split.val) == pytest.approx(evaluate(pairs, split.val), rel=1e-9)
+    assert min(history.val) == pytest.approx(evaluate(seq, split.val), abs=1e-5)  # best kept

@@ -128,3 +128,13 @@ def test_compare_difference_is_the_log_ratio(client):
 def test_compare_with_a_model_without_a_table(client):
     r = client.get("/bigram/compare?a=bigram&b=mlp")
     assert r.status_code == 409 and "has no bigram table" in r.text
+
+
+@pytest.mark.parametrize("name", ["名前", 'a"b', "new\nline", "cr\rlf", "x\x00"])
+@pytest.mark.parametrize("download", ["table.csv", "table.json"])
+def test_a_download_of_an_odd_model_name_is_an_html_404(client, name, download):
+    """A model name reaches a Content-Disposition header only if it is a loaded model's, and
+    those are safe identifiers (the registry refuses other file names)."""
+    r = client.get(f"/bigram/{download}", params={"model": name})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in r.headers

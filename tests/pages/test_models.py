@@ -54,3 +54,10 @@ def test_unknown_model_is_an_html_404(client):
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "There is no model called &#39;&lt;b&gt;nope&#39;" in r.text
     assert "bigram, mlp, neural-bigram" in r.text
+
+
+def test_the_model_card_says_when_the_deadline_cut_the_top_names_short(client, deadline_after):
+    assert "time a page may take" not in client.get("/models/mlp").text
+    deadline_after(2)
+    r = client.get("/models/mlp")
+    assert r.status_code == 200 and "time a page may take" in r.text

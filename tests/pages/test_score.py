@@ -66,3 +66,11 @@ def test_too_many_names(client):
 def test_split_names():
     assert split_names("emma\r\nava, mia;zoe  ") == ["emma", "ava", "mia", "zoe"]
     assert split_names("") == []
+
+
+def test_a_name_longer_than_the_api_allows_is_refused_like_there(client):
+    """The API's bound (app/params.py: 64 characters) holds on the page too."""
+    r = client.get("/score", params={"names": "a" * 65 + " emma"})
+    assert r.status_code == 200
+    assert "name must be at most 64 characters, got 65." in r.text
+    assert client.get("/api/compare", params={"name": "a" * 65}).status_code == 422
