@@ -35,7 +35,8 @@ def test_the_tree_fuses_neighbours_pairwise():
         x = level(x)
         shapes.append(tuple(x.shape))
     assert shapes == [(5, 8, 6), (5, 4, 16), (5, 2, 16), (5, 1, 16)]
-    assert m.levels[0].linear.weight.shape == (16, 12) and m.levels[1].linear.weight.shape == (16, 32)
+    assert m.levels[0].linear.weight.shape == (16, 12)
+    assert m.levels[1].linear.weight.shape == (16, 32)
 
 
 def test_the_hierarchy_is_what_the_lecture_computes():
