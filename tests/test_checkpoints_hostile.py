@@ -196,7 +196,7 @@ def put(key: str, value):
          ["bad metadata", "metrics.train_nll"]),
         (put("created", None), ["bad metadata", "created"]),
         (put("surprise", 1), ["bad metadata", "surprise"]),
-        (put("model_type", "transformer"), ["unknown model_type 'transformer'"]),
+        (put("model_type", "gpt"), ["unknown model_type 'gpt'"]),
         (put("config", {"block_size": 3, "n_embd": 4, "n_hidden": 32, "n_layers": 1,
                         "dropout": 0.0, "extra": 1}), ["bad config for mlp"]),
         (put("config", {"block_size": "three", "n_embd": 4, "n_hidden": 32, "n_layers": 1,
@@ -507,7 +507,7 @@ def test_every_hostile_file_of_the_issue_is_refused_and_the_good_ones_served(fol
     with caplog.at_level(logging.WARNING, logger="namelab.registry"):
         registry = Registry.load_dir(folder)
 
-    assert registry.names() == ["bigram", "mlp", "neural-bigram"]
+    assert registry.names() == sorted(KINDS)  # conftest: one model per kind
     assert sorted(registry.refused) == sorted(
         ["deep.safetensors", "tower.safetensors", "sparse.safetensors", "smooth.safetensors",
          "名前.safetensors", 'a"b.safetensors', "new\nline.safetensors", "cr\rlf.safetensors",
@@ -548,7 +548,7 @@ def test_any_exception_while_loading_refuses_that_file_only(folder, monkeypatch,
 
     monkeypatch.setattr(app.registry, "load_checkpoint", load)
     registry = Registry.load_dir(folder)
-    assert registry.names() == ["bigram", "neural-bigram"]
+    assert registry.names() == sorted(set(KINDS) - {"mlp"})
     reason = registry.refused["mlp.safetensors"]
     assert reason.startswith(f"cannot be loaded: {type(error).__name__}")
     assert "\n" not in reason and "frame #" not in reason and len(reason) <= 300
@@ -565,7 +565,7 @@ def test_readyz_shows_file_names_and_short_reasons_only(folder):
             edit_meta=lambda m: m["config"].update(n_hidden=10**12, n_layers=64))
     with TestClient(create_app(Settings(models_dir=folder))) as client:
         body = client.get("/readyz").json()
-    assert body["models"] == ["bigram", "mlp", "neural-bigram"]
+    assert body["models"] == sorted(KINDS)
     assert sorted(body["refused"]) == ["cut.safetensors", "tower.safetensors"]
     for reason in body["refused"].values():
         assert str(folder) not in reason and "\n" not in reason and len(reason) <= 300
@@ -594,6 +594,6 @@ def test_a_file_that_cannot_even_be_looked_at_is_refused(folder, monkeypatch):
 
     monkeypatch.setattr(Registry, "_skip_reason", staticmethod(look))
     registry = Registry.load_dir(folder)
-    assert registry.names() == ["bigram", "neural-bigram"]
+    assert registry.names() == sorted(set(KINDS) - {"mlp"})
     assert registry.refused == {
         "mlp.safetensors": "cannot be loaded: PermissionError: [Errno 13] Permission denied"}

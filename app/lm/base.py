@@ -67,6 +67,15 @@ class LanguageModel(nn.Module):
         """A faster function equal to `layer_logits` on the current weights, or None."""
         return None
 
+    def decoder(self, ctx: torch.Tensor) -> Decoder:
+        """How sampling steps this model from the (n, block_size) start contexts `ctx`."""
+        return Decoder(self, ctx)
+
+    def word_logits(self, words: list[str], X: torch.Tensor) -> torch.Tensor:
+        """(N, V) logits of every step of `words`, X being their `build_examples` contexts (the
+        same order). Each distinct context once; a kind may read whole words at once."""
+        return distinct_logits(self, X)
+
     @classmethod
     def has_inference_form(cls) -> bool:
         return cls.inference_form is not LanguageModel.inference_form
@@ -253,3 +262,21 @@ def distinct_logits(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
         return model(idx)[0]
     logits, _ = model((keys[:, None] // place) % V)  # (distinct, V)
     return logits[inverse]  # (N, V)
+
+
+class Decoder:
+    """Sampling's view of a model: the next-character logits of the names still growing, one
+    character at a time. This one runs each step's '.'-padded windows through the model, for
+    every kind; a kind may return a faster equivalent from `LanguageModel.decoder`."""
+
+    def __init__(self, model: LanguageModel, ctx: torch.Tensor) -> None:
+        self.model = model
+        self.ctx = ctx  # (L, block_size): the windows of the names still growing
+
+    def logits(self) -> torch.Tensor:
+        """(L, V) for the current windows."""
+        return distinct_logits(self.model, self.ctx)
+
+    def advance(self, keep: torch.Tensor, ix: torch.Tensor) -> None:
+        """The names drew ix (L,); those where `keep` is true go on with it."""
+        self.ctx = torch.cat([self.ctx[keep, 1:], ix[keep, None]], dim=1)

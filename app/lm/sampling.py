@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from app.lm.base import LanguageModel, decode_rows, distinct_logits
+from app.lm.base import LanguageModel, decode_rows
 from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
 from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
@@ -62,7 +62,7 @@ def sample_scored(
     total = torch.full((n,), prefix_log_prob(model, prefix), dtype=torch.float64)
     # The names still growing: which they are, and their contexts. Finished ones are dropped.
     rows = torch.arange(n)  # (L,)
-    ctx = torch.tensor([start], dtype=torch.long).repeat(n, 1)  # (L, B)
+    decoder = model.decoder(torch.tensor([start], dtype=torch.long).repeat(n, 1))  # (L, B)
     cut = False
     for t in range(len(prefix_ids), max_len):
         if passed(deadline):  # checked between forward passes: stop with the names finished
@@ -71,7 +71,7 @@ def sample_scored(
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
         u = torch.rand(n, generator=generator)[rows]  # (L,)
-        raw = distinct_logits(model, ctx)  # (L, V): each distinct context once
+        raw = decoder.logits()  # (L, V)
         logits = raw.float()
         if t == 0:
             logits = logits.clone()
@@ -92,7 +92,8 @@ def sample_scored(
         total.index_add_(0, rows, logp.gather(1, ix[:, None]).squeeze(1))
         out[rows, t] = ix
         going = ix != 0
-        rows, ctx = rows[going], torch.cat([ctx[going, 1:], ix[going, None]], dim=1)
+        rows = rows[going]
+        decoder.advance(going, ix)
         if len(rows) == 0:
             break
     if cut:  # the names still growing are dropped
@@ -100,7 +101,7 @@ def sample_scored(
         done[rows] = False
         out, total = out[done], total[done]
     elif len(rows):  # names cut at max_len: their end token was not drawn
-        total[rows] += torch.log_softmax(distinct_logits(model, ctx).double(), dim=1)[:, 0]
+        total[rows] += torch.log_softmax(decoder.logits().double(), dim=1)[:, 0]
     # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
     names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
     return names, total.tolist()

@@ -39,5 +39,5 @@ def test_unknown_model_is_404_listing_the_available(client):
     r = client.get("/api/models/gpt")
     assert r.status_code == 404
     assert r.json() == {
-        "detail": "unknown model 'gpt'; available models: bigram, mlp, neural-bigram"
+        "detail": f"unknown model 'gpt'; available models: {', '.join(sorted(KINDS))}"
     }
