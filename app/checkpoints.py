@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from app.lm import MODEL_TYPES, LanguageModel, Vocab
+from app.lm.scoring import QUANTILES
 from app.lm.vocab import normalize_name
 
 FORMAT = "namelab-checkpoint"
@@ -67,6 +68,22 @@ class History(BaseModel):
     val: list[float | None] = []
 
 
+class HeldOut(BaseModel):
+    """The reference of plausibility: NLL per character of the held-out names at 0..100%."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: Literal["val"] = "val"  # distinct validation names that are not training names
+    n_names: int = Field(ge=1)
+    quantiles: list[float] = Field(min_length=QUANTILES, max_length=QUANTILES)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _non_decreasing(cls, q: list[float]) -> list[float]:
+        if any(b < a for a, b in zip(q, q[1:], strict=False)):
+            raise ValueError("quantiles must be non-decreasing")
+        return q
+
+
 class CheckpointMeta(BaseModel):
     """Everything a checkpoint says about itself (stored as JSON in the safetensors header)."""
 
@@ -86,6 +103,9 @@ class CheckpointMeta(BaseModel):
     torch_version: str
     namelab_version: str
     history: History = History()
+    # Optional (absent in checkpoints made before it existed; they still load, and their
+    # plausibility is unavailable with the reason shown).
+    held_out: HeldOut | None = None
 
 
 @dataclass

@@ -12,8 +12,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from app.config import DEFAULT_MODELS_DIR
 from app.data import DEFAULT_SPEC, DataError
+
+# app.config's DEFAULT_MODELS_DIR, without importing pydantic-settings for every --help (the CLI
+# imports torch and pydantic only in the commands that need them: `namelab --help` stays fast;
+# tests/test_cli.py checks the two agree)
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 EXAMPLES = {
     "train": """examples:
@@ -24,10 +28,12 @@ EXAMPLES = {
   namelab train --model bigram --data names.txt --smoothing 0 --split none""",
     "sample": """examples:
   namelab sample --model mlp -n 10 --seed 42
-  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5""",
+  namelab sample --model mlp -n 5 --seed 42 --prefix an --temperature 0.8 --top-k 5
+  namelab sample --model models/bigram -n 5 --max-len 4""",
     "score": """examples:
   namelab score --model mlp emma xqzvk
-  namelab score --model bigram --details José""",
+  namelab score --model bigram --details José
+  namelab score --model mlp r2d2 emma     # scores emma, reports r2d2, exit status 1""",
     "eval": """examples:
   namelab eval --model mlp                           # its own data's val and test split
   namelab eval --model mlp --split test --json
@@ -59,7 +65,8 @@ class CLIError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(training="train" in argv)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
@@ -71,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from app.lm import MLPConfig
-    from app.lm.train import OptimConfig
-
+def build_parser(training: bool = True) -> argparse.ArgumentParser:
+    """The parser; `training=False` leaves out train's hyperparameter flags, which are read off
+    the config dataclasses and so need torch (a second or more to import)."""
     parser = argparse.ArgumentParser(
         prog="namelab", description="Character-level language models of first names."
     )
@@ -103,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="peak learning rate (mlp 5e-3, neural-bigram 0.5)")
     p.add_argument("--seed", type=int, help="init/minibatch seed")
     g = p.add_argument_group("mlp hyperparameters")
-    for cls in (MLPConfig, OptimConfig):
+    for cls in _configs() if training else ():
         for f in fields(cls):
             if f.name in ("steps", "lr", "seed"):
                 continue
@@ -149,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configs() -> tuple:
+    from app.lm import MLPConfig
+    from app.lm.train import OptimConfig
+
+    return MLPConfig, OptimConfig
+
+
 def resolve_model(arg: str, models_dir: str) -> Path:
     """A checkpoint path as `train` wrote it (with or without .safetensors), or a model name."""
     from app.checkpoints import SUFFIX
@@ -157,7 +170,13 @@ def resolve_model(arg: str, models_dir: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise CLIError(f"no checkpoint {arg!r}: tried {', '.join(str(c) for c in candidates)}")
+    folder = Path(models_dir)
+    found = sorted(p.name.removesuffix(SUFFIX) for p in folder.glob("*" + SUFFIX)) \
+        if folder.is_dir() else []
+    available = (f"models in {folder}: {', '.join(found)}" if found
+                 else f"no checkpoints in {folder}")
+    raise CLIError(f"no checkpoint {arg!r}: tried {', '.join(str(c) for c in candidates)}; "
+                   f"{available}")
 
 
 def load(args):
@@ -249,28 +268,46 @@ def cmd_sample(args) -> int:
                                temperature=args.temperature, top_k=args.top_k, prefix=prefix,
                                max_len=args.max_len)
     training = set(ckpt.training_names)
-    print(f"# {ckpt.name}: {args.n} names, seed {seed}  (* = in the training set)")
+    print(f"# {ckpt.name}: {args.n} names, seed {seed}")
+    print(f"{'name':<20} {'log P':>9}  in training")
     for name, lp in zip(names, lps, strict=True):
-        print(f"{name:<20} {lp:9.3f}  {'*' if name in training else ''}")
+        print(f"{name:<20} {lp:9.3f}  {'yes' if name in training else 'no'}")
     return 0
 
 
 def cmd_score(args) -> int:
-    from app.lm.scoring import Plausibility, score_names
+    from app.lm.scoring import score_names
+    from app.lm.vocab import InvalidName
+    from app.registry import plausibility_of
 
     ckpt = load(args)
-    names = [ckpt.model.vocab.normalize(n) for n in args.names]
-    plaus = Plausibility(ckpt.model, ckpt.training_names)
+    good, bad = [], []  # like the score page: every name that can be scored is, the rest named
+    for raw in args.names:
+        try:
+            good.append(ckpt.model.vocab.normalize(raw))
+        except InvalidName as e:
+            bad.append(str(e))
+    plaus = plausibility_of(ckpt)
     training = set(ckpt.training_names)
-    print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
-    for s in score_names(ckpt.model, names):
-        print(f"{s.name:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
-              f"{plaus.percentile(s.nll_per_char):8.1f}%  {'yes' if s.name in training else 'no'}")
+    if good:
+        print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
+    for s in score_names(ckpt.model, good):
+        pct = plaus.percentile(s.nll_per_char)
+        pct_text = "n/a" if pct is None else f"{pct:.1f}%"
+        print(f"{s.name:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} {pct_text:>9}  "
+              f"{'yes' if s.name in training else 'no'}")
         if args.details:
             for st in s.steps:
                 print(f"    P({st['char']!r} | {st['context']!r}) = {st['prob']:.4f}"
                       f"   log {st['log_prob']:8.3f}   rank {st['rank']}")
-    return 0
+    if good and not plaus.available:
+        print(f"plausibility n/a: {plaus.reason}")
+    elif good:
+        print(f"plausible: the share of {plaus.n_names:,} held-out names (validation names the "
+              f"model never trained on) with a worse NLL per character")
+    for message in bad:
+        print(f"namelab score: error: {message}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_eval(args) -> int:

@@ -57,8 +57,14 @@ def ordinal(n: float) -> str:
     return f"{k}{suffix}"
 
 
+def kind_phrase(model_type: str) -> str:
+    """'mlp' -> 'an MLP': a model type as a sentence names it."""
+    return {"bigram": "a counting bigram", "neural-bigram": "a neural bigram",
+            "mlp": "an MLP"}.get(model_type, f"a {model_type}")
+
+
 templates.env.globals.update(NAV=NAV, query=query)
-templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal)
+templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal, kind=kind_phrase)
 
 
 

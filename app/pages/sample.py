@@ -21,16 +21,21 @@ from app.worker import model_thread
 router = APIRouter(tags=["pages"])
 
 MAX_N = 200
-FIELDS = ("model", "n", "temperature", "top_k", "prefix", "seed", "unique", "exclude")
+MAX_TEMPERATURE = 10.0
+MAX_LEN = 64  # letters per name, as in the API
+DEFAULT_MAX_LEN = 32
+FIELDS = ("model", "n", "temperature", "top_k", "prefix", "max_len", "seed", "unique", "exclude")
 
 
 def sample_args(q, m) -> dict:
     """The form's raw values -> sample_names() keyword arguments (BadInput says what is wrong)."""
     return {
         "n": int_param(q.get("n"), "n", 10, 1, MAX_N),
-        "temperature": float_param(q.get("temperature"), "temperature", 1.0, 0.0, 10.0),
+        "temperature": float_param(q.get("temperature"), "temperature", 1.0, 0.0,
+                                   MAX_TEMPERATURE),
         "top_k": int_param(q.get("top_k"), "top-k", None, 1, len(m.model.vocab)),
         "prefix": q.get("prefix", ""),
+        "max_len": int_param(q.get("max_len"), "max length", DEFAULT_MAX_LEN, 1, MAX_LEN),
         "seed": int_param(q.get("seed"), "seed", None, 0, MAX_SEED),
         "unique": flag(q.get("unique")),
         "exclude_training": flag(q.get("exclude")),
@@ -43,7 +48,10 @@ def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
-           "form": {k: q.get(k, "") for k in FIELDS}, "max_n": MAX_N}
+           "form": {k: q.get(k, "") for k in FIELDS}, "max_n": MAX_N,
+           "max_temperature": MAX_TEMPERATURE, "max_len": MAX_LEN,
+           "default_max_len": DEFAULT_MAX_LEN,
+           "vocab_size": max((len(m.model.vocab) for m in registry.models.values()), default=27)}
     try:
         m = pick_model(registry, q.get("model"))
         result = sample_names(m, **sample_args(q, m))

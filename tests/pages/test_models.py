@@ -53,3 +53,10 @@ def test_unknown_model_is_an_html_404(client):
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "There is no model called &#39;&lt;b&gt;nope&#39;" in r.text
     assert "bigram, mlp, neural-bigram" in r.text
+
+
+def test_the_card_says_an_mlp_and_why_the_curves_train_loss_differs(client):
+    html = client.get("/models/mlp").text
+    assert "An MLP with" in html and "A mlp" not in html
+    assert "mean loss on the minibatches" in html
+    assert "held-out names (validation names not in the training data)" in html

@@ -65,3 +65,15 @@ def test_bad_input_is_shown_next_to_the_form(client, query, message):
     assert r.status_code in (400, 404)
     assert message in r.text
     assert '<form class="controls sample-form"' in r.text
+
+
+def test_max_len_is_honoured_and_the_form_shows_every_bound(client):
+    r = client.get("/sample?model=bigram&n=40&seed=3&max_len=3")
+    assert r.status_code == 200
+    names = re.findall(r'<td class="name"><a [^>]*>([a-z]+)</a>', r.text)
+    assert len(names) == 40 and max(map(len, names)) <= 3
+    assert 'name="max_len"' in r.text and 'value="3"' in r.text
+    for bound in ["1 to 200", "1 to 64 letters", "1 to 27", "at most 10"]:
+        assert bound in r.text
+    r = client.get("/sample?max_len=65")
+    assert r.status_code == 400 and "max length must be between 1 and 64" in r.text
