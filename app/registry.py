@@ -58,7 +58,7 @@ def plausibility_of(ckpt: Checkpoint) -> Plausibility:
     if ckpt.meta.split.n_val == 0:
         why = "the model was trained without a validation split, so it has no held-out names"
     else:
-        why = ("the checkpoint predates held-out quantiles; retrain it with `namelab train` "
+        why = ("the checkpoint predates held-out quantiles; retrain it with namelab train "
                "to get them")
     return Plausibility(None, reason=why)
 

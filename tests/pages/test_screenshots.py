@@ -59,8 +59,9 @@ def test_screenshots(browser):
             page = context.new_page()
             response = page.goto(base + path)
             assert response.status == 200, path
-            if name == "bigram.png":  # the script shows the hovered cell's details
-                page.hover('#heatmap .cell[data-pair="an"]')
+            if name == "bigram.png":  # the script shows the focused cell's details (focus, not
+                # hover: capturing the element scrolls the page under a hovering pointer)
+                page.focus('#heatmap .cell[data-pair="an"]')
             target = page.locator(element) if element else page
             target.screenshot(path=str(out / name), animations="disabled")
             context.close()
