@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.scoring import QUANTILES
 from app.lm.train import History
 from app.lm.vocab import normalize_name
 
@@ -80,6 +81,24 @@ class SplitInfo(BaseModel):
     n_test: int = Field(ge=0)
 
 
+class HeldOut(BaseModel):
+    """The reference of plausibility: NLL per character of the held-out names at 0..100%."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: Literal["val"] = "val"  # distinct validation names that are not training names
+    n_names: int = Field(ge=1)
+    quantiles: list[float] = Field(min_length=QUANTILES, max_length=QUANTILES)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _non_decreasing(cls, q: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in q):
+            raise ValueError("quantiles must be finite")
+        if any(b < a for a, b in zip(q, q[1:], strict=False)):
+            raise ValueError("quantiles must be non-decreasing")
+        return q
+
+
 class CheckpointMeta(BaseModel):
     """Everything a checkpoint says about itself (stored as JSON in the safetensors header)."""
 
@@ -99,6 +118,9 @@ class CheckpointMeta(BaseModel):
     torch_version: str
     namelab_version: str
     history: History = Field(default_factory=History)
+    # Optional (absent in checkpoints made before it existed; they still load, and their
+    # plausibility is unavailable with the reason shown).
+    held_out: HeldOut | None = None
 
 
 @dataclass

@@ -12,8 +12,12 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from app.config import DEFAULT_MODELS_DIR
 from app.data import DEFAULT_SPEC, DataError
+
+# app.config's DEFAULT_MODELS_DIR, without importing pydantic-settings for every --help (the CLI
+# imports torch and pydantic only in the commands that need them: `namelab --help` stays fast;
+# tests/test_cli.py checks the two agree)
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 EXAMPLES = {
     "train": """examples:
@@ -24,11 +28,13 @@ EXAMPLES = {
   namelab train --model bigram --data names.txt --smoothing 0 --split none""",
     "sample": """examples:
   namelab sample --model mlp -n 10 --seed 42
-  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5
+  namelab sample --model mlp -n 5 --seed 42 --prefix an --temperature 0.8 --top-k 5
+  namelab sample --model models/bigram -n 5 --max-len 4
   namelab sample --model mlp -n 20 --unique --exclude-training   # new names only""",
     "score": """examples:
   namelab score --model mlp emma xqzvk
-  namelab score --model bigram --details José""",
+  namelab score --model bigram --details José
+  namelab score --model mlp r2d2 emma     # scores emma, reports r2d2, exit status 1""",
     "eval": """examples:
   namelab eval --model mlp                           # its own data's val and test split
   namelab eval --model mlp --split test --json
@@ -46,7 +52,9 @@ class CLIError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(train_kind(argv))
+    # Only the command being run gets the flags read off the kinds and the parameters: they
+    # import torch (a second or more), which `namelab --help` does without.
+    parser = build_parser(train_kind(argv), only=argv[0] if argv else "")
     args = parser.parse_args(argv)
     from app.params import InvalidParam
 
@@ -105,10 +113,9 @@ def add_param_flags(p: argparse.ArgumentParser, cls) -> None:
             p.add_argument(flag, dest=name, metavar=name.upper(), help=help)
 
 
-def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
-    from app.lm import KINDS
-    from app.params import CLISampleParams
-
+def build_parser(kind: str | None = None, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser. only None: every command's flags; else only that command's flags read off
+    the kinds and app/params.py (which import torch), so `namelab --help` stays fast."""
     parser = argparse.ArgumentParser(
         prog="namelab", description="Character-level language models of first names."
     )
@@ -121,11 +128,15 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         return p
 
     p = command("train", "train a model and write a checkpoint", cmd_train)
-    p.epilog = "kinds (`namelab train --model KIND --help` lists the kind's options):\n" + \
-        "\n".join(f"  {k.name:<14} {k.description}" for k in KINDS.values()) + \
-        "\n\n" + EXAMPLES["train"]
-    p.add_argument("--model", required=True, choices=list(KINDS), metavar="KIND",
-                   help=f"the model kind: {', '.join(KINDS)}")
+    kinds: dict = {}
+    if only in (None, "train"):
+        from app.lm import KINDS as kinds
+
+        p.epilog = "kinds (`namelab train --model KIND --help` lists the kind's options):\n" + \
+            "\n".join(f"  {k.name:<14} {k.description}" for k in kinds.values()) + \
+            "\n\n" + EXAMPLES["train"]
+    p.add_argument("--model", required=True, choices=list(kinds) or None, metavar="KIND",
+                   help=f"the model kind: {', '.join(kinds) or 'see namelab train --help'}")
     p.add_argument("--data", default=DEFAULT_SPEC,
                    help="ssa:YEAR, ssa:FIRST-LAST, optionally :F or :M, or a text file "
                         "(default %(default)s)")
@@ -135,15 +146,18 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
                    help="80/10/10 train/val/test, or train on every word")
     p.add_argument("--split-seed", type=int, default=42, help="seed of the split shuffle")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    if kind in KINDS:
-        add_kind_flags(p, KINDS[kind])
+    if kind in kinds:
+        add_kind_flags(p, kinds[kind])
 
     model_help = "checkpoint path (DIR/NAME, with or without .safetensors) or a model name " \
                  "in --models-dir"
     p = command("sample", "sample names from a model", cmd_sample)
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
-    add_param_flags(p, CLISampleParams)
+    if only in (None, "sample"):
+        from app.params import CLISampleParams
+
+        add_param_flags(p, CLISampleParams)
 
     p = command("score", "score names under a model", cmd_score)
     p.add_argument("--model", required=True, help=model_help)
@@ -171,6 +185,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+
 def resolve_model(arg: str, models_dir: str) -> Path:
     """A checkpoint path as `train` wrote it (with or without .safetensors), or a model name."""
     from app.checkpoints import SUFFIX
@@ -179,7 +194,13 @@ def resolve_model(arg: str, models_dir: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise CLIError(f"no checkpoint {arg!r}: tried {', '.join(str(c) for c in candidates)}")
+    folder = Path(models_dir)
+    found = sorted(p.name.removesuffix(SUFFIX) for p in folder.glob("*" + SUFFIX)) \
+        if folder.is_dir() else []
+    available = (f"models in {folder}: {', '.join(found)}" if found
+                 else f"no checkpoints in {folder}")
+    raise CLIError(f"no checkpoint {arg!r}: tried {', '.join(str(c) for c in candidates)}; "
+                   f"{available}")
 
 
 def load(args):
@@ -263,29 +284,46 @@ def cmd_sample(args) -> int:
     params = CLISampleParams.parse({k: getattr(args, k) for k in CLISampleParams.model_fields})
     m = load_served(args)
     result = sample_names(m, params)  # the API's sampling: same seed, same names
-    print(f"# {m.name}: {len(result.names)} names, seed {result.seed}  "
-          f"(* = in the training set)")
+    print(f"# {m.name}: {len(result.names)} names, seed {result.seed}")
+    print(f"{'name':<20} {'log P':>9}  in training")
+    for s in result.names:
+        print(f"{s.name:<20} {s.log_prob:9.3f}  {'yes' if s.in_training_set else 'no'}")
     if result.exhausted:
         print(f"# only {len(result.names)} of {params.n}: the constraints made more too hard "
               f"to find")
-    for s in result.names:
-        print(f"{s.name:<20} {s.log_prob:9.3f}  {'*' if s.in_training_set else ''}")
     return 0
 
 
 def cmd_score(args) -> int:
+    from app.params import InvalidParam
     from app.services import score
 
     m = load_served(args)
-    print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
-    for s in score(m, args.names):
-        print(f"{s.normalized:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
-              f"{s.plausibility:8.1f}%  {'yes' if s.in_training_set else 'no'}")
+    plaus = m.plausibility
+    good, bad = [], []  # like the score page: every name that can be scored is, the rest named
+    for raw in args.names:
+        try:
+            good.extend(score(m, [raw], field="name", indexed=False))
+        except InvalidParam as e:
+            bad.append(str(e))
+    if good:
+        print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
+    for s in good:
+        pct = "n/a" if s.plausibility is None else f"{s.plausibility:.1f}%"
+        print(f"{s.normalized:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} {pct:>9}  "
+              f"{'yes' if s.in_training_set else 'no'}")
         if args.details:
             for st in s.steps:
                 print(f"    P({st['char']!r} | {st['context']!r}) = {st['prob']:.4f}"
                       f"   log {st['log_prob']:8.3f}   rank {st['rank']}")
-    return 0
+    if good and not plaus.available:
+        print(f"plausibility n/a: {plaus.reason}")
+    elif good:
+        print(f"plausible: the share of {plaus.n_names:,} held-out names (validation names the "
+              f"model never trained on) with a worse NLL per character")
+    for message in bad:
+        print(f"namelab score: error: {message}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_eval(args) -> int:

@@ -142,7 +142,8 @@ class SampleParams(Params):
         description="same seed and knobs, same names; absent: one is drawn and returned")
     prefix: str = Field("", max_length=MAX_LEN,
                         description="letters every name starts with (normalised like names)")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
+    max_len: int = Field(32, ge=1, le=MAX_LEN, title="max length",
+                         description="longest name, in letters")
     unique: bool = Field(False, description="no name twice in one response")
     exclude_training: bool = Field(False, description="only names not in the training set")
 
@@ -174,7 +175,8 @@ class NameParam(Params):
 class TopParams(Params):
     k: int = Field(20, ge=1, le=MAX_TOP, description="how many names")
     prefix: str = Field("", max_length=MAX_LEN, description="only names starting with this")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
+    max_len: int = Field(32, ge=1, le=MAX_LEN, title="max length",
+                         description="longest name, in letters")
 
 
 class EmbeddingsParams(Params):

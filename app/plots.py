@@ -227,6 +227,7 @@ def heatmap(
     gradient_id: str = "heat",
     cell: float = 36,
     show_text: bool = True,
+    axis_titles: tuple[str, str] = ("next letter", "current letter"),
 ) -> Heatmap:
     """A square grid: rows = current letter (top to bottom), columns = next letter.
 
@@ -251,8 +252,8 @@ def heatmap(
         width=left + size + 8,
         height=top + size + 34 + leg.height + 40,
         cell=cell, left=left, top=top, cells=cells, rows=rows, cols=cols, legend=leg,
-        x_label=AxisLabel("next letter", left + size / 2, 14),
-        y_label=AxisLabel("current letter", 14, top + size / 2),
+        x_label=AxisLabel(axis_titles[0], left + size / 2, 14),
+        y_label=AxisLabel(axis_titles[1], 14, top + size / 2),
         show_text=show_text,
     )
 
@@ -292,7 +293,7 @@ def bar_chart(items: list[tuple[str, float, str, str]], x_label: str, width: flo
     Values must be >= 0; the axis starts at 0.
     """
     items = sorted(items, key=lambda it: (-it[1], it[0]))
-    left, top, right = 36.0, 10.0, 70.0
+    left, top, right = 36.0, 10.0, 110.0  # room right of a full bar for '0.123 (count 0)'
     plot_width = width - left - right
     vmax = max((v for _, v, _, _ in items), default=1.0) or 1.0
     hi = nice_domain(0.0, vmax)[1]
@@ -312,13 +313,63 @@ def bar_chart(items: list[tuple[str, float, str, str]], x_label: str, width: flo
 # --- scatter plot ---------------------------------------------------------------------------
 
 
+MARKER_R = 11.0  # radius of a point's labelled marker (the letter is drawn inside it)
+
+
 @dataclass(frozen=True)
 class Point:
     label: str
     kind: str  # css class: vowel, consonant, boundary
-    cx: float
-    cy: float
+    x: float  # where the point is (SVG coordinates)
+    y: float
+    cx: float  # where its labelled marker is: the point itself, or moved aside so that no two
+    cy: float  # markers overlap (then a leader line joins the marker to the point)
     title: str
+
+    @property
+    def moved(self) -> bool:
+        return math.hypot(self.cx - self.x, self.cy - self.y) > 0.5
+
+
+def spread_markers(xy: list[tuple[float, float]], r: float, box: tuple[float, float, float, float],
+                   gap: float = 2.0, rounds: int = 400) -> list[tuple[float, float]]:
+    """Marker centres near the points `xy`, no two closer than 2r + gap, inside `box`.
+
+    Deterministic relaxation: overlapping markers push each other apart along the line between
+    them (points at the same place along a fixed direction per pair), a weak spring pulls each
+    back towards its point, and markers stay in the box (x0, y0, x1, y1).
+    """
+    x0, y0, x1, y1 = box
+    need = 2 * r + gap
+    pos = [[x, y] for x, y in xy]
+    n = len(pos)
+    for it in range(rounds):
+        moved = False
+        for i in range(n):
+            for j in range(i + 1, n):
+                dx, dy = pos[j][0] - pos[i][0], pos[j][1] - pos[i][1]
+                d = math.hypot(dx, dy)
+                if d >= need:
+                    continue
+                if d < 1e-6:
+                    angle = 2.399963 * (i * n + j)  # golden angle: distinct, repeatable
+                    dx, dy, d = math.cos(angle), math.sin(angle), 1.0
+                push = (need - d) / 2 + 0.01
+                ux, uy = dx / d, dy / d
+                pos[i][0] -= ux * push
+                pos[i][1] -= uy * push
+                pos[j][0] += ux * push
+                pos[j][1] += uy * push
+                moved = True
+        pull = 0.1 if it < rounds // 2 else 0.0  # the last half only separates
+        for k in range(n):
+            pos[k][0] += pull * (xy[k][0] - pos[k][0])
+            pos[k][1] += pull * (xy[k][1] - pos[k][1])
+            pos[k][0] = min(x1 - r, max(x0 + r, pos[k][0]))
+            pos[k][1] = min(y1 - r, max(y0 + r, pos[k][1]))
+        if not moved and it >= rounds // 2:
+            break
+    return [(x, y) for x, y in pos]
 
 
 @dataclass(frozen=True)
@@ -338,11 +389,18 @@ class Frame:
 
 
 def _frame(xlo: float, xhi: float, ylo: float, yhi: float, width: float, height: float,
-           x_label: str, y_label: str) -> tuple[Frame, Linear, Linear]:
+           x_label: str, y_label: str, equal: bool = False) -> tuple[Frame, Linear, Linear]:
+    """The plot area and its scales; equal=True gives both axes the same units per pixel (the
+    shorter domain widened around its centre), so that distances on screen mean something."""
     left, top, right_pad, bottom_pad = 64.0, 16.0, 16.0, 52.0
     right, bottom = width - right_pad, height - bottom_pad
     xlo, xhi = nice_domain(xlo, xhi)
     ylo, yhi = nice_domain(ylo, yhi)
+    if equal:
+        per_px = max((xhi - xlo) / (right - left), (yhi - ylo) / (bottom - top))
+        xc, yc = (xlo + xhi) / 2, (ylo + yhi) / 2
+        xlo, xhi = xc - per_px * (right - left) / 2, xc + per_px * (right - left) / 2
+        ylo, yhi = yc - per_px * (bottom - top) / 2, yc + per_px * (bottom - top) / 2
     sx = Linear(xlo, xhi, left, right)
     sy = Linear(ylo, yhi, bottom, top)  # SVG y grows downwards
     frame = Frame(
@@ -359,20 +417,27 @@ def _frame(xlo: float, xhi: float, ylo: float, yhi: float, width: float, height:
 class Scatter:
     frame: Frame
     points: list[Point]
+    marker_r: float = MARKER_R
 
 
 def scatter(points: list[tuple[float, float]], labels: list[str], x_label: str, y_label: str,
-            width: float = 640, height: float = 520) -> Scatter:
-    """One labelled point per (x, y), coloured by char_kind of its label."""
+            width: float = 640, height: float = 520, equal: bool = False) -> Scatter:
+    """One labelled marker per (x, y), coloured by char_kind of its label.
+
+    Markers that would overlap are moved apart (spread_markers); a moved marker keeps a small dot
+    at its true place and a leader line to it, so nothing hides and nothing lies.
+    """
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     # Pad the data range so that labelled circles at the extremes stay inside the frame.
     px, py = 0.06 * (max(xs) - min(xs)), 0.06 * (max(ys) - min(ys))
     frame, sx, sy = _frame(min(xs) - px, max(xs) + px, min(ys) - py, max(ys) + py, width, height,
-                           x_label, y_label)
+                           x_label, y_label, equal)
+    at = [(sx(x), sy(y)) for x, y in points]
+    placed = spread_markers(at, MARKER_R, (frame.left, frame.top, frame.right, frame.bottom))
     pts = [
-        Point(lab, char_kind(lab), sx(x), sy(y), f"{lab}: ({x:.3f}, {y:.3f})")
-        for (x, y), lab in zip(points, labels, strict=True)
+        Point(lab, char_kind(lab), ax, ay, cx, cy, f"{lab}: ({x:.3f}, {y:.3f})")
+        for (x, y), (ax, ay), (cx, cy), lab in zip(points, at, placed, labels, strict=True)
     ]
     return Scatter(frame, pts)
 

@@ -38,6 +38,9 @@ class LoadedModel:
     checkpoint: Checkpoint
     training_set: frozenset[str]
     plausibility: Plausibility
+    # views derived from the weights that take work to compute (t-SNE...): made once, on first
+    # use, and kept (the weights never change while served)
+    derived: dict = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -60,8 +63,21 @@ class LoadedModel:
         return cls(
             checkpoint=ckpt,
             training_set=frozenset(ckpt.training_names),
-            plausibility=Plausibility(ckpt.model, ckpt.training_names),
+            plausibility=plausibility_of(ckpt),
         )
+
+
+def plausibility_of(ckpt: Checkpoint) -> Plausibility:
+    """The checkpoint's held-out quantiles, or why there are none."""
+    h = ckpt.meta.held_out
+    if h is not None:
+        return Plausibility(h.quantiles, h.n_names)
+    if ckpt.meta.split.n_val == 0:
+        why = "the model was trained without a validation split, so it has no held-out names"
+    else:
+        why = ("the checkpoint predates held-out quantiles; retrain it with namelab train "
+               "to get them")
+    return Plausibility(None, reason=why)
 
 
 @dataclass

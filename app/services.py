@@ -17,7 +17,14 @@ import torch
 from pydantic import Field
 
 from app.lm import deadline as deadlines
-from app.lm.embeddings import Neighbours, Projection, nearest, project
+from app.lm.embeddings import (
+    Neighbours,
+    Projection,
+    nearest,
+    project,
+    similarity,
+    similarity_order,
+)
 from app.lm.sampling import sample_scored
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
@@ -130,7 +137,7 @@ class NameScore:
     log_prob: float
     nll_per_char: float
     perplexity: float
-    plausibility: float  # percentile among the training names (100 = more plausible than all)
+    plausibility: float | None  # percentile among held-out names; None: see m.plausibility.reason
     in_training_set: bool
     steps: list[Step]
 
@@ -180,6 +187,8 @@ class EmbeddingView:
     vectors: list[list[float]]
     projection: Projection
     neighbours: Neighbours
+    similarity: list[list[float]]  # cosine similarities of the centred vectors, (V, V)
+    order: list[int]  # label indices with similar letters next to each other
 
     @property
     def dim(self) -> int:
@@ -190,14 +199,28 @@ class NoTable(LookupError):
     """The model has no such table (no bigram table, no embedding table)."""
 
 
-def embedding_view(m: LoadedModel, dims: tuple[int, int] | None = None,
-                   k: int = 3) -> EmbeddingView:
+def embedding_view(m: LoadedModel, dims: tuple[int, int] | None = None, k: int = 3,
+                   method: str | None = None) -> EmbeddingView:
+    """The table, one 2-D map of it (see lm.embeddings.project), neighbours and similarities.
+
+    Maps that take work (t-SNE, the clustering order) are computed once per model and kept.
+    """
     table = m.model.embedding_table()
     if table is None:
         raise NoTable(f"model {m.name!r} ({m.meta.model_type}) has no embedding table")
     labels = m.model.vocab.itos
-    return EmbeddingView(labels=labels, vectors=table.tolist(),
-                         projection=project(table, dims), neighbours=nearest(table, labels, k))
+    if method == "tsne":
+        if "tsne" not in m.derived:
+            m.derived["tsne"] = project(table, method="tsne")
+        proj = m.derived["tsne"]
+    else:
+        proj = project(table, dims, method)
+    if "similarity" not in m.derived:
+        sim = similarity(table)
+        m.derived["similarity"] = (sim.tolist(), similarity_order(sim))
+    sim_list, order = m.derived["similarity"]
+    return EmbeddingView(labels=labels, vectors=table.tolist(), projection=proj,
+                         neighbours=nearest(table, labels, k), similarity=sim_list, order=order)
 
 
 def bigram_table(m: LoadedModel) -> tuple[list[str], list[list[float]] | None, list[list[float]]]:

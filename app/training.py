@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from app.checkpoints import CheckpointMeta, checkpoint_path, save_checkpoint
+from app.checkpoints import CheckpointMeta, HeldOut, checkpoint_path, save_checkpoint
 from app.data import load_dataset, split_words
 from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.scoring import nll_quantiles
 from app.lm.train import OptimConfig, Progress, evaluate, fit
 
 
@@ -22,6 +23,14 @@ def namelab_version() -> str:
         return version("namelab")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def held_out(model: LanguageModel, val: list[str], train: list[str]) -> HeldOut | None:
+    """Plausibility's reference: the distinct validation names the model never trained on."""
+    names = sorted(set(val) - set(train))
+    if not names:
+        return None
+    return HeldOut(n_names=len(names), quantiles=nll_quantiles(model, names))
 
 
 @dataclass
@@ -79,6 +88,7 @@ def train_to_checkpoint(
         torch_version=torch.__version__,
         namelab_version=namelab_version(),
         history=history,
+        held_out=held_out(model, split.val, split.train),
     )
     path = save_checkpoint(checkpoint_path(out_dir, name), model, meta, split.train)
     return TrainResult(path=path, model=model, meta=meta)

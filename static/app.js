@@ -1,10 +1,11 @@
 // Namelab: small enhancements only; every page works without this file.
-// Heatmaps: show the hovered or tapped cell's details (its <title>) in the readout line.
+// Heatmaps: show the hovered, tapped or focused cell's details (its <title>) in the readout
+// line; arrow keys move between cells (one tab stop per heatmap instead of 729).
 (function () {
   "use strict";
   var readout = document.getElementById("readout");
   if (!readout) return;
-  readout.textContent = "Hover or tap a cell for its details.";
+  readout.textContent = "Hover, tap or focus (Tab, then the arrow keys) a cell for its details.";
   var active = null;
   function show(cell) {
     var title = cell.querySelector("title");
@@ -14,14 +15,29 @@
     cell.classList.add("active");
     readout.textContent = title.textContent;
   }
-  document.querySelectorAll("svg.heatmap .cells").forEach(function (cells) {
-    cells.addEventListener("mouseover", function (ev) {
-      var cell = ev.target.closest && ev.target.closest(".cell");
-      if (cell) show(cell);
-    });
-    cells.addEventListener("click", function (ev) {
-      var cell = ev.target.closest && ev.target.closest(".cell");
-      if (cell) show(cell);
+  function cellOf(ev) {
+    return ev.target.closest && ev.target.closest(".cell");
+  }
+  var steps = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0],
+                Home: [0, -1e9], End: [0, 1e9] };
+  document.querySelectorAll("svg.heatmap .cells").forEach(function (group) {
+    var cells = Array.prototype.slice.call(group.querySelectorAll(".cell"));
+    var n = Math.round(Math.sqrt(cells.length));
+    cells.forEach(function (c, i) { c.setAttribute("tabindex", i === 0 ? "0" : "-1"); });
+    group.addEventListener("mouseover", function (ev) { var c = cellOf(ev); if (c) show(c); });
+    group.addEventListener("click", function (ev) { var c = cellOf(ev); if (c) show(c); });
+    group.addEventListener("focusin", function (ev) { var c = cellOf(ev); if (c) show(c); });
+    group.addEventListener("keydown", function (ev) {
+      var c = cellOf(ev), step = steps[ev.key];
+      if (!c || !step) return;
+      var i = cells.indexOf(c), row = Math.floor(i / n), col = i % n;
+      row = Math.min(n - 1, Math.max(0, row + step[0]));
+      col = Math.min(n - 1, Math.max(0, col + step[1]));
+      var next = cells[row * n + col];
+      ev.preventDefault();
+      c.setAttribute("tabindex", "-1");
+      next.setAttribute("tabindex", "0");
+      next.focus();
     });
   });
 })();

@@ -15,6 +15,7 @@ from app.data import load_dataset, split_words
 from app.lm import KINDS
 from app.lm.train import OptimConfig
 from tests.conftest import TINY_NAMES
+from tests.live import ROOT
 
 
 def run(capsys, *argv):
@@ -44,7 +45,9 @@ def test_sample_is_reproducible_and_marks_training_names(capsys, models_dir):
     assert out1 == out2
     lines = out1.splitlines()
     assert lines[0].startswith("# bigram: 8 names, seed 3")
-    assert len(lines) == 9 and all(line.startswith("e") for line in lines[1:])
+    assert lines[1].split() == ["name", "log", "P", "in", "training"]  # a header over the columns
+    assert len(lines) == 10 and all(line.startswith("e") for line in lines[2:])
+    assert all(line.split()[-1] in ("yes", "no") for line in lines[2:])
 
 
 def test_model_can_be_a_path_with_or_without_extension(capsys, models_dir):
@@ -244,3 +247,28 @@ def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
     assert (tmp_path / "b.safetensors").read_bytes() == old  # intact, and still loadable
     assert load_checkpoint(tmp_path / "b.safetensors").meta.config == {"smoothing": 1.0}
     assert [p.name for p in tmp_path.iterdir()] == ["b.safetensors"]  # no temporary file left
+def test_score_scores_the_good_names_and_reports_the_bad_one(capsys, models_dir):
+    code, out, err = run(capsys, "score", "--models-dir", str(models_dir), "--model", "bigram",
+                         "r2d2", "emma")
+    assert code == 1
+    assert [line.split()[0] for line in out.splitlines()[1:2]] == ["emma"]
+    assert "r2d2" in err and "'2'" in err and "emma" not in err
+    assert "held-out names" in out  # what the plausibility column is
+
+
+def test_a_missing_checkpoint_lists_the_available_models(capsys, models_dir):
+    code, _, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "mpl")
+    assert code == 1
+    assert "no checkpoint 'mpl'" in err and "bigram, mlp, neural-bigram" in err
+
+
+def test_help_does_not_import_torch_and_the_default_folder_is_the_apps():
+    """`namelab --help` stays fast: torch (seconds to import) only in the commands using it."""
+    code = ("import sys\nfrom app import cli\ntry:\n    cli.main(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'pydantic_settings' not in sys.modules\n"
+            "from app.config import DEFAULT_MODELS_DIR\n"
+            "assert cli.DEFAULT_MODELS_DIR == DEFAULT_MODELS_DIR\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "train" in r.stdout and "sample" in r.stdout

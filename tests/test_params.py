@@ -99,6 +99,6 @@ def test_the_cli_sample_goes_through_the_service(capsys, models_dir, client):
     assert main(["sample", "--model", "mlp", "--models-dir", str(models_dir), "-n", "12",
                  "--seed", "5", "--unique", "--exclude-training"]) == 0
     out = capsys.readouterr().out.splitlines()
-    names = [line.split()[0] for line in out if not line.startswith("#")]
+    names = [line.split()[0] for line in out[2:] if not line.startswith("#")]  # after the header
     assert names == [x["name"] for x in api["names"]]
-    assert len(set(names)) == len(names) and not any(line.endswith("*") for line in out)
+    assert len(set(names)) == len(names) and all(line.endswith("no") for line in out[2:])

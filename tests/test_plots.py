@@ -135,3 +135,27 @@ def test_percent_width(v, want):
                                      (2e6, "2M"), (-2.5, "-2.5"), (1e-5, "1e-05")])
 def test_fmt_tick(v, want):
     assert plots.fmt_tick(v) == want
+
+
+def test_spread_markers_separates_every_pair_and_leaves_separate_ones_alone():
+    import itertools
+    import math
+
+    from app.plots import spread_markers
+
+    box = (0.0, 0.0, 400.0, 300.0)
+    same = [(200.0, 150.0)] * 27  # 27 points at one place
+    placed = spread_markers(same, 11, box)
+    assert all(math.dist(a, b) >= 22 for a, b in itertools.combinations(placed, 2))
+    assert all(11 <= x <= 389 and 11 <= y <= 289 for x, y in placed)
+    apart = [(50.0, 50.0), (150.0, 50.0), (100.0, 200.0)]
+    assert spread_markers(apart, 11, box) == apart
+
+
+def test_scatter_with_equal_axes_has_the_same_units_per_pixel():
+    from app.plots import scatter
+
+    s = scatter([(0.0, 0.0), (10.0, 1.0), (5.0, 0.5)], ["a", "b", "c"], "x", "y", equal=True)
+    (a, b) = s.points[:2]
+    # 10 units across and 1 unit up: the same scale on both axes
+    assert abs((a.y - b.y) / (b.x - a.x) - 0.1) < 1e-9

@@ -27,8 +27,10 @@ EXAMPLES = {
 def score_names(
     m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
 ) -> Response:
-    """log P(name), NLL per character, perplexity, plausibility among the training names and
-    every step (context, probability, rank), for each name in the order given."""
+    """log P(name), NLL per character, perplexity, plausibility (the percentile among names
+    the model never trained on: 37 = a better NLL per character than 37% of its held-out
+    validation names, as emma under a bigram of 2017) and every step (context, probability,
+    rank), for each name in the order given."""
     return json_response(score_payload(m.name, services.score(m, req.names)))
 
 

@@ -1,4 +1,4 @@
-"""Scoring names: log-likelihood, per-letter breakdown, plausibility among real names."""
+"""Scoring names: log-likelihood, per-letter breakdown, plausibility among held-out names."""
 
 from __future__ import annotations
 
@@ -89,26 +89,70 @@ def score_names(model: LanguageModel, names: list[str]) -> list[Score]:
     return scores
 
 
-class Plausibility:
-    """Where a name's NLL per character falls among the model's training names.
+QUANTILES = 101  # the reference's NLL per character at 0%, 1%, ..., 100%
+NLL_CAP = 1000.0  # nats per character: P < e^-1000 per letter, i.e. impossible
 
-    percentile(x) = % of training names with a higher (worse) NLL per character than x:
-    90 means the model finds x more plausible than 90% of real names.
+
+def nll_quantiles(model: LanguageModel, names: list[str]) -> list[float]:
+    """The NLL per character of each distinct name, at 0%, 1%, ..., 100% (linear interpolation).
+
+    The reference distribution of Plausibility: computed once at training time from names the
+    model did not train on, and stored with the checkpoint.
+    """
+    names = sorted(set(names))
+    if not names:
+        raise ValueError("no names to take quantiles of")
+    lps = log_probs(model, names)
+    nll = torch.tensor([-lp / (len(n) + 1) for n, lp in zip(names, lps, strict=True)],
+                       dtype=torch.float64)
+    # A name impossible under the model (a bigram without smoothing) has an infinite NLL, which
+    # JSON cannot store: it is kept as NLL_CAP nats per character, worse than any possible name.
+    nll = nll.clamp(max=NLL_CAP)
+    q = torch.quantile(nll, torch.linspace(0, 1, QUANTILES, dtype=torch.float64))
+    return [round(v, 6) for v in q.tolist()]
+
+
+class Plausibility:
+    """Where a name's NLL per character falls among held-out names: names the model never
+    trained on (its validation split), summarised by their quantiles.
+
+    percentile(x) = % of those names with a higher (worse) NLL per character than x, read off
+    the quantiles by linear interpolation: 90 means the model finds x more plausible than 90%
+    of real names it did not see. Held-out names, not training names: a model that fits its
+    training set gives those a lower NLL than any new name, which made real names look
+    implausible under the better model.
+
+    Without quantiles (a checkpoint made before they were stored, or trained without a
+    validation split) percentile() is None and `reason` says why.
     """
 
-    def __init__(self, model: LanguageModel, names: list[str]) -> None:
-        names = sorted(set(names))
-        lps = log_probs(model, names)
-        self._nll = sorted(-lp / (len(n) + 1) for n, lp in zip(names, lps, strict=True))
+    def __init__(self, quantiles: list[float] | None, n_names: int = 0,
+                 reason: str | None = None) -> None:
+        if quantiles is not None:
+            if len(quantiles) != QUANTILES or any(
+                    b < a for a, b in zip(quantiles, quantiles[1:], strict=False)):
+                raise ValueError(f"expected {QUANTILES} non-decreasing quantiles")
+        elif not reason:
+            raise ValueError("a Plausibility without quantiles needs the reason")
+        self.quantiles, self.n_names, self.reason = quantiles, n_names, reason
 
-    def __len__(self) -> int:
-        return len(self._nll)
+    @property
+    def available(self) -> bool:
+        return self.quantiles is not None
 
-    def percentile(self, nll_per_char: float) -> float:
-        if not self._nll:
+    def percentile(self, nll_per_char: float) -> float | None:
+        q = self.quantiles
+        if q is None:
+            return None
+        if math.isnan(nll_per_char):
             return float("nan")
-        worse = len(self._nll) - bisect.bisect_right(self._nll, nll_per_char)
-        return 100.0 * worse / len(self._nll)
+        if nll_per_char < q[0]:
+            return 100.0
+        if nll_per_char >= q[-1]:
+            return 0.0
+        k = bisect.bisect_right(q, nll_per_char) - 1  # q[k] <= x < q[k + 1]
+        below = k + (nll_per_char - q[k]) / (q[k + 1] - q[k])  # % of names at or below x
+        return 100.0 * (1 - below / (QUANTILES - 1))
 
 
 @torch.no_grad()

@@ -84,10 +84,22 @@ def table_heatmap(t: Table, view: str, gradient_id: str = "heat", cell: float = 
                          gradient_id=gradient_id, cell=cell, show_text=show_text)
 
 
-def row_chart(t: Table, letter: str) -> plots.BarChart:
+def row_chart(t: Table, letter: str, view: str = "probs") -> plots.BarChart:
+    """One row as bars: its counts in the counts view, its probabilities otherwise.
+
+    A pair never seen in the data says so ("count 0") next to its smoothed probability.
+    """
     i = t.row(letter)
-    items = [(b, t.probs[i][j], f"{t.probs[i][j]:.3f}", t.tooltip(i, j))
-             for j, b in enumerate(t.labels)]
+    if view == "counts" and t.counts is not None:
+        items = [(b, float(t.counts[i][j]), f"{t.counts[i][j]:,}", t.tooltip(i, j))
+                 for j, b in enumerate(t.labels)]
+        return plots.bar_chart(items, f"count of {letter!r} followed by the letter")
+
+    def text(j: int) -> str:
+        unseen = t.counts is not None and t.counts[i][j] == 0
+        return f"{t.probs[i][j]:.3f}" + (" (count 0)" if unseen else "")
+
+    items = [(b, t.probs[i][j], text(j), t.tooltip(i, j)) for j, b in enumerate(t.labels)]
     return plots.bar_chart(items, f"P(next letter | {letter!r})")
 
 
@@ -105,12 +117,12 @@ def show_bigram(request: Request, registry: RegistryDep, model: str = "", view: 
             raise BadInput(f"view must be one of {', '.join(VIEWS)}, got {view!r}.")
         ctx["note"] = None
         if view == "counts" and t.counts is None:
-            ctx["note"] = (f"{t.model.name} is {t.model.kind.title}: its table is learned by "
-                           "gradient descent, so it has no counts. Showing probabilities "
+            ctx["note"] = (f"{t.model.name} has no counts: it is {t.model.kind.title}, whose "
+                           "table is learned by gradient descent. Showing probabilities "
                            "instead.")
             ctx["view"] = view = "probs"
         ctx.update(m=t.model, table=t, heat=table_heatmap(t, view),
-                   bars=row_chart(t, row) if row is not None else None)
+                   bars=row_chart(t, row, view) if row is not None else None)
     except USER_ERRORS as e:
         err = page_error(e, registry)
         return render(request, "bigram.html", {**ctx, "error": err}, err.status)

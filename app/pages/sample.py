@@ -31,7 +31,8 @@ def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
-           "form": {k: q.get(k, "") for k in FIELDS}, "params": SampleParams}
+           "form": {k: q.get(k, "") for k in FIELDS}, "params": SampleParams,
+           "vocab_size": max((len(m.model.vocab) for m in registry.models.values()), default=27)}
     try:
         m = pick_model(registry, q.get("model"))
         result = sample_names(m, sample_params(q))

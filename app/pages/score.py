@@ -41,7 +41,8 @@ class Cell:
 
     @property
     def bar(self) -> float:
-        return plots.percent_width(self.score.plausibility) if self.score else 0.0
+        s = self.score
+        return plots.percent_width(s.plausibility) if s and s.plausibility is not None else 0.0
 
 
 def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:

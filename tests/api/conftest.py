@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from app.checkpoints import save_checkpoint
 from app.config import Settings
 from app.lm import MLPConfig
 from app.lm.bigram import BigramConfig
@@ -13,6 +14,7 @@ from app.lm.train import OptimConfig
 from app.main import create_app
 from app.registry import LoadedModel
 from app.training import train_to_checkpoint
+from tests.conftest import TINY_NAMES
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,8 @@ def loaded(registry):
 
 @pytest.fixture(scope="session")
 def odd_models_dir(tmp_path_factory, tiny_names_file):
-    """'bigram0': a bigram with smoothing 0 (log 0 happens); 'mlp2': an MLP with 2-D embeddings."""
+    """'bigram0': a bigram with smoothing 0 (log 0 happens); 'mlp2': an MLP with 2-D embeddings;
+    'old': a checkpoint without held-out quantiles; 'whole': trained without a split."""
     out = tmp_path_factory.mktemp("odd-models")
     data = str(tiny_names_file)
     train_to_checkpoint("bigram", data, out, "bigram0", config=BigramConfig(smoothing=0.0))
@@ -39,6 +42,11 @@ def odd_models_dir(tmp_path_factory, tiny_names_file):
         config=MLPConfig(block_size=2, n_embd=2, n_hidden=16, n_layers=1, dropout=0.0),
         training=OptimConfig(steps=50, batch_size=32, warmup=5, eval_interval=25),
     )
+    # 'old': made before checkpoints carried held-out quantiles; 'whole': no validation split
+    old = train_to_checkpoint("bigram", data, out, "old")
+    save_checkpoint(old.path, old.model, old.meta.model_copy(update={"held_out": None}),
+                    sorted(set(TINY_NAMES)))
+    train_to_checkpoint("bigram", data, out, "whole", split_seed=None)
     return out
 
 

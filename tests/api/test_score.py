@@ -5,7 +5,9 @@ import pytest
 from api_helpers import ALPHABET, assert_422
 
 from app.api.schemas import ScoreResponse
+from app.data import split_words
 from app.lm import KINDS
+from tests.conftest import TINY_NAMES
 
 URL = "/api/models/{}/score"
 
@@ -72,14 +74,29 @@ def test_bigram_score_against_the_counts_by_hand(client, loaded):
     assert math.isclose(score(client, ["ava"], "bigram")[0]["log_prob"], expected, rel_tol=1e-6)
 
 
-def test_plausibility_is_the_percentile_among_training_names(client, loaded):
+def test_plausibility_is_the_percentile_among_held_out_names(client, loaded):
+    """The reference is the validation names that are not training names: at the k-th of those
+    n names (by NLL per character) the plausibility is 100 (n - 1 - k) / (n - 1)."""
     m = loaded("mlp")
-    train = sorted(m.training_set)
-    nlls = [x["nll_per_char"] for x in score(client, train)]
-    for x in score(client, ["emma", "xqzvk", train[0]]):
-        worse = sum(n > x["nll_per_char"] for n in nlls)
-        assert math.isclose(x["plausibility"], 100 * worse / len(nlls))
+    parts = split_words(TINY_NAMES, 42)
+    held = sorted(set(parts.val) - set(parts.train))
+    assert m.meta.held_out.n_names == len(held) >= 3
+    results = sorted(score(client, held), key=lambda x: x["nll_per_char"])
+    n = len(held)
+    for k, x in enumerate(results):
+        assert x["plausibility"] == pytest.approx(100 * (n - 1 - k) / (n - 1), abs=0.05)
     assert score(client, ["xqzvk"])[0]["plausibility"] == 0.0
+
+
+def test_a_checkpoint_without_held_out_quantiles_is_served_with_the_reason(odd_client):
+    for name, why in [("old", "predates held-out quantiles"),
+                      ("whole", "without a validation split")]:
+        (x,) = odd_client.post(URL.format(name), json={"names": ["emma"]}).json()["results"]
+        assert x["plausibility"] is None and x["log_prob"] < 0
+        card = odd_client.get(f"/api/models/{name}").json()
+        assert card["held_out"] is None and why in card["plausibility_unavailable"]
+    card = odd_client.get("/api/models/bigram0").json()
+    assert card["plausibility_unavailable"] is None and len(card["held_out"]["quantiles"]) == 101
 
 
 def test_in_training_set(client, loaded):

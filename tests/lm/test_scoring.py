@@ -1,10 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from app.lm import Bigram, Vocab
-from app.lm.scoring import Plausibility, log_probs, score_names
+from app.lm.scoring import QUANTILES, Plausibility, log_probs, nll_quantiles, score_names
 
 V = Vocab("ab")
 MODEL = Bigram(V, smoothing=0).fit(["ab", "abb", "b"])  # see test_bigram for the table
@@ -41,13 +42,31 @@ def test_mlp_context_window_is_padded(tiny_mlp):
     assert s.steps[0]["prob"] == pytest.approx(logits.softmax(1)[0, 5].item(), rel=1e-5)
 
 
-def test_plausibility_percentile():
-    p = Plausibility(MODEL, ["ab", "abb", "b"])
-    nll = {n: -lp / (len(n) + 1) for n, lp in zip(["ab", "abb", "b"],
-                                                   log_probs(MODEL, ["ab", "abb", "b"]),
-                                                   strict=True)}
-    best = min(nll.values())
-    worst = max(nll.values())
-    assert p.percentile(best - 1) == 100.0
-    assert p.percentile(worst) == 0.0
-    assert p.percentile(sorted(nll.values())[1]) == pytest.approx(100 / 3)
+def test_plausibility_reads_the_percentile_off_the_quantiles():
+    q = [float(k) for k in range(QUANTILES)]  # reference NLLs 0, 1, ..., 100: P(NLL <= x) = x%
+    p = Plausibility(q, n_names=101)
+    assert p.percentile(-1.0) == 100.0  # better than every held-out name
+    assert p.percentile(100.0) == 0.0 and p.percentile(1e9) == 0.0
+    assert p.percentile(25.0) == pytest.approx(75.0)
+    assert p.percentile(42.5) == pytest.approx(57.5)  # linear between quantiles
+    assert p.percentile(99.5) < 1.0
+
+
+def test_nll_quantiles_against_numpy():
+    names = ["ab", "abb", "b", "abbb", "bb"]  # all possible under the unsmoothed table
+    lps = log_probs(MODEL, names)
+    nll = [-lp / (len(n) + 1) for n, lp in zip(names, lps, strict=True)]
+    q = nll_quantiles(MODEL, names + ["ab"])  # duplicates count once
+    assert q == pytest.approx(np.percentile(nll, range(QUANTILES)).tolist(), abs=1e-6)
+    p = Plausibility(q, len(names))
+    assert p.percentile(min(nll)) == pytest.approx(100.0)
+    assert p.percentile(max(nll)) == 0.0
+
+
+def test_plausibility_without_quantiles_is_none_with_a_reason():
+    p = Plausibility(None, reason="no validation split")
+    assert p.percentile(2.0) is None and not p.available and p.reason == "no validation split"
+    with pytest.raises(ValueError):
+        Plausibility(None)
+    with pytest.raises(ValueError):
+        Plausibility([1.0, 0.0] + [2.0] * (QUANTILES - 2), 5)  # not sorted

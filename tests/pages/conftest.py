@@ -64,3 +64,10 @@ def page(browser, console):
     console.watch(p)
     yield p
     context.close()
+
+
+@pytest.fixture(scope="session")
+def shipped_url() -> Iterator[str]:
+    """A real server on the project's own models/ (the shipped checkpoints)."""
+    with live_server(Path(__file__).resolve().parents[2] / "models") as url:
+        yield url

@@ -17,7 +17,7 @@ LETTERS = ".abcdefghijklmnopqrstuvwxyz"
 
 
 def cells(html: str) -> list[str]:
-    return re.findall(r'<g class="cell" data-pair="([^"]+)">', html)
+    return re.findall(r'<g class="cell" data-pair="([^"]+)"', html)
 
 
 def test_heatmap_defaults_to_the_first_bigram_model_with_729_cells(client):
@@ -32,7 +32,7 @@ def test_heatmap_defaults_to_the_first_bigram_model_with_729_cells(client):
 def test_heatmap_cells_show_pair_value_and_tooltip(client):
     html = client.get("/bigram?model=bigram&view=probs").text
     p = bigram_prob("e", "m")
-    cell = re.search(r'data-pair="em"><title>([^<]*)</title>.*?</g>', html).group(0)
+    cell = re.search(r'data-pair="em"[^>]*><title>([^<]*)</title>.*?</g>', html).group(0)
     assert f"<title>{html_escape(tooltip('e', 'm'))}</title>" in cell  # '>' is escaped
     assert ">em</text>" in cell and f">{p:.3f}</text>" in cell
 
@@ -40,14 +40,14 @@ def test_heatmap_cells_show_pair_value_and_tooltip(client):
 def test_counts_view_prints_counts(client):
     html = client.get("/bigram?model=bigram&view=counts").text
     count, _ = pair_count("a", "n")
-    cell = re.search(r'data-pair="an">.*?</g>', html).group(0)
+    cell = re.search(r'data-pair="an"[^>]*>.*?</g>', html).group(0)
     assert f">{count}</text>" in cell
     assert "count of the pair" in html  # the legend's title
 
 
 def test_logprobs_view(client):
     html = client.get("/bigram?model=bigram&view=logprobs").text
-    cell = re.search(r'data-pair="an">.*?</g>', html).group(0)
+    cell = re.search(r'data-pair="an"[^>]*>.*?</g>', html).group(0)
     assert f">{math.log(bigram_prob('a', 'n')):.2f}</text>" in cell
 
 
@@ -69,8 +69,9 @@ def test_neural_bigram_renders_without_counts(client):
     r = client.get("/bigram?model=neural-bigram&view=counts")
     assert r.status_code == 200
     assert "has no counts" in r.text and "Showing probabilities instead" in r.text
+    assert r.text.count("has no counts") == 1  # the notice, once
     assert len(cells(r.text)) == 729
-    assert ", count" not in re.search(r'data-pair="em"><title>([^<]*)<', r.text).group(1)
+    assert ", count" not in re.search(r'data-pair="em"[^>]*><title>([^<]*)<', r.text).group(1)
     assert re.search(r'value="counts" disabled', r.text)
 
 
@@ -138,3 +139,18 @@ def test_a_download_of_an_odd_model_name_is_an_html_404(client, name, download):
     r = client.get(f"/bigram/{download}", params={"model": name})
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "content-disposition" not in r.headers
+
+
+def test_the_row_chart_shows_counts_in_the_counts_view_and_count_0_for_unseen_pairs(client):
+    r = client.get("/bigram?model=bigram&view=counts&row=q")
+    bars = re.search(r'<svg class="bars".*?</svg>', r.text, re.S).group(0)
+    # 'quinn' is the only q in the tiny data: q -> u once, every other pair never
+    assert '<text class="bar-value"' in bars and ">1</text>" in bars
+    assert "count of &#39;q&#39; followed by the letter" in bars
+    r = client.get("/bigram?model=bigram&view=probs&row=q")
+    assert r.text.count("(count 0)") == 26
+
+
+def test_the_model_dropdown_names_each_model_once(client):
+    html = client.get("/bigram").text
+    assert ">bigram</option>" in html and "(bigram)" not in html

@@ -60,3 +60,30 @@ def test_axis_labels_for_a_2d_table(client):
     view = embedding_view(client.app.state.registry.get("mlp"), (0, 1))
     x, y = axis_labels(view)
     assert x.startswith("dimension 0 (") and y.startswith("dimension 1 (")
+
+
+def test_tsne_and_pca_views_and_the_similarity_heatmap(client):
+    for view, axis in [("tsne", "t-SNE 1"), ("pca", "PC1 (")]:
+        r = client.get(f"/embeddings?model=mlp&view={view}")
+        assert r.status_code == 200 and axis in r.text
+        assert len(points(r.text)) == 27
+        # 27 x 27 cosine similarities, in clustering order
+        assert len(re.findall(r'<g class="cell" data-pair=', r.text)) == 27 * 27
+        assert "cosine similarity (centred vectors)" in r.text
+    r = client.get("/embeddings?model=mlp&view=raw")
+    assert r.status_code == 422 and "4-dimensional" in r.text
+    r = client.get("/embeddings?model=mlp&view=nope")
+    assert r.status_code == 422 and "view must be one of" in r.text
+
+
+def test_similarity_order_puts_similar_rows_together():
+    import torch
+
+    from app.lm.embeddings import similarity, similarity_order
+
+    # two groups of directions, interleaved: the order must keep each group contiguous
+    a, b = torch.tensor([1.0, 0.1]), torch.tensor([-0.1, 1.0])
+    vectors = torch.stack([a, b, a * 1.1, b * 0.9, a * 0.8, b * 1.2])
+    order = similarity_order(similarity(vectors))
+    groups = ["a" if i % 2 == 0 else "b" for i in order]
+    assert groups in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)

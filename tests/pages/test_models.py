@@ -61,3 +61,8 @@ def test_the_model_card_says_when_the_deadline_cut_the_top_names_short(client, d
     deadline_after(2)
     r = client.get("/models/mlp")
     assert r.status_code == 200 and "time a page may take" in r.text
+def test_the_card_says_an_mlp_and_why_the_curves_train_loss_differs(client):
+    html = client.get("/models/mlp").text
+    assert "An MLP with" in html and "A mlp" not in html
+    assert "mean loss on the minibatches" in html
+    assert "held-out names (validation names not in the training data)" in html

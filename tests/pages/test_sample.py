@@ -84,3 +84,13 @@ def test_a_prefix_too_long_is_the_page_with_an_error_not_a_500(client, prefix):
     assert 'role="alert"' in r.text
     assert "letters long" in r.text or "at most 64 characters" in r.text
     assert 'name="prefix"' in r.text  # the form, to correct it
+def test_max_len_is_honoured_and_the_form_shows_every_bound(client):
+    r = client.get("/sample?model=bigram&n=40&seed=3&max_len=3")
+    assert r.status_code == 200
+    names = re.findall(r'<td class="name"><a [^>]*>([a-z]+)</a>', r.text)
+    assert len(names) == 40 and max(map(len, names)) <= 3
+    assert 'name="max_len"' in r.text and 'value="3"' in r.text
+    for bound in ["1 to 1000", "1 to 64 letters", "1 to 27", "at most 5"]:  # SampleParams'
+        assert bound in r.text
+    r = client.get("/sample?max_len=65")
+    assert r.status_code == 422 and "max length must be between 1 and 64" in r.text

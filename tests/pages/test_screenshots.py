@@ -30,8 +30,9 @@ def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
     """(file, path, width, height, element to capture or None for the viewport)."""
     bigrams = [m for m in models if m.startswith("bigram")]
     first = "bigram" if "bigram" in models else bigrams[0]
-    old = next((m for m in models if "1920" in m), None)
-    a, b = (old, first) if old else (first, "neural-bigram")
+    old = next((m for m in models if "1880" in m), None)
+    new = next((m for m in models if "2010" in m), first)
+    a, b = (old, new) if old else (first, "neural-bigram")
     sampler = "mlp" if "mlp" in models else models[-1]
     out = [
         ("overview.png", "/", 1280, 860, None),
@@ -39,12 +40,12 @@ def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
         ("bigram-row.png", f"/bigram?model={first}&row=a", 1280, 900, "#row"),
         ("compare.png", f"/bigram/compare?a={a}&b={b}", 1280, 1400, None),
         ("sample.png", f"/sample?model={sampler}&n=12&seed=42", 1280, 800, None),
-        ("score.png", "/score?names=emma%0Axqzvk", 1280, 900, None),
+        ("score.png", "/score?names=emma%0Axqzvk", 1280, 1000, None),
         ("model-neural-bigram.png", "/models/neural-bigram", 1280, 1050, None),
         ("phone.png", "/score?names=emma", 390, 844, None),
     ]
-    if "mlp" in models:
-        out.append(("embeddings.png", "/embeddings?model=mlp", 1280, 960, None))
+    if any(m.startswith("mlp") for m in models):  # the default view: a 2-D model if there is one
+        out.append(("embeddings.png", "/embeddings", 1280, 960, None))
     return out
 
 
@@ -58,8 +59,9 @@ def test_screenshots(browser):
             page = context.new_page()
             response = page.goto(base + path)
             assert response.status == 200, path
-            if name == "bigram.png":  # the script shows the hovered cell's details
-                page.hover('#heatmap .cell[data-pair="an"]')
+            if name == "bigram.png":  # the script shows the focused cell's details (focus, not
+                # hover: capturing the element scrolls the page under a hovering pointer)
+                page.focus('#heatmap .cell[data-pair="an"]')
             target = page.locator(element) if element else page
             target.screenshot(path=str(out / name), animations="disabled")
             context.close()
