@@ -16,8 +16,8 @@ ARG RUNTIME_IMAGE=python:3.11-slim
 FROM ${BUILD_IMAGE} AS deps
 
 # Where pip gets packages. Public defaults: torch from PyTorch's CPU index (PyPI's torch is a
-# multi-GB CUDA build), everything else from PyPI. WHEELHOUSE, a folder of wheels inside the
-# build context: pip uses it alone, with no index (what deploy/images.sh passes).
+# multi-GB CUDA build), everything else from PyPI. WHEELHOUSE=1: from the wheels in
+# deploy/wheelhouse/ alone, with no index (deploy/images.sh puts them there and passes it).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG WHEELHOUSE=
@@ -28,14 +28,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 
-# The dependencies, read from pyproject.toml: code changes do not redo this layer. `build*`
-# matches nothing in a public build (no wheelhouse), which COPY accepts next to another file.
-# The base's pip installs into the venv (--python), so the venv holds no pip.
+# The dependencies, read from pyproject.toml: code changes do not redo this layer. The base's
+# pip installs into the venv (--python), so the venv holds no pip. The wheelhouse stays in this
+# stage: the final image copies the venv only.
 COPY pyproject.toml ./
-COPY build* ./build/
+COPY deploy/wheelhouse/ wheelhouse/
 RUN set -eu; \
     if [ -n "$WHEELHOUSE" ]; then \
-        torch_from="--no-index --find-links /src/$WHEELHOUSE"; from="$torch_from"; \
+        torch_from="--no-index --find-links /src/wheelhouse"; from="$torch_from"; \
     else \
         torch_from="--index-url $TORCH_INDEX_URL"; from="--index-url $PIP_INDEX_URL"; \
     fi; \

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-namelab}
 PROXY_IMAGE=${PROXY_IMAGE:-namelab-proxy}
 PYTHON=${PYTHON:-.venv/bin/python}   # its pip builds the wheelhouse
-WHEELHOUSE=build/wheelhouse          # inside the build context (.dockerignore lets it in)
+WHEELHOUSE=deploy/wheelhouse         # inside the build context (.dockerignore lets it in)
 SUITE=bookworm                       # Debian 12: Python 3.11, as python:3.11-slim
 # The bases: one to build in (pip, venv), a smaller one to run in (Python only), the proxy's.
 BUILD_BASE=namelab-base:$SUITE-build
@@ -59,7 +59,7 @@ wheelhouse() {  # the dependencies of pyproject.toml and its build requirements,
 print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"]))')
   [ "$wanted" = "$(cat "$WHEELHOUSE/requirements.txt" 2>/dev/null)" ] && return
   say "building the wheelhouse in $WHEELHOUSE"
-  rm -rf "$WHEELHOUSE" && mkdir -p "$WHEELHOUSE"
+  find "$WHEELHOUSE" -name '*.whl' -delete
   echo "$wanted" >"$WHEELHOUSE/.requirements.txt"
   "$PYTHON" -m pip wheel --quiet --wheel-dir "$WHEELHOUSE" -r "$WHEELHOUSE/.requirements.txt"
   mv "$WHEELHOUSE/.requirements.txt" "$WHEELHOUSE/requirements.txt"  # complete: mark it so
@@ -73,7 +73,7 @@ build() {
   say "building $IMAGE"
   docker build --quiet --tag "$IMAGE" \
     --build-arg BUILD_IMAGE="$BUILD_BASE" --build-arg RUNTIME_IMAGE="$RUN_BASE" \
-    --build-arg WHEELHOUSE="$WHEELHOUSE" . >/dev/null
+    --build-arg WHEELHOUSE=1 . >/dev/null
   say "building $PROXY_IMAGE"
   docker build --quiet --tag "$PROXY_IMAGE" --build-arg BASE_IMAGE="$PROXY_BASE" \
     deploy/haproxy >/dev/null
