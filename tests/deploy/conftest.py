@@ -42,5 +42,5 @@ def images() -> Iterator[Images]:
     finally:
         containers = docker("ps", "-aq", "--filter", f"label={TEST_ID}", check=False).split()
         if containers:
-            docker("rm", "-f", *containers, check=False)
-        docker("rmi", tags.app, tags.proxy, check=False)
+            docker("rm", "-f", *containers, check=False, timeout=300)
+        docker("rmi", tags.app, tags.proxy, check=False, timeout=300)
