@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.deploy.docker import ROOT, TEST_ID, docker
+from tests.deploy.docker import ROOT, TEST_ID, Container, docker, start
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,18 @@ def images() -> Iterator[Images]:
         if containers:
             docker("rm", "-f", *containers, check=False, timeout=300)
         docker("rmi", tags.app, tags.proxy, check=False, timeout=300)
+
+
+@pytest.fixture
+def run(images) -> Iterator[Callable[..., Container]]:
+    """run(*options): the app's image started hardened (tests/deploy/docker.py's start); the
+    containers one test started are removed after it, so no idle server outlives its test."""
+    started: list[Container] = []
+
+    def run_(*options: str) -> Container:
+        started.append(start(images.app, *options))
+        return started[-1]
+
+    yield run_
+    if started:
+        docker("rm", "-f", *(c.id for c in started), check=False, timeout=300)

@@ -105,7 +105,7 @@ def compose_stack(app_image: str, proxy_image: str, replicas: int,
     url = f"http://127.0.0.1:{port}"
     try:
         run("up", "-d", "--scale", f"namelab={replicas}")
-        wait_replicas(url, replicas, timeout=120)
+        wait_replicas(url, replicas, timeout=300)
         yield url, compose
     finally:
         try:

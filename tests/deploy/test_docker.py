@@ -19,7 +19,6 @@ from tests.deploy.docker import (
     docker,
     get_json,
     inspect,
-    start,
     wait_healthy,
 )
 
@@ -42,8 +41,8 @@ def test_image_is_one_wheel_install_with_no_build_tools(images):
     assert int(sizes) < 1.5e9  # ~1.1 GB, torch's CPU build most of it
 
 
-def test_hardened_container_serves_the_shipped_models(images):
-    c = start(images.app)
+def test_hardened_container_serves_the_shipped_models(images, run):
+    c = run()
     start_period = inspect(images.app)["Config"]["Healthcheck"]["StartPeriod"] / 1e9
     assert wait_healthy(c.id, timeout=start_period + 30) < start_period
 
@@ -75,7 +74,7 @@ def test_hardened_container_serves_the_shipped_models(images):
     assert "<html" in httpx.get(c.url + "/", timeout=30).text
 
 
-def test_a_read_only_host_models_folder_is_served_instead(images, tmp_path):
+def test_a_read_only_host_models_folder_is_served_instead(run, tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()
     model = SHIPPED[0]
@@ -83,22 +82,22 @@ def test_a_read_only_host_models_folder_is_served_instead(images, tmp_path):
         (ROOT / "models" / f"{model}.safetensors").read_bytes())
     folder.chmod(0o755)  # readable by the container's user; pytest's tmp folders are 0700
     (folder / f"mounted-{model}.safetensors").chmod(0o644)
-    c = start(images.app, "-v", f"{folder}:/models:ro", "-e", "NAMELAB_MODELS_DIR=/models")
-    wait_healthy(c.id, timeout=90)
+    c = run("-v", f"{folder}:/models:ro", "-e", "NAMELAB_MODELS_DIR=/models")
+    wait_healthy(c.id, timeout=300)
     assert get_json(c.url + "/readyz")["models"] == [f"mounted-{model}"]
     sample = httpx.post(f"{c.url}/api/models/mounted-{model}/sample", json={"n": 3, "seed": 1},
                         timeout=30)
     assert sample.status_code == 200 and len(sample.json()["names"]) == 3
 
 
-def test_a_folder_with_no_valid_model_stops_the_container_with_one_line(images, tmp_path):
+def test_a_folder_with_no_valid_model_stops_the_container_with_one_line(run, tmp_path):
     folder = tmp_path / "models"
     folder.mkdir(mode=0o755)
     (folder / "broken.safetensors").write_bytes(b"not a checkpoint")
     (folder / "broken.safetensors").chmod(0o644)
     folder.chmod(0o755)
-    c = start(images.app, "-v", f"{folder}:/models:ro", "-e", "NAMELAB_MODELS_DIR=/models")
-    status = int(docker("wait", c.id, timeout=90))
+    c = run("-v", f"{folder}:/models:ro", "-e", "NAMELAB_MODELS_DIR=/models")
+    status = int(docker("wait", c.id, timeout=300))
     logs = container_logs(c.id)
     assert status != 0, logs
     reasons = [line for line in logs.splitlines() if "no valid model" in line]
@@ -106,9 +105,9 @@ def test_a_folder_with_no_valid_model_stops_the_container_with_one_line(images, 
     assert "Traceback" not in logs
 
 
-def test_sigterm_stops_it_within_10_s_after_answering_the_requests_in_flight(images):
-    c = start(images.app)
-    wait_healthy(c.id, timeout=90)
+def test_sigterm_stops_it_within_10_s_after_answering_the_requests_in_flight(run):
+    c = run()
+    wait_healthy(c.id, timeout=300)
     # The largest model and many names: each request takes tens of ms, and all of them queue on
     # the server's one model thread, so most are still in flight when SIGTERM arrives.
     model = max(SHIPPED, key=lambda m: (ROOT / "models" / f"{m}.safetensors").stat().st_size)

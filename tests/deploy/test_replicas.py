@@ -85,7 +85,7 @@ def test_three_replicas_lose_no_request_when_one_is_killed_and_restarted(images)
             events["killed_at"] = time.monotonic()
             time.sleep(2)
             docker("start", victim)
-            wait_healthy(victim, timeout=120)
+            wait_healthy(victim, timeout=300)
             events["healthy_at"] = time.monotonic()
 
         async def on_progress(done: int) -> None:
