@@ -3,7 +3,8 @@
 No pickle anywhere: a checkpoint is tensors and a JSON string, so loading one never runs code.
 Writes are atomic (temporary file in the same folder, fsync, rename), so an interrupted run never
 leaves a half-written file in place of a good one. Loading validates everything and every
-failure is a CheckpointError naming the file and the problem.
+failure is a CheckpointError naming the file and the problem. What a server accepts is bounded
+(MAX_* below): a file that passes is small enough to load and its probabilities are numbers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from app.lm import MODEL_TYPES, LanguageModel, Vocab
+from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.train import History
 from app.lm.vocab import normalize_name
 
 FORMAT = "namelab-checkpoint"
@@ -31,11 +35,27 @@ SUFFIX = ".safetensors"
 META_KEY = "namelab"
 NAMES_TENSOR = "training_names"  # UTF-8 bytes of the sorted training names, newline-separated
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
-FLOAT_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64}
+FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}  # safetensors' names
+DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "U8": 1}  # U8: the training names only
+
+# What a server loads, at most. Far above any model Namelab trains (the shipped MLP: 378,019
+# parameters, a 2 KB header), far below what would hurt a server.
+MAX_HEADER_BYTES = 4 * 2**20  # the safetensors header (the metadata, loss history included)
+MAX_VOCAB = 64  # symbols, '.' included: a table of V x V cells is drawn on a page
+MAX_PARAMS = 50_000_000  # numbers in the weight tensors (200 MB as float32)
+MAX_NAMES_BYTES = 64 * 2**20  # the training names, UTF-8
+MAX_WEIGHT = 1e4  # largest weight (trained ones are below 100); counts are not weights
+MAX_COUNT = 2.0**53  # largest count of a pair (a whole number a float64 holds exactly)
+PROBE_CONTEXTS = 4096  # contexts whose next-letter distribution is checked at load
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be written or loaded; the message names the file."""
+    """A checkpoint that cannot be written or loaded: `str()` is "<path>: <reason>"; `reason`
+    alone is one short line without the path (what a server shows)."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path, self.reason = Path(path), one_line(reason)
+        super().__init__(f"{path}: {self.reason}")
 
 
 class Metrics(BaseModel):
@@ -60,13 +80,6 @@ class SplitInfo(BaseModel):
     n_test: int = Field(ge=0)
 
 
-class History(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: list[int] = []
-    train: list[float] = []
-    val: list[float | None] = []
-
-
 class CheckpointMeta(BaseModel):
     """Everything a checkpoint says about itself (stored as JSON in the safetensors header)."""
 
@@ -85,7 +98,7 @@ class CheckpointMeta(BaseModel):
     created: str  # ISO 8601, UTC
     torch_version: str
     namelab_version: str
-    history: History = History()
+    history: History = Field(default_factory=History)
 
 
 @dataclass
@@ -115,8 +128,11 @@ def save_checkpoint(
     names = "\n".join(sorted(set(training_names))).encode()
     tensors[NAMES_TENSOR] = torch.frombuffer(bytearray(names), dtype=torch.uint8).clone()
     blob = st_save(tensors, metadata={META_KEY: meta.model_dump_json()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(path, f"cannot write: {e.strerror or e}") from None
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; a server running as another user must read it
         with os.fdopen(fd, "wb") as f:
@@ -124,158 +140,302 @@ def save_checkpoint(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)  # the old checkpoint, if any, is untouched
+        if isinstance(e, OSError):  # a full disk (ENOSPC), a quota, a read-only folder
+            raise CheckpointError(path, f"cannot write: {e.strerror or e}") from None
         raise
     return path
 
 
 def read_meta(path: Path) -> CheckpointMeta:
-    """Only the metadata (cheap: reads the header)."""
-    return _parse_meta(path, _read_header(path))
+    """Only the metadata (cheap: a bounded read of the header)."""
+    path = Path(path)
+    with _open(path) as f:
+        return _parse_meta(path, _read_header(path, f)[0])
 
 
 def load_checkpoint(path: Path | str) -> Checkpoint:
+    """Load and check a checkpoint, or raise CheckpointError naming the file and the problem.
+
+    In order, so that a hostile file costs little: the header, by a bounded read (its size, its
+    tensors' offsets against the file's size); the metadata; the model's shape, built on the
+    meta device (no memory, no initialisation) and compared with the header's tensors, whose
+    total is bounded; only then the tensors are read, checked (finite, bounded) and loaded; the
+    model's log-probabilities are checked last.
+    """
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
-            f"{path}: refusing a {path.suffix} file: pickle checkpoints can run code and are "
-            f"never loaded; Namelab reads only {SUFFIX} files"
-        )
+            path, f"refusing a {path.suffix} file: pickle checkpoints can run code and are "
+                  f"never loaded; Namelab reads only {SUFFIX} files")
     if path.suffix != SUFFIX:
-        raise CheckpointError(f"{path}: not a checkpoint: expected a {SUFFIX} file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror}") from None
+        raise CheckpointError(path, f"not a checkpoint: expected a {SUFFIX} file")
+    with _open(path) as f:
+        header, size = _read_header(path, f)
+        meta = _parse_meta(path, header)
+        vocab = _vocab(path, meta)
+        shape = _shape(path, meta, vocab)
+        _check_layout(path, shape, header)
+        f.seek(0)
+        data = f.read(size)  # bounded now: the header's tensors are the shape's, few enough
     try:
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(
-            f"{path}: not a valid safetensors file (truncated or corrupted?): {e}"
-        ) from None
-    meta = _parse_meta(path, _header_of(path, data))
-
-    try:
-        vocab = Vocab.from_string(meta.vocab)
-    except ValueError as e:
-        raise CheckpointError(f"{path}: bad vocab {meta.vocab!r}: {e}") from None
-    try:
-        cls = MODEL_TYPES[meta.model_type]
-    except KeyError:
-        raise CheckpointError(
-            f"{path}: unknown model_type {meta.model_type!r}; known: {', '.join(MODEL_TYPES)}"
-        ) from None
-    try:
-        # On the meta device first: shapes without memory, so a hostile config asking for a
-        # 10^9-unit layer is refused by the shape check instead of allocating it.
-        with torch.device("meta"):
-            shape = cls.from_config(vocab, meta.config)
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: bad config for {meta.model_type}: {e}") from None
-
-    names_bytes = tensors.pop(NAMES_TENSOR, None)
-    if names_bytes is None or names_bytes.dtype != torch.uint8 or names_bytes.dim() != 1:
-        raise CheckpointError(f"{path}: missing or malformed tensor {NAMES_TENSOR!r}")
+        raise CheckpointError(path, f"not a valid safetensors file (corrupted?): {e}") from None
+    del data
+    names_bytes = tensors.pop(NAMES_TENSOR)
     _check_weights(path, shape, tensors)
-    model = cls.from_config(vocab, meta.config)  # the real one: as big as the file's tensors
+    model = shape.to_empty(device="cpu")  # uninitialised memory, filled by the file's tensors
     model.load_state_dict(tensors)
-    model.eval()
-
     try:
-        text = bytes(names_bytes.tolist()).decode()
-        training_names = text.split("\n") if text else []
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{path}: {NAMES_TENSOR!r} is not UTF-8 text") from None
-    bad = [n for n in training_names if not n or normalize_name(n) != n
-           or any(ch not in vocab.chars for ch in n)]
-    if bad:
-        raise CheckpointError(
-            f"{path}: {len(bad)} training names do not fit the vocab {meta.vocab!r}, "
-            f"e.g. {bad[0]!r}"
-        )
+        model.freeze()  # served as loaded: eval mode, no gradients, the fast inference form
+    except AssertionError:
+        raise CheckpointError(path, "its weights give different logits in the fast inference "
+                                    "form (too large to compute reliably?)") from None
+    _check_log_probs(path, model)
+    training_names = _training_names(path, names_bytes, vocab, meta)
     return Checkpoint(path=path, model=model, meta=meta, training_names=training_names)
 
 
-def _check_weights(path: Path, model: LanguageModel, tensors: dict[str, torch.Tensor]) -> None:
+@contextmanager
+def _open(path: Path) -> Iterator[BinaryIO]:
+    if not path.is_file():  # a folder, a FIFO (open() would block), a device
+        what = "no such checkpoint file" if not path.exists() else "not a regular file"
+        raise CheckpointError(path, what)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such checkpoint file") from None
+    except OSError as e:
+        raise CheckpointError(path, f"cannot read: {e.strerror}") from None
+    with f:
+        yield f
+
+
+def _read_header(path: Path, f: BinaryIO) -> tuple[dict, int]:
+    """The safetensors header, read with a bounded read, its layout checked against the file
+    (every tensor's offsets inside the data, contiguous, ending exactly at the end of the
+    file), and the file's size."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(8)
+    if len(head) < 8:
+        raise _not_safetensors(path, "truncated: no header")
+    n = int.from_bytes(head, "little")
+    if n > MAX_HEADER_BYTES:
+        raise _not_safetensors(path, f"a header of {n:,} bytes; at most {MAX_HEADER_BYTES:,}")
+    if 8 + n > size:
+        raise _not_safetensors(path, "truncated header")
+    raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _not_safetensors(path, "header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _not_safetensors(path, "header is not a JSON object")
+    extents = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise _not_safetensors(path, "__metadata__ is not an object of strings")
+            continue
+        extents.append((*_extent(path, key, info), key))
+    end = 0
+    for start, stop, key in sorted(extents):
+        if start != end:
+            raise _not_safetensors(path, f"tensor {key!r} does not start where the one "
+                                         f"before it ends")
+        end = stop
+    if 8 + n + end != size:
+        raise _not_safetensors(
+            path, f"the header's tensors end at byte {8 + n + end:,} but the file has "
+                  f"{size:,} bytes (truncated, or data past the end)")
+    return header, size
+
+
+def _extent(path: Path, key: str, info: object) -> tuple[int, int]:
+    """A tensor entry's (start, stop) in the data, checked against its dtype and shape."""
+    if not isinstance(info, dict):
+        raise _not_safetensors(path, f"tensor {key!r} is not described by an object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in DTYPE_BYTES:
+        raise CheckpointError(path, f"tensor {key!r} has dtype {dtype!r}, expected a float "
+                                    f"dtype ({', '.join(k for k in DTYPE_BYTES if k != 'U8')})")
+    if not (isinstance(shape, list) and len(shape) <= 8
+            and all(type(d) is int and 0 <= d < 2**40 for d in shape)):
+        raise _not_safetensors(path, f"tensor {key!r} has a bad shape")
+    if not (isinstance(offsets, list) and len(offsets) == 2
+            and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
+        raise _not_safetensors(path, f"tensor {key!r} has bad data_offsets")
+    if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
+        raise _not_safetensors(path, f"tensor {key!r}: its data_offsets do not fit its shape")
+    return offsets[0], offsets[1]
+
+
+def _not_safetensors(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(path, f"not a valid safetensors file ({why})")
+
+
+def _vocab(path: Path, meta: CheckpointMeta) -> Vocab:
+    if len(meta.vocab) > MAX_VOCAB:
+        raise CheckpointError(path, f"a vocab of {len(meta.vocab)} symbols; at most "
+                                    f"{MAX_VOCAB} are served")
+    try:
+        return Vocab.from_string(meta.vocab)
+    except ValueError as e:
+        raise CheckpointError(path, f"bad vocab {meta.vocab!r}: {e}") from None
+
+
+def _shape(path: Path, meta: CheckpointMeta, vocab: Vocab) -> LanguageModel:
+    """The model the config describes, on the meta device: shapes without memory and without
+    initialisation, so a hostile config asking for a 10^12-unit layer costs nothing."""
+    try:
+        kind = KINDS[meta.model_type]
+    except KeyError:
+        raise CheckpointError(path, f"unknown model_type {meta.model_type!r}; known: "
+                                    f"{', '.join(KINDS)}") from None
+    try:
+        config = kind.make_config(meta.config)
+        with torch.device("meta"):
+            shape = kind.build(vocab, config)
+        n_params = sum(t.numel() for t in shape.state_dict().values())
+    except Exception as e:  # noqa: BLE001 (TypeError, ValueError, a RuntimeError on overflow...)
+        raise CheckpointError(path, f"bad config for {meta.model_type}: "
+                                    f"{one_line(str(e))}") from None
+    if n_params > MAX_PARAMS:
+        raise CheckpointError(path, f"its config needs {n_params:,} parameters; at most "
+                                    f"{MAX_PARAMS:,} are served")
+    return shape
+
+
+def _check_layout(path: Path, model: LanguageModel, header: dict) -> None:
+    """The header's tensors are exactly the model's (names and shapes) plus the training
+    names: checked before a byte of tensor data is read."""
+    names = header.get(NAMES_TENSOR)
+    if (names is None or names["dtype"] != "U8" or len(names["shape"]) != 1):
+        raise CheckpointError(path, f"missing or malformed tensor {NAMES_TENSOR!r}")
+    if names["shape"][0] > MAX_NAMES_BYTES:
+        raise CheckpointError(path, f"{NAMES_TENSOR!r} has {names['shape'][0]:,} bytes; at "
+                                    f"most {MAX_NAMES_BYTES:,}")
+    tensors = {k: v for k, v in header.items() if k not in ("__metadata__", NAMES_TENSOR)}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
         raise CheckpointError(
-            f"{path}: weights do not match a {model.kind} with this config/vocab: "
-            f"missing {missing or 'none'}, unexpected {extra or 'none'}"
-        )
+            path, f"weights do not match a {model.kind} with this config/vocab: "
+                  f"missing {missing or 'none'}, unexpected {extra or 'none'}")
     for key, want in expected.items():
         got = tensors[key]
-        if tuple(got.shape) != tuple(want.shape):
+        if tuple(got["shape"]) != tuple(want.shape):
             raise CheckpointError(
-                f"{path}: tensor {key!r} has shape {tuple(got.shape)} but the config and vocab "
-                f"({len(model.vocab)} symbols) need {tuple(want.shape)}"
-            )
-        if got.dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{path}: tensor {key!r} has dtype {got.dtype}, expected float")
+                path, f"tensor {key!r} has shape {tuple(got['shape'])} but the config and "
+                      f"vocab ({len(model.vocab)} symbols) need {tuple(want.shape)}")
+        if got["dtype"] not in FLOAT_DTYPES:
+            raise CheckpointError(path, f"tensor {key!r} has dtype {got['dtype']}, "
+                                        f"expected float")
+
+
+def _check_weights(path: Path, shape: LanguageModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Values: finite, weights at most MAX_WEIGHT in size, a kind's pair counts (if it has
+    them: Kind.has_counts) in [0, MAX_COUNT]."""
+    counts_key = _counts_key(shape)
+    for key, got in tensors.items():
         if not torch.isfinite(got).all():
-            raise CheckpointError(f"{path}: tensor {key!r} has NaN or infinite values")
-    if "counts" in expected and (tensors["counts"] < 0).any():
-        raise CheckpointError(f"{path}: tensor 'counts' has negative counts")
+            raise CheckpointError(path, f"tensor {key!r} has NaN or infinite values")
+        if key == counts_key:
+            continue
+        if got.numel() and got.abs().max().item() > MAX_WEIGHT:
+            raise CheckpointError(path, f"tensor {key!r} has weights larger than {MAX_WEIGHT:g}")
+    counts = tensors.get(counts_key) if counts_key is not None else None
+    if counts is not None and (counts < 0).any():
+        raise CheckpointError(path, f"tensor {counts_key!r} has negative counts")
+    if counts is not None and counts.numel() and counts.max().item() > MAX_COUNT:
+        raise CheckpointError(path, f"tensor {counts_key!r} has counts over {MAX_COUNT:g}")
 
 
-def _read_header(path: Path) -> dict:
+def _counts_key(shape: LanguageModel) -> str | None:
+    """The name of the tensor holding a counting kind's pair counts, or None: counts are not
+    weights, so they have their own bounds."""
+    if not KINDS[shape.kind].has_counts:
+        return None
+    counts = shape.bigram_counts()
+    return next(k for k, b in shape.named_buffers() if b is counts)
+
+
+@torch.no_grad()
+def _check_log_probs(path: Path, model: LanguageModel) -> None:
+    """Every next-letter distribution is a distribution: no NaN, and no zero probability
+    (log-prob -inf) unless the model can give one (a bigram without smoothing). Every context
+    of a small model, a seeded sample of a larger one's."""
+    V, B = len(model.vocab), model.block_size
+    if V**B <= PROBE_CONTEXTS:
+        probe = (torch.arange(V**B)[:, None] // V ** torch.arange(B - 1, -1, -1)) % V
+    else:
+        gen = torch.Generator().manual_seed(0)
+        probe = torch.randint(0, V, (PROBE_CONTEXTS, B), generator=gen)
+        probe[0] = 0  # the start of every name
+    logp = torch.log_softmax(model(probe)[0].double(), dim=1)
+    if torch.isnan(logp).any() or (logp == math.inf).any():
+        raise CheckpointError(path, "its next-letter probabilities are not numbers (NaN): "
+                                    "the weights or counts are too large or too small")
+    if not model.may_give_zero() and not torch.isfinite(logp).all():
+        raise CheckpointError(path, "it gives some letters probability 0 (log-prob -inf) "
+                                    "after smoothing: the counts or smoothing are too large")
+
+
+def _training_names(path: Path, names_bytes: torch.Tensor, vocab: Vocab,
+                    meta: CheckpointMeta) -> list[str]:
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else -1
-            if not 0 < n <= 100_000_000:
-                raise CheckpointError(f"{path}: not a valid safetensors file (bad header size)")
-            raw = f.read(n)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint file") from None
-    return _decode_header(path, raw, n)
-
-
-def _header_of(path: Path, data: bytes) -> dict:
-    n = int.from_bytes(data[:8], "little")
-    return _decode_header(path, data[8 : 8 + n], n)
-
-
-def _decode_header(path: Path, raw: bytes, n: int) -> dict:
-    if len(raw) != n:
-        raise CheckpointError(f"{path}: not a valid safetensors file (truncated header)")
-    try:
-        return json.loads(raw)
-    except ValueError:
+        text = names_bytes.numpy().tobytes().decode()
+    except UnicodeDecodeError:
+        raise CheckpointError(path, f"{NAMES_TENSOR!r} is not UTF-8 text") from None
+    training_names = text.split("\n") if text else []
+    bad = [n for n in training_names if not n
+           or normalize_name(n) != n or any(ch not in vocab.chars for ch in n)]
+    if bad:
         raise CheckpointError(
-            f"{path}: not a valid safetensors file (header is not JSON)"
-        ) from None
+            path, f"{len(bad)} training names do not fit the vocab {meta.vocab!r}, "
+                  f"e.g. {bad[0]!r}")
+    return training_names
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A message made fit for a log line or a JSON field: the first line, control characters
+    escaped, at most `limit` characters (a C++ error from torch comes with its stack trace)."""
+    first = text.strip().split("\n", 1)[0]
+    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in first)
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
 
 def _parse_meta(path: Path, header: dict) -> CheckpointMeta:
     raw = (header.get("__metadata__") or {}).get(META_KEY)
     if raw is None:
-        raise CheckpointError(f"{path}: no Namelab metadata ({META_KEY!r}) in the header")
+        raise CheckpointError(path, f"no Namelab metadata ({META_KEY!r}) in the header")
     try:
         meta = json.loads(raw, parse_constant=_not_finite, parse_float=_finite_float)
     except _NotFinite as e:
-        raise CheckpointError(f"{path}: Namelab metadata has {e}: not a finite number") from None
+        raise CheckpointError(path, f"Namelab metadata has {e}: not a finite number") from None
     except ValueError:
-        raise CheckpointError(f"{path}: Namelab metadata is not valid JSON") from None
+        raise CheckpointError(path, "Namelab metadata is not valid JSON") from None
+    except RecursionError:
+        raise CheckpointError(path, "Namelab metadata is nested too deeply") from None
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: Namelab metadata must be a JSON object")
+        raise CheckpointError(path, "Namelab metadata must be a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: unknown format_version {version!r}; this Namelab reads {FORMAT_VERSION}"
-        )
+            path, f"unknown format_version {one_line(repr(version), 40)}; this Namelab reads "
+                  f"{FORMAT_VERSION}")
     try:
         return CheckpointMeta.model_validate(meta)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
         )
-        raise CheckpointError(f"{path}: bad metadata: {problems}") from None
+        raise CheckpointError(path, f"bad metadata: {problems}") from None
+    except RecursionError:
+        raise CheckpointError(path, "Namelab metadata is nested too deeply") from None
 
 
 class _NotFinite(ValueError):

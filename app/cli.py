@@ -9,7 +9,7 @@ import argparse
 import json
 import signal
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from app.config import DEFAULT_MODELS_DIR
@@ -24,44 +24,39 @@ EXAMPLES = {
   namelab train --model bigram --data names.txt --smoothing 0 --split none""",
     "sample": """examples:
   namelab sample --model mlp -n 10 --seed 42
-  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5""",
+  namelab sample --model models/bigram -n 5 --prefix an --temperature 0.8 --top-k 5
+  namelab sample --model mlp -n 20 --unique --exclude-training   # new names only""",
     "score": """examples:
   namelab score --model mlp emma xqzvk
   namelab score --model bigram --details José""",
     "eval": """examples:
-  namelab eval --model mlp --data ssa:2016
-  namelab eval --model models/bigram.safetensors --data names.txt --json""",
+  namelab eval --model mlp                           # its own data's val and test split
+  namelab eval --model mlp --split test --json
+  namelab eval --model mlp --data ssa:2016 --split all
+  namelab eval --model /tmp/m --data names.txt --split val""",
     "serve": """examples:
   namelab serve
   namelab serve --port 8080 --models-dir models
   NAMELAB_MAX_BODY_BYTES=16384 namelab serve --host 0.0.0.0 --workers 2""",
 }
 
-MLP_HELP = {
-    "block_size": "characters of context",
-    "n_embd": "embedding dimensions per character",
-    "n_hidden": "units per hidden layer",
-    "n_layers": "hidden tanh layers",
-    "dropout": "dropout after each hidden layer",
-    "batch_size": "minibatch size",
-    "lr_min": "learning rate at the end of the cosine decay",
-    "warmup": "linear warm-up steps",
-    "weight_decay": "AdamW weight decay",
-    "eval_interval": "steps between validation passes",
-    "device": "torch device",
-}
-
-
 class CLIError(Exception):
     """An error to print as one line."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(train_kind(argv))
     args = parser.parse_args(argv)
+    from app.params import InvalidParam
+
     try:
         return args.func(args) or 0
-    except (CLIError, DataError, ValueError, FileNotFoundError) as e:
+    except InvalidParam as e:
+        flag = "-n" if e.field == "n" else "--" + e.field.replace("_", "-")
+        print(f"namelab {args.command}: error: {e.field} ({flag}): {e}", file=sys.stderr)
+        return 1
+    except (CLIError, DataError, ValueError, OSError) as e:  # OSError: a full disk, say
         print(f"namelab {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -69,9 +64,50 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from app.lm import MLPConfig
-    from app.lm.train import OptimConfig
+def train_kind(argv: list[str]) -> str | None:
+    """The kind named by `namelab train --model KIND`, whose flags the parser then gets."""
+    if not argv or argv[0] != "train":
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    return pre.parse_known_args(argv[1:])[0].model
+
+
+def add_kind_flags(p: argparse.ArgumentParser, kind) -> None:
+    """One flag per field of the kind's config and of its training options, with the kind's
+    defaults and each field's help and bounds. Two flags of one name are an error (argparse's
+    conflicting option strings), which `register` and the tests keep from happening."""
+    from app.lm.kind import help_of
+
+    groups = [("cfg", f"{kind.name} hyperparameters", kind.config())]
+    if not kind.trains_by_counting:
+        groups.append(("opt", f"{kind.name} training", kind.training))
+    for prefix, title, defaults in groups:
+        g = p.add_argument_group(title)
+        for f in fields(defaults):
+            value = getattr(defaults, f.name)
+            g.add_argument("--" + f.name.replace("_", "-"), dest=f"{prefix}_{f.name}",
+                           type=type(value), metavar=type(value).__name__.upper(),
+                           help=f"{help_of(f)} (default {value})")
+
+
+def add_param_flags(p: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of an operation's parameters (app/params.py), with its description,
+    bounds and default; values are checked by the parameters themselves (Params.parse)."""
+    for name, f in cls.model_fields.items():
+        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+        bounds = cls.limits(name)
+        default = "none" if f.default is None else repr(f.default)
+        help = f"{f.description} ({bounds + '; ' if bounds else ''}default {default})"
+        if f.annotation is bool:
+            p.add_argument(flag, dest=name, action="store_true", help=f.description)
+        else:
+            p.add_argument(flag, dest=name, metavar=name.upper(), help=help)
+
+
+def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
+    from app.lm import KINDS
+    from app.params import CLISampleParams
 
     parser = argparse.ArgumentParser(
         prog="namelab", description="Character-level language models of first names."
@@ -85,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("train", "train a model and write a checkpoint", cmd_train)
-    p.add_argument("--model", required=True, choices=["bigram", "neural-bigram", "mlp"])
+    p.epilog = "kinds (`namelab train --model KIND --help` lists the kind's options):\n" + \
+        "\n".join(f"  {k.name:<14} {k.description}" for k in KINDS.values()) + \
+        "\n\n" + EXAMPLES["train"]
+    p.add_argument("--model", required=True, choices=list(KINDS), metavar="KIND",
+                   help=f"the model kind: {', '.join(KINDS)}")
     p.add_argument("--data", default=DEFAULT_SPEC,
                    help="ssa:YEAR, ssa:FIRST-LAST, optionally :F or :M, or a text file "
                         "(default %(default)s)")
@@ -94,32 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["standard", "none"], default="standard",
                    help="80/10/10 train/val/test, or train on every word")
     p.add_argument("--split-seed", type=int, default=42, help="seed of the split shuffle")
-    p.add_argument("--smoothing", type=float, default=1.0, help="bigram: additive smoothing")
-    p.add_argument("--reg", type=float, default=None,
-                   help="neural-bigram: L2 penalty on W (default 0.001)")
-    p.add_argument("--steps", type=int, help="optimisation steps (mlp 9000, neural-bigram 300)")
-    p.add_argument("--lr", type=float, help="peak learning rate (mlp 5e-3, neural-bigram 0.5)")
-    p.add_argument("--seed", type=int, help="init/minibatch seed")
-    g = p.add_argument_group("mlp hyperparameters")
-    for cls in (MLPConfig, OptimConfig):
-        for f in fields(cls):
-            if f.name in ("steps", "lr", "seed"):
-                continue
-            g.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
-                           help=f"{MLP_HELP.get(f.name, f.name)} (default {f.default})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if kind in KINDS:
+        add_kind_flags(p, KINDS[kind])
 
     model_help = "checkpoint path (DIR/NAME, with or without .safetensors) or a model name " \
                  "in --models-dir"
     p = command("sample", "sample names from a model", cmd_sample)
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
-    p.add_argument("-n", type=int, default=10, help="how many names (default 10)")
-    p.add_argument("--seed", type=int, help="seed (default: drawn at random and printed)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, help="sample only among the k most likely letters")
-    p.add_argument("--prefix", default="", help="letters every name starts with")
-    p.add_argument("--max-len", type=int, default=32, help="at most this many letters")
+    add_param_flags(p, CLISampleParams)
 
     p = command("score", "score names under a model", cmd_score)
     p.add_argument("--model", required=True, help=model_help)
@@ -130,8 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("eval", "average NLL per character over a dataset", cmd_eval)
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
-    p.add_argument("--data", required=True, help="dataset spec or text file")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--data", help="dataset spec or text file (default: the one the model was "
+                                  "trained on, as its checkpoint records it)")
+    p.add_argument("--split", choices=["train", "val", "test", "all"], action="append",
+                   help="the checkpoint's own split of the data, recomputed (its seed, 80/10/10),"
+                        " or all of it; repeatable (default: val and test of the model's own "
+                        "data, all of the data given by --data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per split")
 
     p = command("serve", "start the web app", cmd_serve)
     p.add_argument("--host", help="default: NAMELAB_HOST, else 127.0.0.1")
@@ -162,6 +191,13 @@ def load(args):
         raise CLIError(str(e)) from None
 
 
+def load_served(args):
+    """The checkpoint as the server holds it (app/registry.py): training set, plausibility."""
+    from app.registry import LoadedModel
+
+    return LoadedModel.from_checkpoint(load(args))
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM (kill, docker stop) unwinds like Ctrl-C: temp files go
 
@@ -177,20 +213,17 @@ def cmd_train(args) -> int:
 def _train(args) -> int:
     from tqdm import tqdm
 
-    from app.lm import MLPConfig
-    from app.lm.train import NeuralBigramConfig, OptimConfig
+    from app.lm import KINDS
     from app.training import train_to_checkpoint
 
-    def pick(cls, **extra):
-        values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
-        values.update(extra)
-        return cls(**{k: v for k, v in values.items() if v is not None})
+    kind = KINDS[args.model]
 
-    common = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
-    mlp = pick(MLPConfig) if args.model == "mlp" else None
-    optim = pick(OptimConfig, **common) if args.model == "mlp" else None
-    neural = pick(NeuralBigramConfig, **common, reg=args.reg) \
-        if args.model == "neural-bigram" else None
+    def given(prefix: str) -> dict:
+        return {k.removeprefix(prefix): v for k, v in vars(args).items()
+                if k.startswith(prefix) and v is not None}
+
+    config = kind.config(**given("cfg_"))
+    training = None if kind.trains_by_counting else replace(kind.training, **given("opt_"))
     bar = None
 
     def progress(step: int, total: int, postfix: dict) -> None:
@@ -206,7 +239,7 @@ def _train(args) -> int:
         result = train_to_checkpoint(
             args.model, args.data, args.out, args.name or args.model,
             split_seed=None if args.split == "none" else args.split_seed,
-            smoothing=args.smoothing, mlp=mlp, optim=optim, neural=neural, progress=progress,
+            config=config, training=training, progress=progress,
         )
     finally:
         if bar is not None:
@@ -224,41 +257,30 @@ def _train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import secrets
+    from app.params import CLISampleParams
+    from app.services import sample_names
 
-    import torch
-
-    from app.lm.sampling import sample_scored
-
-    ckpt = load(args)
-    vocab = ckpt.model.vocab
-    prefix = vocab.normalize(args.prefix, what="prefix", allow_empty=True)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
-    if not 0 <= seed < 2**32:
-        raise CLIError(f"--seed must be between 0 and 2^32-1, got {seed}")
-    if args.n < 1 or args.n > 100_000:
-        raise CLIError(f"-n must be between 1 and 100000, got {args.n}")
-    names, lps = sample_scored(ckpt.model, args.n, torch.Generator().manual_seed(seed),
-                               temperature=args.temperature, top_k=args.top_k, prefix=prefix,
-                               max_len=args.max_len)
-    training = set(ckpt.training_names)
-    print(f"# {ckpt.name}: {args.n} names, seed {seed}  (* = in the training set)")
-    for name, lp in zip(names, lps, strict=True):
-        print(f"{name:<20} {lp:9.3f}  {'*' if name in training else ''}")
+    params = CLISampleParams.parse({k: getattr(args, k) for k in CLISampleParams.model_fields})
+    m = load_served(args)
+    result = sample_names(m, params)  # the API's sampling: same seed, same names
+    print(f"# {m.name}: {len(result.names)} names, seed {result.seed}  "
+          f"(* = in the training set)")
+    if result.exhausted:
+        print(f"# only {len(result.names)} of {params.n}: the constraints made more too hard "
+              f"to find")
+    for s in result.names:
+        print(f"{s.name:<20} {s.log_prob:9.3f}  {'*' if s.in_training_set else ''}")
     return 0
 
 
 def cmd_score(args) -> int:
-    from app.lm.scoring import Plausibility, score_names
+    from app.services import score
 
-    ckpt = load(args)
-    names = [ckpt.model.vocab.normalize(n) for n in args.names]
-    plaus = Plausibility(ckpt.model, ckpt.training_names)
-    training = set(ckpt.training_names)
+    m = load_served(args)
     print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
-    for s in score_names(ckpt.model, names):
-        print(f"{s.name:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
-              f"{plaus.percentile(s.nll_per_char):8.1f}%  {'yes' if s.name in training else 'no'}")
+    for s in score(m, args.names):
+        print(f"{s.normalized:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} "
+              f"{s.plausibility:8.1f}%  {'yes' if s.in_training_set else 'no'}")
         if args.details:
             for st in s.steps:
                 print(f"    P({st['char']!r} | {st['context']!r}) = {st['prob']:.4f}"
@@ -267,20 +289,38 @@ def cmd_score(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from app.data import load_dataset
+    from app.data import load_dataset, split_words
     from app.lm.train import evaluate
 
     ckpt = load(args)
-    words = load_dataset(args.data).words
-    for w in dict.fromkeys(words):
-        ckpt.model.vocab.check(w, what=f"word in {args.data}")
-    nll = evaluate(ckpt.model, words)
-    n_chars = sum(len(w) + 1 for w in words)
+    meta = ckpt.meta
+    dataset = load_dataset(args.data or meta.dataset.spec)
+    splits = args.split or (["all"] if args.data else ["val", "test"])
+    if set(splits) != {"all"}:  # the checkpoint's own split: only of the data it was trained on
+        if dataset.sha256 != meta.dataset.sha256:
+            raise CLIError(f"{dataset.spec!r} is not the data {ckpt.name} was trained on "
+                           f"({meta.dataset.spec!r}, {meta.dataset.n_words:,} words): its "
+                           f"split would not be the model's; use --split all")
+        if meta.split.seed is None and set(splits) - {"train", "all"}:
+            raise CLIError(f"{ckpt.name} was trained on all of its data (no split): "
+                           f"use --split all")
+    parts = split_words(dataset.words, meta.split.seed)
+    results = {}
+    for name in dict.fromkeys(splits):
+        words = dataset.words if name == "all" else getattr(parts, name)
+        for w in dict.fromkeys(words):
+            ckpt.model.vocab.check(w, what=f"word in {dataset.spec}")
+        results[name] = {"model": ckpt.name, "data": dataset.spec, "split": name,
+                         "nll": evaluate(ckpt.model, words), "n_words": len(words),
+                         "n_chars": sum(len(w) + 1 for w in words)}
     if args.json:
-        print(json.dumps({"nll": nll, "n_words": len(words), "n_chars": n_chars}))
+        for r in results.values():
+            print(json.dumps(r))
     else:
-        print(f"{ckpt.name} on {args.data}: NLL {nll:.5f} nats/char over {len(words):,} words "
-              f"({n_chars:,} characters)")
+        print(f"{ckpt.name} on {dataset.spec}: NLL in nats per character, end token included")
+        print(f"{'split':<6} {'words':>7} {'chars':>9} {'NLL':>8}")
+        for name, r in results.items():
+            print(f"{name:<6} {r['n_words']:>7,} {r['n_chars']:>9,} {r['nll']:>8.5f}")
     return 0
 
 

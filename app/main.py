@@ -7,10 +7,11 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from app import api, middleware, pages, worker
+from app import api, middleware, pages, web, worker
 from app.config import STATIC_DIR, Settings
 from app.registry import Registry
 
@@ -27,9 +28,14 @@ def load_registry(settings: Settings) -> Registry:
     except FileNotFoundError as e:
         raise NoModels(str(e)) from None
     if not registry.models:
-        refused = "; ".join(registry.refused.values()) or "the folder has no .safetensors files"
+        refused = "; ".join(f"{name!r}: {why}" for name, why in registry.refused.items()) \
+            or "the folder has no .safetensors files"
         raise NoModels(f"no valid model in {settings.models_dir}: {refused}")
     return registry
+
+
+def operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,10 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Sample and score character-level language models of first names.",
         version="0.1.0",
         lifespan=lifespan,
+        # Operation IDs are the route functions' names: a client generated from /openapi.json
+        # calls sample_names(...), not sample_names_api_models__model__sample_post(...).
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     api.install(app)
     pages.install(app)
+    web.install(app)  # the error handlers of both (in any order with the two above)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     middleware.install(app, settings)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))

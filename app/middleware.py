@@ -8,7 +8,8 @@ From the outside in, a request meets:
     InternalErrors        an unexpected exception becomes a bare 500: no traceback leaves
     RateLimit             optional (settings.rate_limit_per_minute): 429 past the client's budget
     BodyLimit             413 for a body over settings.max_body_bytes, before anything parses it
-    CORS                  only when settings.cors_origins lists origins
+    CORS                  only when settings.cors_origins lists origins (answers preflights)
+    Methods               HEAD on GET routes; OPTIONS and 405s with every method of the path
     the app
 
 Every class here passes non-HTTP scopes through untouched, except StartupErrors, which only
@@ -19,6 +20,7 @@ The access log and the refused checkpoints go to the `namelab` logger (configure
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -26,14 +28,15 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
@@ -64,6 +67,7 @@ NOT_LIMITED = ("/healthz", "/readyz", "/metrics")  # probes and scrapes are neve
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the middleware (each add_middleware wraps the previous ones) and /metrics."""
+    app.add_middleware(Methods, routes=app.router.routes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
@@ -201,6 +205,77 @@ class RequestLog:
                 "client": (scope.get("client") or ("-",))[0],
             }
             access_log.info(json.dumps(fields), extra={"http": fields})
+
+
+class Methods:
+    """HEAD and OPTIONS for every route, and the right `Allow`.
+
+    FastAPI routes answer only the methods they declare, and a path with two routes (GET and
+    POST .../sample) answers a 405 naming the first route's methods only. Here: HEAD runs the
+    GET and sends its status and headers without the body; OPTIONS is answered 204 with
+    `Allow` (a CORS preflight never gets here: CORS answers it first); every 405 gets an
+    `Allow` listing every method of every route at that path.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app, self.routes = app, routes  # the app's live list of routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] == "OPTIONS" and (allow := self.allowed(scope)):
+            response = Response(status_code=204, headers={"Allow": allow})
+            return await response(scope, receive, send)
+        if scope["method"] == "HEAD":
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                MutableHeaders(scope=message)["Allow"] = self.allowed(scope)
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)
+
+    def allowed(self, scope: Scope) -> str:
+        """'GET, HEAD, OPTIONS, POST': the methods of the routes at scope's path, or ''."""
+        methods: set[str] = set()
+        for path, route_methods, route in _flat_routes(self.routes):
+            if isinstance(route, Mount):  # static files: whatever is under the mount
+                if route.matches(scope)[0] != Match.NONE:
+                    methods.add("GET")
+            elif path is not None and _path_regex(path).match(scope["path"]):
+                methods |= route_methods or {"GET"}
+        if methods:
+            methods |= {"HEAD", "OPTIONS"} if "GET" in methods else {"OPTIONS"}
+        return ", ".join(sorted(methods))
+
+
+def _flat_routes(routes: list[BaseRoute]) -> Iterator[tuple[str | None, set[str] | None,
+                                                             BaseRoute]]:
+    """(full path, methods, route) of every route, those of included routers too (recent
+    FastAPI keeps an included router as one nested route; older ones copied its routes)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before nested routers
+        for route in routes:
+            yield getattr(route, "path", None), getattr(route, "methods", None), route
+        return
+    for ctx in iter_route_contexts(routes):
+        yield ctx.path, ctx.methods, ctx.original_route
+
+
+@functools.lru_cache(maxsize=256)
+def _path_regex(path: str) -> re.Pattern:
+    return compile_path(path)[0]
+
+
+def _without_body(send: Send) -> Send:
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
 
 
 class InternalErrors:

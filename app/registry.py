@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.checkpoints import PICKLE_SUFFIXES, SUFFIX, Checkpoint, CheckpointError, load_checkpoint
+from app.checkpoints import (
+    PICKLE_SUFFIXES,
+    SUFFIX,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    one_line,
+)
+from app.lm import KINDS, Kind
 from app.lm.scoring import Plausibility
 
 log = logging.getLogger("namelab.registry")
+
+# A model's name is its file's name without .safetensors: it goes into URLs, headers
+# (Content-Disposition) and log lines, so it is a plain identifier or the file is refused.
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 class UnknownModel(LookupError):
@@ -38,6 +51,10 @@ class LoadedModel:
     def meta(self):
         return self.checkpoint.meta
 
+    @property
+    def kind(self) -> Kind:
+        return KINDS[self.checkpoint.meta.model_type]  # loading checked it is registered
+
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> LoadedModel:
         return cls(
@@ -54,22 +71,52 @@ class Registry:
 
     @classmethod
     def load_dir(cls, models_dir: Path | str) -> Registry:
-        """Load every checkpoint in the folder, in name order; refuse (and log) the bad ones."""
+        """Load every checkpoint in the folder, in name order. Never raises for a file: each
+        one that looks like a checkpoint (any case of .safetensors, or a pickle suffix) is
+        loaded or refused, with a one-line reason, whatever is wrong with it."""
         reg = cls()
         folder = Path(models_dir)
         if not folder.is_dir():
             raise FileNotFoundError(f"models folder {str(folder)!r} does not exist")
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file():
-                continue
-            if path.suffix != SUFFIX and path.suffix.lower() not in PICKLE_SUFFIXES:
-                continue  # READMEs and the like
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            raise FileNotFoundError(
+                f"models folder {str(folder)!r} cannot be read: {e.strerror}") from None
+        for path in entries:
+            suffix = path.suffix.lower()
+            if path.name.startswith(".") or (suffix != SUFFIX and suffix not in PICKLE_SUFFIXES):
+                continue  # READMEs, half-written .tmp files and the like
             try:
-                reg.add(load_checkpoint(path))
+                reason = cls._skip_reason(path)
+                if reason is None:
+                    reg.add(load_checkpoint(path))
+                    continue
             except CheckpointError as e:
-                reg.refused[path.name] = str(e)
-                log.warning("refused checkpoint: %s", e)
+                reason = e.reason
+            except Exception as e:  # noqa: BLE001 (one bad file never stops the server)
+                reason = one_line(f"cannot be loaded: {type(e).__name__}: {e}")
+            reg.refused[path.name] = reason
+            log.warning("refused checkpoint %r: %s", path.name, reason)
         return reg
+
+    @staticmethod
+    def _skip_reason(path: Path) -> str | None:
+        """Why a file with a checkpoint's suffix is not even opened, or None."""
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            return None  # load_checkpoint refuses it, unread, with the reason
+        if path.is_symlink() and not path.exists():
+            return "a symbolic link to nothing"
+        if path.is_dir():
+            return "a folder, not a checkpoint file"
+        if not path.is_file():
+            return "not a regular file"
+        if path.suffix != SUFFIX:
+            return f"the suffix must be {SUFFIX}, in lower case"
+        if not MODEL_NAME.fullmatch(path.stem):
+            return (f"the model name {one_line(repr(path.stem), 80)} is not allowed: a name is "
+                    "1-64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
+        return None
 
     def add(self, ckpt: Checkpoint) -> LoadedModel:
         loaded = LoadedModel.from_checkpoint(ckpt)

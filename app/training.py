@@ -7,21 +7,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from app.checkpoints import CheckpointMeta, checkpoint_path, save_checkpoint
 from app.data import load_dataset, split_words
-from app.lm import LanguageModel, MLPConfig, Vocab
-from app.lm.train import (
-    NeuralBigramConfig,
-    OptimConfig,
-    Progress,
-    evaluate,
-    train_bigram,
-    train_mlp,
-    train_neural_bigram,
-)
+from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.train import OptimConfig, Progress, evaluate, fit
 
 
 def namelab_version() -> str:
@@ -44,31 +37,27 @@ def train_to_checkpoint(
     out_dir: Path | str,
     name: str,
     split_seed: int | None = 42,
-    smoothing: float = 1.0,
-    mlp: MLPConfig | None = None,
-    optim: OptimConfig | None = None,
-    neural: NeuralBigramConfig | None = None,
+    config: Any = None,
+    training: OptimConfig | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train one model on a dataset spec and write `out_dir/name.safetensors` atomically."""
+    """Train one model of a registered kind on a dataset spec (its default config and
+    training unless given) and write `out_dir/name.safetensors` atomically."""
+    try:
+        kind = KINDS[model_type]
+    except KeyError:
+        raise ValueError(f"unknown model type {model_type!r}; use "
+                         f"{', '.join(KINDS)}") from None
     dataset = load_dataset(data)
     split = split_words(dataset.words, split_seed)
     vocab = Vocab.from_words(dataset.words)
     t0 = time.perf_counter()
-    if model_type == "bigram":
-        model, history = train_bigram(vocab, split, smoothing)
-        config, training = model.config(), {"smoothing": smoothing}
-    elif model_type == "neural-bigram":
-        neural = neural or NeuralBigramConfig()
-        model, history = train_neural_bigram(vocab, split, neural, progress)
-        config, training = model.config(), asdict(neural)
-    elif model_type == "mlp":
-        mlp, optim = mlp or MLPConfig(), optim or OptimConfig()
-        model, history = train_mlp(vocab, split, mlp, optim, progress)
-        config, training = model.config(), asdict(optim)
-    else:
-        raise ValueError(f"unknown model type {model_type!r}; use bigram, neural-bigram or mlp")
+    model, history = fit(kind, vocab, split, config, training, progress)
     seconds = time.perf_counter() - t0
+    used = None if kind.trains_by_counting else (training or kind.training)
+    config = model.config()
+    # A counted model's training options are its config (the smoothing), as checkpoints say.
+    training_meta = asdict(used) if used else config
 
     def nll(words: list[str]) -> float | None:
         return round(evaluate(model, words), 6) if words else None
@@ -77,7 +66,7 @@ def train_to_checkpoint(
         format_version=1,
         model_type=model_type,
         config=config,
-        training=training,
+        training=training_meta,
         vocab=str(vocab),
         dataset=dataset.describe(),
         split={"seed": split_seed, "n_train": len(split.train), "n_val": len(split.val),
@@ -89,7 +78,7 @@ def train_to_checkpoint(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         torch_version=torch.__version__,
         namelab_version=namelab_version(),
-        history=history.to_dict(),
+        history=history,
     )
     path = save_checkpoint(checkpoint_path(out_dir, name), model, meta, split.train)
     return TrainResult(path=path, model=model, meta=meta)

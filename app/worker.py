@@ -12,6 +12,11 @@ So every route that touches a model runs on this one thread (`model_thread`), an
 loading at start-up (`run`). One team of OpenMP threads then serves all requests; they queue for
 it, and each uses every core through torch's intra-op parallelism. The thread is per process,
 like the OpenMP teams it protects; uvicorn workers are processes, each with its own.
+
+Since requests queue for it, no request may hold it long: each route runs under a deadline of
+MODEL_SECONDS of model time (from when the thread picks the request up; `app.lm.deadline`).
+Sampling and search stop when it passes and answer with what they found (`exhausted: true`);
+everything else a route does with a model is bounded by the size of its input.
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from app.lm.deadline import Deadline, bounded
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+MODEL_SECONDS = 1.0  # model time per request, at most (about: checked between forward passes)
 
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -58,6 +67,16 @@ def model_thread(route: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(route)
     async def on_model_thread(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await run(route, *args, **kwargs)
+        return await run(_within_deadline, route, *args, **kwargs)
 
     return on_model_thread  # type: ignore[return-value]
+
+
+def request_deadline() -> Deadline:
+    """A request's deadline, started when the model thread picks the request up."""
+    return Deadline(MODEL_SECONDS)
+
+
+def _within_deadline(route: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    with bounded(request_deadline()):
+        return route(*args, **kwargs)

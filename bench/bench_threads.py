@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import services  # noqa: E402
+from app.params import SampleParams  # noqa: E402
 from app.registry import Registry  # noqa: E402
 
 THREADS_IN_B = 8
@@ -48,11 +49,11 @@ def small_ops() -> None:
 
 def workload(registry: Registry) -> dict:
     mlp, bigram = registry.get("mlp"), registry.get("bigram")
-    names = [x.name for x in services.sample_names(mlp, 1000, seed=0).names]
+    names = [x.name for x in services.sample_names(mlp, SampleParams(n=1000, seed=0)).names]
     return {
-        "mlp sample n=1000": lambda: services.sample_names(mlp, 1000, seed=1),
+        "mlp sample n=1000": lambda: services.sample_names(mlp, SampleParams(n=1000, seed=1)),
         "mlp score 1000 names": lambda: services.score(mlp, names),
-        "bigram sample n=1000": lambda: services.sample_names(bigram, 1000, seed=1),
+        "bigram sample n=1000": lambda: services.sample_names(bigram, SampleParams(n=1000, seed=1)),
         "bigram score 1000 names": lambda: services.score(bigram, names),
         "300 small tensor ops": small_ops,
     }

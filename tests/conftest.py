@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,8 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.lm import MLPConfig
-from app.lm.train import NeuralBigramConfig, OptimConfig
+from app.lm import KINDS, MLPConfig
+from app.lm.train import OptimConfig
 from app.main import create_app
 from app.training import train_to_checkpoint
 
@@ -37,17 +38,12 @@ def tiny_names_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, tiny_names_file) -> Path:
-    """bigram, neural-bigram and mlp checkpoints trained on the tiny data in a few seconds."""
+    """A checkpoint of every registered kind, named after it, trained on the tiny data with
+    the kind's tiny config in a few seconds."""
     out = tmp_path_factory.mktemp("models")
-    data = str(tiny_names_file)
-    train_to_checkpoint("bigram", data, out, "bigram")
-    train_to_checkpoint("neural-bigram", data, out, "neural-bigram",
-                        neural=NeuralBigramConfig(steps=100))
-    train_to_checkpoint(
-        "mlp", data, out, "mlp",
-        mlp=MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=1, dropout=0.0),
-        optim=OptimConfig(steps=200, batch_size=32, warmup=10, eval_interval=50),
-    )
+    for kind in KINDS.values():
+        train_to_checkpoint(kind.name, str(tiny_names_file), out, kind.name, config=kind.tiny,
+                            training=kind.tiny_training)
     return out
 
 
@@ -68,11 +64,39 @@ def tiny_mlp():
     """A tiny MLP (block_size 3) trained for a few steps on TINY_NAMES."""
     from app.data import split_words
     from app.lm import Vocab
-    from app.lm.train import train_mlp
+    from app.lm.train import fit
 
-    model, _ = train_mlp(
-        Vocab.from_words(TINY_NAMES), split_words(TINY_NAMES),
+    model, _ = fit(
+        KINDS["mlp"], Vocab.from_words(TINY_NAMES), split_words(TINY_NAMES),
         MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=1, dropout=0.0),
         OptimConfig(steps=100, batch_size=32, warmup=10, eval_interval=50),
     )
     return model
+
+
+class CountedDeadline:
+    """Stands in for a request's deadline (app.worker.request_deadline): each request's passes
+    at its k-th look, with no real time involved; `looks` counts every request's looks."""
+
+    def __init__(self, monkeypatch, k: int) -> None:
+        from app import worker
+        from app.lm.deadline import Deadline
+
+        self.looks = 0
+
+        def new() -> Deadline:
+            ticks = itertools.count()
+
+            def clock() -> int:
+                self.looks += 1
+                return next(ticks)
+
+            return Deadline(k, clock=clock)
+
+        monkeypatch.setattr(worker, "request_deadline", new)
+
+
+@pytest.fixture
+def deadline_after(monkeypatch):
+    """deadline_after(k): every model-thread request's deadline passes at its k-th look."""
+    return lambda k: CountedDeadline(monkeypatch, k)

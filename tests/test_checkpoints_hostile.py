@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import resource
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,15 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from app.checkpoints import META_KEY, NAMES_TENSOR, CheckpointError, load_checkpoint
+from app.checkpoints import (
+    MAX_HEADER_BYTES,
+    MAX_WEIGHT,
+    META_KEY,
+    NAMES_TENSOR,
+    CheckpointError,
+    load_checkpoint,
+)
+from app.lm import KINDS
 from app.registry import Registry
 
 
@@ -186,7 +196,7 @@ def put(key: str, value):
          ["bad metadata", "metrics.train_nll"]),
         (put("created", None), ["bad metadata", "created"]),
         (put("surprise", 1), ["bad metadata", "surprise"]),
-        (put("model_type", "transformer"), ["unknown model_type 'transformer'"]),
+        (put("model_type", "gpt"), ["unknown model_type 'gpt'"]),
         (put("config", {"block_size": 3, "n_embd": 4, "n_hidden": 32, "n_layers": 1,
                         "dropout": 0.0, "extra": 1}), ["bad config for mlp"]),
         (put("config", {"block_size": "three", "n_embd": 4, "n_hidden": 32, "n_layers": 1,
@@ -238,12 +248,20 @@ def test_an_unexpected_tensor_is_refused(mlp, tmp_path):
     refused(path, "unexpected ['backdoor']")
 
 
-def test_huge_hyperparameters_are_refused_without_allocating_them(mlp, tmp_path):
-    # A real (V*n_hidden) layer of 10^9 units would need tens of GB: the shapes are checked
-    # against the file before anything that size is allocated.
+@pytest.mark.parametrize(("config", "fragments"), [
+    ({"n_hidden": 10**9, "n_embd": 10**6}, ["n_embd must be <= 8192"]),  # the first field
+    ({"n_hidden": 10**12, "n_layers": 64}, ["n_hidden must be <= 8192"]),  # overflowed torch
+    ({"block_size": 65}, ["block_size must be <= 64"]),
+    ({"n_hidden": 8192, "n_layers": 8}, ["parameters; at most 50,000,000"]),
+])
+def test_huge_hyperparameters_are_refused_without_allocating_them(mlp, tmp_path, config,
+                                                                  fragments):
+    # A real (V*n_hidden) layer of 10^9 units would need tens of GB: the config is bounded and
+    # its parameters counted on the meta device before anything that size is allocated.
     path = hostile(mlp, tmp_path / "huge.safetensors",
-                   edit_meta=lambda m: m["config"].update(n_hidden=10**9, n_embd=10**6))
-    refused(path, "has shape", "need")
+                   edit_meta=lambda m: m["config"].update(config))
+    refused(path, "bad config for mlp" if "must be" in fragments[0] else "config needs",
+            *fragments)
 
 
 def test_too_many_layers_are_refused(mlp, tmp_path):
@@ -293,9 +311,10 @@ def test_malformed_training_names_are_refused(bigram, tmp_path, names, fragment)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-@pytest.mark.parametrize(("model", "key"), [("mlp", "head.weight"), ("bigram", "counts"),
-                                            ("neural-bigram", "W")])
-def test_non_finite_weights_are_refused(models_dir, tmp_path, model, key, value):
+@pytest.mark.parametrize("model", list(KINDS))
+def test_non_finite_weights_are_refused(models_dir, tmp_path, model, value):
+    key = next(iter(load_checkpoint(models_dir / f"{model}.safetensors").model.state_dict()))
+
     def edit(tensors):
         tensors[key].view(-1)[3] = value
 
@@ -337,7 +356,7 @@ def test_registry_loads_the_good_and_reports_the_refused(models_dir, tmp_path, c
     with caplog.at_level(logging.WARNING, logger="namelab.registry"):
         registry = Registry.load_dir(folder)
 
-    assert registry.names() == ["bigram", "mlp", "neural-bigram"]
+    assert registry.names() == sorted(KINDS)
     assert sorted(registry.refused) == ["cut.safetensors", "evil.pt", "v2.safetensors"]
     assert "pickle" in registry.refused["evil.pt"]
     assert "truncated" in registry.refused["cut.safetensors"]
@@ -346,3 +365,235 @@ def test_registry_loads_the_good_and_reports_the_refused(models_dir, tmp_path, c
     for name in registry.refused:
         assert name in logged
     assert not marker.exists()
+
+
+# --- round two (issue 14): bounded reads, semantic checks ------------------------------------
+
+
+def test_metadata_nested_100000_deep_is_refused(bigram, tmp_path):
+    _, tensors = read_parts(bigram)
+    text = '{"format_version":1,"x":' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = write_parts(tmp_path / "deep.safetensors", text, tensors)
+    refused(path, "nested too deeply")
+
+
+def test_a_header_nested_100000_deep_is_refused(tmp_path):
+    raw = b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw)
+    refused(path, "not a valid safetensors file", "not JSON")
+
+
+def test_a_header_over_the_limit_is_refused_unread(bigram, tmp_path):
+    size = MAX_HEADER_BYTES + 1
+    path = tmp_path / "big-header.safetensors"
+    path.write_bytes(size.to_bytes(8, "little") + b" " * size)
+    refused(path, f"a header of {size:,} bytes", f"at most {MAX_HEADER_BYTES:,}")
+
+
+def test_a_sparse_3_gib_file_is_refused_without_reading_it(bigram, tmp_path):
+    """A copy of a good checkpoint grown to 3 GiB (a sparse file: no disk used). Reading it
+    whole would take the process's peak memory up by 3 GiB; the header's offsets tell it is
+    not what it claims first."""
+    path = tmp_path / "huge.safetensors"
+    shutil.copyfile(bigram, path)
+    os.truncate(path, 3 * 2**30)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, the peak so far
+    message = refused(path, "the header's tensors end at byte", "3,221,225,472 bytes")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024, message
+
+
+def test_data_past_the_last_tensor_is_refused(bigram, tmp_path):
+    path = tmp_path / "padded.safetensors"
+    path.write_bytes(bigram.read_bytes() + b"\0" * 16)
+    refused(path, "not a valid safetensors file", "data past the end")
+
+
+def test_a_gap_between_tensors_is_refused(bigram, tmp_path):
+    data = bigram.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    for info in header.values():
+        if isinstance(info, dict) and "data_offsets" in info:
+            info["data_offsets"] = [o + 8 for o in info["data_offsets"]]
+    raw = json.dumps(header).encode()
+    path = tmp_path / "gap.safetensors"
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * 8 + data[8 + n :])
+    refused(path, "does not start where the one before it ends")
+
+
+def test_a_vocabulary_of_1000_letters_is_refused(bigram, tmp_path):
+    """Valid, but a 1001 x 1001 table on a page and a search over 1000 letters per step."""
+    letters = "".join(chr(0x4E00 + i) for i in range(1000))
+
+    def edit(tensors):
+        tensors["counts"] = torch.ones(1001, 1001, dtype=torch.float64)
+        tensors[NAMES_TENSOR] = torch.tensor(list(letters[:3].encode()), dtype=torch.uint8)
+
+    path = hostile(bigram, tmp_path / "wide.safetensors",
+                   edit_meta=put("vocab", "." + letters), edit_tensors=edit)
+    refused(path, "a vocab of 1001 symbols", "at most 64")
+
+
+@pytest.mark.parametrize(("smoothing", "count"), [(1e308, None), (1.0, 1e308), (1.0, 1e300),
+                                                  (1e-300, 2.0**52)])
+def test_a_bigram_whose_probabilities_underflow_is_refused(bigram, tmp_path, smoothing, count):
+    """It used to load, then sample empty names and 500 on the heatmap and the score page."""
+    def edit(tensors):
+        if count is not None:
+            tensors["counts"][1, 2] = count
+
+    path = hostile(bigram, tmp_path / "overflow.safetensors",
+                   edit_meta=lambda m: m["config"].__setitem__("smoothing", smoothing),
+                   edit_tensors=edit)
+    message = refused(path)
+    assert "probability 0" in message or "not numbers" in message or "counts over" in message
+
+
+def test_a_bigram_without_smoothing_may_give_zero_probabilities(models_dir, tmp_path):
+    from app.training import train_to_checkpoint
+    from tests.conftest import TINY_NAMES
+
+    data = tmp_path / "names.txt"
+    data.write_text("\n".join(TINY_NAMES))
+    path = train_to_checkpoint("bigram", str(data), tmp_path, "b0",
+                               config=KINDS["bigram"].make_config({"smoothing": 0.0})).path
+    model = load_checkpoint(path).model
+    assert (model.bigram_probs() == 0).any()  # pairs never seen: loaded all the same
+
+
+def test_weights_too_large_to_compute_with_are_refused(mlp, tmp_path):
+    path = hostile(mlp, tmp_path / "big-weights.safetensors",
+                   edit_tensors=lambda t: t["head.weight"].view(-1)[0].fill_(1e30))
+    refused(path, "'head.weight'", f"larger than {MAX_WEIGHT:g}")
+
+
+def test_a_tensor_of_an_unknown_dtype_is_refused_from_the_header(bigram, tmp_path):
+    data = bigram.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    raw = data[8 : 8 + n].replace(b'"F64"', b'"X99"')
+    path = tmp_path / "dtype.safetensors"
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
+    refused(path, "'counts'", "dtype 'X99'")
+
+
+# --- the folder: one bad file never stops the server ------------------------------------------
+
+
+@pytest.fixture
+def folder(models_dir, tmp_path) -> Path:
+    out = tmp_path / "models"
+    shutil.copytree(models_dir, out)
+    return out
+
+
+def test_every_hostile_file_of_the_issue_is_refused_and_the_good_ones_served(folder, caplog):
+    deep = '{"format_version":1,"x":' + "[" * 100_000 + "]" * 100_000 + "}"
+    write_parts(folder / "deep.safetensors", deep, read_parts(folder / "bigram.safetensors")[1])
+    hostile(folder / "mlp.safetensors", folder / "tower.safetensors",
+            edit_meta=lambda m: m["config"].update(n_hidden=10**12, n_layers=64))
+    shutil.copyfile(folder / "bigram.safetensors", folder / "sparse.safetensors")
+    os.truncate(folder / "sparse.safetensors", 3 * 2**30)
+    hostile(folder / "bigram.safetensors", folder / "smooth.safetensors",
+            edit_meta=lambda m: m["config"].__setitem__("smoothing", 1e308))
+    for name in ("名前", 'a"b', "new\nline", "cr\rlf", "Mixed", "-dash"):
+        shutil.copyfile(folder / "bigram.safetensors", folder / f"{name}.safetensors")
+    shutil.copyfile(folder / "bigram.safetensors", folder / "UPPER.SAFETENSORS")
+    (folder / "y.safetensors").mkdir()
+    (folder / "gone.safetensors").symlink_to(folder / "nothing-here")
+    os.mkfifo(folder / "fifo.safetensors")  # open() would block forever
+    (folder / "notes.txt").write_text("not a checkpoint")
+
+    with caplog.at_level(logging.WARNING, logger="namelab.registry"):
+        registry = Registry.load_dir(folder)
+
+    assert registry.names() == sorted(KINDS)  # conftest: one model per kind
+    assert sorted(registry.refused) == sorted(
+        ["deep.safetensors", "tower.safetensors", "sparse.safetensors", "smooth.safetensors",
+         "名前.safetensors", 'a"b.safetensors', "new\nline.safetensors", "cr\rlf.safetensors",
+         "Mixed.safetensors", "-dash.safetensors", "UPPER.SAFETENSORS", "y.safetensors",
+         "gone.safetensors", "fifo.safetensors"])
+    why = registry.refused
+    assert "nested too deeply" in why["deep.safetensors"]
+    assert "n_hidden must be <= 8192" in why["tower.safetensors"]
+    assert "3,221,225,472 bytes" in why["sparse.safetensors"]
+    assert "probability" in why["smooth.safetensors"] or "NaN" in why["smooth.safetensors"]
+    for name in ("名前", 'a"b', "new\nline", "cr\rlf", "Mixed", "-dash"):
+        assert "is not allowed" in why[f"{name}.safetensors"]
+    assert "lower case" in why["UPPER.SAFETENSORS"]
+    assert "folder" in why["y.safetensors"]
+    assert "symbolic link to nothing" in why["gone.safetensors"]
+    assert "not a regular file" in why["fifo.safetensors"]
+    for reason in why.values():  # short, one line, no path
+        assert str(folder) not in reason and "\n" not in reason and "\r" not in reason
+        assert len(reason) <= 300
+    for record in caplog.records:  # no forged log lines from a file name
+        assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
+    assert len(caplog.records) == len(why)
+
+
+@pytest.mark.parametrize("error", [
+    RecursionError("maximum recursion depth exceeded"), MemoryError(),
+    RuntimeError("Storage size calculation overflowed\nException raised from "
+                 "compute_storage_nbytes at /pytorch/aten/src/ATen/EmptyTensor.cpp:35\n"
+                 + "frame #0: c10::Error::Error(...)\n" * 40),
+    KeyError("x"), AssertionError()])
+def test_any_exception_while_loading_refuses_that_file_only(folder, monkeypatch, error):
+    import app.registry
+
+    def load(path):
+        if path.name == "mlp.safetensors":
+            raise error
+        return load_checkpoint(path)
+
+    monkeypatch.setattr(app.registry, "load_checkpoint", load)
+    registry = Registry.load_dir(folder)
+    assert registry.names() == sorted(set(KINDS) - {"mlp"})
+    reason = registry.refused["mlp.safetensors"]
+    assert reason.startswith(f"cannot be loaded: {type(error).__name__}")
+    assert "\n" not in reason and "frame #" not in reason and len(reason) <= 300
+
+
+def test_readyz_shows_file_names_and_short_reasons_only(folder):
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    (folder / "cut.safetensors").write_bytes((folder / "mlp.safetensors").read_bytes()[:1000])
+    hostile(folder / "mlp.safetensors", folder / "tower.safetensors",
+            edit_meta=lambda m: m["config"].update(n_hidden=10**12, n_layers=64))
+    with TestClient(create_app(Settings(models_dir=folder))) as client:
+        body = client.get("/readyz").json()
+    assert body["models"] == sorted(KINDS)
+    assert sorted(body["refused"]) == ["cut.safetensors", "tower.safetensors"]
+    for reason in body["refused"].values():
+        assert str(folder) not in reason and "\n" not in reason and len(reason) <= 300
+
+
+def test_no_valid_model_is_one_line_whatever_the_file_names(models_dir, tmp_path):
+    from app.config import Settings
+    from app.main import NoModels, load_registry
+
+    shutil.copyfile(models_dir / "bigram.safetensors", tmp_path / "new\nline.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(b"\0" * 5)
+    with pytest.raises(NoModels) as err:
+        load_registry(Settings(models_dir=tmp_path))
+    message = str(err.value)
+    assert "\n" not in message and "'new\\nline.safetensors': the model name" in message
+    assert "'cut.safetensors': not a valid safetensors file" in message
+
+
+def test_a_file_that_cannot_even_be_looked_at_is_refused(folder, monkeypatch):
+    real = Registry._skip_reason
+
+    def look(path):
+        if path.name == "mlp.safetensors":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Registry, "_skip_reason", staticmethod(look))
+    registry = Registry.load_dir(folder)
+    assert registry.names() == sorted(set(KINDS) - {"mlp"})
+    assert registry.refused == {
+        "mlp.safetensors": "cannot be loaded: PermissionError: [Errno 13] Permission denied"}

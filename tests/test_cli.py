@@ -1,10 +1,19 @@
+import errno
 import json
+import math
+import os
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import fields
 
 import pytest
 
+from app.checkpoints import load_checkpoint
 from app.cli import main
+from app.data import load_dataset, split_words
+from app.lm import KINDS
+from app.lm.train import OptimConfig
 from tests.conftest import TINY_NAMES
 
 
@@ -80,7 +89,158 @@ def test_errors_are_one_line_and_exit_1(capsys, models_dir, argv, message):
     assert message in err
 
 
-def test_console_script_help_has_examples():
+def test_console_script_help_has_examples_and_lists_the_kinds():
     out = subprocess.run([sys.executable, "-m", "app.cli", "train", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    assert "examples:" in out and "--block-size" in out and "--smoothing" in out
+    assert "examples:" in out
+    for kind in KINDS.values():
+        assert f"  {kind.name} " in out and kind.description[:40] in out
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_train_help_of_a_kind_lists_its_config_and_training_flags(capsys, name):
+    kind = KINDS[name]
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--model", name, "--help"])  # builds that kind's parser: no collision
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit.value.code == 0
+    flags = [f for f in fields(kind.config)]
+    if not kind.trains_by_counting:
+        flags += fields(kind.training)
+    for f in flags:
+        value = getattr(kind.training if f in fields(OptimConfig) else kind.config(), f.name)
+        assert f"--{f.name.replace('_', '-')} " in out and f"(default {value})" in out
+        assert " ".join(f.metadata["help"].split()) in out
+
+
+def test_a_training_flag_of_another_kind_is_refused(capsys, tiny_names_file):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--model", "bigram", "--steps", "3", "--data", str(tiny_names_file)])
+    code = exit.value.code
+    assert code == 2 and "--steps" in capsys.readouterr().err
+
+
+def test_a_flag_out_of_its_bounds_is_one_line(capsys, tiny_names_file):
+    code, out, err = run(capsys, "train", "--model", "mlp", "--dropout", "1", "--data",
+                         str(tiny_names_file))
+    assert code == 1 and err == "namelab train: error: dropout must be < 1, got 1.0\n"
+
+
+def unigram_nll(train: list[str], val: list[str]) -> float:
+    """The baseline a model that ignores context cannot beat: letter frequencies of the
+    training names (the end '.' included), scored on the validation names."""
+    counts = Counter("".join(w + "." for w in train))
+    total = sum(counts.values())
+    chars = "".join(w + "." for w in val)
+    return -sum(math.log(counts[c] / total) for c in chars) / len(chars)
+
+
+# Every kind that learns by gradient descent beyond a bigram, small enough to train in seconds.
+SMALL = {
+    "mlp": ["--n-hidden", "64", "--n-layers", "1", "--block-size", "3", "--steps", "600",
+            "--batch-size", "128", "--warmup", "50"],
+    "wavenet": ["--block-size", "4", "--n-embd", "8", "--n-hidden", "64", "--steps", "600",
+                "--batch-size", "128", "--warmup", "50", "--lr", "5e-3"],
+    "transformer": ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--dropout", "0",
+                    "--steps", "600", "--batch-size", "32", "--warmup", "50", "--lr", "5e-3"],
+}
+
+
+def test_every_context_kind_is_trained_through_the_cli():
+    assert set(SMALL) == {k.name for k in KINDS.values()
+                          if not k.trains_by_counting and k.name != "neural-bigram"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_a_model_trained_through_the_cli_learns(capsys, tmp_path, kind):
+    """A frozen trainer (issue 10: every validation pass after the first saw the weights of the
+    first) fails here: val must end far below what context-free letter frequencies give."""
+    code, out, err = run(capsys, "train", "--model", kind, "--data", "ssa:1880",
+                         "--out", str(tmp_path), "--name", "m", "--eval-interval", "150",
+                         *SMALL[kind], "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "--model", str(tmp_path / "m"), "--split", "val",
+                         "--json")
+    assert code == 0, err
+    val = json.loads(out)
+    split = split_words(load_dataset("ssa:1880").words, 42)
+    assert val["split"] == "val" and val["n_words"] == len(split.val) == 200
+    baseline = unigram_nll(split.train, split.val)
+    assert val["nll"] < baseline - 0.5, (val["nll"], baseline)  # the MLP: 2.20 vs 2.84
+    history = load_checkpoint(tmp_path / "m.safetensors").meta.history
+    assert history.val == sorted(history.val, reverse=True) and len(set(history.val)) == 4
+
+
+def test_eval_recomputes_the_checkpoints_own_split(capsys, models_dir, tiny_names_file):
+    ckpt = load_checkpoint(models_dir / "mlp.safetensors")
+    split = split_words(TINY_NAMES, ckpt.meta.split.seed)
+    code, out, err = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
+                         "--json")  # default: its own data, val and test
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["split"] for r in rows] == ["val", "test"]
+    assert [r["n_words"] for r in rows] == [len(split.val), len(split.test)]
+    metrics = ckpt.meta.metrics
+    assert rows[0]["nll"] == pytest.approx(metrics.val_nll, abs=1e-5)
+    assert rows[1]["nll"] == pytest.approx(metrics.test_nll, abs=1e-5)
+    code, out, _ = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
+                       "--split", "train")
+    assert code == 0 and f"{metrics.train_nll:.5f}"[:-1] in out
+
+
+def test_eval_refuses_a_split_of_other_data(capsys, models_dir, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("anna\nbob\n")
+    code, _, err = run(capsys, "eval", "--models-dir", str(models_dir), "--model", "mlp",
+                       "--data", str(other), "--split", "val")
+    assert code == 1 and "is not the data mlp was trained on" in err
+
+
+class FullDisk:
+    """A file whose write stores half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def no_space(*args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
+        capsys, monkeypatch, tmp_path, tiny_names_file, where):
+    import app.checkpoints
+
+    args = ("train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
+            str(tmp_path), "--name", "b", "--quiet")
+    assert run(capsys, *args)[0] == 0
+    old = (tmp_path / "b.safetensors").read_bytes()
+    if where == "write":
+        real = os.fdopen
+        monkeypatch.setattr(app.checkpoints.os, "fdopen", lambda *a: FullDisk(real(*a)))
+    else:
+        monkeypatch.setattr(app.checkpoints.os, "fsync", no_space)
+
+    code, out, err = run(capsys, *args, "--smoothing", "2")
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"namelab train: error: {tmp_path / 'b.safetensors'}: cannot write: "
+        "No space left on device"]
+    assert (tmp_path / "b.safetensors").read_bytes() == old  # intact, and still loadable
+    assert load_checkpoint(tmp_path / "b.safetensors").meta.config == {"smoothing": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["b.safetensors"]  # no temporary file left

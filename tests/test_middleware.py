@@ -171,8 +171,15 @@ def chunks(n: int, size: int = 7):
         yield data[i : i + size]
 
 
-def test_default_body_limit_is_64_kib(settings):
-    assert settings.max_body_bytes == 65536
+def test_default_body_limit_admits_the_largest_documented_request(settings):
+    """1,000 names of 64 characters, each character the longest JSON can write one in."""
+    from app.lm.vocab import MAX_NAME_LEN
+    from app.params import MAX_SCORE
+
+    worst = json.dumps({"names": ["\U0001f600" * MAX_NAME_LEN] * MAX_SCORE},
+                       separators=(",", ":"), ensure_ascii=True)
+    assert len(worst) == 771_011
+    assert settings.max_body_bytes == 2**20 >= len(worst)
 
 
 def test_body_at_the_limit_passes(client):
@@ -206,7 +213,7 @@ def test_chunked_body_under_the_limit_reaches_the_app_intact(client):
 
 def test_huge_json_to_a_real_endpoint_gets_413_not_422(settings):
     with TestClient(create_app(settings)) as c:
-        names = ["emma"] * 20_000  # ~180 KB of JSON
+        names = ["emma"] * 150_000  # ~1.2 MB of JSON
         response = c.post("/api/models/bigram/score", json={"names": names})
     assert response.status_code == 413
 
@@ -404,3 +411,55 @@ def test_the_openapi_document_declares_the_refusals(client, settings):
         paths = c.get("/openapi.json").json()["paths"]
     assert "429" in paths["/api/compare"]["get"]["responses"]
     assert "429" not in paths["/healthz"]["get"]["responses"]
+
+
+# --- methods: HEAD, OPTIONS, Allow -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/models", "/api/models/bigram/sample?n=2&seed=1",
+                                  "/", "/bigram?model=bigram", "/static/style.css", "/healthz",
+                                  "/bigram/table.csv?model=bigram"])
+def test_head_on_a_get_route_is_the_get_without_its_body(client, path):
+    get, head = client.get(path), client.head(path)
+    assert get.status_code == head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert "content-security-policy" in head.headers
+    if "sample" not in path and path != "/":  # fresh names on every call
+        assert head.headers["content-length"] == get.headers["content-length"]
+
+
+@pytest.mark.parametrize(("path", "allow"), [
+    ("/api/models/bigram/sample", "GET, HEAD, OPTIONS, POST"),
+    ("/api/models/bigram/score", "GET, HEAD, OPTIONS, POST"),
+    ("/api/models", "GET, HEAD, OPTIONS"),
+    ("/test/echo", "OPTIONS, POST"),
+    ("/sample", "GET, HEAD, OPTIONS"),
+])
+def test_options_and_405_name_every_method_of_the_path(client, path, allow):
+    r = client.options(path)
+    assert r.status_code == 204 and r.headers["allow"] == allow
+    r = client.request("PATCH", path)
+    assert r.status_code == 405 and r.headers["allow"] == allow
+    if "GET" not in allow:
+        r = client.head(path)
+        assert r.status_code == 405 and r.headers["allow"] == allow and r.content == b""
+
+
+def test_a_page_405_is_the_html_error_page_with_allow(client):
+    r = client.delete("/sample")
+    assert r.status_code == 405 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_options_on_an_unknown_path_is_404(client):
+    assert client.options("/no/such/page").status_code == 404
+
+
+def test_a_cors_preflight_is_still_answered_by_cors(settings):
+    app = create_app(settings.model_copy(update={"cors_origins": ["https://a.example"]}))
+    with TestClient(app) as c:
+        r = c.options("/api/models/bigram/sample", headers={
+            "Origin": "https://a.example", "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://a.example"

@@ -4,12 +4,14 @@ import pytest
 import torch
 
 from app.checkpoints import load_checkpoint, read_meta
+from app.lm import KINDS
+from app.lm.bigram import BigramConfig
 from app.lm.scoring import log_probs
 from app.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
 
 
-@pytest.mark.parametrize("name", ["bigram", "neural-bigram", "mlp"])
+@pytest.mark.parametrize("name", list(KINDS))
 def test_checkpoint_round_trip_gives_identical_outputs(models_dir, name, tiny_names_file):
     ckpt = load_checkpoint(models_dir / f"{name}.safetensors")
     meta = ckpt.meta
@@ -47,7 +49,8 @@ def test_bigram_counts_travel_with_the_checkpoint(models_dir):
 
 def test_overwrite_is_atomic_and_leaves_no_temp_files(tmp_path, tiny_names_file):
     first = train_to_checkpoint("bigram", str(tiny_names_file), tmp_path, "m")
-    second = train_to_checkpoint("bigram", str(tiny_names_file), tmp_path, "m", smoothing=3)
+    second = train_to_checkpoint("bigram", str(tiny_names_file), tmp_path, "m",
+                                 config=BigramConfig(smoothing=3))
     assert first.path == second.path == tmp_path / "m.safetensors"
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
     assert load_checkpoint(second.path).model.smoothing == 3

@@ -80,3 +80,20 @@ def test_the_models_are_loaded_on_the_model_thread(settings, monkeypatch):
     with TestClient(main.create_app(settings)) as c:
         assert c.get("/readyz").status_code == 200
     assert seen == [model_thread_ident()]
+
+
+def test_a_model_thread_route_runs_under_the_request_deadline(monkeypatch):
+    from app.lm import deadline as deadlines
+
+    monkeypatch.setattr(worker, "MODEL_SECONDS", 0.25)
+    app = FastAPI()
+
+    @app.get("/budget")
+    @worker.model_thread
+    def budget() -> dict:
+        d = deadlines.current()
+        return {"left": d.at - d.clock()}
+
+    with TestClient(app) as c:
+        assert 0 < c.get("/budget").json()["left"] <= 0.25
+    assert deadlines.current() is None  # nothing leaks out of the request

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from app import services
-from app.api.deps import RegistryDep
-from app.api.errors import normalized
-from app.api.schemas import CompareEntry, CompareResponse, NameQuery
+from app.api.render import json_response, score_json
+from app.api.schemas import CompareResponse
+from app.params import NameParam
+from app.web import RegistryDep
 from app.worker import model_thread
 
 router = APIRouter(prefix="/api", tags=["scoring"])
 
 
-@router.get("/compare", summary="Score one name under every model")
+@router.get("/compare", summary="Score one name under every model",
+            response_model=CompareResponse)
 @model_thread
-def compare_name(registry: RegistryDep, q: Annotated[NameQuery, Query()]) -> CompareResponse:
+def compare_name(registry: RegistryDep, q: Annotated[NameParam, Query()]) -> Response:
     """The score of `?name=...` under each loaded model, in model-name order."""
     results = []
     for m in registry.models.values():
-        norm = normalized(m, q.name, ("query", "name"))
-        (s,) = services.score(m, [q.name])
-        results.append(CompareEntry(model=m.name, type=m.meta.model_type,
-                                    **CompareEntry.fields_of(s)))
-    return CompareResponse(name=q.name, normalized=norm, results=results)
+        (s,) = services.score(m, [q.name], "name", indexed=False)
+        entry = dataclasses.asdict(score_json(s))  # the score route's JSON, with two fields
+        results.append({"model": m.name, "type": m.meta.model_type, **entry})
+    return json_response({"name": q.name, "normalized": s.normalized, "results": results})

@@ -25,12 +25,15 @@ def json_response(payload: Any) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
+def score_json(s: NameScore) -> NameScore:
+    """A score as JSON writes it (`NameScoreOut`'s shape): inf and nan become null, and the
+    perplexity is null with log_prob (a 0-probability name)."""
+    return s if math.isfinite(s.log_prob) else dataclasses.replace(s, perplexity=math.nan)
+
+
 def score_payload(model: str, results: list[NameScore]) -> dict[str, Any]:
-    """`ScoreResponse`'s shape. Perplexity is null with log_prob (a 0-probability name)."""
-    return {"model": model, "results": [
-        s if math.isfinite(s.log_prob) else dataclasses.replace(s, perplexity=math.nan)
-        for s in results
-    ]}
+    """`ScoreResponse`'s shape."""
+    return {"model": model, "results": [score_json(s) for s in results]}
 
 
 def sample_payload(model: str, r: SampleResult) -> dict[str, Any]:

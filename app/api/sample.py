@@ -8,11 +8,10 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
 from app import services
-from app.api.deps import ModelDep
-from app.api.errors import check_sample
 from app.api.render import json_response, sample_payload
-from app.api.schemas import NOT_FOUND, SampleParams, SampleQuery, SampleRequest, SampleResponse
-from app.registry import LoadedModel
+from app.api.schemas import NOT_FOUND, SampleRequest, SampleResponse
+from app.params import SampleParams
+from app.web import ModelDep
 from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)
@@ -33,20 +32,15 @@ def sample_names(
     req: Annotated[SampleRequest | None, Body(openapi_examples=EXAMPLES)] = None,
 ) -> Response:
     """Draw `n` names. Same seed and fields, same names. With `unique`/`exclude_training`,
-    fewer names may come back (`exhausted: true`) when more are too hard to find."""
-    return run_sample(m, req or SampleRequest(), "body")
+    fewer names may come back (`exhausted: true`) when more are too hard to find. A request
+    gets about 1 s of model time: sampling stops then, with the names finished so far
+    (`exhausted: true`), so no request holds the model for long."""
+    result = services.sample_names(m, req or SampleRequest())
+    return json_response(sample_payload(m.name, result))
 
 
 @router.get("/sample", summary="Sample names (query parameters)", response_model=SampleResponse)
 @model_thread
-def sample_names_get(m: ModelDep, q: Annotated[SampleQuery, Query()]) -> Response:
+def sample_names_get(m: ModelDep, q: Annotated[SampleParams, Query()]) -> Response:
     """The same as the POST, e.g. `?n=5&seed=42&prefix=an`."""
-    return run_sample(m, q, "query")
-
-
-def run_sample(m: LoadedModel, p: SampleParams, where: str) -> Response:
-    check_sample(m, p, where)
-    result = services.sample_names(
-        m, p.n, seed=p.seed, temperature=p.temperature, top_k=p.top_k, prefix=p.prefix,
-        max_len=p.max_len, unique=p.unique, exclude_training=p.exclude_training)
-    return json_response(sample_payload(m.name, result))
+    return json_response(sample_payload(m.name, services.sample_names(m, q)))

@@ -1,35 +1,27 @@
 """Pydantic models of the API's requests and responses: the contract, as /docs shows it.
 
-Request bodies forbid unknown fields and are strict (`"n": "ten"` and `"seed": true` are 422s);
-the same fields as query parameters are parsed leniently, as query strings must be.
+The parameters themselves are app/params.py's (shared with the pages, the CLI and the
+services). Request bodies are those made strict (`"n": "ten"` and `"seed": true` are 422s);
+as query parameters they are parsed leniently, as query strings must be.
 Log-probabilities of 0-probability events (a bigram trained without smoothing can give them) are
 `null`: log(0) = -inf, which JSON cannot carry.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.checkpoints import DatasetInfo, History, Metrics, SplitInfo
-from app.lm.sampling import MAX_LEN
+from app.checkpoints import DatasetInfo, Metrics, SplitInfo
+from app.lm import KINDS
+from app.lm.embeddings import Projection
+from app.lm.train import History
+from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import MAX_SEED, EmbeddingView, NameScore, TopName
-
-MAX_SAMPLE = 1000  # names per sample request
-MAX_SCORE = 1000  # names per score request
-MAX_TEMPERATURE = 5.0
-MAX_TOP = 100  # names per top request
-MAX_NEIGHBOURS = 10
+from app.services import EmbeddingView, SampledName, TopName
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
-
-
-def finite(x: float) -> float | None:
-    """inf/nan -> None, so that a response never needs a non-JSON number."""
-    return x if math.isfinite(x) else None
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -66,9 +58,10 @@ class Ready(BaseModel):
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
     refused: dict[str, str] = Field(
-        default_factory=dict, description="checkpoint files refused at start-up: file -> why",
-        examples=[{"old.pt": "models/old.pt: refusing a .pt file: pickle checkpoints can run "
-                             "code and are never loaded; Namelab reads only .safetensors files"}])
+        default_factory=dict,
+        description="checkpoint files refused at start-up: file name -> why, in one line",
+        examples=[{"old.pt": "refusing a .pt file: pickle checkpoints can run code and are "
+                             "never loaded; Namelab reads only .safetensors files"}])
 
 
 # --- model cards -------------------------------------------------------------------------------
@@ -79,7 +72,8 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(protected_namespaces=())
     name: str = Field(description="the name used in URLs", examples=["mlp"])
-    type: str = Field(description="bigram, neural-bigram or mlp", examples=["mlp"])
+    type: str = Field(description="the model kind: " + "; ".join(
+        f"`{k.name}`, {k.description}" for k in KINDS.values()), examples=["mlp"])
     hyperparameters: dict[str, Any] = Field(
         description="what rebuilds the model's shape",
         examples=[{"block_size": 8, "n_embd": 24, "n_hidden": 512, "n_layers": 2,
@@ -111,38 +105,12 @@ class ModelCard(BaseModel):
             split=meta.split, metrics=meta.metrics, training_seconds=meta.training_seconds,
             created=meta.created, torch_version=meta.torch_version,
             namelab_version=meta.namelab_version,
-            has_bigram_table=model.bigram_probs() is not None,
-            has_embeddings=model.embedding_table() is not None, history=meta.history,
+            has_bigram_table=m.kind.has_table, has_embeddings=m.kind.has_embeddings,
+            history=meta.history,
         )
 
 
 # --- sampling ----------------------------------------------------------------------------------
-
-
-class SampleParams(BaseModel):
-    """The sampling knobs, shared by the JSON body (POST) and the query string (GET)."""
-
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(10, ge=1, le=MAX_SAMPLE, description="how many names")
-    temperature: float = Field(
-        1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False,
-        description="divides the logits: < 1 sharper (safer names), > 1 flatter (wilder)")
-    top_k: int | None = Field(
-        None, ge=1,
-        description="keep only the k most likely next characters at each step; at most the "
-                    "model's vocabulary size (27 for the default data); null = off")
-    seed: int | None = Field(
-        None, ge=0, le=MAX_SEED,
-        description="same seed and knobs, same names; absent: one is drawn and returned")
-    prefix: str = Field("", max_length=MAX_LEN,
-                        description="letters every name starts with (normalised like names)")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
-    unique: bool = Field(False, description="no name twice in one response")
-    exclude_training: bool = Field(False, description="only names not in the training set")
-
-
-class SampleQuery(SampleParams):
-    """GET .../sample: the same fields as query parameters."""
 
 
 class SampleRequest(SampleParams):
@@ -157,45 +125,26 @@ class SampleRequest(SampleParams):
     )
 
 
-class SampledName(BaseModel):
-    name: str
-    log_prob: float = Field(description="log P(name) under the model at temperature 1, "
-                                        "the end token included")
-    nll_per_char: float = Field(description="-log_prob / (letters + 1)")
-    in_training_set: bool
-
-
 class SampleResponse(BaseModel):
     model: str
     seed: int = Field(description="the seed used (drawn when the request had none)")
     exhausted: bool = Field(
         description="true when fewer than n names came back: unique/exclude_training/prefix "
-                    "made more too hard to find within the bounded effort")
+                    "made more too hard to find within the bounded effort (at most "
+                    "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
+                    "model time) passed first; the names are those found by then")
     names: list[SampledName]
 
 
 # --- scoring -----------------------------------------------------------------------------------
 
-RawName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LEN)]
+class ScoreRequest(ScoreParams):
+    """POST .../score: a JSON object."""
 
-
-class ScoreRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", strict=True,
         json_schema_extra={"examples": [{"names": ["emma", "José", "xqzvk"]}]},
     )
-    names: list[RawName] = Field(
-        min_length=1, max_length=MAX_SCORE,
-        description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
-                    "NFKC-normalised, lowercased and stripped of accents before scoring")
-
-
-class NameQuery(BaseModel):
-    """One name as a query parameter: `?name=emma`."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: RawName = Field(description=f"1..{MAX_LEN} characters; normalised before scoring",
-                          examples=["emma"])
 
 
 class StepOut(BaseModel):
@@ -220,16 +169,6 @@ class NameScoreOut(BaseModel):
     in_training_set: bool
     steps: list[StepOut]
 
-    @classmethod
-    def fields_of(cls, s: NameScore) -> dict[str, Any]:
-        nll = finite(s.nll_per_char)
-        return dict(
-            name=s.name, normalized=s.normalized, log_prob=finite(s.log_prob), nll_per_char=nll,
-            perplexity=None if nll is None else finite(s.perplexity),
-            plausibility=finite(s.plausibility), in_training_set=s.in_training_set,
-            steps=[StepOut(**{**t, "log_prob": finite(t["log_prob"])}) for t in s.steps],
-        )
-
 
 class ScoreResponse(BaseModel):
     model: str
@@ -250,13 +189,6 @@ class CompareResponse(BaseModel):
 # --- search and tables -------------------------------------------------------------------------
 
 
-class TopQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    k: int = Field(20, ge=1, le=MAX_TOP, description="how many names")
-    prefix: str = Field("", max_length=MAX_LEN, description="only names starting with this")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
-
-
 class TopNameOut(BaseModel):
     name: str
     log_prob: float
@@ -271,8 +203,10 @@ class TopResponse(BaseModel):
     model: str
     prefix: str = Field(description="the normalised prefix")
     names: list[TopNameOut] = Field(description="most probable first")
-    exhausted: bool = Field(description="true when the effort bound stopped the search "
-                                        "before k names were found")
+    exhausted: bool = Field(description="true when the effort bound (20,000 prefixes "
+                                        "expanded) or the request's deadline (about 1 s of "
+                                        "model time) stopped the search before k names were "
+                                        "found; the names found are still the most probable")
 
 
 class BigramTable(BaseModel):
@@ -285,19 +219,6 @@ class BigramTable(BaseModel):
                                                  "each row sums to 1")
 
 
-class Projection(BaseModel):
-    method: Literal["raw", "pca"] = Field(
-        description="'raw': the two coordinates of a 2-D embedding; 'pca': the first two "
-                    "principal components")
-    points: list[tuple[float, float]] = Field(description="one (x, y) per label")
-    explained_variance: list[float] = Field(description="fraction of the variance per axis")
-
-
-class EmbeddingsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    k: int = Field(3, ge=1, le=MAX_NEIGHBOURS, description="neighbours per letter")
-
-
 class Neighbour(BaseModel):
     label: str
     similarity: float = Field(description="cosine similarity")
@@ -308,17 +229,17 @@ class EmbeddingsResponse(BaseModel):
     labels: list[str]
     dim: int = Field(description="embedding dimensions (n_embd)")
     vectors: list[list[float]] = Field(description="one vector per label")
-    projection: Projection
+    projection: Projection = Field(
+        description="method 'raw': the two coordinates of a 2-D embedding (dims: which two); "
+                    "'pca': the first two principal components; points: one (x, y) per label; "
+                    "explained_variance: the fraction of the variance along each axis")
     neighbours: dict[str, list[Neighbour]] = Field(
         description="each label's nearest other labels by cosine similarity, most similar first")
 
     @classmethod
     def of(cls, model: str, v: EmbeddingView) -> EmbeddingsResponse:
-        p = v.projection
         return cls(
-            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors,
-            projection=Projection(method=p.method, points=p.points,
-                                  explained_variance=p.explained_variance),
+            model=model, labels=v.labels, dim=v.dim, vectors=v.vectors, projection=v.projection,
             neighbours={k: [Neighbour(label=lab, similarity=s) for lab, s in near]
                         for k, near in v.neighbours.items()},
         )

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from app.api.deps import ModelDep
-from app.api.errors import checked_score
+from app import services
 from app.api.render import json_response, score_payload
-from app.api.schemas import NOT_FOUND, NameQuery, ScoreRequest, ScoreResponse
+from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
+from app.params import NameParam
+from app.web import ModelDep
 from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
@@ -28,12 +29,12 @@ def score_names(
 ) -> Response:
     """log P(name), NLL per character, perplexity, plausibility among the training names and
     every step (context, probability, rank), for each name in the order given."""
-    return json_response(score_payload(m.name, checked_score(m, req.names, ("body", "names"))))
+    return json_response(score_payload(m.name, services.score(m, req.names)))
 
 
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)
 @model_thread
-def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
+def score_name(m: ModelDep, q: Annotated[NameParam, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
-    results = checked_score(m, [q.name], ("query", "name"), indexed=False)
+    results = services.score(m, [q.name], "name", indexed=False)
     return json_response(score_payload(m.name, results))

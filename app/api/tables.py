@@ -8,18 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app import services
-from app.api.deps import ModelDep
-from app.api.errors import check_prefix
 from app.api.schemas import (
     NO_TABLE,
     NOT_FOUND,
     BigramTable,
-    EmbeddingsQuery,
     EmbeddingsResponse,
     TopNameOut,
-    TopQuery,
     TopResponse,
 )
+from app.params import EmbeddingsParams, TopParams
+from app.web import ModelDep
 from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_FOUND)
@@ -27,18 +25,18 @@ router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_
 
 @router.get("/top", summary="The k most probable names")
 @model_thread
-def top_names(m: ModelDep, q: Annotated[TopQuery, Query()]) -> TopResponse:
+def top_names(m: ModelDep, q: Annotated[TopParams, Query()]) -> TopResponse:
     """Exactly the k most probable names (optionally with a prefix), best first, found by
-    best-first search over prefixes with a bounded effort (`exhausted` says if it ran out)."""
-    prefix = check_prefix(m, q.prefix, q.max_len, "query")
-    names, exhausted = services.top_names(m, q.k, prefix=prefix, max_len=q.max_len)
+    best-first search over prefixes with a bounded effort and about 1 s of model time
+    (`exhausted` says if it ran out)."""
+    prefix, names, exhausted = services.top_names(m, q)
     return TopResponse(model=m.name, prefix=prefix, exhausted=exhausted,
                        names=[TopNameOut.of(t) for t in names])
 
 
 @router.get("/bigram", summary="The bigram table", responses=NO_TABLE)
 @model_thread
-def bigram_table(m: ModelDep) -> BigramTable:
+def get_bigram_table(m: ModelDep) -> BigramTable:
     """P(next | previous) for every pair of symbols, and the counts for a count-based bigram
     (null for a neural bigram). 409 for models without a bigram table."""
     labels, counts, probs = services.bigram_table(m)
@@ -47,7 +45,7 @@ def bigram_table(m: ModelDep) -> BigramTable:
 
 @router.get("/embeddings", summary="The character embeddings", responses=NO_TABLE)
 @model_thread
-def embeddings(m: ModelDep, q: Annotated[EmbeddingsQuery, Query()]) -> EmbeddingsResponse:
+def get_embeddings(m: ModelDep, q: Annotated[EmbeddingsParams, Query()]) -> EmbeddingsResponse:
     """The embedding vectors, a 2-D projection (raw when 2-D, PCA otherwise) and each letter's
     nearest letters by cosine similarity. 409 for models without embeddings."""
     return EmbeddingsResponse.of(m.name, services.embedding_view(m, k=q.k))

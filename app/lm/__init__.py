@@ -1,20 +1,26 @@
-"""Pure PyTorch language models of names. Nothing here imports the web layer."""
+"""Pure PyTorch language models of names. Nothing here imports the web layer.
 
+KINDS is the registry of model kinds, one line per kind: a kind is its module (which ends with
+`KIND = Kind(...)`, see app/lm/kind.py), this line, and its tests.
+"""
+
+from app.lm import bigram, mlp, neural_bigram, transformer, wavenet
 from app.lm.base import LanguageModel
 from app.lm.bigram import Bigram
+from app.lm.kind import Kind, register
 from app.lm.mlp import MLP, MLPConfig
 from app.lm.neural_bigram import NeuralBigram
 from app.lm.vocab import InvalidName, Vocab
 
-MODEL_TYPES: dict[str, type[LanguageModel]] = {
-    cls.kind: cls for cls in (Bigram, NeuralBigram, MLP)
-}
+KINDS: dict[str, Kind] = register(bigram.KIND, neural_bigram.KIND, mlp.KIND, wavenet.KIND,
+                                  transformer.KIND)
 
 __all__ = [
-    "MODEL_TYPES",
+    "KINDS",
     "MLP",
     "Bigram",
     "InvalidName",
+    "Kind",
     "LanguageModel",
     "MLPConfig",
     "NeuralBigram",

@@ -11,7 +11,8 @@ Sampling, scoring, search and evaluation are written once against this (see the 
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
 
 import torch
 import torch.nn.functional as F
@@ -23,16 +24,97 @@ UTF32 = "utf-32-le" if sys.byteorder == "little" else "utf-32-be"
 
 
 class LanguageModel(nn.Module):
+    """A model, and optionally a faster form of the same function for serving.
+
+    Models compute their logits "as written" (`layer_logits`), which is what training
+    differentiates and evaluates. A kind may also offer an `inference_form`: the same function
+    rearranged for speed and built from the weights of the moment (the MLP folds its layers and
+    precomputes short contexts). That form is used only between `freeze()` and the next change
+    of the model, and this is why it can never go stale:
+    - `freeze()` turns gradients off for every parameter. No loss can reach a frozen weight, so
+      no optimiser can update it (an optimiser skips parameters without a gradient; a
+      `backward()` through a frozen model raises), whatever the optimiser does with version
+      counters.
+    - Every other way Namelab changes weights drops the form first: `train()`,
+      `load_state_dict()` and moving or casting the model (`to`, `float`, ...).
+    - Training never freezes: it evaluates through `layer_logits`, so a validation figure is
+      always that of the current weights.
+    Writing into a frozen model's tensors by hand under `torch.no_grad()` is the one thing left,
+    and nothing does it: serving loads a checkpoint, freezes it, and only reads it.
+    """
+
     kind: ClassVar[str]  # 'bigram', 'neural-bigram', 'mlp': in checkpoints and the CLI
 
     def __init__(self, vocab: Vocab, block_size: int) -> None:
         super().__init__()
         self.vocab = vocab
         self.block_size = block_size
+        # Set by freeze(): a plain attribute, never in the state dict.
+        self._fast: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, block_size) context ids -> (B, V) next-character logits."""
+        fast = self._fast
+        if fast is not None and not torch.is_grad_enabled():
+            return fast(idx)
+        return self.layer_logits(idx)
+
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """The model as written: what training differentiates and evaluates."""
         raise NotImplementedError
+
+    def inference_form(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """A faster function equal to `layer_logits` on the current weights, or None."""
+        return None
+
+    def decoder(self, ctx: torch.Tensor) -> Decoder:
+        """How sampling steps this model from the (n, block_size) start contexts `ctx`."""
+        return Decoder(self, ctx)
+
+    def word_logits(self, words: list[str], X: torch.Tensor) -> torch.Tensor:
+        """(N, V) logits of every step of `words`, X being their `build_examples` contexts (the
+        same order). Each distinct context once; a kind may read whole words at once."""
+        return distinct_logits(self, X)
+
+    @classmethod
+    def has_inference_form(cls) -> bool:
+        return cls.inference_form is not LanguageModel.inference_form
+
+    @property
+    def frozen(self) -> bool:
+        return self._fast is not None
+
+    @torch.no_grad()
+    def freeze(self) -> Self:
+        """Fix the weights for serving: eval mode, no gradients, the fast form built from the
+        weights as they are now and checked against the layers on a few contexts."""
+        self.eval()
+        self.requires_grad_(False)
+        fast = self.inference_form()
+        if fast is not None:
+            probe = torch.randint(0, len(self.vocab), (64, self.block_size),
+                                  generator=torch.Generator().manual_seed(0))
+            torch.testing.assert_close(fast(probe), self.layer_logits(probe),
+                                       rtol=1e-4, atol=1e-4)
+        self._fast = fast
+        return self
+
+    def unfreeze(self) -> None:
+        self._fast = None
+        self.requires_grad_(True)
+
+    def train(self, mode: bool = True) -> Self:
+        if mode and self._fast is not None:
+            self.unfreeze()
+        return super().train(mode)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._fast = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _apply(self, *args: Any, **kwargs: Any) -> Self:  # to(), float(), cpu(), ...
+        self._fast = None
+        return super()._apply(*args, **kwargs)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -46,8 +128,64 @@ class LanguageModel(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> LanguageModel:
+    def from_config(cls, vocab: Vocab, config: Any) -> LanguageModel:
+        """A model from its kind's config dataclass (see `Kind.build`)."""
         raise NotImplementedError
+
+    def may_give_zero(self) -> bool:
+        """Whether a probability of exactly 0 is a legitimate output (log-prob -inf), as from
+        a count model without smoothing; anywhere else it means broken weights."""
+        return False
+
+    # --- training: what the shared gradient trainer (app/lm/train.py) asks of a model ---
+
+    def init_weights(self, generator: torch.Generator) -> None:
+        """Seeded initial weights (the trainer's generator, so a run is reproducible)."""
+
+    def examples(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the model trains and is evaluated on: X and Y whose rows are examples.
+
+        Default: every (context, next character) pair, X (N, block_size) and Y (N,). A kind
+        that trains on whole sequences returns X (N, T) and Y (N, T) with -1 at padding, and
+        computes its loss over the real targets only (cross_entropy(ignore_index=-1)).
+        """
+        return build_examples(words, self.vocab, self.block_size)
+
+    def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """The summed NLL (float64) of the real targets of a batch of examples (Y == -1 is
+        padding): what evaluation adds up. A kind whose examples are whole sequences computes
+        the logits of every position here."""
+        logits, _ = self(X)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), Y.reshape(-1),
+                               ignore_index=-1, reduction="sum")
+
+    def full_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """The loss over every example at once (the trainer's batch_size 0). A kind may compute
+        the same number faster than its forward pass over every row."""
+        return self(X, Y)[1]
+
+    def penalty(self) -> torch.Tensor | None:
+        """A regularisation term the trainer adds to the loss (the neural bigram's L2), or
+        None. Not part of the reported NLL."""
+        return None
+
+    def configure_optimizers(
+        self, weight_decay: float, lr: float, betas: tuple[float, float]
+    ) -> torch.optim.Optimizer:
+        """AdamW with weight decay on the weight matrices of linear and convolutional layers
+        only: not on biases, norms or embeddings (decided by module type, as minGPT does)."""
+        decayed = {id(m.weight) for m in self.modules()
+                   if isinstance(m, (nn.Linear, nn.Conv1d)) and m.weight.requires_grad}
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if id(p) in decayed]
+        no_decay = [p for p in params if id(p) not in decayed]
+        return torch.optim.AdamW(
+            [{"params": decay, "weight_decay": weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=lr,
+            betas=betas,
+            fused=True,  # one deterministic kernel per step instead of ~10 ops per tensor on CPU
+        )
 
     def bigram_probs(self) -> torch.Tensor | None:
         """(V, V) table P(next | previous) for models that are bigrams; None for others."""
@@ -124,3 +262,21 @@ def distinct_logits(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
         return model(idx)[0]
     logits, _ = model((keys[:, None] // place) % V)  # (distinct, V)
     return logits[inverse]  # (N, V)
+
+
+class Decoder:
+    """Sampling's view of a model: the next-character logits of the names still growing, one
+    character at a time. This one runs each step's '.'-padded windows through the model, for
+    every kind; a kind may return a faster equivalent from `LanguageModel.decoder`."""
+
+    def __init__(self, model: LanguageModel, ctx: torch.Tensor) -> None:
+        self.model = model
+        self.ctx = ctx  # (L, block_size): the windows of the names still growing
+
+    def logits(self) -> torch.Tensor:
+        """(L, V) for the current windows."""
+        return distinct_logits(self.model, self.ctx)
+
+    def advance(self, keep: torch.Tensor, ix: torch.Tensor) -> None:
+        """The names drew ix (L,); those where `keep` is true go on with it."""
+        self.ctx = torch.cat([self.ctx[keep, 1:], ix[keep, None]], dim=1)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from app.lm.base import LanguageModel
+from app.lm.kind import Kind, check_fields, param
 from app.lm.vocab import Vocab
+
+
+@dataclass
+class BigramConfig:
+    smoothing: float = param(1.0, "additive smoothing: added to every pair count", ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class Bigram(LanguageModel):
@@ -34,8 +44,11 @@ class Bigram(LanguageModel):
         ]
         flat = torch.bincount(torch.tensor(pairs, dtype=torch.long), minlength=V * V)
         self.counts.copy_(flat.view(V, V).to(self.counts.dtype))
-        self._probs = None
+        self._fast = None  # new counts: a frozen table is stale
         return self
+
+    def may_give_zero(self) -> bool:
+        return self.smoothing == 0  # a pair never seen
 
     def bigram_counts(self) -> torch.Tensor:
         return self.counts
@@ -47,18 +60,12 @@ class Bigram(LanguageModel):
         P = torch.where(totals > 0, P / totals.clamp_min(1e-300), 1.0 / P.shape[1])
         return P.float()
 
-    def _log_table(self) -> torch.Tensor:
-        # Cached per model; recomputed after fit() or load_state_dict() (see _load_from_state_dict).
-        if getattr(self, "_probs", None) is None:
-            self._probs = self.bigram_probs().log()
-        return self._probs
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.bigram_probs().log()[idx[:, -1]]  # (B, V); log-probabilities are logits
 
-    def _load_from_state_dict(self, *args, **kwargs):  # noqa: D401 - torch hook
-        super()._load_from_state_dict(*args, **kwargs)
-        self._probs = None
-
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self._log_table()[idx[:, -1]]  # (B, V); log-probabilities are valid logits
+    def inference_form(self):
+        table = self.bigram_probs().log()  # (V, V), computed once: frozen counts never change
+        return lambda idx: table[idx[:, -1]]
 
     @property
     def n_params(self) -> int:
@@ -68,5 +75,20 @@ class Bigram(LanguageModel):
         return {"smoothing": self.smoothing}
 
     @classmethod
-    def from_config(cls, vocab: Vocab, config: dict[str, Any]) -> Bigram:
-        return cls(vocab, smoothing=config["smoothing"])
+    def from_config(cls, vocab: Vocab, config: BigramConfig) -> Bigram:
+        return cls(vocab, smoothing=config.smoothing)
+
+
+KIND = Kind(
+    name="bigram",
+    title="a bigram",
+    description="a 27x27 table of letter-pair counts with additive smoothing: P(next | "
+                "previous) = (count + smoothing) / row total",
+    model=Bigram,
+    config=BigramConfig,
+    training=None,  # counting: Bigram.fit
+    tiny=BigramConfig(),
+    tiny_training=None,
+    has_counts=True,
+    has_table=True,
+)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 
 @dataclass(frozen=True)
 class Projection:
-    method: str  # 'raw' (the two coordinates of a 2-D embedding, or two chosen dims) or 'pca'
-    points: list[tuple[float, float]]
+    """Also the API's `projection` (app/api/schemas.py describes its fields)."""
+
+    method: Literal["raw", "pca"]  # 'raw': a 2-D embedding's coordinates, or two chosen dims
+    points: list[tuple[float, float]]  # one (x, y) per label
     explained_variance: list[float]  # fraction of the total variance along each axis
     dims: tuple[int, int] | None = None  # the raw dimensions shown, for method 'raw'
 

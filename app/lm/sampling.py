@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from app.lm.base import LanguageModel, decode_rows, distinct_logits
+from app.lm.base import LanguageModel, decode_rows
+from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
-from app.lm.vocab import BOUNDARY
-
-MAX_LEN = 64
+from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
 
 
 def sample(
@@ -19,11 +18,13 @@ def sample(
     top_k: int | None = None,
     prefix: str = "",
     max_len: int = 32,
+    deadline: Deadline | None = None,
 ) -> list[str]:
     """Draw n names. Every name starts with `prefix` (already normalised and in the vocab),
     has at least one letter and at most `max_len` letters (a name that reaches max_len is cut
-    there). Deterministic for a given generator state; never touches the global RNG."""
-    return sample_scored(model, n, generator, temperature, top_k, prefix, max_len)[0]
+    there). Deterministic for a given generator state; never touches the global RNG.
+    If `deadline` passes first, only the names finished by then are returned (fewer than n)."""
+    return sample_scored(model, n, generator, temperature, top_k, prefix, max_len, deadline)[0]
 
 
 @torch.no_grad()
@@ -35,6 +36,7 @@ def sample_scored(
     top_k: int | None = None,
     prefix: str = "",
     max_len: int = 32,
+    deadline: Deadline | None = None,
 ) -> tuple[list[str], list[float]]:
     """`sample`, and each name's log-probability under the model at temperature 1, end token
     included (what scoring.log_probs gives, up to float32 rounding), collected on the way."""
@@ -45,8 +47,8 @@ def sample_scored(
     V = len(model.vocab)
     if top_k is not None and not 1 <= top_k <= V:
         raise ValueError(f"top_k must be between 1 and {V}, got {top_k}")
-    if not 1 <= max_len <= MAX_LEN:
-        raise ValueError(f"max_len must be between 1 and {MAX_LEN}, got {max_len}")
+    if not 1 <= max_len <= MAX_NAME_LEN:
+        raise ValueError(f"max_len must be between 1 and {MAX_NAME_LEN}, got {max_len}")
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
 
@@ -60,12 +62,16 @@ def sample_scored(
     total = torch.full((n,), prefix_log_prob(model, prefix), dtype=torch.float64)
     # The names still growing: which they are, and their contexts. Finished ones are dropped.
     rows = torch.arange(n)  # (L,)
-    ctx = torch.tensor([start], dtype=torch.long).repeat(n, 1)  # (L, B)
+    decoder = model.decoder(torch.tensor([start], dtype=torch.long).repeat(n, 1))  # (L, B)
+    cut = False
     for t in range(len(prefix_ids), max_len):
+        if passed(deadline):  # checked between forward passes: stop with the names finished
+            cut = True
+            break
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
         u = torch.rand(n, generator=generator)[rows]  # (L,)
-        raw = distinct_logits(model, ctx)  # (L, V): each distinct context once
+        raw = decoder.logits()  # (L, V)
         logits = raw.float()
         if t == 0:
             logits = logits.clone()
@@ -86,11 +92,16 @@ def sample_scored(
         total.index_add_(0, rows, logp.gather(1, ix[:, None]).squeeze(1))
         out[rows, t] = ix
         going = ix != 0
-        rows, ctx = rows[going], torch.cat([ctx[going, 1:], ix[going, None]], dim=1)
+        rows = rows[going]
+        decoder.advance(going, ix)
         if len(rows) == 0:
             break
-    if len(rows):  # names cut at max_len: their end token was not drawn
-        total[rows] += torch.log_softmax(distinct_logits(model, ctx).double(), dim=1)[:, 0]
+    if cut:  # the names still growing are dropped
+        done = torch.ones(n, dtype=torch.bool)
+        done[rows] = False
+        out, total = out[done], total[done]
+    elif len(rows):  # names cut at max_len: their end token was not drawn
+        total[rows] += torch.log_softmax(decoder.logits().double(), dim=1)[:, 0]
     # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
     names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
     return names, total.tolist()

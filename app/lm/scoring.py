@@ -9,7 +9,7 @@ from typing import TypedDict
 
 import torch
 
-from app.lm.base import LanguageModel, build_examples, decode_rows, distinct_logits
+from app.lm.base import LanguageModel, build_examples, decode_rows
 from app.lm.vocab import BOUNDARY
 
 
@@ -48,7 +48,7 @@ class Score:
 def _step_log_probs(model: LanguageModel, names: list[str]):
     X, Y = build_examples(names, model.vocab, model.block_size)
     model.eval()
-    logits = distinct_logits(model, X)
+    logits = model.word_logits(names, X)
     logp = torch.log_softmax(logits.double(), dim=1)  # (N, V)
     target = logp.gather(1, Y[:, None]).squeeze(1)  # (N,)
     return X, Y, logp, target

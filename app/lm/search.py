@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import torch
 
 from app.lm.base import LanguageModel
+from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
 
 
 @dataclass(frozen=True)
 class SearchResult:
     names: list[tuple[str, float]]  # (name, log_prob), most probable first
-    exhausted: bool  # True when the effort bound stopped the search before k names
+    exhausted: bool  # True when the effort bound or the deadline stopped it before k names
 
 
 @torch.no_grad()
@@ -31,8 +32,10 @@ def most_probable(
     max_len: int = 32,
     max_expansions: int = 20_000,
     batch: int = 64,
+    deadline: Deadline | None = None,
 ) -> SearchResult:
-    """The k most probable names (of 1..max_len letters, starting with `prefix`)."""
+    """The k most probable names (of 1..max_len letters, starting with `prefix`): exactly,
+    or the best found before `max_expansions` prefixes or the deadline (exhausted=True)."""
     vocab, B = model.vocab, model.block_size
     stoi = vocab.stoi
     model.eval()
@@ -46,7 +49,7 @@ def most_probable(
             neg_lp, name, _ = heapq.heappop(heap)
             found.append((name, -neg_lp))
             continue
-        if expansions >= max_expansions:
+        if expansions >= max_expansions or passed(deadline):
             return SearchResult(found, exhausted=True)
         todo = []
         while heap and not heap[0][2] and len(todo) < batch:

@@ -6,6 +6,7 @@ import unicodedata
 from dataclasses import dataclass
 
 BOUNDARY = "."
+MAX_NAME_LEN = 64  # letters, once normalised: the longest name scored, sampled or used as prefix
 
 
 class InvalidName(ValueError):
@@ -84,9 +85,18 @@ class Vocab:
         return "".join(itos[i] for i in ids if i != 0)
 
     def normalize(self, text: str, what: str = "name", allow_empty: bool = False) -> str:
-        """Normalise user input and check it against the vocabulary, or raise InvalidName."""
+        """Normalise user input and check it against the vocabulary and MAX_NAME_LEN, or raise
+        InvalidName."""
         name = normalize_name(text)
+        if len(name) > MAX_NAME_LEN:  # 'ﬃ' is one character and three letters
+            raise InvalidName(
+                f"{what} {_shorten(text)!r} is {len(name)} letters long once normalised; "
+                f"at most {MAX_NAME_LEN}")
         if not name and not allow_empty:
             raise InvalidName(f"{what} is empty; type at least one letter from {self.chars!r}")
         self.check(name, what)
         return name
+
+
+def _shorten(text: str, most: int = 24) -> str:
+    return text if len(text) <= most else text[:most] + "..."

@@ -11,19 +11,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app import plots
-from app.pages.common import (
+from app.pages.common import has_bigram_table, pick_model
+from app.registry import LoadedModel
+from app.services import bigram_table
+from app.web import (
     USER_ERRORS,
     BadInput,
     RegistryDep,
     error_page,
     fmt_prob,
-    has_bigram_table,
     page_error,
-    pick_model,
     render,
 )
-from app.registry import LoadedModel
-from app.services import bigram_table
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -106,9 +105,9 @@ def show_bigram(request: Request, registry: RegistryDep, model: str = "", view: 
             raise BadInput(f"view must be one of {', '.join(VIEWS)}, got {view!r}.")
         ctx["note"] = None
         if view == "counts" and t.counts is None:
-            ctx["note"] = (f"{t.model.name} is a {t.model.meta.model_type}: its table is "
-                           "softmax(W), learned by gradient descent, so it has no counts. "
-                           "Showing probabilities instead.")
+            ctx["note"] = (f"{t.model.name} is {t.model.kind.title}: its table is learned by "
+                           "gradient descent, so it has no counts. Showing probabilities "
+                           "instead.")
             ctx["view"] = view = "probs"
         ctx.update(m=t.model, table=t, heat=table_heatmap(t, view),
                    bars=row_chart(t, row) if row is not None else None)

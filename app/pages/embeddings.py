@@ -6,17 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.pages.common import (
-    USER_ERRORS,
-    BadInput,
-    RegistryDep,
-    has_embeddings,
-    int_param,
-    page_error,
-    pick_model,
-    render,
-)
+from app.pages.common import has_embeddings, int_param, pick_model
 from app.services import EmbeddingView, embedding_view
+from app.web import USER_ERRORS, BadInput, RegistryDep, page_error, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.pages.common import USER_ERRORS, RegistryDep, error_page, page_error, render
+from app.params import TopParams
 from app.registry import LoadedModel, Registry
 from app.services import top_names
+from app.web import USER_ERRORS, RegistryDep, error_page, page_error, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -38,10 +39,11 @@ def same_data(registry: Registry, m: LoadedModel) -> list[LoadedModel]:
 
 
 def counting_twin(registry: Registry, m: LoadedModel) -> LoadedModel | None:
-    """For a neural bigram: a counting bigram trained on the same data, if one is loaded."""
-    if m.meta.model_type != "neural-bigram":
+    """For a model with a bigram table but no counts (the neural bigram): a counting model
+    trained on the same data, if one is loaded."""
+    if not m.kind.has_table or m.kind.has_counts:
         return None
-    return next((x for x in same_data(registry, m) if x.meta.model_type == "bigram"), None)
+    return next((x for x in same_data(registry, m) if x.kind.has_counts), None)
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,8 @@ def show_model(request: Request, registry: RegistryDep, model: str):
     except USER_ERRORS as e:
         return error_page(request, page_error(e, registry))
     twin = counting_twin(registry, m)
-    names, _ = top_names(m, 10)
+    _, names, cut = top_names(m, TopParams(k=10))
     return render(request, "model.html", {
         "nav": None, "title": f"Model {m.name}", "m": m, "chart": loss_chart(m, twin),
         "twin": twin, "verdict": twin_verdict(m, twin) if twin else None,
-        "peers": same_data(registry, m), "top": names})
+        "peers": same_data(registry, m), "top": names, "top_cut": cut})

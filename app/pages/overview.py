@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.pages.common import RegistryDep, has_bigram_table, has_embeddings, render
+from app.pages.common import has_bigram_table, has_embeddings
+from app.params import SampleParams
 from app.services import sample_names
+from app.web import RegistryDep, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -17,7 +19,7 @@ router = APIRouter(tags=["pages"])
 def show_overview(request: Request, registry: RegistryDep):
     """Every loaded model: type, size, data, NLL, ten fresh samples and links."""
     cards = [
-        {"m": m, "samples": sample_names(m, 10), "bigram": has_bigram_table(m),
+        {"m": m, "samples": sample_names(m, SampleParams(n=10)), "bigram": has_bigram_table(m),
          "embeddings": has_embeddings(m)}
         for m in registry.models.values()
     ]

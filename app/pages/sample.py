@@ -5,36 +5,24 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.pages.common import (
-    USER_ERRORS,
-    RegistryDep,
-    flag,
-    float_param,
-    int_param,
-    page_error,
-    pick_model,
-    render,
-)
-from app.services import MAX_SEED, sample_names
+from app.pages.common import flag, pick_model
+from app.params import SampleParams
+from app.services import sample_names
+from app.web import USER_ERRORS, RegistryDep, page_error, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
-MAX_N = 200
-FIELDS = ("model", "n", "temperature", "top_k", "prefix", "seed", "unique", "exclude")
+# The form's fields: SampleParams' fields ("exclude" is exclude_training, as in shared links).
+FIELDS = ("model", "n", "temperature", "top_k", "prefix", "seed", "max_len", "unique", "exclude")
 
 
-def sample_args(q, m) -> dict:
-    """The form's raw values -> sample_names() keyword arguments (BadInput says what is wrong)."""
-    return {
-        "n": int_param(q.get("n"), "n", 10, 1, MAX_N),
-        "temperature": float_param(q.get("temperature"), "temperature", 1.0, 0.0, 10.0),
-        "top_k": int_param(q.get("top_k"), "top-k", None, 1, len(m.model.vocab)),
-        "prefix": q.get("prefix", ""),
-        "seed": int_param(q.get("seed"), "seed", None, 0, MAX_SEED),
-        "unique": flag(q.get("unique")),
-        "exclude_training": flag(q.get("exclude")),
-    }
+def sample_params(q) -> SampleParams:
+    """The form's raw values as SampleParams (InvalidParam says what is wrong); blank fields
+    take their defaults."""
+    values = {k: q.get(k) for k in ("n", "temperature", "top_k", "prefix", "seed", "max_len")}
+    return SampleParams.parse({**values, "unique": flag(q.get("unique")),
+                               "exclude_training": flag(q.get("exclude"))})
 
 
 @router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
@@ -43,10 +31,10 @@ def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
-           "form": {k: q.get(k, "") for k in FIELDS}, "max_n": MAX_N}
+           "form": {k: q.get(k, "") for k in FIELDS}, "params": SampleParams}
     try:
         m = pick_model(registry, q.get("model"))
-        result = sample_names(m, **sample_args(q, m))
+        result = sample_names(m, sample_params(q))
     except USER_ERRORS as e:
         err = page_error(e, registry)
         return render(request, "sample.html", {**ctx, "error": err}, err.status)

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.lm.vocab import InvalidName
-from app.pages.common import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
+from app.params import InvalidParam, NameParam
 from app.registry import LoadedModel
 from app.services import NameScore, score
+from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -57,8 +57,9 @@ def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
 
 def score_cell(m: LoadedModel, name: str) -> Cell:
     try:
-        (s,) = score(m, [name])
-    except InvalidName as e:
+        NameParam.parse({"name": name})  # the API's bounds: 1..64 characters
+        (s,) = score(m, [name], "names", indexed=False)
+    except InvalidParam as e:
         return Cell(m, None, str(e), [], None)
     letters, end = letters_of(s)
     return Cell(m, s, None, letters, end)
@@ -88,6 +89,6 @@ def score_page(request: Request, registry: RegistryDep, names: str = ""):
         return render(request, "score.html", {**ctx, "error": err}, err.status)
     scored = any(c.score for _, cells in rows for c in cells)
     err = None if scored or not rows else PageError(
-        400, "None of the names could be scored.", "Use letters of the alphabet only.")
+        422, "None of the names could be scored.", "Use letters of the alphabet only.")
     return render(request, "score.html", {**ctx, "rows": rows, "error": err},
                   err.status if err else 200)

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.lm import MLPConfig
+from app.lm.bigram import BigramConfig
 from app.lm.train import OptimConfig
 from app.main import create_app
 from app.registry import LoadedModel
@@ -32,11 +33,11 @@ def odd_models_dir(tmp_path_factory, tiny_names_file):
     """'bigram0': a bigram with smoothing 0 (log 0 happens); 'mlp2': an MLP with 2-D embeddings."""
     out = tmp_path_factory.mktemp("odd-models")
     data = str(tiny_names_file)
-    train_to_checkpoint("bigram", data, out, "bigram0", smoothing=0.0)
+    train_to_checkpoint("bigram", data, out, "bigram0", config=BigramConfig(smoothing=0.0))
     train_to_checkpoint(
         "mlp", data, out, "mlp2",
-        mlp=MLPConfig(block_size=2, n_embd=2, n_hidden=16, n_layers=1, dropout=0.0),
-        optim=OptimConfig(steps=50, batch_size=32, warmup=5, eval_interval=25),
+        config=MLPConfig(block_size=2, n_embd=2, n_hidden=16, n_layers=1, dropout=0.0),
+        training=OptimConfig(steps=50, batch_size=32, warmup=5, eval_interval=25),
     )
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.lm import KINDS
 from tests.live import live_server
 
 
@@ -17,7 +18,7 @@ def server(models_dir):
 def test_sample_and_score_over_http(server):
     with httpx.Client(base_url=server, timeout=30) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
-        assert http.get("/readyz").json()["models"] == ["bigram", "mlp", "neural-bigram"]
+        assert http.get("/readyz").json()["models"] == sorted(KINDS)
 
         r = http.post("/api/models/mlp/sample", json={"n": 5, "seed": 42})
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"

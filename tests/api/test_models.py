@@ -1,9 +1,16 @@
+from app.lm import KINDS
+
+
 def test_list_models_gives_every_card_in_name_order(client):
     r = client.get("/api/models")
     assert r.status_code == 200
     cards = r.json()
-    assert [c["name"] for c in cards] == ["bigram", "mlp", "neural-bigram"]
-    assert [c["type"] for c in cards] == ["bigram", "mlp", "neural-bigram"]
+    assert [c["name"] for c in cards] == sorted(KINDS)  # conftest: one model per kind
+    assert [c["type"] for c in cards] == sorted(KINDS)
+    for c in cards:
+        kind = KINDS[c["type"]]
+        assert c["has_bigram_table"] == kind.has_table
+        assert c["has_embeddings"] == kind.has_embeddings
 
 
 def test_model_card_matches_the_checkpoint(client, loaded):
@@ -32,5 +39,5 @@ def test_unknown_model_is_404_listing_the_available(client):
     r = client.get("/api/models/gpt")
     assert r.status_code == 404
     assert r.json() == {
-        "detail": "unknown model 'gpt'; available models: bigram, mlp, neural-bigram"
+        "detail": f"unknown model 'gpt'; available models: {', '.join(sorted(KINDS))}"
     }

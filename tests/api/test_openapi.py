@@ -46,6 +46,26 @@ def test_every_endpoint_is_documented_with_its_status_codes(doc, method, path, c
     assert set(o["responses"]) == codes
 
 
+def test_operation_ids_are_the_route_names(doc):
+    """A generated client reads sample_names.sync(...) (openapi-python-client names its
+    modules after the operation IDs)."""
+    ids = {(m, p): o["operationId"] for p, ops in doc["paths"].items() for m, o in ops.items()}
+    assert ids == {
+        ("get", "/healthz"): "healthz",
+        ("get", "/readyz"): "readyz",
+        ("get", "/api/models"): "list_models",
+        ("get", "/api/models/{model}"): "get_model",
+        ("post", "/api/models/{model}/sample"): "sample_names",
+        ("get", "/api/models/{model}/sample"): "sample_names_get",
+        ("post", "/api/models/{model}/score"): "score_names",
+        ("get", "/api/models/{model}/score"): "score_name",
+        ("get", "/api/compare"): "compare_name",
+        ("get", "/api/models/{model}/top"): "top_names",
+        ("get", "/api/models/{model}/bigram"): "get_bigram_table",
+        ("get", "/api/models/{model}/embeddings"): "get_embeddings",
+    }
+
+
 def test_no_other_endpoints(doc):
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops if p.startswith("/")}
     assert {(m, p) for m, p, _ in ENDPOINTS} <= documented
@@ -111,3 +131,12 @@ def test_docs_pages_load_their_scripts_from_the_app(client):
         for a in assets:
             got = client.get(a)
             assert got.status_code == 200 and len(got.content) > 100, a
+
+
+@pytest.mark.parametrize("path", ["/api/models/bigram/sample", "/api/models/bigram/score"])
+@pytest.mark.parametrize("body", ["{", "[", '{"n": ', "\x00", "nul"])
+def test_a_body_that_is_not_json_gets_the_declared_400(client, doc, path, body):
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    declared = op(doc, "post", path.replace("bigram", "{model}"))["responses"]
+    assert r.status_code == 400 and str(r.status_code) in declared
+    assert isinstance(r.json()["detail"], str)  # the declared shape: one sentence

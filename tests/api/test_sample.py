@@ -1,3 +1,4 @@
+import json
 import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -6,6 +7,7 @@ import pytest
 from api_helpers import ALPHABET, assert_422
 
 from app.api.schemas import SampleResponse
+from app.lm import KINDS
 
 URL = "/api/models/{}/sample"
 
@@ -20,7 +22,7 @@ def names(resp):
     return [x["name"] for x in resp["names"]]
 
 
-@pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
+@pytest.mark.parametrize("model", list(KINDS))
 def test_defaults_give_ten_names_and_the_seed_used(client, model):
     r = client.post(URL.format(model))  # no body at all: every field has a default
     assert r.status_code == 200, r.text
@@ -148,11 +150,11 @@ def test_prefix_longer_than_max_len_is_a_422(client):
     assert_422(r, "max_len", "prefix 'emma'", "(4 letters)")
 
 
-def test_unknown_fields_malformed_json_and_non_objects_are_422(client):
+def test_unknown_fields_and_non_objects_are_422_malformed_json_400(client):
     assert_422(client.post(URL.format("mlp"), json={"count": 3}), "count", "Extra inputs")
     r = client.post(URL.format("mlp"), content=b'{"n": 3,',
                     headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "JSON" in r.text
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
     r = client.post(URL.format("mlp"), json=[1, 2])
     assert r.status_code == 422
 
@@ -192,3 +194,43 @@ def test_draws_follow_the_models_probabilities(client, temperature, top_k):
     observed = [counts[c] / len(draws) for c in ALPHABET]
     assert max(abs(o - e) for o, e in zip(observed, expected, strict=True)) < 0.03
     assert all(counts[c] == 0 for c, e in zip(ALPHABET, expected, strict=True) if e == 0)
+
+
+def test_a_request_stops_at_its_deadline_with_the_names_found(client, deadline_after):
+    """The issue's case: greedy (temperature 1e-30) and unique gives one name, then drew up to
+    50,000 more looking for others, holding the model thread ~10 s. Now it stops at the
+    request's deadline (here: its 30th look at the clock, no real time involved)."""
+    deadline = deadline_after(30)
+    body = {"n": 1000, "unique": True, "temperature": 1e-30, "seed": 1, "max_len": 64}
+    r = client.post(URL.format("mlp"), json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["exhausted"] is True
+    assert len(out["names"]) == 1  # greedy: one name, found before the deadline
+    assert deadline.looks <= 32  # stopped at the deadline (one look per forward pass)
+
+
+def test_a_deadline_passed_before_any_name_finished_gives_none(client, deadline_after):
+    deadline_after(1)
+    r = client.get(URL.format("bigram") + "?n=5&seed=3")
+    assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []
+
+
+@pytest.mark.parametrize("raw", [
+    '{"temperature": NaN}', '{"temperature": Infinity}', '{"temperature": -Infinity}',
+    '{"temperature": 1e309}', '{"n": NaN}', '{"seed": Infinity}', '{"unknown": Infinity}',
+    '{"top_k": -1e309}'])
+def test_non_finite_numbers_are_422_with_a_json_body(client, raw):
+    """Python's JSON parser takes NaN, Infinity and 1e309; the 422 echoing them was a 500."""
+    r = client.post(URL.format("bigram"), content=raw,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    (error,) = json.loads(r.text, parse_constant=pytest.fail)["detail"]  # strict JSON
+    assert error["input"] in ("NaN", "Infinity", "-Infinity")
+
+
+def test_a_body_that_is_not_json_is_the_declared_400(client):
+    r = client.post(URL.format("bigram"), content="{", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json() == {"detail": "the body is not valid JSON: Expecting property name enclosed "
+                                  "in double quotes (at character 1)"}

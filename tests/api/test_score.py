@@ -1,9 +1,11 @@
+import json
 import math
 
 import pytest
 from api_helpers import ALPHABET, assert_422
 
 from app.api.schemas import ScoreResponse
+from app.lm import KINDS
 
 URL = "/api/models/{}/score"
 
@@ -27,7 +29,7 @@ def test_the_response_is_exactly_the_documented_model(client):
     assert ScoreResponse.model_validate(body).model_dump() == body  # no field missing or extra
 
 
-@pytest.mark.parametrize("model", ["bigram", "neural-bigram", "mlp"])
+@pytest.mark.parametrize("model", list(KINDS))
 def test_a_score_is_the_sum_of_its_steps(client, loaded, model):
     m = loaded(model)
     for x in score(client, ["emma", "xavier", "q"], model):
@@ -130,14 +132,58 @@ def test_missing_or_unknown_fields_are_422(client):
     assert_422(client.get(URL.format("mlp"), params={"name": ""}), "name", "at least 1")
 
 
-@pytest.mark.parametrize("raw", [b'{"names": ["\\ud800"]}', b'{"names": ["a\\u0000b"]}',
-                                 b"\xff\xfe", b"names=emma", b""])
-def test_hostile_bodies_are_422_never_500(client, raw):
-    """A lone surrogate is echoed back in the error: the response must still encode."""
+@pytest.mark.parametrize(("raw", "status"), [
+    (b'{"names": ["\\ud800"]}', 422), (b'{"names": ["a\\u0000b"]}', 422), (b"", 422),
+    (b"\xff\xfe", 400), (b"names=emma", 400), (b"{", 400), (b'{"names": ["emma"', 400)])
+def test_hostile_bodies_are_4xx_never_500(client, raw, status):
+    """A lone surrogate is echoed back in the error: the response must still encode. A body
+    that is not JSON is the 400 the OpenAPI document declares, its detail one sentence."""
     r = client.post(URL.format("mlp"), content=raw, headers={"content-type": "application/json"})
-    assert r.status_code == 422 and r.json()["detail"]
+    assert r.status_code == status and r.json()["detail"]
+    if status == 400:
+        assert r.json()["detail"].startswith("the body is not valid JSON: ")
+
+
+@pytest.mark.parametrize("raw", [
+    '{"names": ["emma", NaN]}', '{"names": ["emma"], "x": Infinity}', '{"names": -Infinity}',
+    '{"names": [1e309]}', '{"names": {"a": [NaN]}}'])
+def test_non_finite_numbers_are_422_with_a_json_body(client, raw):
+    """Python's JSON parser takes NaN, Infinity and 1e309; the 422 echoing them was a 500."""
+    r = client.post(URL.format("bigram"), content=raw,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert json.loads(r.text, parse_constant=pytest.fail)["detail"]  # strict JSON
+    assert any(e["input"] in ("NaN", "Infinity", "-Infinity") or "NaN" in str(e["input"])
+               for e in r.json()["detail"])
 
 
 def test_unknown_model_is_404(client):
     r = client.post(URL.format("gpt"), json={"names": ["emma"]})
     assert r.status_code == 404 and "available models" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(("letter", "status"), [("a", 200), ("é", 200), ("\U0001f600", 422)])
+def test_the_largest_documented_request_is_not_refused_for_its_size(client, letter, status):
+    """1,000 names of 64 characters: 67,011 bytes in ASCII (the issue: a 413 under the old
+    64 KiB limit), 385,011 with each 'é' escaped, 771,011 with each emoji escaped (scored
+    letters only: a 422 for the alphabet, never a 413 for the size)."""
+    body = json.dumps({"names": [letter * 64] * 1000}, separators=(",", ":"))
+    r = client.post("/api/models/bigram/score", content=body,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text[:200]
+    if status == 200:
+        assert len(r.json()["results"]) == 1000
+
+
+def test_the_length_limit_applies_to_the_normalised_name(client):
+    """'ﬃ' is one character and three letters: 64 of them passed the 64-character limit and
+    were scored as 192 letters."""
+    for r, loc in ((client.post("/api/models/bigram/score", json={"names": ["emma", "ﬃ" * 64]}),
+                    ["body", "names", 1]),
+                   (client.get("/api/models/bigram/score", params={"name": "ﬃ" * 64}),
+                    ["query", "name"]),
+                   (client.get("/api/compare", params={"name": "ﬃ" * 22}), ["query", "name"])):
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["detail"]
+        assert error["loc"] == loc and "letters long once normalised; at most 64" in error["msg"]
+    assert client.get("/api/models/bigram/score", params={"name": "ﬃ" * 21}).status_code == 200

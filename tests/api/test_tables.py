@@ -145,3 +145,11 @@ def test_embeddings_reject_bad_k(client):
     assert_422(client.get("/api/models/mlp/embeddings", params={"k": 11}), "k",
                "less than or equal to 10")
     assert client.get("/api/models/gpt/embeddings").status_code == 404
+
+
+def test_the_search_stops_at_the_request_deadline(client, deadline_after):
+    full = client.get("/api/models/mlp/top?k=100&max_len=64").json()
+    deadline_after(5)
+    cut = client.get("/api/models/mlp/top?k=100&max_len=64").json()
+    assert not full["exhausted"] and cut["exhausted"]
+    assert cut["names"] == full["names"][: len(cut["names"])]  # exact as far as it got

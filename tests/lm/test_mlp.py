@@ -1,9 +1,11 @@
+import pytest
 import torch
 
 from app.data import split_words
-from app.lm import MLP, MLPConfig, Vocab
+from app.lm import KINDS, MLP, MLPConfig, Vocab
 from app.lm.base import build_examples
-from app.lm.train import OptimConfig, evaluate, train_mlp
+from app.lm.mlp import Folded
+from app.lm.train import OptimConfig, evaluate, fit
 from tests.conftest import TINY_NAMES
 
 CFG = MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=2, dropout=0.1)
@@ -28,9 +30,9 @@ def test_loss_falls_and_best_val_weights_are_kept():
     before = MLP(VOCAB, CFG)
     before.init_weights(torch.Generator().manual_seed(1))
     start = evaluate(before, TINY_NAMES)
-    model, history = train_mlp(VOCAB, split, CFG,
-                               OptimConfig(steps=300, batch_size=64, lr=1e-2, warmup=10,
-                                           eval_interval=100))
+    model, history = fit(KINDS["mlp"], VOCAB, split, CFG,
+                         OptimConfig(steps=300, batch_size=64, lr=1e-2, warmup=10,
+                                     eval_interval=100))
     assert history.step == [100, 200, 300]
     assert evaluate(model, TINY_NAMES) < start - 1.0
     assert history.train[-1] < history.train[0]
@@ -40,8 +42,8 @@ def test_loss_falls_and_best_val_weights_are_kept():
 def test_training_is_deterministic_for_a_seed():
     split = split_words(TINY_NAMES)
     opt = OptimConfig(steps=50, batch_size=16, warmup=5, eval_interval=25, seed=3)
-    a, ha = train_mlp(VOCAB, split, CFG, opt)
-    b, hb = train_mlp(VOCAB, split, CFG, opt)
+    a, ha = fit(KINDS["mlp"], VOCAB, split, CFG, opt)
+    b, hb = fit(KINDS["mlp"], VOCAB, split, CFG, opt)
     assert ha == hb
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
@@ -74,41 +76,68 @@ def all_contexts(cfg: MLPConfig, n: int = 500) -> torch.Tensor:
 def test_inference_matches_the_layers_as_written():
     for cfg in (CFG, MLPConfig(block_size=1, n_embd=2, n_hidden=8, n_layers=1, dropout=0),
                 MLPConfig(block_size=5, n_embd=3, n_hidden=16, n_layers=3, dropout=0.5)):
-        m, X = random_mlp(cfg), all_contexts(cfg)
+        m, X = random_mlp(cfg).freeze(), all_contexts(cfg)
+        assert isinstance(m._fast, Folded)
         with torch.no_grad():
             folded, written = m.logits(X), m.layer_logits(X)
             for rows in (X[:1], X[-3:], X[:0]):  # short only, long only, none
                 torch.testing.assert_close(m.logits(rows), m.layer_logits(rows),
                                            rtol=1e-5, atol=1e-5)
-        assert m._folded is not None
-        K = cfg.block_size - m._folded.skip  # the short contexts, precomputed: 27**K of them
-        assert len(m._folded.short) == 27**K and K == min(cfg.block_size, 3)
+        K = cfg.block_size - m._fast.skip  # the short contexts, precomputed: 27**K of them
+        assert len(m._fast.short) == 27**K and K == min(cfg.block_size, 3)
         torch.testing.assert_close(folded, written, rtol=1e-5, atol=1e-5)
 
 
-def test_inference_follows_the_weights_when_they_change():
+def test_the_fast_form_is_used_only_while_frozen():
     m, X = random_mlp(CFG), all_contexts(CFG)
+    assert not m.frozen
+    with torch.no_grad():
+        unfrozen = m.logits(X)  # evaluation of a model being trained: the layers
+    assert not m.frozen and m._fast is None
+    m.freeze()
+    assert m.frozen and not any(p.requires_grad for p in m.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(m.logits(X), unfrozen, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_no_optimiser_can_step_a_frozen_model_and_training_drops_the_form(fused):
+    """The regression of issue 10: fused AdamW updates weights without bumping their version
+    counters, and a cache that trusted the counters kept serving the first weights."""
+    m, X = random_mlp(CFG), all_contexts(CFG)
+    m.freeze()
+    opt = torch.optim.AdamW(m.parameters(), lr=0.1, fused=fused)
+    with pytest.raises(RuntimeError):  # no gradient can reach a frozen weight
+        m(X, torch.zeros(len(X), dtype=torch.long))[1].backward()
+    m.train()  # training again: the form goes, gradients come back
+    assert m._fast is None and all(p.requires_grad for p in m.parameters())
     with torch.no_grad():
         before = m.logits(X)
-    opt = torch.optim.SGD(m.parameters(), lr=0.1)
-    m.train()
     _, loss = m(X, torch.zeros(len(X), dtype=torch.long))
     loss.backward()
-    opt.step()  # an in-place update of every weight
+    opt.step()
     m.eval()
     with torch.no_grad():
         after = m.logits(X)
         torch.testing.assert_close(after, m.layer_logits(X), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(after, before)
-        m.load_state_dict(random_mlp(CFG, seed=7).state_dict())
-        torch.testing.assert_close(m.logits(X), m.layer_logits(X), rtol=1e-5, atol=1e-5)
+
+
+def test_load_state_dict_and_to_drop_the_form():
+    m, X = random_mlp(CFG).freeze(), all_contexts(CFG)
+    other = random_mlp(CFG, seed=7)
+    m.load_state_dict(other.state_dict())
+    assert m._fast is None
+    with torch.no_grad():
+        torch.testing.assert_close(m.logits(X), other.layer_logits(X), rtol=1e-5, atol=1e-5)
+    m.freeze().to(torch.float64)
+    assert m._fast is None
 
 
 def test_training_and_gradients_use_the_layers_and_the_state_dict_stays_plain():
-    m, X = random_mlp(CFG), all_contexts(CFG, n=8)
-    with torch.no_grad():
-        m.logits(X)  # builds the folded weights
+    m, X = random_mlp(CFG).freeze(), all_contexts(CFG, n=8)
     assert set(m.state_dict()) == set(MLP(VOCAB, CFG).state_dict())
+    m.train()
     logits, _ = m(X)  # gradients on: the layers as written
     assert logits.requires_grad
     logits.sum().backward()

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -5,11 +7,18 @@ import torch.nn.functional as F
 from app.data import load_dataset, split_words
 from app.lm import Bigram, NeuralBigram, Vocab
 from app.lm.base import build_examples
+from app.lm.neural_bigram import KIND, NeuralBigramConfig
 from app.lm.sampling import sample
-from app.lm.train import NeuralBigramConfig, evaluate, train_neural_bigram
+from app.lm.train import evaluate, fit
 from tests.conftest import SHARED_NAMES, TINY_NAMES
 
 VOCAB = Vocab.from_words(TINY_NAMES)
+
+
+def train_neural_bigram(vocab, split, reg: float = 0.001, steps: int = 300):
+    """The kind's own training (full-batch Adam, lr 0.5), with the given reg and steps."""
+    return fit(KIND, vocab, split, NeuralBigramConfig(reg=reg),
+               dataclasses.replace(KIND.training, steps=steps))
 
 
 def test_logits_are_one_hot_times_w():
@@ -20,19 +29,29 @@ def test_logits_are_one_hot_times_w():
     assert torch.allclose(m(X)[0], one_hot @ m.W)
 
 
-def test_count_weighted_loss_is_the_full_batch_cross_entropy():
-    """The trainer's loss from pair counts equals F.cross_entropy over every example."""
+def test_the_full_batch_loss_from_counts_is_the_cross_entropy_of_every_example():
     m = NeuralBigram(VOCAB)
     m.init_weights(torch.Generator().manual_seed(0))
-    counts = Bigram(VOCAB, smoothing=0).fit(TINY_NAMES).counts.float()
-    grouped = -(counts * F.log_softmax(m.W, dim=1)).sum() / counts.sum()
     X, Y = build_examples(TINY_NAMES, VOCAB, 1)
+    grouped = m.full_batch_loss(X, Y)
     assert grouped.item() == pytest.approx(F.cross_entropy(m(X)[0], Y).item(), rel=1e-6)
+    grouped.backward()
+    counted = m.W.grad.clone()
+    m.W.grad = None
+    F.cross_entropy(m(X)[0], Y).backward()
+    torch.testing.assert_close(counted, m.W.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_the_penalty_is_reg_times_the_mean_square_of_w():
+    m = NeuralBigram(VOCAB, NeuralBigramConfig(reg=0.25))
+    m.init_weights(torch.Generator().manual_seed(0))
+    assert m.penalty().item() == pytest.approx(0.25 * (m.W.detach() ** 2).mean().item())
+    assert NeuralBigram(VOCAB, NeuralBigramConfig(reg=0)).penalty() is None
 
 
 def test_without_regularisation_it_learns_the_count_table():
     split = split_words(TINY_NAMES, seed=None)
-    model, history = train_neural_bigram(VOCAB, split, NeuralBigramConfig(steps=300, reg=0))
+    model, history = train_neural_bigram(VOCAB, split, reg=0)
     counts = Bigram(VOCAB, smoothing=0).fit(TINY_NAMES)
     seen = counts.counts.sum(dim=1) > 0
     assert torch.allclose(model.bigram_probs()[seen], counts.bigram_probs()[seen], atol=2e-3)
@@ -42,8 +61,8 @@ def test_without_regularisation_it_learns_the_count_table():
 
 def test_regularisation_acts_like_smoothing():
     split = split_words(TINY_NAMES, seed=None)
-    plain, _ = train_neural_bigram(VOCAB, split, NeuralBigramConfig(reg=0))
-    reg, _ = train_neural_bigram(VOCAB, split, NeuralBigramConfig(reg=0.1))
+    plain, _ = train_neural_bigram(VOCAB, split, reg=0)
+    reg, _ = train_neural_bigram(VOCAB, split, reg=0.1)
     # unseen pairs get more probability with the penalty, as with additive smoothing
     unseen = Bigram(VOCAB, smoothing=0).fit(TINY_NAMES).counts == 0
     assert reg.bigram_probs()[unseen].mean() > 5 * plain.bigram_probs()[unseen].mean()
@@ -51,8 +70,8 @@ def test_regularisation_acts_like_smoothing():
 
 def test_training_and_sampling_are_reproducible():
     split = split_words(TINY_NAMES)
-    a, _ = train_neural_bigram(VOCAB, split, NeuralBigramConfig(steps=20))
-    b, _ = train_neural_bigram(VOCAB, split, NeuralBigramConfig(steps=20))
+    a, _ = train_neural_bigram(VOCAB, split, steps=20)
+    b, _ = train_neural_bigram(VOCAB, split, steps=20)
     assert torch.equal(a.W, b.W)
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     assert sample(a, 30, g()) == sample(b, 30, g())
@@ -63,9 +82,9 @@ def test_names_txt_figures():
     words = load_dataset(str(SHARED_NAMES)).words
     vocab = Vocab.from_words(words)
     everything = split_words(words, seed=None)
-    net, _ = train_neural_bigram(vocab, everything, NeuralBigramConfig(reg=0))
+    net, _ = train_neural_bigram(vocab, everything, reg=0)
     assert evaluate(net, words) == pytest.approx(2.4541, abs=0.005)
     split = split_words(words)
-    net, _ = train_neural_bigram(vocab, split, NeuralBigramConfig())
+    net, _ = train_neural_bigram(vocab, split)
     smoothed = Bigram(vocab, smoothing=1).fit(split.train)
     assert evaluate(net, split.train) == pytest.approx(evaluate(smoothed, split.train), abs=0.03)

@@ -17,11 +17,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app import services
+from app.lm import KINDS
 from app.lm.scoring import log_probs, score_names
-from app.lm.vocab import InvalidName
+from app.params import MAX_SEED, InvalidParam, SampleParams
 from app.registry import Registry
 
-MODELS = ["bigram", "neural-bigram", "mlp"]
+MODELS = list(KINDS)  # conftest: a tiny model of every kind, named after it
 LETTERS = "abcdefghijklmnopqrstuvwxyz"  # the tiny models' vocabulary (conftest: every letter)
 bounded = hsettings(max_examples=40, derandomize=True, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -107,13 +108,13 @@ def test_sampling_honours_n_prefix_max_len_and_seed(registry, kind):
 
     @bounded
     @given(n=st.integers(1, 30), prefix=prefixes, extra=st.integers(0, 20),
-           seed=st.integers(0, services.MAX_SEED), temperature=st.floats(0.2, 5.0),
+           seed=st.integers(0, MAX_SEED), temperature=st.floats(0.2, 5.0),
            top_k=st.none() | st.integers(1, 27))
     def check(n, prefix, extra, seed, temperature, top_k):
         max_len = max(1, len(prefix) + extra)
-        kwargs = {"n": n, "seed": seed, "temperature": temperature, "top_k": top_k,
-                  "prefix": prefix.upper(), "max_len": max_len}  # raw input: normalised
-        result = services.sample_names(loaded, **kwargs)
+        params = SampleParams(n=n, seed=seed, temperature=temperature, top_k=top_k,
+                              prefix=prefix.upper(), max_len=max_len)  # raw input: normalised
+        result = services.sample_names(loaded, params)
         got = [x.name for x in result.names]
         assert result.seed == seed and not result.exhausted
         assert len(got) == n
@@ -123,7 +124,7 @@ def test_sampling_honours_n_prefix_max_len_and_seed(registry, kind):
             assert set(x.name) <= set(LETTERS)
             assert x.in_training_set == (x.name in loaded.training_set)
         assert [x.log_prob for x in result.names] == pytest.approx(log_probs(loaded.model, got))
-        again = services.sample_names(loaded, **kwargs)
+        again = services.sample_names(loaded, params)
         assert [x.name for x in again.names] == got  # same seed, same names
 
     check()
@@ -134,11 +135,11 @@ def test_unique_samples_are_distinct(registry, kind):
     loaded = registry.get(kind)
 
     @bounded
-    @given(n=st.integers(1, 40), seed=st.integers(0, services.MAX_SEED),
+    @given(n=st.integers(1, 40), seed=st.integers(0, MAX_SEED),
            exclude=st.booleans())
     def check(n, seed, exclude):
-        result = services.sample_names(loaded, n, seed=seed, unique=True,
-                                       exclude_training=exclude, max_len=3)
+        result = services.sample_names(loaded, SampleParams(
+            n=n, seed=seed, unique=True, exclude_training=exclude, max_len=3))
         got = [x.name for x in result.names]
         assert len(set(got)) == len(got) <= n
         assert result.exhausted == (len(got) < n)
@@ -148,7 +149,7 @@ def test_unique_samples_are_distinct(registry, kind):
 
 
 @pytest.mark.parametrize("kind", MODELS)
-def test_any_input_is_scored_or_refused_with_invalid_name(registry, kind):
+def test_any_input_is_scored_or_refused_with_the_name_and_its_index(registry, kind):
     loaded = registry.get(kind)
 
     @bounded
@@ -156,8 +157,8 @@ def test_any_input_is_scored_or_refused_with_invalid_name(registry, kind):
     def check(raw):
         try:
             (s,) = services.score(loaded, [raw])
-        except InvalidName as e:
-            assert str(e)
+        except InvalidParam as e:
+            assert str(e) and e.field == "names" and e.index == 0 and e.value == raw
             return
         assert s.name == raw
         assert s.normalized and set(s.normalized) <= set(LETTERS)

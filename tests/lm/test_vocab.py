@@ -39,3 +39,15 @@ def test_bad_vocabs():
     for chars in ("ba", "aa", "a.", ""):
         with pytest.raises(ValueError):
             Vocab(chars)
+
+
+def test_the_length_limit_applies_to_the_normalised_name():
+    from app.lm.vocab import MAX_NAME_LEN
+
+    v = Vocab("abcdefghijklmnopqrstuvwxyz")
+    assert v.normalize("ﬃ" * 21) == "ffi" * 21  # 63 letters
+    with pytest.raises(InvalidName, match="is 66 letters long once normalised; at most 64"):
+        v.normalize("ﬃ" * 22)
+    assert len(v.normalize("a" * MAX_NAME_LEN)) == MAX_NAME_LEN
+    with pytest.raises(InvalidName, match="prefix 'ⅷⅷ"):
+        v.normalize("ⅷ" * 17, what="prefix", allow_empty=True)  # 68 letters

@@ -76,9 +76,9 @@ def test_neural_bigram_renders_without_counts(client):
 
 @pytest.mark.parametrize("url, status, message", [
     ("/bigram?model=nope", 404, "There is no model called"),
-    ("/bigram?model=mlp", 404, "has no bigram table"),
-    ("/bigram?view=pie", 400, "view must be one of probs, counts, logprobs"),
-    ("/bigram?row=%C3%A9", 400, "row must be one of"),
+    ("/bigram?model=mlp", 409, "has no bigram table"),
+    ("/bigram?view=pie", 422, "view must be one of probs, counts, logprobs"),
+    ("/bigram?row=%C3%A9", 422, "row must be one of"),
 ])
 def test_heatmap_errors_are_friendly(client, url, status, message):
     r = client.get(url)
@@ -102,7 +102,7 @@ def test_json_download(client):
     data = client.get("/bigram/table.json?model=neural-bigram").json()
     assert data["labels"] == list(LETTERS) and data["counts"] is None
     assert all(sum(row) == pytest.approx(1, abs=1e-5) for row in data["probs"])
-    assert client.get("/bigram/table.json?model=mlp").status_code == 404
+    assert client.get("/bigram/table.json?model=mlp").status_code == 409
 
 
 def test_compare_page_defaults_and_shows_both_models(client):
@@ -127,4 +127,14 @@ def test_compare_difference_is_the_log_ratio(client):
 
 def test_compare_with_a_model_without_a_table(client):
     r = client.get("/bigram/compare?a=bigram&b=mlp")
-    assert r.status_code == 404 and "has no bigram table" in r.text
+    assert r.status_code == 409 and "has no bigram table" in r.text
+
+
+@pytest.mark.parametrize("name", ["名前", 'a"b', "new\nline", "cr\rlf", "x\x00"])
+@pytest.mark.parametrize("download", ["table.csv", "table.json"])
+def test_a_download_of_an_odd_model_name_is_an_html_404(client, name, download):
+    """A model name reaches a Content-Disposition header only if it is a loaded model's, and
+    those are safe identifiers (the registry refuses other file names)."""
+    r = client.get(f"/bigram/{download}", params={"model": name})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in r.headers

@@ -37,10 +37,10 @@ def test_nearest_letters_table(client):
 
 
 @pytest.mark.parametrize("url, status, message", [
-    ("/embeddings?model=bigram", 404, "has no embedding table"),
-    ("/embeddings?x=0&y=9", 400, "y dimension must be between 0 and 3"),
-    ("/embeddings?x=1&y=1", 400, "two different dimensions"),
-    ("/embeddings?x=1", 400, "pick both dimensions"),
+    ("/embeddings?model=bigram", 409, "has no embedding table"),
+    ("/embeddings?x=0&y=9", 422, "y dimension must be between 0 and 3"),
+    ("/embeddings?x=1&y=1", 422, "two different dimensions"),
+    ("/embeddings?x=1", 422, "pick both dimensions"),
 ])
 def test_errors(client, url, status, message):
     r = client.get(url)

@@ -6,6 +6,7 @@ import re
 from types import SimpleNamespace
 
 from app.pages.models import twin_verdict
+from app.params import TopParams
 from app.services import top_names
 
 
@@ -16,7 +17,7 @@ def test_card_of_the_mlp(client):
                  "sha256", "polyline"]:
         assert text in r.text
     m = client.app.state.registry.get("mlp")
-    top, _ = top_names(m, 10)
+    top, _ = top_names(m, TopParams(k=10))[1:]
     listed = re.findall(r'<li><a href="/score\?names=[^"]*">([^<]*)</a>', r.text)
     assert listed == [t.name for t in top]
 
@@ -53,3 +54,10 @@ def test_unknown_model_is_an_html_404(client):
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "There is no model called &#39;&lt;b&gt;nope&#39;" in r.text
     assert "bigram, mlp, neural-bigram" in r.text
+
+
+def test_the_model_card_says_when_the_deadline_cut_the_top_names_short(client, deadline_after):
+    assert "time a page may take" not in client.get("/models/mlp").text
+    deadline_after(2)
+    r = client.get("/models/mlp")
+    assert r.status_code == 200 and "time a page may take" in r.text

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from app.params import SampleParams
 from app.services import sample_names
 
 
@@ -26,7 +27,7 @@ def test_same_seed_same_names_as_the_service(client):
     first = names(client.get(url).text)
     assert first == names(client.get(url).text)
     m = client.app.state.registry.get("mlp")
-    want = sample_names(m, 8, seed=42, temperature=0.8, top_k=10, prefix="a")
+    want = sample_names(m, SampleParams(n=8, seed=42, temperature=0.8, top_k=10, prefix="a"))
     assert first == [s.name for s in want.names]
     assert all(n.startswith("a") for n in first)
 
@@ -51,7 +52,7 @@ def test_training_names_get_a_badge(client):
 
 
 @pytest.mark.parametrize("query, message", [
-    ("n=0", "n must be between 1 and 200"),
+    ("n=0", "n must be between 1 and 1000"),
     ("n=abc", "n must be a whole number"),
     ("temperature=0", "temperature must be greater than 0"),
     ("temperature=nan", "temperature must be greater than 0"),
@@ -62,6 +63,24 @@ def test_training_names_get_a_badge(client):
 ])
 def test_bad_input_is_shown_next_to_the_form(client, query, message):
     r = client.get("/sample?" + query)
-    assert r.status_code in (400, 404)
+    assert r.status_code in (422, 404)
     assert message in r.text
     assert '<form class="controls sample-form"' in r.text
+
+
+def test_the_page_says_when_the_deadline_cut_sampling_short(client, deadline_after):
+    deadline_after(20)
+    r = client.get("/sample?model=mlp&n=200&unique=1&temperature=0.00001&seed=1")
+    assert r.status_code == 200
+    assert len(names(r.text)) == 1 and "Only 1 names" in r.text and "a second" in r.text
+
+
+@pytest.mark.parametrize("prefix", ["a" * 33, "ⅷ" * 9, "ﬃ" * 22, "x" * 65])
+def test_a_prefix_too_long_is_the_page_with_an_error_not_a_500(client, prefix):
+    """33 letters (or 'ⅷ' x 9, 36 letters once normalised) were a JSON 500."""
+    r = client.get("/sample", params={"model": "bigram", "prefix": prefix})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    # Too long for max_len, or (65 characters) for the prefix's own bound, checked first.
+    assert 'role="alert"' in r.text
+    assert "letters long" in r.text or "at most 64 characters" in r.text
+    assert 'name="prefix"' in r.text  # the form, to correct it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from app.lm import KINDS
 from app.pages.score import split_names
 from tests.pages.oracle import bigram_prob
 
@@ -19,7 +20,7 @@ def test_each_name_under_each_model(client):
     secs = sections(r.text)
     assert len(secs) == 2
     for sec, name in zip(secs, ["emma", "quinn"], strict=True):
-        assert sec.count('<div class="model-score">') == 3
+        assert sec.count('<div class="model-score">') == len(KINDS)  # conftest: one per kind
         strips = re.findall(r'<p class="strip".*?</p>', sec, re.S)
         for strip in strips:
             letters = re.findall(r'<span class="letter surprise-\d"[^>]*>(.)</span>', strip)
@@ -47,9 +48,9 @@ def test_bad_names_are_explained_per_model(client):
     assert "outside the alphabet: &#39;1&#39;" in r.text
 
 
-def test_nothing_scorable_is_a_400(client):
+def test_nothing_scorable_is_a_422(client):
     r = client.get("/score", params={"names": "123"})
-    assert r.status_code == 400 and "None of the names could be scored" in r.text
+    assert r.status_code == 422 and "None of the names could be scored" in r.text
 
 
 def test_empty_form(client):
@@ -59,9 +60,17 @@ def test_empty_form(client):
 
 def test_too_many_names(client):
     r = client.get("/score", params={"names": " ".join(["ann"] * 21)})
-    assert r.status_code == 400 and "score at most 20" in r.text
+    assert r.status_code == 422 and "score at most 20" in r.text
 
 
 def test_split_names():
     assert split_names("emma\r\nava, mia;zoe  ") == ["emma", "ava", "mia", "zoe"]
     assert split_names("") == []
+
+
+def test_a_name_longer_than_the_api_allows_is_refused_like_there(client):
+    """The API's bound (app/params.py: 64 characters) holds on the page too."""
+    r = client.get("/score", params={"names": "a" * 65 + " emma"})
+    assert r.status_code == 200
+    assert "name must be at most 64 characters, got 65." in r.text
+    assert client.get("/api/compare", params={"name": "a" * 65}).status_code == 422

@@ -1,0 +1,284 @@
+"""A small decoder-only Transformer, as in makemore (after GPT-2 / nanoGPT).
+
+Token and position embeddings, `n_layer` blocks of causal self-attention and an MLP (each after a
+LayerNorm, with a residual connection), a final LayerNorm and a linear head.
+
+A name is read from its start: the sequence '.', c1, c2, ... at positions 0, 1, 2, ..., and the
+output at position t predicts the character after the first t letters. Training and scoring run
+whole names in one pass, every position at once (`sequence_logits`). The one-interface view, a
+'.'-padded window of the last `block_size` characters (`layer_logits`), is the same function: the
+window's letters after its last '.' are that sequence. A name longer than the block is seen
+through a window of its last `block_size` letters, as the other kinds see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from app.lm.base import Decoder, LanguageModel
+from app.lm.kind import Kind, check_fields, param
+from app.lm.mlp import Dropout
+from app.lm.train import OptimConfig
+from app.lm.vocab import Vocab
+
+MAX_BLOCK = 64
+MAX_LAYERS = 16
+MAX_EMBD = 1024
+
+KV = tuple[torch.Tensor, torch.Tensor]  # one block's keys and values: (B, n_head, T, head size)
+WORDS_PER_PASS = 128  # words of similar length per pass: little padding, few passes
+
+
+def starts(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) '.'-padded windows -> the sequences they hold, from their start: (B, L) ids rolled
+    left so each sequence starts at position 0 (L the longest), and their lengths (B,). A window
+    with k < T letters holds '.' and those letters (its last k + 1 ids; names have no '.'
+    inside); a full window holds itself."""
+    B, T = idx.shape
+    n = torch.clamp((idx != 0).sum(dim=1) + 1, max=T)  # (B,)
+    cols = (torch.arange(T) + (T - n)[:, None]) % T  # (B, T)
+    return idx.gather(1, cols)[:, : int(n.max())], n
+
+
+@dataclass
+class TransformerConfig:
+    block_size: int = param(16, "positions: the start and 15 letters (every SSA name fits)",
+                            ge=2, le=MAX_BLOCK)
+    n_layer: int = param(4, "transformer blocks", ge=1, le=MAX_LAYERS)
+    n_head: int = param(4, "attention heads per block (they divide n_embd)", ge=1)
+    n_embd: int = param(64, "width of the residual stream", ge=1, le=MAX_EMBD)
+    dropout: float = param(0.15, "dropout on the embeddings and after each sublayer, in "
+                                 "training only", ge=0, lt=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_head must divide n_embd={self.n_embd}, got {self.n_head}")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.proj_drop = Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        """(B, T, C) -> (B, T, C), and the keys and values of every position so far. With
+        `past` (decoding), x holds the positions after those: T = 1, one new character."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)  # (B, nh, T, hs)
+        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C))), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.n_embd, 4 * cfg.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * cfg.n_embd, cfg.n_embd),
+            Dropout(cfg.dropout),
+        )
+
+    def forward(self, x: torch.Tensor, past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        a, present = self.attn(self.ln_1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), present
+
+
+class Transformer(LanguageModel):
+    kind = "transformer"
+
+    def __init__(self, vocab: Vocab, cfg: TransformerConfig) -> None:
+        super().__init__(vocab, block_size=cfg.block_size)
+        self.cfg = cfg
+        V = len(vocab)
+        self.wte = nn.Embedding(V, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.drop = Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, V)
+
+    def init_weights(self, generator: torch.Generator) -> None:
+        """GPT-2's init, seeded: normal(0, 0.02) weights, zero biases, the projections into the
+        residual stream scaled by 1/sqrt(2 n_layer)."""
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if p.dim() < 2:
+                    if name.endswith("weight"):  # LayerNorm gains
+                        p.fill_(1.0)
+                    else:
+                        p.zero_()
+                    continue
+                std = 0.02
+                if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                    std /= (2 * self.cfg.n_layer) ** 0.5
+                p.copy_(torch.randn(p.shape, generator=generator) * std)
+
+    def sequence_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) sequences from their start, T <= block_size -> (B, T, V): the logits after
+        each prefix."""
+        return self.run(x, 0)[0]
+
+    def run(self, x: torch.Tensor, start: int, pasts: list[KV] | None = None
+            ) -> tuple[torch.Tensor, list[KV]]:
+        """Positions start, start + 1, ... of (B, T) ids -> their logits (B, T, V), and every
+        block's keys and values so far (what `pasts` held before them, and theirs)."""
+        T = x.shape[1]
+        h = self.drop(self.wte(x) + self.wpe.weight[start : start + T])  # (B, T, n_embd)
+        presents = []
+        for i, block in enumerate(self.blocks):
+            h, kv = block(h, None if pasts is None else pasts[i])
+            presents.append(kv)
+        return self.head(self.ln_f(h)), presents
+
+    def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, block_size) '.'-padded windows -> (B, V). A window holding k < block_size letters
+        is the sequence '.' + those letters (its last k + 1 ids); a full window is itself. Each
+        row is rolled left so its sequence starts at position 0, and read at its last position;
+        causal attention never looks at what follows."""
+        x, n = starts(idx)
+        return self.sequence_logits(x)[torch.arange(len(idx)), n - 1]
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Windows (B, block_size) -> (B, V), as every kind; or, with targets of the same shape
+        (the rows of `examples`), whole names: (B, T) -> (B, T, V) and the loss over the real
+        targets. Padding columns no row needs are not computed (their logits are 0)."""
+        if targets is None or targets.dim() == 1:
+            return super().forward(idx, targets)
+        real = targets != -1
+        L = int(real.any(dim=0).nonzero().max()) + 1 if bool(real.any()) else 1
+        logits = self.sequence_logits(idx[:, :L])  # (B, L, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets[:, :L].flatten(), ignore_index=-1)
+        return F.pad(logits, (0, 0, 0, idx.shape[1] - L)), loss
+
+    def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        logits, _ = self(X, Y)  # (B, T, V): whole names
+        return F.cross_entropy(logits.flatten(0, 1).double(), Y.flatten(), ignore_index=-1,
+                               reduction="sum")
+
+    def examples(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole names as training rows: x = '.' + name, y = name + '.', padded to the longest
+        (x with '.', y with -1: no loss). A name longer than block_size - 1 letters adds a row
+        per later letter: the window of the block_size letters before it, its target last."""
+        T = self.block_size
+        stoi = self.vocab.stoi
+        rows: list[tuple[list[int], list[int]]] = []
+        for w in words:
+            ids = [0] + [stoi[c] for c in w] + [0]
+            rows.append((ids[:T], ids[1 : T + 1]))
+            for t in range(T, len(ids) - 1):  # the target ids[t + 1] after a full window
+                rows.append((ids[t - T + 1 : t + 1], [-1] * (T - 1) + [ids[t + 1]]))
+        L = max(len(x) for x, _ in rows)
+        x = torch.tensor([r + [0] * (L - len(r)) for r, _ in rows], dtype=torch.long)
+        y = torch.tensor([r + [-1] * (L - len(r)) for _, r in rows], dtype=torch.long)
+        return x, y
+
+    def word_logits(self, words: list[str], X: torch.Tensor) -> torch.Tensor:
+        """Every step of every word from one pass over each whole word (its X row of the last
+        step within the block is the word from its start), words of similar length together so
+        that little goes to padding. Steps past a full block (words of block_size letters or
+        more) are read from their windows."""
+        T = self.block_size
+        n = torch.tensor([len(w) + 1 for w in words])  # (W,): steps per word
+        offset = torch.cumsum(n, 0) - n  # (W,): each word's first row in X
+        seq_len = n.clamp(max=T)  # (W,): its steps within the block
+        out = X.new_empty((len(X), len(self.vocab)), dtype=torch.float32)
+        for chunk in torch.argsort(seq_len, stable=True).split(WORDS_PER_PASS):
+            x, lengths = starts(X[offset[chunk] + seq_len[chunk] - 1])  # (b, L), (b,)
+            logits = self.sequence_logits(x)  # (b, L, V)
+            valid = torch.arange(x.shape[1])[None] < lengths[:, None]  # (b, L)
+            rows = offset[chunk][:, None] + torch.arange(x.shape[1])[None]
+            out[rows[valid]] = logits[valid]
+        step = torch.arange(len(X)) - offset.repeat_interleave(n)  # (N,): step within its word
+        late = step >= T
+        if bool(late.any()):
+            out[late] = self.layer_logits(X[late])
+        return out
+
+    def decoder(self, ctx: torch.Tensor) -> Decoder:
+        return KVDecoder(self, ctx)
+
+    def embedding_table(self) -> torch.Tensor:
+        return self.wte.weight.detach()
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self.cfg)
+
+    @classmethod
+    def from_config(cls, vocab: Vocab, config: TransformerConfig) -> Transformer:
+        return cls(vocab, config)
+
+
+class KVDecoder(Decoder):
+    """Sampling with keys and values kept: each step runs only the new characters through the
+    blocks, attending to what the earlier ones left, and each distinct name-so-far once (all
+    names of a call share their start, and many their first letters). Once the names fill the
+    block, the windows take over (the base Decoder)."""
+
+    def __init__(self, model: Transformer, ctx: torch.Tensor) -> None:
+        super().__init__(model, ctx)
+        x, n = starts(ctx)
+        self.pasts: list[KV] | None = None  # the keys and values of each distinct history
+        self.pos = int(n[0])  # positions so far
+        self.tokens: torch.Tensor | None = None  # (U,): each history's newest id, not yet run
+        self._logits: torch.Tensor | None = None  # (U, V)
+        if bool((n == self.pos).all()) and self.pos < model.block_size:
+            seqs, self.which = torch.unique(x, dim=0, return_inverse=True)  # (U, pos), (L,)
+            logits, self.pasts = model.run(seqs, 0)
+            self._logits = logits[:, -1]
+
+    def logits(self) -> torch.Tensor:
+        if self.pasts is None:
+            return super().logits()
+        if self._logits is None:
+            logits, self.pasts = self.model.run(self.tokens[:, None], self.pos, self.pasts)
+            self._logits = logits[:, -1]
+            self.pos += 1
+        return self._logits[self.which]  # (L, V)
+
+    def advance(self, keep: torch.Tensor, ix: torch.Tensor) -> None:
+        super().advance(keep, ix)
+        if self.pasts is None:
+            return
+        if self.pos >= self.model.block_size:  # the block is full: windows from here on
+            self.pasts = None
+            return
+        V = len(self.model.vocab)
+        keys, self.which = torch.unique(self.which[keep] * V + ix[keep], return_inverse=True)
+        parent, self.tokens = keys // V, keys % V
+        self.pasts = [(k[parent], v[parent]) for k, v in self.pasts]
+        self._logits = None
+
+
+KIND = Kind(
+    name="transformer",
+    title="a Transformer",
+    description="a small decoder-only Transformer as in makemore: token and position "
+                "embeddings, causal self-attention blocks with LayerNorm and an MLP, a name "
+                "read from its start",
+    model=Transformer,
+    config=TransformerConfig,
+    # Chosen on validation with names.txt (README: six runs); a batch is 128 whole names.
+    training=OptimConfig(steps=20_000, batch_size=128, lr=1.5e-3, lr_min=1e-5, warmup=300,
+                         weight_decay=0.1, eval_interval=1000),
+    tiny=TransformerConfig(block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0),
+    tiny_training=OptimConfig(steps=200, batch_size=16, lr=1e-2, warmup=10, eval_interval=50),
+    has_embeddings=True,
+)

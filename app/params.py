@@ -1,0 +1,182 @@
+"""The parameters of each operation, declared once: bounds, defaults and descriptions.
+
+Each class is what the service receives (app/services.py), the API's query parameters and,
+made strict, its JSON body (app/api/schemas.py), what a page's form is parsed into and where its
+`min`/`max`/`maxlength` come from (app/pages), and the source of the CLI's flags (app/cli.py).
+So the limits agree because there is only one of each. What depends on the model (top_k at
+most its vocabulary size, a prefix in its alphabet and no longer than max_len) is checked by the
+service, which raises `InvalidParam` naming the field (and the index, in a list).
+
+Pydantic and the model package's constants: no FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from app.lm.vocab import MAX_NAME_LEN as MAX_LEN  # letters in a name, a prefix, max_len
+
+MAX_SEED = 2**32 - 1
+MAX_SAMPLE = 1000  # names per sample request
+MAX_CLI_SAMPLE = 100_000  # names per `namelab sample`
+MAX_SCORE = 1000  # names per score request
+MAX_TEMPERATURE = 5.0
+MAX_TOP = 100  # names per top request
+MAX_NEIGHBOURS = 10
+
+
+class InvalidParam(ValueError):
+    """A parameter the model cannot take: `field` names it, `index` its position in a list
+    (None for a single value). One handler maps it to a 422 whose `loc` is (where, field[,
+    index]); pages show `str(self)` next to the form."""
+
+    def __init__(self, field: str, msg: str, value: Any, index: int | None = None,
+                 type: str = "value_error", ctx: dict[str, Any] | None = None) -> None:
+        super().__init__(msg)
+        self.field, self.index, self.value, self.type, self.ctx = field, index, value, type, ctx
+
+    @property
+    def loc(self) -> tuple[str | int, ...]:
+        return (self.field,) if self.index is None else (self.field, self.index)
+
+
+class Params(BaseModel):
+    """Lenient parsing (query strings, forms, CLI values are text); unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def bounds(cls, name: str) -> dict[str, Any]:
+        """A field's bounds as HTML input attributes: min, max, maxlength, minlength."""
+        out: dict[str, Any] = {}
+        for m in cls.model_fields[name].metadata:
+            if isinstance(m, Ge):
+                out["min"] = m.ge
+            elif isinstance(m, Gt):
+                out["min"] = m.gt  # HTML has no exclusive bound; the server refuses it
+            elif isinstance(m, Le):
+                out["max"] = m.le
+            elif isinstance(m, Lt):
+                out["max"] = m.lt
+            elif isinstance(m, MaxLen):
+                out["maxlength"] = m.max_length
+            elif isinstance(m, MinLen):
+                out["minlength"] = m.min_length
+        return out
+
+    @classmethod
+    def limits(cls, name: str) -> str:
+        """A field's bounds as text: '> 0, <= 5', 'at most 64 characters'."""
+        words = {Ge: (">=", "ge"), Gt: (">", "gt"), Le: ("<=", "le"), Lt: ("<", "lt")}
+        out = []
+        for m in cls.model_fields[name].metadata:
+            if type(m) in words:
+                symbol, attr = words[type(m)]
+                out.append(f"{symbol} {getattr(m, attr)}")
+            elif isinstance(m, MaxLen):
+                out.append(f"at most {m.max_length} characters")
+        return ", ".join(out)
+
+    @classmethod
+    def label(cls, name: str) -> str:
+        return cls.model_fields[name].title or name
+
+    @classmethod
+    def parse(cls, values: dict[str, Any]) -> Params:
+        """The parameters from text values (a form, the CLI); blank means the default.
+        InvalidParam for the first bad field, in a sentence naming it and its bounds."""
+        given = {k: v for k, v in values.items() if v is not None and v != ""}
+        try:
+            return cls.model_validate(given)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else ""
+            raise InvalidParam(field, cls.explain(err), err.get("input"),
+                               type=err["type"]) from None
+
+    @classmethod
+    def explain(cls, err: dict[str, Any]) -> str:
+        """One pydantic error as a sentence: 'n must be between 1 and 1000, got 0.'"""
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            return f"{name} is not a parameter; use {', '.join(cls.model_fields)}."
+        if name not in cls.model_fields:
+            return f"{name}: {err['msg']}."
+        b, label, got = cls.bounds(name), cls.label(name), err.get("input")
+        ann = cls.model_fields[name].annotation
+        whole = ann in (int, int | None)
+        if "min" in b and "max" in b:
+            gt = any(isinstance(m, Gt) for m in cls.model_fields[name].metadata)
+            span = (f"greater than {b['min']:g} and at most {b['max']:g}" if gt
+                    else f"between {b['min']} and {b['max']}")
+            kind = "a whole number " if whole and err["type"].startswith("int_") else ""
+            return f"{label} must be {kind}{span}, got {got!r}."
+        if err["type"] == "string_too_long":
+            return (f"{label} must be at most {err['ctx']['max_length']} characters, "
+                    f"got {len(str(got))}.")
+        if err["type"] == "string_too_short":
+            return f"{label} must not be empty."
+        if whole:
+            return f"{label} must be a whole number, got {got!r}."
+        return f"{label}: {err['msg']}, got {got!r}."
+
+
+Temperature = Annotated[float, Field(gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False)]
+
+
+class SampleParams(Params):
+    """How to sample: the same fields for the API (body and query), the page, the CLI."""
+
+    n: int = Field(10, ge=1, le=MAX_SAMPLE, description="how many names")
+    temperature: Temperature = Field(
+        1.0, description="divides the logits: < 1 sharper (safer names), > 1 flatter (wilder)")
+    top_k: int | None = Field(
+        None, ge=1, title="top-k",
+        description="keep only the k most likely next characters at each step; at most the "
+                    "model's vocabulary size (27 for the default data); null = off")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED,
+        description="same seed and knobs, same names; absent: one is drawn and returned")
+    prefix: str = Field("", max_length=MAX_LEN,
+                        description="letters every name starts with (normalised like names)")
+    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
+    unique: bool = Field(False, description="no name twice in one response")
+    exclude_training: bool = Field(False, description="only names not in the training set")
+
+
+class CLISampleParams(SampleParams):
+    """The command line's sampling: a larger n, since no request is waiting on it."""
+
+    n: int = Field(10, ge=1, le=MAX_CLI_SAMPLE, description="how many names")
+
+
+RawName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LEN)]
+
+
+class ScoreParams(Params):
+    names: list[RawName] = Field(
+        min_length=1, max_length=MAX_SCORE,
+        description=f"1..{MAX_SCORE} names of 1..{MAX_LEN} characters; each is trimmed, "
+                    "NFKC-normalised, lowercased and stripped of accents before scoring, and "
+                    f"must then be at most {MAX_LEN} letters ('ﬃ' is three)")
+
+
+class NameParam(Params):
+    """One name: `?name=emma`."""
+
+    name: RawName = Field(description=f"1..{MAX_LEN} characters; normalised before scoring",
+                          examples=["emma"])
+
+
+class TopParams(Params):
+    k: int = Field(20, ge=1, le=MAX_TOP, description="how many names")
+    prefix: str = Field("", max_length=MAX_LEN, description="only names starting with this")
+    max_len: int = Field(32, ge=1, le=MAX_LEN, description="longest name, in letters")
+
+
+class EmbeddingsParams(Params):
+    k: int = Field(3, ge=1, le=MAX_NEIGHBOURS, description="neighbours per letter")
+

@@ -1,0 +1,144 @@
+"""The gradient trainer, checked against an independent evaluation at every validation point.
+
+Issue 10: every MLP trained on main stopped learning after its first validation pass, because
+evaluation reused a fast inference form built from the weights of step 1000 (fused AdamW moves
+weights without bumping their version counters). These tests run the real trainer with the
+production optimiser and re-evaluate the weights of each step through the layers as written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from app.data import load_dataset, split_words
+from app.lm import KINDS, LanguageModel, NeuralBigram, Vocab
+from app.lm.train import OptimConfig, evaluate, fit, train
+
+# Every kind trained by gradient descent that has a fast inference form: its tiny model.
+FAST = sorted(k.name for k in KINDS.values() if k.has_fast_inference and not k.trains_by_counting)
+
+
+@pytest.fixture(scope="module")
+def data():
+    words = load_dataset("ssa:1880").words  # 2,000 names, built in: no file needed
+    return Vocab.from_words(words), split_words(words, 42)
+
+
+def test_the_mlp_is_among_the_kinds_checked():
+    assert "mlp" in FAST
+
+
+def layer_nll(model, words) -> float:
+    """Mean NLL per character through `layer_logits`, written out here, in float64 (for a
+    kind that trains on whole sequences: its own `nll`, which cannot use a fast form while
+    the model is not frozen)."""
+    X, Y = model.examples(words)
+    assert not model.frozen
+    with torch.no_grad():
+        if Y.dim() > 1:
+            return (model.nll(X, Y) / (Y != -1).sum()).item()
+        return F.cross_entropy(model.layer_logits(X).double(), Y).item()
+
+
+def tiny_run(kind: str, **changes):
+    """The kind's tiny training, 4 validation passes long, with changes."""
+    tiny = KINDS[kind].tiny_training
+    return dataclasses.replace(tiny, **{"steps": 4 * tiny.eval_interval, **changes})
+
+
+@pytest.mark.parametrize("kind", FAST)
+def test_each_recorded_val_is_that_of_the_weights_of_its_step(kind, data):
+    vocab, split = data
+    seen: list[tuple[int, float, dict]] = []
+
+    def on_eval(step, model, val):
+        was = model.training
+        model.eval()
+        seen.append((step, layer_nll(model, split.val), {
+            k: v.detach().clone() for k, v in model.state_dict().items()}))
+        model.train(was)
+
+    opt = tiny_run(kind)
+    model, history = fit(KINDS[kind], vocab, split, KINDS[kind].tiny, opt, on_eval=on_eval)
+    assert history.step == [opt.eval_interval * i for i in (1, 2, 3, 4)] \
+        == [s for s, _, _ in seen]
+    for recorded, (_, independent, _) in zip(history.val, seen, strict=True):
+        assert recorded == pytest.approx(independent, abs=1e-5)
+    assert len(set(history.val)) == len(history.val), f"val did not move: {history.val}"
+    assert history.val[-1] < history.val[0]
+
+    best = min(range(len(seen)), key=lambda i: seen[i][1])
+    returned = model.state_dict()
+    for name, tensor in seen[best][2].items():
+        assert torch.equal(returned[name], tensor), name
+    assert layer_nll(model, split.val) == pytest.approx(min(history.val), abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", FAST)
+def test_the_trainer_uses_fused_adamw(kind, monkeypatch, data):
+    """The optimiser the regression came from is the one the tests above run."""
+    vocab, split = data
+    made = []
+    real = torch.optim.AdamW
+
+    def spy(*args, **kwargs):
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    fit(KINDS[kind], vocab, split, KINDS[kind].tiny,
+        tiny_run(kind, steps=2, warmup=0, eval_interval=1))
+    assert made and made[0].get("fused") is True
+
+
+class SequenceBigram(LanguageModel):
+    """A bigram trained on whole names, as a Transformer is (issue 12's shape): X (N, T) and
+    Y (N, T) with -1 at padding; the trainer and evaluate take it as it is."""
+
+    kind = "sequence-bigram"
+
+    def __init__(self, vocab: Vocab) -> None:
+        super().__init__(vocab, block_size=1)
+        self.W = torch.nn.Parameter(torch.zeros(len(vocab), len(vocab)))
+
+    def init_weights(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            self.W.copy_(torch.randn(self.W.shape, generator=generator))
+
+    def layer_logits(self, idx):  # sampling's contexts: (B, 1) -> (B, V)
+        return self.W[idx[:, -1]]
+
+    def examples(self, words):
+        T = max(len(w) for w in words) + 1
+        X = torch.zeros(len(words), T, dtype=torch.long)
+        Y = torch.full((len(words), T), -1, dtype=torch.long)
+        for i, w in enumerate(words):
+            ids = [self.vocab.stoi[c] for c in w]
+            X[i, 1 : len(w) + 1], Y[i, : len(w) + 1] = torch.tensor(ids), torch.tensor(ids + [0])
+        return X, Y
+
+    def forward(self, idx, targets=None):
+        if targets is None or targets.dim() == 1:
+            return super().forward(idx, targets)
+        logits = self.W[idx]  # (B, T, V): every position
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+
+    def nll(self, X, Y):
+        return F.cross_entropy(self.W[X].flatten(0, 1).double(), Y.flatten(), ignore_index=-1,
+                               reduction="sum")
+
+
+def test_a_kind_that_trains_on_whole_sequences_trains_and_evaluates_per_character(data):
+    vocab, split = data
+    seq = SequenceBigram(vocab)
+    opt = OptimConfig(steps=60, batch_size=32, lr=0.1, warmup=0, eval_interval=20)
+    history = train(seq, split, opt)
+    assert history.val[-1] < history.val[0]
+    pairs = NeuralBigram(vocab)  # the same function, evaluated on (context, next) pairs
+    pairs.load_state_dict({"W": seq.W.detach()})
+    assert evaluate(seq, split.val) == pytest.approx(evaluate(pairs, split.val), rel=1e-9)
+    assert min(history.val) == pytest.approx(evaluate(seq, split.val), abs=1e-5)  # best kept
