@@ -8,10 +8,19 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-STATIC_DIR = PROJECT_ROOT / "static"
-DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _shipped(folder: str) -> Path:
+    """templates/, static/ and models/ sit next to app/ in a checkout (and an editable install);
+    an installed wheel carries them inside the package, as app/<folder> (pyproject.toml)."""
+    inside = PACKAGE_DIR / folder
+    return inside if inside.is_dir() else PACKAGE_DIR.parent / folder
+
+
+TEMPLATES_DIR = _shipped("templates")
+STATIC_DIR = _shipped("static")
+DEFAULT_MODELS_DIR = _shipped("models")
 # The body limit admits the largest request the API documents: 1,000 names of 64 characters,
 # even with every character written as JSON's 12-byte escape of a surrogate pair
 # ("\ud83d\ude00"): 771,011 bytes as compact JSON (67,011 in plain ASCII).
