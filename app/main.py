@@ -7,12 +7,13 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app import api, middleware, pages, worker
 from app.config import STATIC_DIR, Settings
+from app.pagecache import PageCache
 from app.registry import Registry
+from app.static import HashedStaticFiles
 
 log = logging.getLogger("namelab")
 
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     api.install(app)
     pages.install(app)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", HashedStaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
     middleware.install(app, settings)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))
     return app

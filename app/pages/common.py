@@ -19,6 +19,7 @@ from app.config import TEMPLATES_DIR
 from app.lm.vocab import InvalidName
 from app.registry import LoadedModel, Registry, UnknownModel
 from app.services import NoTable
+from app.static import static_url
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
@@ -57,7 +58,7 @@ def ordinal(n: float) -> str:
     return f"{k}{suffix}"
 
 
-templates.env.globals.update(NAV=NAV, query=query)
+templates.env.globals.update(NAV=NAV, query=query, static_url=static_url)
 templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal)
 
 
