@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from app.lm.embeddings import Neighbours, Projection, nearest, project
-from app.lm.sampling import sample_scored
+from app.lm.sampling import Steps, drive, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
+from app.lm.vocab import InvalidName
 from app.registry import LoadedModel
 
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
@@ -41,7 +43,28 @@ def draw_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-def sample_names(
+def sample_names(m: LoadedModel, n: int, **options: Any) -> SampleResult:
+    """n names (fewer, with exhausted=True, when unique/exclude_training make n too hard);
+    `options` are sample_steps' (seed, temperature, top_k, prefix, max_len, unique,
+    exclude_training).
+
+    `prefix` is raw user input: it is normalised and checked here (InvalidName if bad).
+    One torch.Generator per call, seeded from `seed`: same arguments, same names, whatever
+    else the process is doing.
+    """
+    (result,) = sample_many(m, [dict(n=n, **options)])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def sample_many(m: LoadedModel, requests: list[dict]) -> list[SampleResult | Exception]:
+    """sample_names(m, **kwargs) for each of `requests`, with one forward pass per step for
+    all of them; each result is what the request alone gives (or the exception it raised)."""
+    return drive(m.model, [sample_steps(m, **kwargs) for kwargs in requests])
+
+
+def sample_steps(
     m: LoadedModel,
     n: int,
     seed: int | None = None,
@@ -51,13 +74,8 @@ def sample_names(
     max_len: int = 32,
     unique: bool = False,
     exclude_training: bool = False,
-) -> SampleResult:
-    """n names (fewer, with exhausted=True, when unique/exclude_training make n too hard).
-
-    `prefix` is raw user input: it is normalised and checked here (InvalidName if bad).
-    One torch.Generator per call, seeded from `seed`: same arguments, same names, whatever
-    else the process is doing.
-    """
+) -> Steps[SampleResult]:
+    """sample_names as steps for app.lm.sampling.drive."""
     seed = draw_seed() if seed is None else seed
     prefix = m.model.vocab.normalize(prefix, what="prefix", allow_empty=True)
     gen = torch.Generator().manual_seed(seed)
@@ -69,8 +87,8 @@ def sample_names(
     while len(kept) < n and drawn < budget:
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
-        names, lps = sample_scored(m.model, batch, gen, temperature=temperature, top_k=top_k,
-                                   prefix=prefix, max_len=max_len)
+        names, lps = yield from sampler(m.model, batch, gen, temperature=temperature,
+                                        top_k=top_k, prefix=prefix, max_len=max_len)
         drawn += batch
         for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
@@ -107,6 +125,28 @@ class NameScore:
 def score(m: LoadedModel, names: list[str]) -> list[NameScore]:
     """Score raw user input, in the order given; InvalidName names the first bad one."""
     normalized = [m.model.vocab.normalize(x) for x in names]
+    return _scores(m, names, normalized)
+
+
+def score_many(m: LoadedModel, requests: list[list[str]]) -> list[list[NameScore] | Exception]:
+    """score(m, names) for each list of `requests`, in one forward pass for all of them; each
+    result is what the request alone gives (or its InvalidName)."""
+    results: list[list[NameScore] | Exception] = []
+    valid: list[tuple[int, list[str], list[str]]] = []  # (request, raw, normalised)
+    for i, names in enumerate(requests):
+        try:
+            valid.append((i, names, [m.model.vocab.normalize(x) for x in names]))
+            results.append([])
+        except InvalidName as e:
+            results.append(e)
+    raw = [x for _, names, _ in valid for x in names]
+    scored = iter(_scores(m, raw, [x for _, _, norm in valid for x in norm]))
+    for i, names, _ in valid:
+        results[i] = [next(scored) for _ in names]
+    return results
+
+
+def _scores(m: LoadedModel, names: list[str], normalized: list[str]) -> list[NameScore]:
     return [
         NameScore(
             name=raw,

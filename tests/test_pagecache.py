@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app import worker
+from app import batching, worker
 from app.main import create_app
 from app.pagecache import Page, PageCache, etag_of, matches
 from app.registry import Registry
@@ -31,9 +31,17 @@ def fresh(settings):
         calls.append(fn)
         return await run(fn, *args, **kwargs)
 
+    def counting(submit):
+        async def counted(m, item):
+            calls.append(item)
+            return await submit(m, item)
+        return counted
+
     with TestClient(create_app(settings)) as c:
         mp = pytest.MonkeyPatch()
         mp.setattr(worker, "run", counting_run)
+        for b in (batching.scoring, batching.sampling):  # model work that skips worker.run
+            mp.setattr(b, "submit", counting(b.submit))
         try:
             yield c, calls
         finally:
@@ -57,8 +65,10 @@ def test_a_page_that_never_changes_is_rendered_once(fresh, url):
 @pytest.mark.parametrize("url", NOT_CACHED)
 def test_random_personal_and_failed_answers_are_not_cached(fresh, url):
     c, calls = fresh
-    statuses = {c.get(url).status_code for _ in range(2)}
-    assert len(calls) == 2, statuses
+    c.get(url)
+    once = len(calls)
+    c.get(url)
+    assert once >= 1 and len(calls) == 2 * once  # the model work was done again
     assert "etag" not in c.get(url).headers
 
 

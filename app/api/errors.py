@@ -17,11 +17,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app import services
 from app.api.schemas import SampleParams
 from app.lm.vocab import InvalidName
 from app.registry import LoadedModel, UnknownModel
-from app.services import NameScore, NoTable
+from app.services import NoTable
 
 Loc = tuple[str | int, ...]
 
@@ -46,20 +45,6 @@ def normalized(m: LoadedModel, text: str, loc: Loc, what: str = "name",
 
 def check_names(m: LoadedModel, names: Sequence[str], loc: Loc) -> list[str]:
     return [normalized(m, x, (*loc, i)) for i, x in enumerate(names)]
-
-
-def checked_score(m: LoadedModel, names: Sequence[str], loc: Loc,
-                  indexed: bool = True) -> list[NameScore]:
-    """services.score, with a bad name reported as a 422 at its location: `(*loc, index)`
-    for a list of names, `loc` itself for a single one (indexed=False)."""
-    try:
-        return services.score(m, list(names))
-    except InvalidName:
-        if indexed:
-            check_names(m, names, loc)  # raises, naming the first bad name's index
-        else:
-            normalized(m, names[0], loc)
-        raise
 
 
 def check_top_k(m: LoadedModel, top_k: int | None, loc: Loc) -> None:

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
+from app import batching
 from app.api.deps import ModelDep
-from app.api.errors import checked_score
+from app.api.errors import check_names, normalized
 from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, NameQuery, ScoreRequest, ScoreResponse
-from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
 
@@ -21,19 +21,19 @@ EXAMPLES = {
 }
 
 
+# Async: the names are checked here, the scoring is batched on the model thread (app/batching.py).
 @router.post("/score", summary="Score names", response_model=ScoreResponse)
-@model_thread
-def score_names(
+async def score_names(
     m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
 ) -> Response:
     """log P(name), NLL per character, perplexity, plausibility among the training names and
     every step (context, probability, rank), for each name in the order given."""
-    return json_response(score_payload(m.name, checked_score(m, req.names, ("body", "names"))))
+    check_names(m, req.names, ("body", "names"))
+    return json_response(score_payload(m.name, await batching.score(m, req.names)))
 
 
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)
-@model_thread
-def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
+async def score_name(m: ModelDep, q: Annotated[NameQuery, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
-    results = checked_score(m, [q.name], ("query", "name"), indexed=False)
-    return json_response(score_payload(m.name, results))
+    normalized(m, q.name, ("query", "name"))
+    return json_response(score_payload(m.name, await batching.score(m, [q.name])))

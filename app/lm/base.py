@@ -72,6 +72,13 @@ class LanguageModel(nn.Module):
         return cls.inference_form is not LanguageModel.inference_form
 
     @property
+    def rows_independent(self) -> bool:
+        """True when a row's logits are the same to the last bit whatever other rows share its
+        batch (table lookups; the MLP's folded form, checked). Requests are served together
+        (app/batching.py) only then, so that each gets exactly what it would get alone."""
+        return False
+
+    @property
     def frozen(self) -> bool:
         return self._fast is not None
 

@@ -1,6 +1,15 @@
-"""Batched sampling for any model: all n names advance one character per forward pass."""
+"""Batched sampling for any model: all n names advance one character per forward pass.
+
+A sampling run is written as a generator (`sampler`): it yields the contexts it needs logits
+for and is sent those logits back. `drive` runs one or several of them with one forward pass per
+step for all: the several requests that app/batching.py serves together. Each run keeps its own
+torch.Generator and draws only for its own rows, so its names do not depend on the others.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, TypeVar
 
 import torch
 
@@ -9,6 +18,9 @@ from app.lm.scoring import prefix_log_prob
 from app.lm.vocab import BOUNDARY
 
 MAX_LEN = 64
+
+R = TypeVar("R")
+Steps = Generator[torch.Tensor, torch.Tensor, R]  # yields contexts (L, B), is sent logits (L, V)
 
 
 def sample(
@@ -23,11 +35,55 @@ def sample(
     """Draw n names. Every name starts with `prefix` (already normalised and in the vocab),
     has at least one letter and at most `max_len` letters (a name that reaches max_len is cut
     there). Deterministic for a given generator state; never touches the global RNG."""
-    return sample_scored(model, n, generator, temperature, top_k, prefix, max_len)[0]
+    return sample_scored(model, n, generator, temperature=temperature, top_k=top_k,
+                         prefix=prefix, max_len=max_len)[0]
+
+
+def sample_scored(
+    model: LanguageModel, n: int, generator: torch.Generator, **options: Any
+) -> tuple[list[str], list[float]]:
+    """`sample`, and each name's log-probability under the model at temperature 1, end token
+    included (what scoring.log_probs gives, up to float32 rounding), collected on the way.
+    `options` are `sample`'s: temperature, top_k, prefix, max_len."""
+    (result,) = drive(model, [sampler(model, n, generator, **options)])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 @torch.no_grad()
-def sample_scored(
+def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
+    """Run sampling generators together: each step, the contexts of every run still going in
+    one forward pass (each distinct context once), each run sent the logits of its own rows.
+    Returns each run's result, or the exception it raised (which ends only that run)."""
+    results: list[Any] = [None] * len(runs)
+    live: list[tuple[int, Steps[R], torch.Tensor]] = []
+
+    def advance(i: int, run: Steps[R], logits: torch.Tensor | None) -> None:
+        try:
+            ctx = next(run) if logits is None else run.send(logits)
+        except StopIteration as done:
+            results[i] = done.value
+        except Exception as e:  # the run's own error, returned to its caller
+            results[i] = e
+        else:
+            live.append((i, run, ctx))
+
+    for i, run in enumerate(runs):
+        advance(i, run, None)
+    while live:
+        step, live = live, []
+        ctx = step[0][2] if len(step) == 1 else torch.cat([c for _, _, c in step])
+        logits = distinct_logits(model, ctx)  # (sum of L, V)
+        start = 0
+        for i, run, c in step:
+            advance(i, run, logits[start : start + len(c)])
+            start += len(c)
+    return results
+
+
+@torch.no_grad()
+def sampler(
     model: LanguageModel,
     n: int,
     generator: torch.Generator,
@@ -35,9 +91,8 @@ def sample_scored(
     top_k: int | None = None,
     prefix: str = "",
     max_len: int = 32,
-) -> tuple[list[str], list[float]]:
-    """`sample`, and each name's log-probability under the model at temperature 1, end token
-    included (what scoring.log_probs gives, up to float32 rounding), collected on the way."""
+) -> Steps[tuple[list[str], list[float]]]:
+    """`sample_scored` as steps for `drive`: yields the contexts of the growing names."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if temperature <= 0:
@@ -65,7 +120,7 @@ def sample_scored(
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
         u = torch.rand(n, generator=generator)[rows]  # (L,)
-        raw = distinct_logits(model, ctx)  # (L, V): each distinct context once
+        raw = yield ctx  # (L, V): the logits of these contexts (distinct_logits in drive)
         logits = raw.float()
         if t == 0:
             logits = logits.clone()
@@ -90,7 +145,7 @@ def sample_scored(
         if len(rows) == 0:
             break
     if len(rows):  # names cut at max_len: their end token was not drawn
-        total[rows] += torch.log_softmax(distinct_logits(model, ctx).double(), dim=1)[:, 0]
+        total[rows] += torch.log_softmax((yield ctx).double(), dim=1)[:, 0]
     # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
     names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
     return names, total.tolist()
