@@ -71,7 +71,11 @@ class MLP(LanguageModel):
         super().__init__(vocab, block_size=cfg.block_size)
         self.cfg = cfg
         V = len(vocab)
-        self.C = nn.Embedding(V, cfg.n_embd)
+        # nn.Embedding's own N(0, 1) init, except on the meta device (the checkpoint loader's shape
+        # check): there the first normal_ costs over a second (torch traces its decomposition).
+        self.C = nn.Embedding(V, cfg.n_embd, _weight=torch.empty(V, cfg.n_embd))
+        if not self.C.weight.is_meta:
+            nn.init.normal_(self.C.weight)
         layers: list[nn.Module] = []
         n_in = cfg.block_size * cfg.n_embd
         for _ in range(cfg.n_layers):

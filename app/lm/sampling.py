@@ -105,7 +105,8 @@ def sampler(
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
 
-    model.eval()
+    if model.training:  # eval() walks every submodule: ~0.2 ms a call on the MLP
+        model.eval()
     B = model.block_size
     prefix_ids = model.vocab.encode(prefix)
     start = ([0] * B + prefix_ids)[-B:]
