@@ -4,10 +4,11 @@
 
 The checkpoints of `--models-dir` are copied `--copies` times under other names into a temporary
 folder (3 x the three shipped models = 9 models, as many as the project will ship), then
-`namelab serve` (OMP_NUM_THREADS=1, as in the Docker image) is started `--runs` times on it. Each
-run prints the seconds from launch until `/readyz` first answers 200 (polled every 10 ms) and the
-server's resident memory (RSS) then. As a yardstick for how busy the machine is, each run also
-times a bare `python -c "import torch"`: the ratio of the two is comparable across runs.
+`namelab serve` (OMP_NUM_THREADS=1, as in the Docker image) is started `--runs` times on it.
+Each run prints the seconds from launch until `/readyz` first answers 200 (polled every 10 ms),
+the CPU time the server used until then (on a busy machine the wall time mostly measures the
+wait for a core; the CPU time much less so) and its resident memory (RSS) then. As a yardstick
+for how busy the machine is, each run also times a bare `python -c "import torch"`.
 
 Targets (issue #15): ready in under 2.5 s, under 450 MB RSS, with about nine models.
 """
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
-from load import free_port, stop_server, tree_rss_mib  # bench/load.py
+from load import free_port, stop_server, tree_cpu_seconds, tree_rss_mib  # bench/load.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,8 +41,9 @@ def many_models(source: Path, copies: int, folder: Path) -> list[str]:
     return names
 
 
-def time_ready(models_dir: Path, timeout: float = 120) -> tuple[float, float]:
-    """(seconds from launch to the first 200 of /readyz, RSS in MB (10**6 bytes) then)."""
+def time_ready(models_dir: Path, timeout: float = 600) -> tuple[float, float, float]:
+    """(seconds from launch to the first 200 of /readyz, CPU seconds the server used until
+    then, its RSS in MB (10**6 bytes) then)."""
     port = free_port()
     cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--models-dir", str(models_dir)]
@@ -56,7 +58,8 @@ def time_ready(models_dir: Path, timeout: float = 120) -> tuple[float, float]:
                     sys.exit(f"server exited with status {proc.returncode}")
                 try:
                     if client.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                        return time.perf_counter() - t0, tree_rss_mib(proc.pid) * 2**20 / 1e6
+                        return (time.perf_counter() - t0, tree_cpu_seconds(proc.pid),
+                                tree_rss_mib(proc.pid) * 2**20 / 1e6)
                 except httpx.TransportError:
                     pass
                 time.sleep(0.01)
@@ -81,19 +84,21 @@ def main() -> int:
         names = many_models(args.models_dir, args.copies, Path(tmp))
         print(f"{len(names)} models: {', '.join(names)}; load average "
               f"{os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
-        readies, rsss, ratios = [], [], []
+        readies, cpus, rsss, ratios = [], [], [], []
         for i in range(args.runs):
             torch_s = time_torch_import()
-            ready, rss = time_ready(Path(tmp))
+            ready, cpu, rss = time_ready(Path(tmp))
             readies.append(ready)
+            cpus.append(cpu)
             rsss.append(rss)
             ratios.append(ready / torch_s)
-            print(f"run {i + 1}: ready in {ready:.2f} s, RSS {rss:.0f} MB; a bare `import torch` "
-                  f"{torch_s:.2f} s (ready / import torch = {ready / torch_s:.2f})")
+            print(f"run {i + 1}: ready in {ready:.2f} s ({cpu:.2f} s of CPU), RSS {rss:.0f} MB; "
+                  f"a bare `import torch` {torch_s:.2f} s (ready / import torch = "
+                  f"{ready / torch_s:.2f})")
     ready, rss = statistics.median(readies), statistics.median(rsss)
-    print(f"median: ready in {ready:.2f} s (target < 2.5), RSS {rss:.0f} MB (target < 450), "
-          f"ready / import torch {statistics.median(ratios):.2f}; load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(f"median: ready in {ready:.2f} s (target < 2.5) using {statistics.median(cpus):.2f} s "
+          f"of CPU, RSS {rss:.0f} MB (target < 450), ready / import torch "
+          f"{statistics.median(ratios):.2f}; load average {os.getloadavg()[0]:.1f}")
     return 0 if ready < 2.5 and rss < 450 else 1
 
 
