@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app import api, middleware, pages, web, worker
 from app.config import STATIC_DIR, Settings
+from app.pagecache import PageCache
 from app.registry import Registry
+from app.static import HashedStaticFiles
 
 log = logging.getLogger("namelab")
 
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.install(app)
     pages.install(app)
     web.install(app)  # the error handlers of both (in any order with the two above)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", HashedStaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
     middleware.install(app, settings)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))
     return app

@@ -25,7 +25,7 @@ from app.lm.embeddings import (
     similarity,
     similarity_order,
 )
-from app.lm.sampling import sample_scored
+from app.lm.sampling import Steps, drive, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
 from app.lm.vocab import InvalidName
@@ -78,6 +78,18 @@ def checked_prefix(m: LoadedModel, prefix: str, max_len: int) -> str:
     return norm
 
 
+def checked_sample(m: LoadedModel, p: SampleParams) -> str:
+    """What of p depends on the model, checked: top_k at most the vocabulary size, the prefix
+    in its alphabet and no longer than max_len (InvalidParam if not). The prefix, normalised."""
+    V = len(m.model.vocab)
+    if p.top_k is not None and p.top_k > V:
+        raise InvalidParam("top_k", f"top-k must be between 1 and {V}: less than or equal to "
+                                    f"{V}, the vocabulary size of model {m.name!r}, got "
+                                    f"{p.top_k}",
+                           p.top_k, type="less_than_equal", ctx={"le": V})
+    return checked_prefix(m, p.prefix, p.max_len)
+
+
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
     """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard,
     or when the deadline of the work in progress passes first: `app.lm.deadline`).
@@ -87,13 +99,29 @@ def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
     One torch.Generator per call, seeded from `seed`: same parameters, same names, whatever
     else the process is doing (unless the deadline cuts it short).
     """
-    V = len(m.model.vocab)
-    if p.top_k is not None and p.top_k > V:
-        raise InvalidParam("top_k", f"top-k must be between 1 and {V}: less than or equal to "
-                                    f"{V}, the vocabulary size of model {m.name!r}, got "
-                                    f"{p.top_k}",
-                           p.top_k, type="less_than_equal", ctx={"le": V})
-    prefix = checked_prefix(m, p.prefix, p.max_len)
+    (result,) = sample_many(m, [p])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def sample_many(m: LoadedModel, requests: list[SampleParams],
+                each: list[deadlines.Deadline | None] | None = None,
+                ) -> list[SampleResult | Exception]:
+    """sample_names(m, p) for each of `requests`, driven together (app.lm.sampling.drive: one
+    forward pass per step for all when the model's decoder is the base window one); each result
+    is what the request alone gives (or the InvalidParam it raised). Request i checks its own
+    deadline `each[i]` (by default the deadline of the work in progress) before every step and
+    stops there with the names it has."""
+    if each is None:
+        each = [deadlines.current()] * len(requests)
+    return drive(m.model, [sample_steps(m, p, d) for p, d in zip(requests, each, strict=True)])
+
+
+def sample_steps(m: LoadedModel, p: SampleParams,
+                 deadline: deadlines.Deadline | None = None) -> Steps[SampleResult]:
+    """sample_names as steps for app.lm.sampling.drive, bounded by `deadline`."""
+    prefix = checked_sample(m, p)
     n, temperature, top_k, max_len = p.n, p.temperature, p.top_k, p.max_len
     unique, exclude_training = p.unique, p.exclude_training
     seed = draw_seed() if p.seed is None else p.seed
@@ -103,12 +131,12 @@ def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
     seen: set[str] = set()
     drawn = 0
     filtering = unique or exclude_training
-    deadline = deadlines.current()
     while len(kept) < n and drawn < budget and not deadlines.passed(deadline):
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
-        names, lps = sample_scored(m.model, batch, gen, temperature=temperature, top_k=top_k,
-                                   prefix=prefix, max_len=max_len, deadline=deadline)
+        names, lps = yield from sampler(m.model, batch, gen, temperature=temperature,
+                                        top_k=top_k, prefix=prefix, max_len=max_len,
+                                        deadline=deadline)
         drawn += batch
         for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
@@ -142,11 +170,50 @@ class NameScore:
     steps: list[Step]
 
 
+def normalized_all(m: LoadedModel, names: list[str], field: str = "names",
+                   indexed: bool = True) -> list[str]:
+    """The names normalised; InvalidParam names the first bad one: its field and, for a list
+    of names (indexed), its index."""
+    return [normalized(m, x, field, i if indexed else None) for i, x in enumerate(names)]
+
+
 def score(m: LoadedModel, names: list[str], field: str = "names",
           indexed: bool = True) -> list[NameScore]:
     """Score raw user input, in the order given; InvalidParam names the first bad one: its
     field and, for a list of names (indexed), its index."""
-    normal = [normalized(m, x, field, i if indexed else None) for i, x in enumerate(names)]
+    return _scores(m, names, normalized_all(m, names, field, indexed))
+
+
+def score_many(m: LoadedModel, requests: list[list[str]]) -> list[list[NameScore] | Exception]:
+    """score(m, names) for each list of `requests`, in one pass for all of them (through
+    `model.word_logits`) when the model's rows are independent of the batch, else one by one;
+    each result is what the request alone gives (or its InvalidParam).
+    The routes check the names first (with their own field names): see app/batching.py."""
+    if not m.model.rows_independent:  # a word's logits could depend on the others: one by one
+        return [_score_or_error(m, names) for names in requests]
+    results: list[list[NameScore] | Exception] = []
+    valid: list[tuple[int, list[str], list[str]]] = []  # (request, raw, normalised)
+    for i, names in enumerate(requests):
+        try:
+            valid.append((i, names, normalized_all(m, names)))
+            results.append([])
+        except InvalidParam as e:
+            results.append(e)
+    raw = [x for _, names, _ in valid for x in names]
+    scored = iter(_scores(m, raw, [x for _, _, norm in valid for x in norm]))
+    for i, names, _ in valid:
+        results[i] = [next(scored) for _ in names]
+    return results
+
+
+def _score_or_error(m: LoadedModel, names: list[str]) -> list[NameScore] | Exception:
+    try:
+        return score(m, names)
+    except InvalidParam as e:
+        return e
+
+
+def _scores(m: LoadedModel, names: list[str], normal: list[str]) -> list[NameScore]:
     return [
         NameScore(
             name=raw,

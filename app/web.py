@@ -28,11 +28,12 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.config import TEMPLATES_DIR
+from app.config import STATIC_DIR, TEMPLATES_DIR
 from app.lm.vocab import InvalidName
 from app.params import InvalidParam
 from app.registry import LoadedModel, Registry, UnknownModel
 from app.services import NoTable
+from app.static import content_hash
 
 # --- dependencies -------------------------------------------------------------------------------
 
@@ -98,8 +99,12 @@ def attrs(bounds: dict[str, Any]) -> Markup:
 
 @pass_context
 def path_for(context: dict, name: str, **path_params: Any) -> str:
-    """The path of a named route ('/models/mlp'), for links that survive a moved route."""
-    return str(context["request"].app.url_path_for(name, **path_params))
+    """The path of a named route ('/models/mlp'), for links that survive a moved route.
+    A static file's path names its content (`?v=<hash>`: app/static.py), so it is cached."""
+    path = str(context["request"].app.url_path_for(name, **path_params))
+    if name == "static":
+        path += "?v=" + content_hash(STATIC_DIR / path_params["path"].lstrip("/"))
+    return path
 
 
 templates.env.globals.update(NAV=NAV, query=query, path_for=path_for)

@@ -80,6 +80,14 @@ def start_server(models_dir: Path, port: int, workers: int, log: Path) -> subpro
                             stderr=subprocess.STDOUT)
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -222,11 +230,7 @@ def main() -> int:
         rss_after = tree_rss_mib(proc.pid)
         distinct, seed_errors = asyncio.run(same_seed(url, models[-1]))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
     done = sum(len(v) for v in latencies.values())
     n_errors = sum(errors.values())

@@ -64,7 +64,7 @@ def test_model_work_of_the_app_runs_on_the_model_thread(client, monkeypatch, met
         return wrapped
 
     monkeypatch.setattr(scoring, "_step_log_probs", spy(scoring._step_log_probs))
-    monkeypatch.setattr(services, "sample_scored", spy(services.sample_scored))
+    monkeypatch.setattr(services, "drive", spy(services.drive))
     monkeypatch.setattr(services, "most_probable", spy(services.most_probable))
     assert client.request(method, path, json=body).status_code == 200
     assert seen == {model_thread_ident()}

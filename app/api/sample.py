@@ -7,12 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from app import services
+from app import batching
 from app.api.render import json_response, sample_payload
 from app.api.schemas import NOT_FOUND, SampleRequest, SampleResponse
 from app.params import SampleParams
 from app.web import ModelDep
-from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)
 
@@ -25,22 +24,23 @@ EXAMPLES = {
 }
 
 
+# Async: the fields are checked here, the sampling is batched on the model thread
+# (app/batching.py).
 @router.post("/sample", summary="Sample names", response_model=SampleResponse)
-@model_thread
-def sample_names(
+async def sample_names(
     m: ModelDep,
     req: Annotated[SampleRequest | None, Body(openapi_examples=EXAMPLES)] = None,
 ) -> Response:
     """Draw `n` names. Same seed and fields, same names. With `unique`/`exclude_training`,
     fewer names may come back (`exhausted: true`) when more are too hard to find. A request
     gets about 1 s of model time: sampling stops then, with the names finished so far
-    (`exhausted: true`), so no request holds the model for long."""
-    result = services.sample_names(m, req or SampleRequest())
+    (`exhausted: true`), so no request holds the model for long. Concurrent requests for the
+    same model are sampled together on the model thread (app/batching.py), each as alone."""
+    result = await batching.sample(m, req or SampleRequest())
     return json_response(sample_payload(m.name, result))
 
 
 @router.get("/sample", summary="Sample names (query parameters)", response_model=SampleResponse)
-@model_thread
-def sample_names_get(m: ModelDep, q: Annotated[SampleParams, Query()]) -> Response:
+async def sample_names_get(m: ModelDep, q: Annotated[SampleParams, Query()]) -> Response:
     """The same as the POST, e.g. `?n=5&seed=42&prefix=an`."""
-    return json_response(sample_payload(m.name, services.sample_names(m, q)))
+    return json_response(sample_payload(m.name, await batching.sample(m, q)))

@@ -68,6 +68,10 @@ class Bigram(LanguageModel):
         return lambda idx: table[idx[:, -1]]
 
     @property
+    def rows_independent(self) -> bool:
+        return True  # a row's logits are a row of a table
+
+    @property
     def n_params(self) -> int:
         return self.counts.numel()
 

@@ -28,6 +28,7 @@ MAX_LAYERS = 64
 MAX_WIDTH = 8192  # units per layer and embedding dimensions, at most
 MAX_BLOCK = 64  # characters of context, at most (the longest name)
 SHORT_ROWS = 27**3  # at most this many precomputed short contexts (Folded.short): ~2 MB
+ROW_MULTIPLE = 16  # Folded.network pads its batch to a multiple of this many rows (point 4)
 
 
 @dataclass
@@ -70,7 +71,11 @@ class MLP(LanguageModel):
         super().__init__(vocab, block_size=cfg.block_size)
         self.cfg = cfg
         V = len(vocab)
-        self.C = nn.Embedding(V, cfg.n_embd)
+        # nn.Embedding's own N(0, 1) init, except on the meta device (the checkpoint loader's shape
+        # check): there the first normal_ costs over a second (torch traces its decomposition).
+        self.C = nn.Embedding(V, cfg.n_embd, _weight=torch.empty(V, cfg.n_embd))
+        if not self.C.weight.is_meta:
+            nn.init.normal_(self.C.weight)
         layers: list[nn.Module] = []
         n_in = cfg.block_size * cfg.n_embd
         for _ in range(cfg.n_layers):
@@ -108,6 +113,10 @@ class MLP(LanguageModel):
     def inference_form(self) -> Folded:
         return Folded.of(self)  # used only while frozen: see LanguageModel
 
+    @property
+    def rows_independent(self) -> bool:
+        return self._fast is not None and self._fast.rows_independent
+
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
 
@@ -133,6 +142,17 @@ class Folded:
        letters after the start padding (K = 3 for 27 symbols: V**K <= SHORT_ROWS) are computed
        once, here, and looked up. That is about a quarter of the distinct contexts that sampling
        or scoring 1000 names meets, and more than half of the predictions.
+    4. A row's logits do not depend on the other rows of the batch, to the last bit, so that
+       requests served together (app/batching.py) get exactly what they would get alone. Two
+       things broke that, measured on torch 2.13's CPU build: a matrix product of one row (or,
+       with the weight not transposed, of fewer than 16) takes another kernel, and elementwise
+       sigmoid computes the tail of a tensor that does not fill its vector registers with the
+       scalar code, which rounds differently. So the weights are kept transposed (n_in, n_out),
+       and the batch is padded with '.' rows to a multiple of ROW_MULTIPLE rows: every row then
+       sees the same kernels wherever it sits (tests/lm/test_mlp.py checks it on odd shapes).
+       Which kernel a product takes also depends on its size (with 1024 hidden units it changes
+       with the batch), so `of` checks it on this model's shapes, batches of 16 to 2048 rows,
+       and says so in `rows_independent`; batching relies on the layers only when it holds.
     Dropout is the identity at inference. Results match `layer_logits` to float32 rounding.
     Built from the weights of the moment: a model uses it only while frozen (LanguageModel).
     """
@@ -141,10 +161,11 @@ class Folded:
     offsets: torch.Tensor  # (T,): p * V, so that idx + offsets indexes `table`
     bias: torch.Tensor  # (n_hidden,): the first layer's bias
     norms: tuple[tuple[torch.Tensor, torch.Tensor, float], ...]  # LayerNorm (2 gain, 2 shift, eps)
-    linears: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # (2W, b - W 1) after each norm
+    linears: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # ((2W).T, b - W 1) after each norm
     skip: int  # T - K: a short context is '.' at these first positions
     place: torch.Tensor  # (K,): V**(K-1), ..., 1: the last K ids as one number, short's row
     short: torch.Tensor  # (V**K, V): the logits of every short context
+    rows_independent: bool = False  # 4. holds for these weights' shapes (checked by `of`)
 
     @classmethod
     @torch.no_grad()
@@ -163,7 +184,7 @@ class Folded:
             offsets=torch.arange(T) * V,
             bias=layers[0].bias.clone(),
             norms=tuple((2 * n.weight, 2 * n.bias, n.eps) for n in norms),
-            linears=tuple((2 * x.weight, x.bias - x.weight.sum(dim=1))
+            linears=tuple(((2 * x.weight).T.contiguous(), x.bias - x.weight.sum(dim=1))
                           for x in [*layers[1:], m.head]),
             skip=T - K,
             place=place,
@@ -171,7 +192,20 @@ class Folded:
         )
         tails = (torch.arange(V**K)[:, None] // place) % V  # (V**K, K): row r's last K ids
         short = torch.cat([torch.zeros(V**K, T - K, dtype=torch.long), tails], dim=1)
-        return dataclasses.replace(folded, short=folded.network(short))
+        folded = dataclasses.replace(folded, short=folded.network(short))
+        return dataclasses.replace(folded, rows_independent=folded.check_rows_independent())
+
+    def check_rows_independent(self, sizes: tuple[int, ...] = (16, 48, 160, 1040)) -> bool:
+        """Do batches of `sizes` rows give each row the bits a batch of 2048 gives it?"""
+        g = torch.Generator().manual_seed(0)
+        V = self.short.shape[1]
+        idx = torch.randint(0, V, (2048, len(self.offsets)), generator=g)
+        full = self.network(idx)
+        for n in sizes:
+            rows = torch.randperm(len(idx), generator=g)[:n]
+            if not torch.equal(self.network(idx[rows]), full[rows]):
+                return False
+        return True
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         short = (idx[:, : self.skip] == 0).all(dim=1)  # (B,)
@@ -186,13 +220,17 @@ class Folded:
         return out  # (B, V)
 
     def network(self, idx: torch.Tensor) -> torch.Tensor:
-        """The folded network (1. and 2. above) on every row of idx."""
+        """The folded network (1., 2. and 4. above) on every row of idx."""
+        n = len(idx)
+        padded = -(-n // ROW_MULTIPLE) * ROW_MULTIPLE
+        if padded != n:
+            idx = torch.cat([idx, idx.new_zeros(padded - n, idx.shape[1])])
         h = F.embedding_bag(idx + self.offsets, self.table, mode="sum")  # (B, n_hidden)
         h += self.bias
-        for (gain, shift, eps), (W, b) in zip(self.norms, self.linears, strict=True):
+        for (gain, shift, eps), (Wt, b) in zip(self.norms, self.linears, strict=True):
             h = F.layer_norm(h, h.shape[-1:], gain, shift, eps).sigmoid_()
-            h = F.linear(h, W, b)
-        return h  # (B, V)
+            h = torch.mm(h, Wt) + b
+        return h[:n]  # (B, V)
 
 
 KIND = Kind(

@@ -46,6 +46,10 @@ class NeuralBigram(LanguageModel):
         # one_hot(idx) @ W picks rows of W; indexing is the same product without the zeros.
         return self.W[idx[:, -1]]  # (B, V)
 
+    @property
+    def rows_independent(self) -> bool:
+        return True  # a row's logits are a row of a table
+
     def bigram_probs(self) -> torch.Tensor:
         return self.W.detach().softmax(dim=1)
 

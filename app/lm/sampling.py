@@ -1,13 +1,26 @@
-"""Batched sampling for any model: all n names advance one character per forward pass."""
+"""Batched sampling for any model: all n names advance one character per forward pass.
+
+A sampling run is written as a generator (`sampler`): it yields its decoder (the model's view of
+the names still growing: `LanguageModel.decoder`) and is sent their logits back. `drive` runs one
+or several of them; runs on the base window `Decoder` share one forward pass per step: the
+several requests that app/batching.py serves together. Each run keeps its own torch.Generator
+and draws only for its own rows, so its names do not depend on the others.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any, TypeVar
+
 import torch
 
-from app.lm.base import LanguageModel, decode_rows
+from app.lm.base import Decoder, LanguageModel, decode_rows, distinct_logits
 from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
 from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
+
+R = TypeVar("R")
+Steps = Generator[Decoder, torch.Tensor, R]  # yields its decoder, is sent its logits (L, V)
 
 
 def sample(
@@ -24,11 +37,64 @@ def sample(
     has at least one letter and at most `max_len` letters (a name that reaches max_len is cut
     there). Deterministic for a given generator state; never touches the global RNG.
     If `deadline` passes first, only the names finished by then are returned (fewer than n)."""
-    return sample_scored(model, n, generator, temperature, top_k, prefix, max_len, deadline)[0]
+    return sample_scored(model, n, generator, temperature=temperature, top_k=top_k,
+                         prefix=prefix, max_len=max_len, deadline=deadline)[0]
+
+
+def sample_scored(
+    model: LanguageModel, n: int, generator: torch.Generator, **options: Any
+) -> tuple[list[str], list[float]]:
+    """`sample`, and each name's log-probability under the model at temperature 1, end token
+    included (what scoring.log_probs gives, up to float32 rounding), collected on the way.
+    `options` are `sample`'s: temperature, top_k, prefix, max_len, deadline."""
+    (result,) = drive(model, [sampler(model, n, generator, **options)])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 @torch.no_grad()
-def sample_scored(
+def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
+    """Run sampling generators together: each step, every run still going yields its decoder
+    and is sent the logits of its own rows. Runs whose decoders are the base window `Decoder`
+    share one forward pass (each distinct window once) if the model's rows are independent of
+    the batch (`rows_independent`); otherwise (the WaveNet), and for a kind's own decoder (the
+    Transformer's KVDecoder keeps state per history), each run gets its logits alone.
+    Returns each run's result, or the exception it raised (which ends only that run)."""
+    results: list[Any] = [None] * len(runs)
+    live: list[tuple[int, Steps[R], Decoder]] = []
+
+    def advance(i: int, run: Steps[R], logits: torch.Tensor | None) -> None:
+        try:
+            dec = next(run) if logits is None else run.send(logits)
+        except StopIteration as done:
+            results[i] = done.value
+        except Exception as e:  # the run's own error, returned to its caller
+            results[i] = e
+        else:
+            live.append((i, run, dec))
+
+    for i, run in enumerate(runs):
+        advance(i, run, None)
+    while live:
+        step, live = live, []
+        shared = [(i, run, d) for i, run, d in step
+                  if type(d) is Decoder and model.rows_independent]
+        if len(shared) < 2:
+            shared = []
+        for i, run, d in step:
+            if all(i != j for j, _, _ in shared):
+                advance(i, run, d.logits())  # (L, V), alone
+        if shared:
+            sizes = [len(d.ctx) for _, _, d in shared]  # before advance() moves them on
+            logits = distinct_logits(model, torch.cat([d.ctx for _, _, d in shared]))
+            for (i, run, _), part in zip(shared, logits.split(sizes), strict=True):
+                advance(i, run, part)
+    return results
+
+
+@torch.no_grad()
+def sampler(
     model: LanguageModel,
     n: int,
     generator: torch.Generator,
@@ -37,9 +103,9 @@ def sample_scored(
     prefix: str = "",
     max_len: int = 32,
     deadline: Deadline | None = None,
-) -> tuple[list[str], list[float]]:
-    """`sample`, and each name's log-probability under the model at temperature 1, end token
-    included (what scoring.log_probs gives, up to float32 rounding), collected on the way."""
+) -> Steps[tuple[list[str], list[float]]]:
+    """`sample_scored` as steps for `drive`: yields the decoder of the growing names, is sent
+    their logits. Checks `deadline` before each step: once passed, the names finished so far."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if temperature <= 0:
@@ -52,7 +118,8 @@ def sample_scored(
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
 
-    model.eval()
+    if model.training:  # eval() walks every submodule: ~0.2 ms a call on the MLP
+        model.eval()
     B = model.block_size
     prefix_ids = model.vocab.encode(prefix)
     start = ([0] * B + prefix_ids)[-B:]
@@ -71,7 +138,7 @@ def sample_scored(
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
         u = torch.rand(n, generator=generator)[rows]  # (L,)
-        raw = decoder.logits()  # (L, V)
+        raw = yield decoder  # (L, V): the decoder's logits (batched with other runs by drive)
         logits = raw.float()
         if t == 0:
             logits = logits.clone()
@@ -101,7 +168,7 @@ def sample_scored(
         done[rows] = False
         out, total = out[done], total[done]
     elif len(rows):  # names cut at max_len: their end token was not drawn
-        total[rows] += torch.log_softmax(decoder.logits().double(), dim=1)[:, 0]
+        total[rows] += torch.log_softmax((yield decoder).double(), dim=1)[:, 0]
     # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
     names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
     return names, total.tolist()

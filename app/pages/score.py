@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import plots
+from app import batching, plots
 from app.params import InvalidParam, NameParam
 from app.registry import LoadedModel
-from app.services import NameScore, score
+from app.services import NameScore
 from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -56,10 +56,10 @@ def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
     return out[:-1], out[-1]
 
 
-def score_cell(m: LoadedModel, name: str) -> Cell:
+async def score_cell(m: LoadedModel, name: str) -> Cell:
     try:
         NameParam.parse({"name": name})  # the API's bounds: 1..64 characters
-        (s,) = score(m, [name], "names", indexed=False)
+        (s,) = await batching.score(m, [name], "names", indexed=False)  # batched, model thread
     except InvalidParam as e:
         return Cell(m, None, str(e), [], None)
     letters, end = letters_of(s)
@@ -77,14 +77,15 @@ def split_names(text: str) -> list[str]:
 
 
 @router.get("/score", response_class=HTMLResponse, summary="Scoring page")
-@model_thread
-def score_page(request: Request, registry: RegistryDep, names: str = ""):
+async def score_page(request: Request, registry: RegistryDep, names: str = ""):
     """Each name under each model: log-probability, NLL per letter, plausibility, surprise."""
     ctx = {"nav": "score", "title": "Score names", "names": names, "max_names": MAX_NAMES,
            "bins": range(plots.SURPRISE_BINS)}
+    models = list(registry.models.values())
     try:
-        rows = [(x, [score_cell(m, x) for m in registry.models.values()])
-                for x in split_names(names)]
+        given = split_names(names)
+        cells = iter(await asyncio.gather(*(score_cell(m, x) for x in given for m in models)))
+        rows = [(x, [next(cells) for _ in models]) for x in given]
     except BadInput as e:
         err = page_error(e, registry)
         return render(request, "score.html", {**ctx, "error": err}, err.status)

@@ -142,3 +142,45 @@ def test_training_and_gradients_use_the_layers_and_the_state_dict_stays_plain():
     assert logits.requires_grad
     logits.sum().backward()
     assert m.C.weight.grad is not None and m.hidden[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("cfg", [MLPConfig(5, 10, 200, 3, 0.0), MLPConfig(2, 2, 16, 1, 0.0),
+                                 MLPConfig(8, 24, 512, 2, 0.0), MLPConfig(4, 7, 100, 2, 0.0)])
+def test_a_rows_logits_do_not_depend_on_the_rest_of_the_batch(cfg):
+    """What batching requests together relies on (app/batching.py): to the last bit."""
+    vocab = Vocab("abcdefghijklmnopqrstuvwxyz")
+    model = MLP(vocab, cfg)
+    model.init_weights(torch.Generator().manual_seed(0))
+    fast = model.freeze()._fast
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(1, len(vocab), (1500, cfg.block_size), generator=g)
+    full = fast.network(idx)
+    for n in [1, 2, 3, 7, 15, 16, 17, 31, 100, 257, 999]:
+        rows = torch.randperm(len(idx), generator=g)[:n]
+        assert torch.equal(fast.network(idx[rows]), full[rows]), n
+    assert model.rows_independent
+
+
+def test_rows_independent_is_false_when_the_batch_changes_the_bits(monkeypatch):
+    model = MLP(Vocab("abc"), MLPConfig(4, 3, 8, 1, 0.0))
+    network = Folded.network
+    monkeypatch.setattr(Folded, "network",
+                        lambda self, idx: network(self, idx) * (1 + 1e-6 * (len(idx) % 3)))
+    assert not model.freeze().rows_independent
+    monkeypatch.undo()
+    assert model.freeze().rows_independent
+
+
+def test_the_shape_check_on_the_meta_device_initialises_nothing(monkeypatch):
+    """The checkpoint loader builds the model on the meta device only to compare shapes;
+    initialising it there made torch trace normal_ (over a second at start-up)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("initialised on the meta device")
+
+    monkeypatch.setattr(torch.nn.init, "normal_", refuse)
+    with torch.device("meta"):
+        m = MLP(VOCAB, CFG)
+    assert m.C.weight.is_meta and m.C.weight.shape == (len(VOCAB), CFG.n_embd)
+    monkeypatch.undo()
+    real = MLP(VOCAB, CFG)  # on the CPU: nn.Embedding's own N(0, 1) init, as before
+    assert 0.5 < real.C.weight.std().item() < 1.5

@@ -1,0 +1,148 @@
+"""Pages and tables that are the same for every visitor, rendered once per set of loaded models.
+
+The heatmap of a loaded model, an embedding plot, the CSV/JSON downloads and the
+API's tables depend on nothing but the URL and the loaded models (they draw no random numbers and
+read no header). `PageCache`, an ASGI middleware just outside the routes, keeps the bytes of their
+200 responses, keyed by path and query string, and serves them again without running the route
+(no model-thread hop, no template rendering).
+
+Every response of such a URL carries a strong `ETag` (a hash of its bytes) and
+`Cache-Control: no-cache` (a browser keeps it but asks again each time), and a request whose
+`If-None-Match` names the current ETag gets a 304 without a body.
+
+Invalidation does not trust any counter: the cache remembers the very `LoadedModel` objects it
+was filled with (strong references, so their identities cannot be reused) and drops everything
+the moment the app's registry holds a different set of objects, whatever the names. A loaded
+model never changes in place: it is frozen at load and serving only reads it
+(app/lm/base.py). The cache is bounded in bytes and evicts the least recently used pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The URLs whose answer depends only on the URL and the loaded models. Not /top nor the model
+# card (/models/<name>, which shows the top names): their search stops at the request's
+# model-time deadline (app/worker.py), so their answer can depend on the load of the moment.
+CACHEABLE = re.compile(
+    r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings"
+    r"|/api/models(/[^/]+(/bigram|/embeddings)?)?"
+)
+MAX_BYTES = 32 * 2**20  # bodies kept, in all
+CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    headers: list[tuple[bytes, bytes]]  # with ETag and Cache-Control
+    body: bytes
+    etag: bytes
+
+
+def etag_of(body: bytes) -> bytes:
+    return b'"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode() + b'"'
+
+
+def matches(if_none_match: bytes, etag: bytes) -> bool:
+    """RFC 9110 If-None-Match: '*' or a list of tags, compared weakly (W/ ignored)."""
+    tags = [t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")]
+    return b"*" in tags or etag in tags
+
+
+class PageCache:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+        self.pages: OrderedDict[tuple[str, bytes], Page] = OrderedDict()
+        self.size = 0
+        self.models: dict[str, object] = {}  # what the pages were rendered from
+        self.hits = self.misses = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "GET"
+                or not CACHEABLE.fullmatch(scope["path"])):
+            return await self.app(scope, receive, send)
+        registry = getattr(scope["app"].state, "registry", None)
+        if registry is None:  # not started yet
+            return await self.app(scope, receive, send)
+        self._follow(registry.models)
+        key = (scope["path"], scope["query_string"])
+        page = self.pages.get(key)
+        if page is None:
+            self.misses += 1
+            page = await self._render(scope, receive, send)
+            if page is None:  # not a 200: already sent as it was
+                return
+            self._store(key, page)
+        else:
+            self.hits += 1
+            self.pages.move_to_end(key)
+        await self._send(scope, page, send)
+
+    def _follow(self, models: dict[str, object]) -> None:
+        """Drop every page if the registry's models are not exactly the ones cached from."""
+        same = len(models) == len(self.models) and all(
+            models.get(name) is m for name, m in self.models.items())
+        if not same:
+            self.clear()
+            self.models = dict(models)
+
+    def clear(self) -> None:
+        self.pages.clear()
+        self.size = 0
+
+    async def _render(self, scope: Scope, receive: Receive, send: Send) -> Page | None:
+        """Run the route and keep its whole answer; a non-200 answer is sent on as it comes."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+        passing = False
+
+        async def capture(message: Message) -> None:
+            nonlocal start, passing
+            if message["type"] == "http.response.start":
+                start = message
+                passing = message["status"] != 200
+            if passing:
+                return await send(message)
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if start is None or passing:
+            return None
+        body = b"".join(chunks)
+        etag = etag_of(body)
+        headers = [(k, v) for k, v in start.get("headers", [])
+                   if k.lower() not in (b"etag", b"cache-control")]
+        headers += [(b"etag", etag), (b"cache-control", CACHE_CONTROL)]
+        return Page(200, headers, body, etag)
+
+    def _store(self, key: tuple[str, bytes], page: Page) -> None:
+        if len(page.body) > self.max_bytes:
+            return
+        old = self.pages.pop(key, None)
+        if old is not None:
+            self.size -= len(old.body)
+        self.pages[key] = page
+        self.size += len(page.body)
+        while self.size > self.max_bytes:
+            _, evicted = self.pages.popitem(last=False)
+            self.size -= len(evicted.body)
+
+    @staticmethod
+    async def _send(scope: Scope, page: Page, send: Send) -> None:
+        condition = dict(scope["headers"]).get(b"if-none-match")
+        if condition is not None and matches(condition, page.etag):
+            headers = [(k, v) for k, v in page.headers
+                       if k in (b"etag", b"cache-control")]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": page.status,
+                    "headers": page.headers})
+        await send({"type": "http.response.body", "body": page.body})

@@ -1,0 +1,192 @@
+"""Throughput under concurrency, as ratios to `/healthz` measured in the same run.
+
+    python bench/bench_throughput.py [--seconds 6] [--rounds 2] [--connections 16]
+
+The real server (`namelab serve`, one worker, OMP_NUM_THREADS=1) runs pinned to one core and
+the load generator, `wrk` (a C client; installed from Debian's packages if missing), to another,
+so that the client does not take the server's CPU. Each endpoint gets `--seconds` of `wrk` with
+`--connections` keep-alive connections; the endpoints are run in turn, `--rounds` times
+(interleaved, so a slow minute on this shared machine hits every endpoint alike). Printed per
+endpoint and round: requests/s, p50 and p99 latency, non-2xx responses, and the ratio of the
+requests/s to `/healthz`'s in the same round; then the issue's targets against the lower of the
+rounds' ratios. Last, the latency of one big request at a time (one connection): `sample n=1000`
+and `score 1000 names` on the MLP.
+
+Exits 1 if any response was not 2xx or a socket error happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from load import free_port, stop_server, wait_ready  # bench/load.py: start, probe, stop
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NAMES_1000 = [f"{a}{b}{c}" for a in "abcdefghij" for b in "aeiouy" for c in
+              ("na", "la", "ra", "th", "n", "s", "x", "lyn", "belle", "o", "ka", "ette",
+               "mi", "da", "ie", "ah", "el")][:1000]
+
+# (label, method, path, JSON body or None, target ratio to /healthz or None)
+ENDPOINTS = [
+    ("GET /healthz", "GET", "/healthz", None, None),
+    ("POST mlp/score 1 name", "POST", "/api/models/mlp/score", {"names": ["emma"]}, 0.5),
+    ("POST bigram/score 1 name", "POST", "/api/models/bigram/score", {"names": ["emma"]}, None),
+    ("POST mlp/sample n=20", "POST", "/api/models/mlp/sample", {"n": 20, "seed": 1}, 0.25),
+    ("GET /bigram?model=bigram", "GET", "/bigram?model=bigram", None, 0.5),
+    ("GET /score?names=emma", "GET", "/score?names=emma", None, 0.25),
+]
+# One request at a time: the latency of a big request must not suffer from batching.
+SINGLE = [
+    ("POST mlp/sample n=1000", "POST", "/api/models/mlp/sample", {"n": 1000, "seed": 1}),
+    ("POST mlp/score 1000 names", "POST", "/api/models/mlp/score", {"names": NAMES_1000}),
+]
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    if os.geteuid() != 0:
+        sys.exit("wrk is not installed: run `sudo apt-get install -y wrk` (Debian's package)")
+    print("installing wrk from Debian's packages", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env, check=True)
+    return shutil.which("wrk") or sys.exit("wrk still not found after installing it")
+
+
+def cores() -> tuple[set[int], set[int]]:
+    """(server's cores, client's cores): one core each when there are at least two."""
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        return set(mine), set(mine)
+    return {mine[0]}, {mine[1]}
+
+
+def start_server(models_dir: Path, port: int, cpus: set[int], log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--models-dir", str(models_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+
+
+def lua_script(method: str, body: dict | None, folder: Path) -> Path:
+    path = folder / f"req-{abs(hash((method, json.dumps(body))))}.lua"
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines += [f"wrk.body = {json.dumps(json.dumps(body))}",
+                  'wrk.headers["Content-Type"] = "application/json"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * UNITS[unit]
+
+
+def run_wrk(wrk: str, cpus: set[int], url: str, script: Path, connections: int,
+            seconds: float) -> dict:
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+           url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, cpus)).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    p.add_argument("--seconds", type=float, default=6)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    args = p.parse_args()
+
+    wrk = ensure_wrk()
+    server_cpus, client_cpus = cores()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    tmp = Path(tempfile.mkdtemp(prefix="namelab-throughput-"))
+    load0 = os.getloadavg()[0]
+    proc = start_server(args.models_dir, port, server_cpus, tmp / "server.log")
+    rounds: list[dict[str, dict]] = []
+    single: dict[str, dict] = {}
+    try:
+        wait_ready(proc, url, timeout=180)
+        scripts = {label: lua_script(method, body, tmp)
+                   for label, method, _, body, _ in ENDPOINTS}
+        for label, _, path, _, _ in ENDPOINTS:  # warm-up: every endpoint, 1 s
+            run_wrk(wrk, client_cpus, url + path, scripts[label], args.connections, 1)
+        for _ in range(args.rounds):
+            figures = {}
+            for label, _, path, _, _ in ENDPOINTS:
+                figures[label] = run_wrk(wrk, client_cpus, url + path, scripts[label],
+                                         args.connections, args.seconds)
+            rounds.append(figures)
+        for label, method, path, body in SINGLE:
+            script = lua_script(method, body, tmp)
+            run_wrk(wrk, client_cpus, url + path, script, 1, 1)
+            single[label] = run_wrk(wrk, client_cpus, url + path, script, 1, args.seconds)
+    finally:
+        stop_server(proc)
+
+    print(f"server on core {sorted(server_cpus)}, wrk on core {sorted(client_cpus)}; "
+          f"{args.connections} connections, {args.seconds:g} s per endpoint, "
+          f"{args.rounds} interleaved rounds; load average {load0:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")
+    head = f"{'endpoint':<26}" + "".join(
+        f" | r{i + 1} req/s  p50 ms  p99 ms  ratio" for i in range(len(rounds)))
+    print(head)
+    n_errors = 0
+    worst: dict[str, float] = {}
+    for label, *_ in ENDPOINTS:
+        row = f"{label:<26}"
+        for figures in rounds:
+            f, base = figures[label], figures["GET /healthz"]["rps"]
+            ratio = f["rps"] / base
+            worst[label] = min(worst.get(label, ratio), ratio)
+            n_errors += f["errors"]
+            row += f" | {f['rps']:>9.0f} {f['p50']:>7.1f} {f['p99']:>7.1f} {ratio:>6.3f}"
+        print(row)
+    print("one request at a time (1 connection):")
+    for label, f in single.items():
+        n_errors += f["errors"]
+        print(f"  {label:<26} {f['rps']:>6.1f} req/s  p50 {f['p50']:.1f} ms  "
+              f"p99 {f['p99']:.1f} ms")
+    print("targets (lowest ratio over the rounds):")
+    for label, *_, target in ENDPOINTS:
+        if target is not None:
+            verdict = "met" if worst[label] >= target else "NOT met"
+            print(f"  {label:<26} {worst[label]:.3f} >= {target}: {verdict}")
+    print(f"errors (non-2xx or socket): {n_errors}")
+    if args.json:
+        args.json.write_text(json.dumps({"rounds": rounds, "single": single,
+                                         "load_average": load0}, indent=2) + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if n_errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Dynamic batching: requests served together get, byte for byte, what they get alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app import batching, services, worker
+from app.config import Settings
+from app.lm import KINDS, MLPConfig
+from app.lm.deadline import Deadline, bounded
+from app.lm.train import OptimConfig
+from app.main import create_app
+from app.params import InvalidParam, SampleParams
+from app.training import train_to_checkpoint
+
+SAMPLES = [
+    {"n": 1, "seed": 1},
+    {"n": 20, "seed": 2},
+    {"n": 7, "seed": 3, "temperature": 0.6, "top_k": 5},
+    {"n": 5, "seed": 4, "prefix": "an", "max_len": 6},
+    {"n": 8, "seed": 5, "unique": True, "exclude_training": True, "temperature": 1.7},
+    {"n": 300, "seed": 6},
+    {"n": 3, "seed": 7, "temperature": 0.01},
+]
+SCORES = [["emma"], ["xqzvk", "José", "ava"], ["olivia"] * 3, ["a", "zzzzzzzzzzzz", "quinn"],
+          [f"{a}{b}ley" for a in "bcdk" for b in "aeiou"]]
+BAD = [("POST", "/api/models/{m}/score", {"names": ["emma", "b4d"]}),
+       ("POST", "/api/models/{m}/sample", {"n": 2, "prefix": "9"})]
+
+
+def requests_for(model: str) -> list[tuple[str, str, dict | None]]:
+    reqs = [("POST", f"/api/models/{model}/sample", body) for body in SAMPLES]
+    reqs += [("POST", f"/api/models/{model}/score", {"names": names}) for names in SCORES]
+    reqs += [("GET", f"/api/models/{model}/score?name=ava", None),
+             ("GET", f"/api/models/{model}/sample?n=4&seed=9&top_k=3", None)]
+    return reqs
+
+
+async def send_all(app, reqs, together: bool) -> list[tuple[int, bytes]]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        async def one(method, url, body):
+            r = await c.request(method, url, json=body)
+            return r.status_code, r.content
+
+        if not together:
+            return [await one(*r) for r in reqs]
+        # Hold the model thread until every request is queued, so that they are batched.
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        tasks = [asyncio.ensure_future(one(*r)) for r in reqs]
+        deadline = time.monotonic() + 30
+        while queued() < sum(1 for r in reqs if "/models/" in r[1]) - len(BAD):
+            assert time.monotonic() < deadline, "requests never reached the batcher"
+            await asyncio.sleep(0.01)
+        gate.set()
+        return list(await asyncio.gather(*tasks))
+
+
+def queued() -> int:
+    with batching.scoring.lock, batching.sampling.lock:
+        return sum(len(q) for b in (batching.scoring, batching.sampling)
+                   for q in b.queues.values())
+
+
+@pytest.fixture(scope="module")
+def wide_client(tmp_path_factory, tiny_names_file):
+    """An MLP whose contexts are mostly too long for its precomputed table (block_size 5), with
+    shapes on which the matrix kernels' rounding depends on the batch unless it is padded."""
+    out = tmp_path_factory.mktemp("wide-models")
+    train_to_checkpoint(
+        "mlp", str(tiny_names_file), out, "mlp5",
+        config=MLPConfig(block_size=5, n_embd=10, n_hidden=200, n_layers=3, dropout=0.0),
+        training=OptimConfig(steps=30, batch_size=32, warmup=5, eval_interval=15))
+    with TestClient(create_app(Settings(models_dir=out))) as c:
+        yield c
+
+
+@pytest.mark.parametrize(("fixture", "model"), [
+    *(("client", kind) for kind in KINDS), ("wide_client", "mlp5")])
+def test_requests_batched_together_get_the_bytes_they_get_alone(request, fixture, model):
+    """For every kind: those that batch (row-independent, the base window decoder) and those
+    served one at a time (the WaveNet's Tabled form and the Transformer are not
+    row-independent across batch sizes)."""
+    client = request.getfixturevalue(fixture)
+    lm = client.app.state.registry.get(model).model
+    assert lm.rows_independent == (model in ("bigram", "neural-bigram", "mlp", "mlp5"))
+    reqs = requests_for(model) + [(m, u.format(m=model), b) for m, u, b in BAD]
+    alone = asyncio.run(send_all(client.app, reqs, together=False))
+    before = len(batching.sampling.batch_sizes), len(batching.scoring.batch_sizes)
+    together = asyncio.run(send_all(client.app, reqs, together=True))
+    assert [s for s, _ in alone] == [200] * (len(reqs) - 2) + [422, 422]
+    for req, a, t in zip(reqs, alone, together, strict=True):
+        assert a == t, req
+    # They really were served together: one batch per operation (or one request at a time).
+    if batching.batches_sampling(lm):
+        assert batching.sampling.batch_sizes[before[0]:] == [len(SAMPLES) + 1]
+    else:
+        assert batching.sampling.batch_sizes[before[0]:] == [1] * (len(SAMPLES) + 1)
+    if batching.batches_scoring(lm):
+        assert batching.scoring.batch_sizes[before[1]:] == [len(SCORES) + 1]
+    else:
+        assert batching.scoring.batch_sizes[before[1]:] == [1] * (len(SCORES) + 1)
+
+
+def test_interleaved_with_other_models_and_pages(client):
+    """Batches of several models and other model-thread work, in one go, answer the same."""
+    reqs = requests_for("mlp") + requests_for("bigram") + [
+        ("GET", "/api/compare?name=emma", None), ("GET", "/score?names=emma%0Aava", None)]
+    alone = asyncio.run(send_all(client.app, reqs, together=False))
+    together = asyncio.run(send_all(client.app, reqs, together=True))
+    assert alone == together
+
+
+def test_many_and_alone_agree_in_process(client):
+    """services.sample_many / score_many against one call per request, for every model."""
+    for m in client.app.state.registry.models.values():
+        params = [SampleParams(**body) for body in SAMPLES]
+        many = services.sample_many(m, params)
+        assert many == [services.sample_names(m, p) for p in params]
+        assert services.score_many(m, SCORES) == [services.score(m, names) for names in SCORES]
+
+
+def test_a_bad_request_in_a_batch_fails_alone(client):
+    m = client.app.state.registry.get("mlp")
+    results = services.score_many(m, [["emma"], ["b4d"], ["ava"]])
+    assert results[0] == services.score(m, ["emma"]) and results[2] == services.score(m, ["ava"])
+    assert isinstance(results[1], InvalidParam) and "b4d" in str(results[1])
+    results = services.sample_many(m, [SampleParams(n=2, seed=1), SampleParams(n=2, prefix="9")])
+    assert results[0] == services.sample_names(m, SampleParams(n=2, seed=1))
+    assert isinstance(results[1], InvalidParam)
+
+
+def test_every_request_of_a_batch_stops_at_the_deadline(client):
+    """A batch runs under the model-time deadline (app/worker.py): each sampling request checks
+    it before each step and stops with the names it has, exhausted."""
+    m = client.app.state.registry.get("mlp")
+    with bounded(Deadline(0)):
+        results = services.sample_many(m, [SampleParams(n=5, seed=1), SampleParams(n=9)])
+    assert [(r.names, r.exhausted) for r in results] == [([], True), ([], True)]
+
+
+def test_a_batched_request_past_its_deadline_answers_exhausted(client, monkeypatch):
+    monkeypatch.setattr(worker, "MODEL_SECONDS", 0.0)
+    r = client.post("/api/models/mlp/sample", json={"n": 5, "seed": 1})
+    assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []
+
+
+def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
+        client, monkeypatch):
+    m = client.app.state.registry.get("bigram")
+    seen: list[list] = []
+    b = batching.Batcher(lambda m, items: seen.append(items) or items, rows=len,
+                         batches=batching.batches_scoring, max_rows=5)
+
+    async def go():
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        tasks = [asyncio.ensure_future(b.submit(m, ["x"] * k)) for k in (2, 2, 2, 1, 6)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(go()) == [["x"] * k for k in (2, 2, 2, 1, 6)]
+    assert [[len(x) for x in batch] for batch in seen] == [[2, 2], [2, 1], [6]]
+    seen.clear()
+    monkeypatch.setattr(type(m.model), "rows_independent", property(lambda self: False))
+    asyncio.run(go())
+    assert [len(batch) for batch in seen] == [1, 1, 1, 1, 1]
+
+
+def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
+    m = client.app.state.registry.get("bigram")
+
+    def broken(m, items):
+        raise RuntimeError("bug")
+
+    b = batching.Batcher(broken, rows=len, batches=batching.batches_scoring)
+
+    async def go():
+        return await asyncio.gather(*(b.submit(m, ["x"]) for _ in range(3)),
+                                    return_exceptions=True)
+
+    assert [str(e) for e in asyncio.run(go())] == ["bug"] * 3
+    assert b.queues == {}

@@ -1,0 +1,131 @@
+"""Pages that never change are rendered once per set of loaded models, with ETag and 304."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app import batching, worker
+from app.lm.bigram import BigramConfig
+from app.main import create_app
+from app.pagecache import Page, PageCache, etag_of, matches
+from app.registry import Registry
+from app.training import train_to_checkpoint
+
+CACHED = ["/bigram?model=bigram", "/bigram?model=bigram&view=counts&row=e",
+          "/bigram/table.csv?model=bigram", "/bigram/table.json?model=neural-bigram",
+          "/bigram/compare?a=bigram&b=neural-bigram", "/embeddings?model=mlp",
+          "/api/models", "/api/models/mlp", "/api/models/bigram/bigram",
+          "/api/models/mlp/embeddings?k=2"]
+NOT_CACHED = ["/", "/sample?model=mlp&n=3", "/score?names=emma",
+              "/api/models/mlp/top?k=3", "/models/mlp",  # bounded by a deadline: can vary
+              "/api/models/mlp/sample?n=2", "/api/models/mlp/score?name=emma",
+              "/bigram?model=bigram&view=nope", "/models/nope", "/api/models/mlp/bigram"]
+
+
+@pytest.fixture
+def fresh(settings):
+    """A new app (an empty cache) and a count of the calls that reach the model thread."""
+    calls = []
+    run = worker.run
+
+    async def counting_run(fn, /, *args, **kwargs):
+        calls.append(fn)
+        return await run(fn, *args, **kwargs)
+
+    def counting(submit):
+        async def counted(m, item):
+            calls.append(item)
+            return await submit(m, item)
+        return counted
+
+    with TestClient(create_app(settings)) as c:
+        mp = pytest.MonkeyPatch()
+        mp.setattr(worker, "run", counting_run)
+        for b in (batching.scoring, batching.sampling):  # model work that skips worker.run
+            mp.setattr(b, "submit", counting(b.submit))
+        try:
+            yield c, calls
+        finally:
+            mp.undo()
+
+
+@pytest.mark.parametrize("url", CACHED)
+def test_a_page_that_never_changes_is_rendered_once(fresh, url):
+    c, calls = fresh
+    first = c.get(url)
+    assert first.status_code == 200 and len(calls) == 1
+    again = c.get(url)
+    assert len(calls) == 1  # served without running the route
+    assert again.content == first.content
+    assert again.headers["content-type"] == first.headers["content-type"]
+    assert again.headers["etag"] == first.headers["etag"] == etag_of(first.content).decode()
+    assert again.headers["cache-control"] == "no-cache"
+    assert "content-security-policy" in again.headers  # the middleware outside still applies
+
+
+@pytest.mark.parametrize("url", NOT_CACHED)
+def test_random_personal_and_failed_answers_are_not_cached(fresh, url):
+    c, calls = fresh
+    c.get(url)
+    once = len(calls)
+    c.get(url)
+    assert once >= 1 and len(calls) == 2 * once  # the model work was done again
+    assert "etag" not in c.get(url).headers
+
+
+def test_a_conditional_request_gets_304_without_a_body(fresh):
+    c, calls = fresh
+    etag = c.get("/bigram?model=bigram").headers["etag"]
+    r = c.get("/bigram?model=bigram", headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == etag
+    assert c.get("/bigram?model=bigram", headers={"If-None-Match": f'"x", W/{etag}'}
+                 ).status_code == 304
+    assert c.get("/bigram?model=bigram", headers={"If-None-Match": "*"}).status_code == 304
+    stale = c.get("/bigram?model=bigram", headers={"If-None-Match": '"stale"'})
+    assert stale.status_code == 200 and stale.headers["etag"] == etag
+    # the first request for a URL (a miss) answers a matching condition with 304 too
+    etag_csv = c.get("/bigram/table.csv?model=bigram").headers["etag"]
+    c.app.state.registry = Registry.load_dir(c.app.state.settings.models_dir)  # empties it
+    r = c.get("/bigram/table.csv?model=bigram", headers={"If-None-Match": etag_csv})
+    assert r.status_code == 304 and len(calls) == 3  # rendered again, then compared
+
+
+def test_new_models_empty_the_cache(fresh, settings, tiny_names_file, tmp_path):
+    """Same names, other model objects: rendered again; other weights: a different page."""
+    c, calls = fresh
+    page = c.get("/bigram/table.json?model=bigram").json()
+    c.app.state.registry = Registry.load_dir(settings.models_dir)  # same files, new objects
+    assert c.get("/bigram/table.json?model=bigram").json() == page
+    assert len(calls) == 2
+    folder = tmp_path / "models"
+    train_to_checkpoint("bigram", str(tiny_names_file), folder, "bigram",
+                        config=BigramConfig(smoothing=0.0))
+    c.app.state.registry = Registry.load_dir(folder)  # a bigram without smoothing
+    other = c.get("/bigram/table.json?model=bigram").json()
+    assert len(calls) == 3 and other["probs"] != page["probs"]
+    assert other["probs"][0][0] == 0.0  # no smoothing: '..' never seen
+
+
+def test_a_model_added_to_the_registry_empties_the_cache(fresh, settings):
+    c, calls = fresh
+    n = len(c.get("/api/models").json())
+    registry = c.app.state.registry
+    registry.models["mlp-again"] = registry.models["mlp"]
+    assert len(c.get("/api/models").json()) == n + 1 and len(calls) == 2
+
+
+def test_the_cache_is_bounded_in_bytes_and_drops_the_least_recently_used():
+    cache = PageCache(app=None, max_bytes=1000)
+    page = Page(200, [], b"x" * 400, etag_of(b"x" * 400))
+    for i in range(5):
+        cache._store((f"/p{i}", b""), page)
+        assert cache.size <= 1000
+    assert list(cache.pages) == [("/p3", b""), ("/p4", b"")]
+    cache._store(("/huge", b""), Page(200, [], b"y" * 1001, b'"y"'))  # never kept
+    assert ("/huge", b"") not in cache.pages and cache.size == 800
+
+
+def test_etags_compare_weakly_and_accept_lists():
+    assert matches(b'"a"', b'"a"') and matches(b'W/"a"', b'"a"') and matches(b'"b", "a"', b'"a"')
+    assert matches(b"*", b'"a"') and not matches(b'"b"', b'"a"') and not matches(b"", b'"a"')
