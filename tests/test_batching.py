@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -18,6 +19,13 @@ from app.lm.train import OptimConfig
 from app.main import create_app
 from app.params import InvalidParam, SampleParams
 from app.training import train_to_checkpoint
+
+
+def run_async(coro):
+    """asyncio.run on a thread of its own: Playwright's sync API (the browser tests) keeps an
+    event loop running on the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()  # its result, or its exception
 
 SAMPLES = [
     {"n": 1, "seed": 1},
@@ -92,9 +100,9 @@ def test_requests_batched_together_get_the_bytes_they_get_alone(request, fixture
     lm = client.app.state.registry.get(model).model
     assert lm.rows_independent == (model in ("bigram", "neural-bigram", "mlp", "mlp5"))
     reqs = requests_for(model) + [(m, u.format(m=model), b) for m, u, b in BAD]
-    alone = asyncio.run(send_all(client.app, reqs, together=False))
+    alone = run_async(send_all(client.app, reqs, together=False))
     before = len(batching.sampling.batch_sizes), len(batching.scoring.batch_sizes)
-    together = asyncio.run(send_all(client.app, reqs, together=True))
+    together = run_async(send_all(client.app, reqs, together=True))
     assert [s for s, _ in alone] == [200] * (len(reqs) - 2) + [422, 422]
     for req, a, t in zip(reqs, alone, together, strict=True):
         assert a == t, req
@@ -113,8 +121,8 @@ def test_interleaved_with_other_models_and_pages(client):
     """Batches of several models and other model-thread work, in one go, answer the same."""
     reqs = requests_for("mlp") + requests_for("bigram") + [
         ("GET", "/api/compare?name=emma", None), ("GET", "/score?names=emma%0Aava", None)]
-    alone = asyncio.run(send_all(client.app, reqs, together=False))
-    together = asyncio.run(send_all(client.app, reqs, together=True))
+    alone = run_async(send_all(client.app, reqs, together=False))
+    together = run_async(send_all(client.app, reqs, together=True))
     assert alone == together
 
 
@@ -167,11 +175,11 @@ def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
         gate.set()
         return await asyncio.gather(*tasks)
 
-    assert asyncio.run(go()) == [["x"] * k for k in (2, 2, 2, 1, 6)]
+    assert run_async(go()) == [["x"] * k for k in (2, 2, 2, 1, 6)]
     assert [[len(x) for x in batch] for batch in seen] == [[2, 2], [2, 1], [6]]
     seen.clear()
     monkeypatch.setattr(type(m.model), "rows_independent", property(lambda self: False))
-    asyncio.run(go())
+    run_async(go())
     assert [len(batch) for batch in seen] == [1, 1, 1, 1, 1]
 
 
@@ -187,5 +195,5 @@ def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
         return await asyncio.gather(*(b.submit(m, ["x"]) for _ in range(3)),
                                     return_exceptions=True)
 
-    assert [str(e) for e in asyncio.run(go())] == ["bug"] * 3
+    assert [str(e) for e in run_async(go())] == ["bug"] * 3
     assert b.queues == {}
