@@ -10,6 +10,7 @@ Sampling, scoring, search and evaluation are written once against this (see the 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
@@ -135,13 +136,14 @@ class LanguageModel(nn.Module):
         return logits, loss
 
     def config(self) -> dict[str, Any]:
-        """The hyperparameters that rebuild this model's shape (stored in checkpoints)."""
-        raise NotImplementedError
+        """The hyperparameters that rebuild this model's shape (stored in checkpoints): by
+        default its config dataclass, kept as `self.cfg`."""
+        return dataclasses.asdict(self.cfg)
 
     @classmethod
     def from_config(cls, vocab: Vocab, config: Any) -> LanguageModel:
         """A model from its kind's config dataclass (see `Kind.build`)."""
-        raise NotImplementedError
+        return cls(vocab, config)
 
     def may_give_zero(self) -> bool:
         """Whether a probability of exactly 0 is a legitimate output (log-prob -inf), as from

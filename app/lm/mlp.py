@@ -12,8 +12,7 @@ checkpoint, runs the same function rearranged for speed (`Folded`), about twice 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -119,13 +118,6 @@ class MLP(LanguageModel):
 
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
-
-    @classmethod
-    def from_config(cls, vocab: Vocab, config: MLPConfig) -> MLP:
-        return cls(vocab, config)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from the pair counts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -63,13 +62,6 @@ class NeuralBigram(LanguageModel):
 
     def penalty(self) -> torch.Tensor | None:
         return self.cfg.reg * (self.W**2).mean() if self.cfg.reg else None
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
-
-    @classmethod
-    def from_config(cls, vocab: Vocab, config: NeuralBigramConfig) -> NeuralBigram:
-        return cls(vocab, config)
 
 
 KIND = Kind(

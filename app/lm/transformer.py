@@ -13,8 +13,7 @@ through a window of its last `block_size` letters, as the other kinds see it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -217,13 +216,6 @@ class Transformer(LanguageModel):
 
     def embedding_table(self) -> torch.Tensor:
         return self.wte.weight.detach()
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
-
-    @classmethod
-    def from_config(cls, vocab: Vocab, config: TransformerConfig) -> Transformer:
-        return cls(vocab, config)
 
 
 class KVDecoder(Decoder):

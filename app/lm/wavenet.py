@@ -15,8 +15,7 @@ most 3 letters are looked up.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -104,13 +103,6 @@ class WaveNet(LanguageModel):
 
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
-
-    @classmethod
-    def from_config(cls, vocab: Vocab, config: WaveNetConfig) -> WaveNet:
-        return cls(vocab, config)
 
 
 class Tabled:
