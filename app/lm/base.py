@@ -44,7 +44,7 @@ class LanguageModel(nn.Module):
     and nothing does it: serving loads a checkpoint, freezes it, and only reads it.
     """
 
-    kind: ClassVar[str]  # 'bigram', 'neural-bigram', 'mlp': in checkpoints and the CLI
+    kind: ClassVar[str]  # the kind's name ('mlp', 'transformer', ...): in checkpoints, the CLI
 
     def __init__(self, vocab: Vocab, block_size: int) -> None:
         super().__init__()
