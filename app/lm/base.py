@@ -293,3 +293,36 @@ class Decoder:
     def advance(self, keep: torch.Tensor, ix: torch.Tensor) -> None:
         """The names drew ix (L,); those where `keep` is true go on with it."""
         self.ctx = torch.cat([self.ctx[keep, 1:], ix[keep, None]], dim=1)
+
+
+SHORT_ROWS = 27**3  # at most this many precomputed short contexts (~2 MB of logits for V = 27)
+
+
+def short_contexts(V: int, T: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Every context of at most K letters after the start padding, K the most with V**K <=
+    SHORT_ROWS: every name starts there, so a fast form computes their logits once and looks
+    them up (`lookup_short`). Returns skip = T - K (a short context is '.' at these first
+    positions), place (K,) = V**(K-1), ..., 1 (the last K ids as one number: the row), and the
+    contexts (V**K, T), row r being the one whose last K ids spell r."""
+    K = 0
+    while K < T and V ** (K + 1) <= SHORT_ROWS:
+        K += 1
+    place = V ** torch.arange(K - 1, -1, -1)
+    tails = (torch.arange(V**K)[:, None] // place) % V  # (V**K, K)
+    return T - K, place, torch.cat([torch.zeros(V**K, T - K, dtype=torch.long), tails], dim=1)
+
+
+def lookup_short(idx: torch.Tensor, skip: int, place: torch.Tensor, short: torch.Tensor,
+                 network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """(B, T) contexts -> (B, V): the short ones read from `short` (their logits, in
+    `short_contexts` order), the others through `network`."""
+    is_short = (idx[:, :skip] == 0).all(dim=1)  # (B,)
+    if not bool(is_short.any()):
+        return network(idx)
+    row = (idx[:, skip:] * place).sum(dim=1)  # (B,): the row in `short`
+    if bool(is_short.all()):
+        return short[row]
+    out = short.new_empty((len(idx), short.shape[1]))
+    out[is_short] = short[row[is_short]]
+    out[~is_short] = network(idx[~is_short])
+    return out

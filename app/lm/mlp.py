@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import LanguageModel
+from app.lm.base import LanguageModel, lookup_short, short_contexts
 from app.lm.kind import Kind, check_fields, param
 from app.lm.train import OptimConfig
 from app.lm.vocab import Vocab
@@ -26,7 +26,6 @@ from app.lm.vocab import Vocab
 MAX_LAYERS = 64
 MAX_WIDTH = 8192  # units per layer and embedding dimensions, at most
 MAX_BLOCK = 64  # characters of context, at most (the longest name)
-SHORT_ROWS = 27**3  # at most this many precomputed short contexts (Folded.short): ~2 MB
 ROW_MULTIPLE = 16  # Folded.network pads its batch to a multiple of this many rows (point 4)
 
 
@@ -167,10 +166,7 @@ class Folded:
         norms = [x for x in m.hidden if isinstance(x, nn.LayerNorm)]
         W1 = layers[0].weight.view(-1, T, E)  # (n_hidden, T, n_embd)
         table = torch.einsum("ve,hte->tvh", m.C.weight, W1).reshape(T * V, -1)
-        K = 0
-        while K < T and V ** (K + 1) <= SHORT_ROWS:
-            K += 1
-        place = V ** torch.arange(K - 1, -1, -1)
+        skip, place, short = short_contexts(V, T)
         folded = cls(
             table=table.contiguous(),
             offsets=torch.arange(T) * V,
@@ -178,12 +174,10 @@ class Folded:
             norms=tuple((2 * n.weight, 2 * n.bias, n.eps) for n in norms),
             linears=tuple(((2 * x.weight).T.contiguous(), x.bias - x.weight.sum(dim=1))
                           for x in [*layers[1:], m.head]),
-            skip=T - K,
+            skip=skip,
             place=place,
             short=torch.empty(0, V),  # filled in below, by the network above
         )
-        tails = (torch.arange(V**K)[:, None] // place) % V  # (V**K, K): row r's last K ids
-        short = torch.cat([torch.zeros(V**K, T - K, dtype=torch.long), tails], dim=1)
         folded = dataclasses.replace(folded, short=folded.network(short))
         return dataclasses.replace(folded, rows_independent=folded.check_rows_independent())
 
@@ -200,16 +194,7 @@ class Folded:
         return True
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        short = (idx[:, : self.skip] == 0).all(dim=1)  # (B,)
-        if not bool(short.any()):
-            return self.network(idx)
-        row = (idx[:, self.skip :] * self.place).sum(dim=1)  # (B,): the row in `short`
-        if bool(short.all()):
-            return self.short[row]
-        out = self.short.new_empty((len(idx), self.short.shape[1]))
-        out[short] = self.short[row[short]]
-        out[~short] = self.network(idx[~short])
-        return out  # (B, V)
+        return lookup_short(idx, self.skip, self.place, self.short, self.network)  # (B, V)
 
     def network(self, idx: torch.Tensor) -> torch.Tensor:
         """The folded network (1., 2. and 4. above) on every row of idx."""

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import LanguageModel
+from app.lm.base import LanguageModel, lookup_short, short_contexts
 from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
 from app.lm.train import OptimConfig
@@ -29,7 +29,6 @@ from app.lm.vocab import Vocab
 
 MAX_BLOCK = 64  # bounds the work a hostile checkpoint can ask for, with MAX_WIDTH
 MAX_WIDTH = 4096
-SHORT_ROWS = 27**3  # at most this many precomputed short contexts
 
 
 @dataclass
@@ -123,13 +122,7 @@ class Tabled:
         ids = torch.arange(V * V)
         pair_emb = m.C(torch.stack([ids // V, ids % V], dim=1))  # (V*V, 2, n_embd)
         self.pairs = first(pair_emb).squeeze(1).contiguous()  # (V*V, n_hidden)
-        K = 0
-        while K < T and V ** (K + 1) <= SHORT_ROWS:
-            K += 1
-        self.skip = T - K
-        self.place = V ** torch.arange(K - 1, -1, -1)  # (K,)
-        tails = (torch.arange(V**K)[:, None] // self.place) % V  # (V**K, K)
-        short = torch.cat([torch.zeros(V**K, T - K, dtype=torch.long), tails], dim=1)
+        self.skip, self.place, short = short_contexts(V, T)
         self.short = self.network(short)  # (V**K, V)
 
     @classmethod
@@ -146,16 +139,7 @@ class Tabled:
         return self.m.head(x.squeeze(1))
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        short = (idx[:, : self.skip] == 0).all(dim=1)  # (B,)
-        if not bool(short.any()):
-            return self.network(idx)
-        row = (idx[:, self.skip :] * self.place).sum(dim=1)
-        if bool(short.all()):
-            return self.short[row]
-        out = self.short.new_empty((len(idx), self.short.shape[1]))
-        out[short] = self.short[row[short]]
-        out[~short] = self.network(idx[~short])
-        return out
+        return lookup_short(idx, self.skip, self.place, self.short, self.network)
 
 
 KIND = Kind(
