@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from functools import cache
 
 import pytest
@@ -80,3 +82,16 @@ def test_the_2d_model_groups_the_vowels_in_its_raw_plot():
         within = sum(math.dist(a, b) for a, b in itertools.combinations(vowels, 2)) / 10
         across = sum(math.dist(a, b) for a in vowels for b in consonants) / (5 * len(consonants))
         assert within < across
+
+
+def test_loading_every_shipped_model_does_no_work_serving_does_not_need():
+    """Start-up (issue 15): loading builds each model's shape on the meta device without
+    initialising it and reads the weights straight into it. Initialising there, or copying
+    into it with to_empty(), imports torch's compiler (torch._dynamo) or sympy: over a second
+    each. Checked in a fresh interpreter, where nothing else has imported them."""
+    code = ("import sys; from app.registry import Registry; "
+            "r = Registry.load_dir(sys.argv[1]); assert r.models and not r.refused, r.refused; "
+            "print(' '.join(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "models")], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

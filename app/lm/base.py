@@ -295,6 +295,17 @@ class Decoder:
         self.ctx = torch.cat([self.ctx[keep, 1:], ix[keep, None]], dim=1)
 
 
+def embedding(num: int, dim: int) -> nn.Embedding:
+    """nn.Embedding(num, dim), initialised as nn.Embedding does (N(0, 1), drawn from torch's
+    global generator, so a seeded training run repeats) except on the meta device, where the
+    checkpoint loader builds a model only for its shapes: there the first normal_ would cost
+    over a second (torch imports its compiler to trace the decomposition)."""
+    emb = nn.Embedding(num, dim, _weight=torch.empty(num, dim))
+    if not emb.weight.is_meta:
+        nn.init.normal_(emb.weight)
+    return emb
+
+
 SHORT_ROWS = 27**3  # at most this many precomputed short contexts (~2 MB of logits for V = 27)
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import LanguageModel, lookup_short, short_contexts
+from app.lm.base import LanguageModel, embedding, lookup_short, short_contexts
 from app.lm.kind import Kind, check_fields, param
 from app.lm.train import OptimConfig
 from app.lm.vocab import Vocab
@@ -69,11 +69,7 @@ class MLP(LanguageModel):
         super().__init__(vocab, block_size=cfg.block_size)
         self.cfg = cfg
         V = len(vocab)
-        # nn.Embedding's own N(0, 1) init, except on the meta device (the checkpoint loader's shape
-        # check): there the first normal_ costs over a second (torch traces its decomposition).
-        self.C = nn.Embedding(V, cfg.n_embd, _weight=torch.empty(V, cfg.n_embd))
-        if not self.C.weight.is_meta:
-            nn.init.normal_(self.C.weight)
+        self.C = embedding(V, cfg.n_embd)
         layers: list[nn.Module] = []
         n_in = cfg.block_size * cfg.n_embd
         for _ in range(cfg.n_layers):

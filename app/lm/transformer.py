@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import Decoder, LanguageModel
+from app.lm.base import Decoder, LanguageModel, embedding
 from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
 from app.lm.train import OptimConfig
@@ -106,8 +106,8 @@ class Transformer(LanguageModel):
         super().__init__(vocab, block_size=cfg.block_size)
         self.cfg = cfg
         V = len(vocab)
-        self.wte = nn.Embedding(V, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.wte = embedding(V, cfg.n_embd)
+        self.wpe = embedding(cfg.block_size, cfg.n_embd)
         self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)

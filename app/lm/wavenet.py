@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import LanguageModel, lookup_short, short_contexts
+from app.lm.base import LanguageModel, embedding, lookup_short, short_contexts
 from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
 from app.lm.train import OptimConfig
@@ -72,7 +72,7 @@ class WaveNet(LanguageModel):
         super().__init__(vocab, block_size=cfg.block_size)
         self.cfg = cfg
         V = len(vocab)
-        self.C = nn.Embedding(V, cfg.n_embd)
+        self.C = embedding(V, cfg.n_embd)
         self.levels = nn.ModuleList(
             Level(cfg.n_embd if i == 0 else cfg.n_hidden, cfg.n_hidden, cfg.dropout)
             for i in range(cfg.n_levels)

@@ -60,6 +60,30 @@ class Demo:
         check_fields(self)
 
 
+@pytest.mark.parametrize("name", list(KINDS))
+def test_a_shape_built_on_the_meta_device_is_not_initialised(monkeypatch, name):
+    """The checkpoint loader builds each model on the meta device only to compare shapes;
+    initialising an embedding there made torch import its compiler (over a second at start-up).
+    On the CPU, embeddings get nn.Embedding's own N(0, 1) from the global generator, as before
+    (a seeded training run repeats)."""
+    kind = KINDS[name]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("initialised on the meta device")
+
+    monkeypatch.setattr(torch.nn.init, "normal_", refuse)
+    with torch.device("meta"):
+        shape = kind.build(VOCAB, kind.config())
+    assert all(t.is_meta for t in shape.state_dict().values())
+    monkeypatch.undo()
+    torch.manual_seed(0)
+    real = kind.build(VOCAB, kind.config())
+    first = next((m for m in real.modules() if isinstance(m, torch.nn.Embedding)), None)
+    if first is not None:  # built first, so it drew first: the same draws as nn.Embedding's
+        torch.manual_seed(0)
+        assert torch.equal(first.weight, torch.nn.Embedding(*first.weight.shape).weight)
+
+
 @pytest.mark.parametrize(("values", "error", "message"), [
     ({"n": 0}, ValueError, "n must be >= 1, got 0"),
     ({"n": 11}, ValueError, "n must be <= 10, got 11"),
