@@ -21,7 +21,7 @@ Each request gets exactly what it would get alone, to the last bit:
   history): neither says rows_independent.
 - sampling is batched only for models whose decoder is the base window one
   (`type(model).decoder is LanguageModel.decoder`): a kind with its own decoder samples each
-  request alone through it (`batches_sampling`).
+  request alone through it (`services.shares_sampling`).
 tests/test_batching.py sends the same requests alone and interleaved and compares the bytes.
 
 The model-time deadline (app/worker.py, app/lm/deadline.py) bounds each request of a batch: each
@@ -121,11 +121,6 @@ def batches_scoring(model: LanguageModel) -> bool:
     return model.rows_independent
 
 
-def batches_sampling(model: LanguageModel) -> bool:
-    """Row-independent, and sampled through the base window Decoder (which `drive` batches)."""
-    return model.rows_independent and type(model).decoder is LanguageModel.decoder
-
-
 scoring: Batcher[list[str], list[NameScore]] = Batcher(services.score_many, rows=len,
                                                        batches=batches_scoring)
 def sample_each(m: LoadedModel, requests: list[SampleParams]) -> list[SampleResult | Exception]:
@@ -136,7 +131,7 @@ def sample_each(m: LoadedModel, requests: list[SampleParams]) -> list[SampleResu
 
 sampling: Batcher[SampleParams, SampleResult] = Batcher(sample_each,
                                                         rows=lambda p: p.n,
-                                                        batches=batches_sampling)
+                                                        batches=services.shares_sampling)
 
 
 async def score(m: LoadedModel, names: list[str], field: str = "names",

@@ -1,10 +1,11 @@
 """Pages and tables that are the same for every visitor, rendered once per set of loaded models.
 
-The heatmap of a loaded model, an embedding plot, the CSV/JSON downloads and the
-API's tables depend on nothing but the URL and the loaded models (they draw no random numbers and
-read no header). `PageCache`, an ASGI middleware just outside the routes, keeps the bytes of their
+The heatmap of a loaded model, an embedding plot, the CSV/JSON downloads, the API's tables and
+the scores of names (the score page, `/api/compare`, `GET .../score?name=`) depend on nothing
+but the URL and the loaded models (they draw no random numbers, read no header, and scoring has
+no deadline). `PageCache`, an ASGI middleware just outside the routes, keeps the bytes of their
 200 responses, keyed by path and query string, and serves them again without running the route
-(no model-thread hop, no template rendering).
+(no model-thread hop, no template rendering). POST requests are never cached.
 
 Every response of such a URL carries a strong `ETag` (a hash of its bytes) and
 `Cache-Control: no-cache` (a browser keeps it but asks again each time), and a request whose
@@ -28,10 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The URLs whose answer depends only on the URL and the loaded models. Not /top nor the model
 # card (/models/<name>, which shows the top names): their search stops at the request's
-# model-time deadline (app/worker.py), so their answer can depend on the load of the moment.
+# model-time deadline (app/worker.py), so their answer can depend on the load of the moment;
+# nor sampling, which draws a new seed when none is given.
 CACHEABLE = re.compile(
-    r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings"
-    r"|/api/models(/[^/]+(/bigram|/embeddings)?)?"
+    r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings|/score|/api/compare"
+    r"|/api/models(/[^/]+(/bigram|/embeddings|/score)?)?"
 )
 MAX_BYTES = 32 * 2**20  # bodies kept, in all
 CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)

@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 
 from app.lm import deadline as deadlines
+from app.lm.base import LanguageModel
 from app.lm.embeddings import (
     Neighbours,
     Projection,
@@ -25,7 +26,7 @@ from app.lm.embeddings import (
     similarity,
     similarity_order,
 )
-from app.lm.sampling import Steps, drive, sampler
+from app.lm.sampling import Draw, Steps, drive, group_sampler, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
 from app.lm.vocab import InvalidName
@@ -112,10 +113,57 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     forward pass per step for all when the model's decoder is the base window one); each result
     is what the request alone gives (or the InvalidParam it raised). Request i checks its own
     deadline `each[i]` (by default the deadline of the work in progress) before every step and
-    stops there with the names it has."""
+    stops there with the names it has.
+
+    Where the model shares its forward pass (`shares_sampling`), requests with the same options
+    and no filtering (unique, exclude_training: those draw again until they have n names) are one
+    `group_sampler`: their names also share each step's arithmetic."""
     if each is None:
         each = [deadlines.current()] * len(requests)
-    return drive(m.model, [sample_steps(m, p, d) for p, d in zip(requests, each, strict=True)])
+    results: list[SampleResult | Exception | None] = [None] * len(requests)
+    runs: list[Steps[list[SampleResult]]] = []
+    slots: list[list[int]] = []  # the requests each run serves
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(requests):
+        if p.unique or p.exclude_training or not shares_sampling(m.model):
+            runs.append(_one(sample_steps(m, p, each[i])))
+            slots.append([i])
+            continue
+        try:
+            prefix = checked_sample(m, p)
+        except InvalidParam as e:
+            results[i] = e
+            continue
+        groups.setdefault((p.temperature, p.top_k, prefix, p.max_len), []).append(i)
+    for (temperature, top_k, prefix, max_len), members in groups.items():
+        seeds = [draw_seed() if requests[i].seed is None else requests[i].seed for i in members]
+        draws = [Draw(requests[i].n, torch.Generator().manual_seed(seed), each[i])
+                 for i, seed in zip(members, seeds, strict=True)]
+        run = group_sampler(m.model, draws, temperature=temperature, top_k=top_k,
+                            prefix=prefix, max_len=max_len)
+        runs.append(_results(m, run, seeds, [requests[i].n for i in members]))
+        slots.append(members)
+    for members, got in zip(slots, drive(m.model, runs), strict=True):
+        for k, i in enumerate(members):
+            results[i] = got if isinstance(got, Exception) else got[k]
+    return results
+
+
+def shares_sampling(model: LanguageModel) -> bool:
+    """Whether concurrent requests may share sampling steps: the model's rows are independent
+    of the batch, and it samples through the base window Decoder (which `drive` batches)."""
+    return model.rows_independent and type(model).decoder is LanguageModel.decoder
+
+
+def _one(steps: Steps[SampleResult]) -> Steps[list[SampleResult]]:
+    return [(yield from steps)]
+
+
+def _results(m: LoadedModel, run: Steps[list[tuple[list[str], list[float]]]],
+             seeds: list[int], wanted: list[int]) -> Steps[list[SampleResult]]:
+    drawn = yield from run
+    return [result_of(m, seed, list(zip(names, lps, strict=True)), exhausted=len(names) < n)
+            for seed, n, (names, lps) in zip(seeds, wanted, drawn, strict=True)]
 
 
 def sample_steps(m: LoadedModel, p: SampleParams,
@@ -147,6 +195,11 @@ def sample_steps(m: LoadedModel, p: SampleParams,
             kept.append((name, lp))
             if len(kept) == n:
                 break
+    return result_of(m, seed, kept, exhausted=len(kept) < n)
+
+
+def result_of(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
+              exhausted: bool) -> SampleResult:
     return SampleResult(
         seed=seed,
         names=[
@@ -154,7 +207,7 @@ def sample_steps(m: LoadedModel, p: SampleParams,
                         in_training_set=x in m.training_set)
             for x, lp in kept
         ],
-        exhausted=len(kept) < n,
+        exhausted=exhausted,
     )
 
 

@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -55,6 +56,9 @@ ModelDep = Annotated[LoadedModel, Depends(get_model)]
 # --- templates ----------------------------------------------------------------------------------
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+# The templates ship with the app and do not change while it runs: no stat() of every template
+# on every render to see whether it did.
+templates.env.auto_reload = False
 
 # (key, route name, label) of the main navigation, in order: the one place it is defined.
 NAV = [
@@ -101,9 +105,20 @@ def attrs(bounds: dict[str, Any]) -> Markup:
 def path_for(context: dict, name: str, **path_params: Any) -> str:
     """The path of a named route ('/models/mlp'), for links that survive a moved route.
     A static file's path names its content (`?v=<hash>`: app/static.py), so it is cached."""
-    path = str(context["request"].app.url_path_for(name, **path_params))
+    return _path_for(context["request"].app, name, tuple(sorted(path_params.items())))
+
+
+@lru_cache(maxsize=4096)
+def _path_for(app: FastAPI, name: str, path_params: tuple[tuple[str, Any], ...]) -> str:
+    """Remembered: a page links dozens of routes, and finding one walks the route table (raising
+    NoMatchFound at each route that is not it). The routes do not change once the app is built.
+    Neither, while it is served, does a static file; if one were edited, its pages would link the
+    old hash until a restart, and the file's response, which hashes the bytes it sends, would
+    answer that URL with `no-cache`: never a stale copy kept for a year (app/static.py)."""
+    params = dict(path_params)
+    path = str(app.url_path_for(name, **params))
     if name == "static":
-        path += "?v=" + content_hash(STATIC_DIR / path_params["path"].lstrip("/"))
+        path += "?v=" + content_hash(STATIC_DIR / params["path"].lstrip("/"))
     return path
 
 

@@ -43,6 +43,11 @@ ENDPOINTS = [
     ("POST mlp/sample n=20", "POST", "/api/models/mlp/sample", {"n": 20, "seed": 1}, 0.25),
     ("GET /bigram?model=bigram", "GET", "/bigram?model=bigram", None, 0.5),
     ("GET /score?names=emma", "GET", "/score?names=emma", None, 0.25),
+    # Not the issue's rows, to show what the caches and shared contexts above leave out: a new
+    # seed for every request (no two requests share their names' contexts), and a new name for
+    # every request (the score page rendered and scored every time: never a cached page).
+    ("POST mlp/sample n=20 no seed", "POST", "/api/models/mlp/sample", {"n": 20}, None),
+    ("GET /score?names=<new>", "GET", "/score?names={name}", None, None),
 ]
 # One request at a time: the latency of a big request must not suffer from batching.
 SINGLE = [
@@ -82,14 +87,30 @@ def start_server(models_dir: Path, port: int, cpus: set[int], log: Path) -> subp
                             preexec_fn=lambda: os.sched_setaffinity(0, cpus))
 
 
-def lua_script(method: str, body: dict | None, folder: Path) -> Path:
-    path = folder / f"req-{abs(hash((method, json.dumps(body))))}.lua"
+def lua_script(method: str, path: str, body: dict | None, folder: Path) -> Path:
+    """wrk's script for a request. A `{name}` in the path becomes a new name on every request:
+    'ka' and a counter written in base 26 with letters, from a random start (so that one run
+    of wrk does not meet the names of another in the server's cache)."""
+    script = folder / f"req-{abs(hash((method, path, json.dumps(body))))}.lua"
     lines = [f'wrk.method = "{method}"']
     if body is not None:
         lines += [f"wrk.body = {json.dumps(json.dumps(body))}",
                   'wrk.headers["Content-Type"] = "application/json"']
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    if "{name}" in path:
+        before, after = path.split("{name}")
+        lines += ["math.randomseed(os.time())",
+                  "counter = math.random(1, 2^30)",
+                  "function request()",
+                  "  counter = counter + 1",
+                  '  local n, name = counter, ""',
+                  "  while n > 0 do",
+                  "    name = string.char(97 + n % 26) .. name",
+                  "    n = math.floor(n / 26)",
+                  "  end",
+                  f'  return wrk.format(nil, "{before}ka" .. name .. "{after}")',
+                  "end"]
+    script.write_text("\n".join(lines) + "\n")
+    return script
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -102,6 +123,7 @@ def ms(text: str) -> float:
 
 def run_wrk(wrk: str, cpus: set[int], url: str, script: Path, connections: int,
             seconds: float) -> dict:
+    url = url.replace("{name}", "x")  # (the script writes such a path itself)
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
            url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
@@ -135,8 +157,8 @@ def main() -> int:
     single: dict[str, dict] = {}
     try:
         wait_ready(proc, url, timeout=180)
-        scripts = {label: lua_script(method, body, tmp)
-                   for label, method, _, body, _ in ENDPOINTS}
+        scripts = {label: lua_script(method, path, body, tmp)
+                   for label, method, path, body, _ in ENDPOINTS}
         for label, _, path, _, _ in ENDPOINTS:  # warm-up: every endpoint, 1 s
             run_wrk(wrk, client_cpus, url + path, scripts[label], args.connections, 1)
         for _ in range(args.rounds):
@@ -146,7 +168,7 @@ def main() -> int:
                                          args.connections, args.seconds)
             rounds.append(figures)
         for label, method, path, body in SINGLE:
-            script = lua_script(method, body, tmp)
+            script = lua_script(method, path, body, tmp)
             run_wrk(wrk, client_cpus, url + path, script, 1, 1)
             single[label] = run_wrk(wrk, client_cpus, url + path, script, 1, args.seconds)
     finally:
@@ -156,13 +178,13 @@ def main() -> int:
           f"{args.connections} connections, {args.seconds:g} s per endpoint, "
           f"{args.rounds} interleaved rounds; load average {load0:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")
-    head = f"{'endpoint':<26}" + "".join(
+    head = f"{'endpoint':<28}" + "".join(
         f" | r{i + 1} req/s  p50 ms  p99 ms  ratio" for i in range(len(rounds)))
     print(head)
     n_errors = 0
     worst: dict[str, float] = {}
     for label, *_ in ENDPOINTS:
-        row = f"{label:<26}"
+        row = f"{label:<28}"
         for figures in rounds:
             f, base = figures[label], figures["GET /healthz"]["rps"]
             ratio = f["rps"] / base

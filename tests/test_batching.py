@@ -107,7 +107,7 @@ def test_requests_batched_together_get_the_bytes_they_get_alone(request, fixture
     for req, a, t in zip(reqs, alone, together, strict=True):
         assert a == t, req
     # They really were served together: one batch per operation (or one request at a time).
-    if batching.batches_sampling(lm):
+    if services.shares_sampling(lm):
         assert batching.sampling.batch_sizes[before[0]:] == [len(SAMPLES) + 1]
     else:
         assert batching.sampling.batch_sizes[before[0]:] == [1] * (len(SAMPLES) + 1)

@@ -17,9 +17,9 @@ CACHED = ["/bigram?model=bigram", "/bigram?model=bigram&view=counts&row=e",
           "/bigram/compare?a=bigram&b=neural-bigram", "/embeddings?model=mlp",
           "/api/models", "/api/models/mlp", "/api/models/bigram/bigram",
           "/api/models/mlp/embeddings?k=2"]
-NOT_CACHED = ["/", "/sample?model=mlp&n=3", "/score?names=emma",
+NOT_CACHED = ["/", "/sample?model=mlp&n=3", "/sample?model=mlp&n=3&seed=1",
               "/api/models/mlp/top?k=3", "/models/mlp",  # bounded by a deadline: can vary
-              "/api/models/mlp/sample?n=2", "/api/models/mlp/score?name=emma",
+              "/api/models/mlp/sample?n=2",
               "/bigram?model=bigram&view=nope", "/models/nope", "/api/models/mlp/bigram"]
 
 
@@ -62,6 +62,25 @@ def test_a_page_that_never_changes_is_rendered_once(fresh, url):
     assert again.headers["etag"] == first.headers["etag"] == etag_of(first.content).decode()
     assert again.headers["cache-control"] == "no-cache"
     assert "content-security-policy" in again.headers  # the middleware outside still applies
+
+
+@pytest.mark.parametrize("url", ["/score?names=emma%0Axqzvk", "/api/compare?name=emma",
+                                 "/api/models/mlp/score?name=emma"])
+def test_scores_are_computed_once_per_url(fresh, url):
+    """A name's scores under the loaded models never change while they are loaded: the score
+    page and the score APIs read by GET are kept like the other pages (POST is not)."""
+    c, calls = fresh
+    first = c.get(url)
+    once = len(calls)
+    assert first.status_code == 200 and once >= 1
+    again = c.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and len(calls) == once
+    assert c.get(url).content == first.content and len(calls) == once
+    c.post("/api/models/mlp/score", json={"names": ["emma"]})
+    c.post("/api/models/mlp/score", json={"names": ["emma"]})
+    assert len(calls) == once + 2
+    for bad in ("/score?names=b4d", "/api/compare?name=b4d"):  # 422: never kept
+        assert c.get(bad).status_code == 422 and "etag" not in c.get(bad).headers
 
 
 @pytest.mark.parametrize("url", NOT_CACHED)

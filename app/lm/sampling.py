@@ -10,6 +10,7 @@ and draws only for its own rows, so its names do not depend on the others.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -93,7 +94,6 @@ def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
     return results
 
 
-@torch.no_grad()
 def sampler(
     model: LanguageModel,
     n: int,
@@ -106,8 +106,39 @@ def sampler(
 ) -> Steps[tuple[list[str], list[float]]]:
     """`sample_scored` as steps for `drive`: yields the decoder of the growing names, is sent
     their logits. Checks `deadline` before each step: once passed, the names finished so far."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)],
+                                         temperature=temperature, top_k=top_k, prefix=prefix,
+                                         max_len=max_len)
+    return result
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One request's share of a `group_sampler`: its names, its generator, its deadline."""
+
+    n: int
+    generator: torch.Generator
+    deadline: Deadline | None = None
+
+
+@torch.no_grad()
+def group_sampler(
+    model: LanguageModel,
+    draws: list[Draw],
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    prefix: str = "",
+    max_len: int = 32,
+) -> Steps[list[tuple[list[str], list[float]]]]:
+    """`sampler` for several requests with the same options at once: their names are the rows
+    of one decoder and go through each step's arithmetic together, so a step costs a few tensor
+    operations for the whole group instead of a few dozen per request. Each draw keeps its own
+    generator (one uniform per name of its own per step, as alone) and its own deadline; every
+    other operation is row by row (elementwise, or along a row: the max, the cumulative sum,
+    log_softmax), so each draw's names and log-probabilities are, to the bit, what `sampler`
+    gives it alone (tests/test_batching.py compares the bytes)."""
+    if any(d.n < 1 for d in draws):
+        raise ValueError(f"n must be >= 1, got {min(d.n for d in draws)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     V = len(model.vocab)
@@ -121,23 +152,31 @@ def sampler(
     if model.training:  # eval() walks every submodule: ~0.2 ms a call on the MLP
         model.eval()
     B = model.block_size
+    N = sum(d.n for d in draws)
     prefix_ids = model.vocab.encode(prefix)
     start = ([0] * B + prefix_ids)[-B:]
-    out = torch.zeros(n, max_len, dtype=torch.long)  # sampled letter ids, 0 after the end
+    out = torch.zeros(N, max_len, dtype=torch.long)  # sampled letter ids, 0 after the end
     if prefix_ids:
         out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
-    total = torch.full((n,), prefix_log_prob(model, prefix), dtype=torch.float64)
+    total = torch.full((N,), prefix_log_prob(model, prefix), dtype=torch.float64)
+    # The step at which each draw's deadline stopped it (max_len + 1: it did not). A name that
+    # ended at step t has t letters, so a draw stopped at step s keeps its names shorter than s.
+    stopped = [max_len + 1] * len(draws)
     # The names still growing: which they are, and their contexts. Finished ones are dropped.
-    rows = torch.arange(n)  # (L,)
-    decoder = model.decoder(torch.tensor([start], dtype=torch.long).repeat(n, 1))  # (L, B)
-    cut = False
+    rows = torch.arange(N)  # (L,)
+    decoder = model.decoder(torch.tensor([start], dtype=torch.long).repeat(N, 1))  # (L, B)
     for t in range(len(prefix_ids), max_len):
-        if passed(deadline):  # checked between forward passes: stop with the names finished
-            cut = True
+        # Checked between forward passes: a draw whose deadline passed stops with the names it
+        # has finished; the others go on (the group stops when every draw has stopped).
+        for k, d in enumerate(draws):
+            if stopped[k] > max_len and passed(d.deadline):
+                stopped[k] = t
+        if all(s <= max_len for s in stopped):
             break
         # One uniform per name per step, finished or not: the names for a seed do not depend
         # on which names finished when.
-        u = torch.rand(n, generator=generator)[rows]  # (L,)
+        u = (torch.rand(draws[0].n, generator=draws[0].generator) if len(draws) == 1 else
+             torch.cat([torch.rand(d.n, generator=d.generator) for d in draws]))[rows]  # (L,)
         raw = yield decoder  # (L, V): the decoder's logits (batched with other runs by drive)
         logits = raw.float()
         if t == 0:
@@ -163,13 +202,15 @@ def sampler(
         decoder.advance(going, ix)
         if len(rows) == 0:
             break
-    if cut:  # the names still growing are dropped
-        done = torch.ones(n, dtype=torch.bool)
-        done[rows] = False
-        out, total = out[done], total[done]
-    elif len(rows):  # names cut at max_len: their end token was not drawn
-        total[rows] += torch.log_softmax((yield decoder).double(), dim=1)[:, 0]
+    else:
+        if len(rows):  # names cut at max_len: their end token was not drawn
+            total[rows] += torch.log_softmax((yield decoder).double(), dim=1)[:, 0]
     # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
     names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
-    return names, total.tolist()
-
+    totals = total.tolist()
+    results, first = [], 0
+    for d, stop in zip(draws, stopped, strict=True):
+        mine = [r for r in range(first, first + d.n) if len(names[r]) < stop]
+        results.append(([names[r] for r in mine], [totals[r] for r in mine]))
+        first += d.n
+    return results

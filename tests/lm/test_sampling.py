@@ -1,8 +1,12 @@
+import copy
+import itertools
+
 import pytest
 import torch
 
 from app.lm import Bigram, Vocab
-from app.lm.sampling import sample
+from app.lm.deadline import Deadline
+from app.lm.sampling import Draw, drive, group_sampler, sample, sample_scored
 from tests.conftest import TINY_NAMES
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
@@ -78,3 +82,41 @@ def test_a_model_left_in_training_mode_samples_as_in_eval_mode():
     m.init_weights(gen(3))
     expected = sample_scored(m.eval(), 20, gen(), prefix="em")
     assert sample_scored(m.train(), 20, gen(), prefix="em") == expected
+
+
+@pytest.fixture(scope="module")
+def served(tiny_mlp):
+    """The tiny MLP as the server holds it: frozen, its rows independent of the batch (the
+    condition under which the server groups requests)."""
+    model = copy.deepcopy(tiny_mlp).freeze()
+    assert model.rows_independent
+    return model
+
+
+def ticking(k: int) -> Deadline:
+    """A deadline that passes at its k-th check (a sampler checks once before each step)."""
+    calls = itertools.count(1)
+    return Deadline(k - 0.5, clock=lambda: next(calls))
+
+
+@pytest.mark.parametrize("options", [{}, {"temperature": 0.7, "top_k": 4},
+                                     {"prefix": "a", "max_len": 5}, {"temperature": 0.01}])
+def test_a_group_gives_each_draw_exactly_what_it_gets_alone(served, options):
+    """Names and log-probabilities, to the bit: the group shares only the arithmetic."""
+    sizes = [(1, 3), (20, 4), (7, 5), (300, 6)]
+    alone = [sample_scored(served, n, gen(seed), **options) for n, seed in sizes]
+    (together,) = drive(served, [group_sampler(
+        served, [Draw(n, gen(seed)) for n, seed in sizes], **options)])
+    assert together == alone
+
+
+def test_each_draw_of_a_group_stops_at_its_own_deadline(served):
+    draws = [(20, 1, ticking(3)), (20, 2, None), (9, 3, ticking(1))]
+    alone = [sample_scored(served, n, gen(seed), deadline=d and ticking(k))
+             for (n, seed, d), k in zip(draws, (3, 0, 1), strict=True)]
+    (together,) = drive(served, [group_sampler(
+        served, [Draw(n, gen(seed), d) for n, seed, d in draws])])
+    assert together == alone
+    cut, whole, none = (names for names, _ in together)
+    assert len(whole) == 20 and len(cut) < 20 and all(len(x) < 3 for x in cut)
+    assert none == []  # stopped before its first step
