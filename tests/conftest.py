@@ -13,6 +13,7 @@ from app.config import Settings
 from app.lm import KINDS, MLPConfig
 from app.lm.train import OptimConfig
 from app.main import create_app
+from app.pagecache import PageCache
 from app.training import train_to_checkpoint
 
 # Tests use tiny tensors: one thread is as fast, and much faster on a loaded machine (worker
@@ -57,6 +58,17 @@ def client(settings):
     """An in-process client with the lifespan run (models loaded), shared by the session."""
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+def forget_pages(app) -> None:
+    """Empty the app's page cache (app/pagecache.py), so that a cacheable URL asked again runs
+    its route: for tests of what the route does, on the session's shared client."""
+    node = app.middleware_stack
+    if node is None:  # never called: nothing cached yet
+        return
+    while not isinstance(node, PageCache):
+        node = node.app  # every middleware keeps the one inside it as .app
+    node.clear()
 
 
 @pytest.fixture(scope="session")
