@@ -162,7 +162,8 @@ def _one(steps: Steps[SampleResult]) -> Steps[list[SampleResult]]:
 def _results(m: LoadedModel, run: Steps[list[tuple[list[str], list[float]]]],
              seeds: list[int], wanted: list[int]) -> Steps[list[SampleResult]]:
     drawn = yield from run
-    return [result_of(m, seed, list(zip(names, lps, strict=True)), exhausted=len(names) < n)
+    return [_sample_result(m, seed, list(zip(names, lps, strict=True)),
+                           exhausted=len(names) < n)
             for seed, n, (names, lps) in zip(seeds, wanted, drawn, strict=True)]
 
 
@@ -195,10 +196,10 @@ def sample_steps(m: LoadedModel, p: SampleParams,
             kept.append((name, lp))
             if len(kept) == n:
                 break
-    return result_of(m, seed, kept, exhausted=len(kept) < n)
+    return _sample_result(m, seed, kept, exhausted=len(kept) < n)
 
 
-def result_of(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
+def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
               exhausted: bool) -> SampleResult:
     return SampleResult(
         seed=seed,

@@ -50,7 +50,8 @@ class LanguageModel(nn.Module):
         super().__init__()
         self.vocab = vocab
         self.block_size = block_size
-        # Set by freeze(): a plain attribute, never in the state dict.
+        # Set by freeze(): plain attributes, never in the state dict.
+        self._frozen = False
         self._fast: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
@@ -90,7 +91,8 @@ class LanguageModel(nn.Module):
 
     @property
     def frozen(self) -> bool:
-        return self._fast is not None
+        """Between freeze() and train(): every kind, with a fast form or without one."""
+        return self._frozen
 
     @torch.no_grad()
     def freeze(self) -> Self:
@@ -109,14 +111,16 @@ class LanguageModel(nn.Module):
                 raise AssertionError(f"{self.kind}: the inference form differs from the layers "
                                      f"by up to {worst:.3g}")
         self._fast = fast
+        self._frozen = True
         return self
 
     def unfreeze(self) -> None:
         self._fast = None
+        self._frozen = False
         self.requires_grad_(True)
 
     def train(self, mode: bool = True) -> Self:
-        if mode and self._fast is not None:
+        if mode and self._frozen:
             self.unfreeze()
         return super().train(mode)
 

@@ -3,8 +3,9 @@
 A sampling run is written as a generator (`sampler`): it yields its decoder (the model's view of
 the names still growing: `LanguageModel.decoder`) and is sent their logits back. `drive` runs one
 or several of them; runs on the base window `Decoder` share one forward pass per step: the
-several requests that app/batching.py serves together. Each run keeps its own torch.Generator
-and draws only for its own rows, so its names do not depend on the others.
+several requests that app/batching.py serves together. Requests with the same options can also
+be one run (`group_sampler`), which shares each step's arithmetic too. Each request keeps its
+own torch.Generator and draws only for its own rows, so its names do not depend on the others.
 """
 
 from __future__ import annotations

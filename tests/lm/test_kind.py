@@ -84,6 +84,20 @@ def test_a_shape_built_on_the_meta_device_is_not_initialised(monkeypatch, name):
         assert torch.equal(first.weight, torch.nn.Embedding(*first.weight.shape).weight)
 
 
+@pytest.mark.parametrize("name", list(KINDS))
+def test_freeze_and_train_again_for_every_kind(name):
+    """Serving freezes a model (no gradients: no optimiser can move it); train() gives it back
+    its gradients, for every kind, with a fast inference form or without one."""
+    kind = KINDS[name]
+    model = kind.build(VOCAB, kind.tiny)
+    model.freeze()
+    assert model.frozen and not model.training
+    assert not any(p.requires_grad for p in model.parameters())
+    model.train()
+    assert not model.frozen and model.training
+    assert all(p.requires_grad for p in model.parameters())
+
+
 @pytest.mark.parametrize(("values", "error", "message"), [
     ({"n": 0}, ValueError, "n must be >= 1, got 0"),
     ({"n": 11}, ValueError, "n must be <= 10, got 11"),
