@@ -14,14 +14,14 @@ Each request gets exactly what it would get alone, to the last bit:
   batch shares only the forward pass (app/lm/sampling.py, `drive`);
 - scoring: a name's steps depend only on its own rows of the forward pass;
 - and a row's logits do not depend on the other rows of the pass. That holds for table lookups
-  and is checked for the MLP's folded form at load (app/lm/mlp.py, point 4); a model for which
-  it does not hold (`rows_independent` false) is served one request at a time, still queued here.
-  So are, for now, the WaveNet (its `Tabled` form multiplies matrices of the batch's size) and
-  the Transformer (its word_logits groups words by length; its KVDecoder keeps state per
-  history): neither says rows_independent.
+  and is checked at load for the fast forms of the MLP, the WaveNet and the Transformer (each
+  pads its rows and keeps its weights transposed: app/lm/base.py, ROW_MULTIPLE); a model for
+  which it does not hold (`rows_independent` false) is served one request at a time, still
+  queued here.
 - sampling is batched only for models whose decoder is the base window one
-  (`type(model).decoder is LanguageModel.decoder`): a kind with its own decoder samples each
-  request alone through it (`services.shares_sampling`).
+  (`type(model).decoder is LanguageModel.decoder`): a kind with its own decoder (the
+  Transformer's KVDecoder keeps keys and values per history) samples each request alone
+  through it (`services.shares_sampling`).
 tests/test_batching.py sends the same requests alone and interleaved and compares the bytes.
 
 The model-time deadline (app/worker.py, app/lm/deadline.py) bounds each request of a batch: each

@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import LanguageModel, embedding, lookup_short, short_contexts
+from app.lm.base import (
+    LanguageModel,
+    embedding,
+    independent_rows,
+    lookup_short,
+    padded,
+    short_contexts,
+)
 from app.lm.kind import Kind, check_fields, param
 from app.lm.train import OptimConfig
 from app.lm.vocab import Vocab
@@ -26,7 +33,6 @@ from app.lm.vocab import Vocab
 MAX_LAYERS = 64
 MAX_WIDTH = 8192  # units per layer and embedding dimensions, at most
 MAX_BLOCK = 64  # characters of context, at most (the longest name)
-ROW_MULTIPLE = 16  # Folded.network pads its batch to a multiple of this many rows (point 4)
 
 
 @dataclass
@@ -130,16 +136,12 @@ class Folded:
        once, here, and looked up. That is about a quarter of the distinct contexts that sampling
        or scoring 1000 names meets, and more than half of the predictions.
     4. A row's logits do not depend on the other rows of the batch, to the last bit, so that
-       requests served together (app/batching.py) get exactly what they would get alone. Two
-       things broke that, measured on torch 2.13's CPU build: a matrix product of one row (or,
-       with the weight not transposed, of fewer than 16) takes another kernel, and elementwise
-       sigmoid computes the tail of a tensor that does not fill its vector registers with the
-       scalar code, which rounds differently. So the weights are kept transposed (n_in, n_out),
-       and the batch is padded with '.' rows to a multiple of ROW_MULTIPLE rows: every row then
-       sees the same kernels wherever it sits (tests/lm/test_mlp.py checks it on odd shapes).
-       Which kernel a product takes also depends on its size (with 1024 hidden units it changes
-       with the batch), so `of` checks it on this model's shapes, batches of 16 to 2048 rows,
-       and says so in `rows_independent`; batching relies on the layers only when it holds.
+       requests served together (app/batching.py) get exactly what they would get alone: the
+       weights are kept transposed and the batch is padded with '.' rows to a multiple of
+       ROW_MULTIPLE (app/lm/base.py says why), and `of` checks it on this model's shapes
+       (with 1024 hidden units the kernel changes with the batch) and says so in
+       `rows_independent`; batching relies on the layers only when it holds
+       (tests/lm/test_mlp.py checks it on odd shapes).
     Dropout is the identity at inference. Results match `layer_logits` to float32 rounding.
     Built from the weights of the moment: a model uses it only while frozen (LanguageModel).
     """
@@ -177,17 +179,8 @@ class Folded:
         folded = dataclasses.replace(folded, short=folded.network(short))
         return dataclasses.replace(folded, rows_independent=folded.check_rows_independent())
 
-    def check_rows_independent(self, sizes: tuple[int, ...] = (16, 48, 160, 1040)) -> bool:
-        """Do batches of `sizes` rows give each row the bits a batch of 2048 gives it?"""
-        g = torch.Generator().manual_seed(0)
-        V = self.short.shape[1]
-        idx = torch.randint(0, V, (2048, len(self.offsets)), generator=g)
-        full = self.network(idx)
-        for n in sizes:
-            rows = torch.randperm(len(idx), generator=g)[:n]
-            if not torch.equal(self.network(idx[rows]), full[rows]):
-                return False
-        return True
+    def check_rows_independent(self) -> bool:
+        return independent_rows(self.network, self.short.shape[1], len(self.offsets))
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         return lookup_short(idx, self.skip, self.place, self.short, self.network)  # (B, V)
@@ -195,9 +188,7 @@ class Folded:
     def network(self, idx: torch.Tensor) -> torch.Tensor:
         """The folded network (1., 2. and 4. above) on every row of idx."""
         n = len(idx)
-        padded = -(-n // ROW_MULTIPLE) * ROW_MULTIPLE
-        if padded != n:
-            idx = torch.cat([idx, idx.new_zeros(padded - n, idx.shape[1])])
+        idx = padded(idx)  # with '.' rows
         h = F.embedding_bag(idx + self.offsets, self.table, mode="sum")  # (B, n_hidden)
         h += self.bias
         for (gain, shift, eps), (Wt, b) in zip(self.norms, self.linears, strict=True):

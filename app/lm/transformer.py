@@ -13,13 +13,22 @@ through a window of its last `block_size` letters, as the other kinds see it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import Decoder, LanguageModel, embedding
+from app.lm.base import (
+    ROW_MULTIPLE,
+    Decoder,
+    LanguageModel,
+    embedding,
+    independent_rows,
+    padded,
+    transposed,
+)
 from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
 from app.lm.train import OptimConfig
@@ -30,7 +39,7 @@ MAX_LAYERS = 16
 MAX_EMBD = 1024
 
 KV = tuple[torch.Tensor, torch.Tensor]  # one block's keys and values: (B, n_head, T, head size)
-WORDS_PER_PASS = 128  # words of similar length per pass: little padding, few passes
+WORDS_PER_PASS = 128  # words (of one length) per pass when scoring: bounds the memory of a pass
 
 
 def starts(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,20 +200,23 @@ class Transformer(LanguageModel):
 
     def word_logits(self, words: list[str], X: torch.Tensor) -> torch.Tensor:
         """Every step of every word from one pass over each whole word (its X row of the last
-        step within the block is the word from its start), words of similar length together so
-        that little goes to padding. Steps past a full block (words of block_size letters or
-        more) are read from their windows."""
+        step within the block is the word from its start), words of the same length together:
+        no padding, and (frozen, through `Rowwise`) a word's logits do not depend on the other
+        words. Steps past a full block (words of block_size letters or more) are read from
+        their windows."""
         T = self.block_size
+        fast = self._fast
+        run = fast.sequence_logits if fast is not None and not torch.is_grad_enabled() \
+            else self.sequence_logits
         n = torch.tensor([len(w) + 1 for w in words])  # (W,): steps per word
         offset = torch.cumsum(n, 0) - n  # (W,): each word's first row in X
         seq_len = n.clamp(max=T)  # (W,): its steps within the block
         out = X.new_empty((len(X), len(self.vocab)), dtype=torch.float32)
-        for chunk in torch.argsort(seq_len, stable=True).split(WORDS_PER_PASS):
-            x, lengths = starts(X[offset[chunk] + seq_len[chunk] - 1])  # (b, L), (b,)
-            logits = self.sequence_logits(x)  # (b, L, V)
-            valid = torch.arange(x.shape[1])[None] < lengths[:, None]  # (b, L)
-            rows = offset[chunk][:, None] + torch.arange(x.shape[1])[None]
-            out[rows[valid]] = logits[valid]
+        for L in sorted(set(seq_len.tolist())):
+            for chunk in (seq_len == L).nonzero().squeeze(1).split(WORDS_PER_PASS):
+                x = X[offset[chunk] + L - 1][:, T - L :]  # (b, L): the word from its start
+                rows = offset[chunk][:, None] + torch.arange(L)[None]  # (b, L)
+                out[rows] = run(x)  # (b, L, V)
         step = torch.arange(len(X)) - offset.repeat_interleave(n)  # (N,): step within its word
         late = step >= T
         if bool(late.any()):
@@ -214,8 +226,68 @@ class Transformer(LanguageModel):
     def decoder(self, ctx: torch.Tensor) -> Decoder:
         return KVDecoder(self, ctx)
 
+    def inference_form(self) -> Rowwise:
+        return Rowwise(self)
+
+    @property
+    def rows_independent(self) -> bool:
+        return self._fast is not None and self._fast.rows_independent
+
     def embedding_table(self) -> torch.Tensor:
         return self.wte.weight.detach()
+
+
+class Rowwise:
+    """A frozen Transformer computed so that a sequence's logits do not depend, to the last bit,
+    on the other sequences of its batch: what lets concurrent scoring requests be served together
+    (app/batching.py). The same function as the layers, to float32 rounding.
+
+    Every linear layer multiplies by its weight kept transposed, and a batch of B sequences of
+    length L is padded with '.' sequences until B * L, the rows of each product, is a multiple of
+    ROW_MULTIPLE (app/lm/base.py says why). Attention and LayerNorm work a row or a sequence at a
+    time. Sequences are batched only with others of their own length: scoring groups words by
+    length (`Transformer.word_logits`), and windows are grouped here by the length of the
+    sequence they hold. Checked on this model's shapes (`rows_independent`).
+    """
+
+    def __init__(self, m: Transformer) -> None:
+        self.m = m  # its embeddings and LayerNorms, read as they are
+        self.linears = tuple((transposed(b.attn.qkv), transposed(b.attn.proj),
+                              transposed(b.mlp[0]), transposed(b.mlp[2])) for b in m.blocks)
+        self.head = transposed(m.head)
+        V, T = len(m.vocab), m.block_size
+        self.rows_independent = all(
+            independent_rows(self.sequence_logits, V, L, sizes=(1, 3, 16, 100), rows=256)
+            for L in sorted({1, min(5, T), T}))
+
+    @torch.no_grad()
+    def sequence_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) sequences from their start -> (B, L, V), as `Transformer.sequence_logits`."""
+        m, (B, L) = self.m, x.shape
+        C, nh = m.cfg.n_embd, m.cfg.n_head
+        x = padded(x, ROW_MULTIPLE // math.gcd(L, ROW_MULTIPLE))  # B * L rows: a multiple
+        b = len(x)
+        h = (m.wte.weight[x] + m.wpe.weight[:L]).view(-1, C)  # (b * L, C)
+        for block, (qkv, proj, fc, out) in zip(m.blocks, self.linears, strict=True):
+            a = F.layer_norm(h, (C,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
+            q, k, v = (torch.mm(a, qkv[0]) + qkv[1]).split(C, dim=1)
+            q, k, v = (t.reshape(b, L, nh, C // nh).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (b, nh, L, hs)
+            h = h + (torch.mm(y.transpose(1, 2).reshape(-1, C), proj[0]) + proj[1])
+            a = F.layer_norm(h, (C,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+            h = h + (torch.mm(F.gelu(torch.mm(a, fc[0]) + fc[1]), out[0]) + out[1])
+        h = F.layer_norm(h, (C,), m.ln_f.weight, m.ln_f.bias, m.ln_f.eps)
+        return (torch.mm(h, self.head[0]) + self.head[1]).view(b, L, -1)[:B]
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, block_size) '.'-padded windows -> (B, V), as `Transformer.layer_logits`: the
+        windows holding sequences of each length together."""
+        x, n = starts(idx)
+        out = idx.new_empty((len(idx), len(self.m.vocab)), dtype=torch.float32)
+        for L in n.unique().tolist():
+            rows = (n == L).nonzero().squeeze(1)
+            out[rows] = self.sequence_logits(x[rows, :L])[:, -1]
+        return out
 
 
 class KVDecoder(Decoder):

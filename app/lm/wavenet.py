@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.lm.base import LanguageModel, embedding, lookup_short, short_contexts
+from app.lm.base import (
+    LanguageModel,
+    embedding,
+    independent_rows,
+    lookup_short,
+    padded,
+    short_contexts,
+    transposed,
+)
 from app.lm.kind import Kind, check_fields, param
 from app.lm.mlp import Dropout
 from app.lm.train import OptimConfig
@@ -100,6 +108,10 @@ class WaveNet(LanguageModel):
     def inference_form(self) -> Tabled:
         return Tabled.of(self)
 
+    @property
+    def rows_independent(self) -> bool:
+        return self._fast is not None and self._fast.rows_independent
+
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
 
@@ -111,19 +123,28 @@ class Tabled:
        computed once (`pairs`, (V*V, n_hidden)) and looked up.
     2. The logits of every context of at most K letters after the start padding (V**K <=
        SHORT_ROWS) are computed once (`short`) and looked up: every name starts there.
+    3. The later levels and the head multiply by weights kept transposed, on a batch padded to a
+       multiple of ROW_MULTIPLE rows, so a row's logits do not depend on the rows beside it
+       (app/lm/base.py says why); checked on this model's shapes (`rows_independent`), which
+       lets concurrent requests be served together (app/batching.py).
     Dropout is the identity at inference; results match `layer_logits` to float32 rounding.
     """
 
     def __init__(self, m: WaveNet) -> None:
-        self.m = m
         V, T = len(m.vocab), m.block_size
         self.V = V
         first = m.levels[0]
         ids = torch.arange(V * V)
         pair_emb = m.C(torch.stack([ids // V, ids % V], dim=1))  # (V*V, 2, n_embd)
         self.pairs = first(pair_emb).squeeze(1).contiguous()  # (V*V, n_hidden)
+        # each later level: (W.T, LayerNorm gain, shift, eps); the linear layers have no bias
+        self.levels = tuple((level.linear.weight.T.contiguous(), level.norm.weight.clone(),
+                             level.norm.bias.clone(), level.norm.eps)
+                            for level in m.levels[1:])
+        self.head = transposed(m.head)
         self.skip, self.place, short = short_contexts(V, T)
         self.short = self.network(short)  # (V**K, V)
+        self.rows_independent = independent_rows(self.network, V, T)
 
     @classmethod
     @torch.no_grad()
@@ -131,12 +152,16 @@ class Tabled:
         return cls(m)
 
     def network(self, idx: torch.Tensor) -> torch.Tensor:
+        n = len(idx)
+        idx = padded(idx)  # with '.' rows
         B, T = idx.shape
         pair = idx[:, 0::2] * self.V + idx[:, 1::2]  # (B, T/2): each neighbouring pair's row
-        x = F.embedding(pair, self.pairs)  # (B, T/2, n_hidden): level 1, looked up
-        for level in self.m.levels[1:]:
-            x = level(x)
-        return self.m.head(x.squeeze(1))
+        x = F.embedding(pair.reshape(-1), self.pairs)  # (B * T/2, n_hidden): level 1, looked up
+        for Wt, gain, shift, eps in self.levels:
+            x = x.reshape(-1, Wt.shape[0])  # FlattenConsecutive(2): neighbours side by side
+            x = torch.tanh(F.layer_norm(torch.mm(x, Wt), gain.shape, gain, shift, eps))
+        Wt, b = self.head
+        return (torch.mm(x, Wt) + b)[:n]  # (B, V)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         return lookup_short(idx, self.skip, self.place, self.short, self.network)

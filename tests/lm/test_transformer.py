@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from app.lm.base import Decoder, build_examples
 from app.lm.sampling import sample_scored
 from app.lm.scoring import log_probs
-from app.lm.transformer import KVDecoder, Transformer, TransformerConfig
+from app.lm.transformer import KVDecoder, Rowwise, Transformer, TransformerConfig
 from app.lm.vocab import Vocab
 from tests.conftest import TINY_NAMES
 
@@ -79,6 +79,55 @@ def test_kv_decoding_samples_what_the_windows_sample(prefix):
     assert lps == pytest.approx(lps2, abs=1e-5)
     assert lps == pytest.approx(log_probs(m, got), abs=1e-5)
     assert all(n.startswith(prefix) for n in got)
+
+
+def test_the_frozen_form_matches_the_layers():
+    """Rowwise (serving): windows, whole words, and the oracle, to float32 rounding."""
+    m = random_transformer()
+    X, _ = build_examples(WORDS, VOCAB, m.block_size)
+    with torch.no_grad():
+        layers, words = m.layer_logits(X), m.word_logits(WORDS, X)
+    m.freeze()
+    assert isinstance(m._fast, Rowwise)
+    with torch.no_grad():
+        torch.testing.assert_close(m.logits(X), layers, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(m.word_logits(WORDS, X), words, rtol=1e-5, atol=1e-5)
+        for rows in (X[:1], X[-3:]):
+            torch.testing.assert_close(m.logits(rows), m.layer_logits(rows), rtol=1e-5,
+                                       atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", [CFG, TransformerConfig(),  # the shipped shape
+                                 TransformerConfig(block_size=7, n_layer=1, n_head=3,
+                                                   n_embd=33, dropout=0.0)])
+def test_a_words_logits_do_not_depend_on_the_other_words(cfg):
+    """What serving scoring requests together relies on (app/batching.py): to the last bit,
+    whatever the words beside it and however many."""
+    m = random_transformer(cfg).freeze()
+    assert m.rows_independent
+    g = torch.Generator().manual_seed(2)
+    pool = ["".join(VOCAB.chars[i] for i in torch.randint(0, len(VOCAB.chars), (k,),
+                                                          generator=g).tolist())
+            for k in torch.randint(1, 20, (300,), generator=g).tolist()]
+    X, _ = build_examples(pool, VOCAB, m.block_size)
+    with torch.no_grad():
+        everything = m.word_logits(pool, X)
+        starts = torch.cumsum(torch.tensor([0] + [len(w) + 1 for w in pool]), 0)
+        for n in [1, 2, 3, 7, 16, 17, 100]:
+            some = torch.randperm(len(pool), generator=g)[:n].tolist()
+            words = [pool[i] for i in some]
+            Xs, _ = build_examples(words, VOCAB, m.block_size)
+            want = torch.cat([everything[starts[i] : starts[i + 1]] for i in some])
+            assert torch.equal(m.word_logits(words, Xs), want), n
+
+
+def test_rows_independent_is_false_when_the_batch_changes_the_bits(monkeypatch):
+    run = Rowwise.sequence_logits
+    monkeypatch.setattr(Rowwise, "sequence_logits",
+                        lambda self, x: run(self, x) * (1 + 1e-6 * (len(x) % 3)))
+    assert not random_transformer().freeze().rows_independent
+    monkeypatch.undo()
+    assert random_transformer().freeze().rows_independent
 
 
 @pytest.mark.parametrize("bad", [{"block_size": 1}, {"n_head": 3}, {"n_layer": 0},

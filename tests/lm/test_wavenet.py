@@ -69,3 +69,27 @@ def test_the_tabled_form_matches_the_layers(cfg):
 def test_config_bounds(bad):
     with pytest.raises((TypeError, ValueError)):
         WaveNetConfig(**bad)
+
+
+@pytest.mark.parametrize("cfg", [CFG, WaveNetConfig(block_size=8, n_embd=24, n_hidden=128),
+                                 WaveNetConfig(block_size=16, n_embd=10, n_hidden=200),
+                                 WaveNetConfig(block_size=4, n_embd=7, n_hidden=100)])
+def test_a_rows_logits_do_not_depend_on_the_rest_of_the_batch(cfg):
+    """What batching requests together relies on (app/batching.py): to the last bit."""
+    m = random_wavenet(cfg).freeze()
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(1, len(VOCAB), (1500, cfg.block_size), generator=g)
+    full = m._fast.network(idx)
+    for n in [1, 2, 3, 7, 15, 16, 17, 31, 100, 257, 999]:
+        rows = torch.randperm(len(idx), generator=g)[:n]
+        assert torch.equal(m._fast.network(idx[rows]), full[rows]), n
+    assert m.rows_independent
+
+
+def test_rows_independent_is_false_when_the_batch_changes_the_bits(monkeypatch):
+    network = Tabled.network
+    monkeypatch.setattr(Tabled, "network",
+                        lambda self, idx: network(self, idx) * (1 + 1e-6 * (len(idx) % 3)))
+    assert not random_wavenet().freeze().rows_independent
+    monkeypatch.undo()
+    assert random_wavenet().freeze().rows_independent
