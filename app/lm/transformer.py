@@ -220,7 +220,7 @@ class Transformer(LanguageModel):
         step = torch.arange(len(X)) - offset.repeat_interleave(n)  # (N,): step within its word
         late = step >= T
         if bool(late.any()):
-            out[late] = self.layer_logits(X[late])
+            out[late] = self.logits(X[late])  # (through Rowwise when frozen)
         return out
 
     def decoder(self, ctx: torch.Tensor) -> Decoder:

@@ -102,23 +102,26 @@ def test_the_frozen_form_matches_the_layers():
                                                    n_embd=33, dropout=0.0)])
 def test_a_words_logits_do_not_depend_on_the_other_words(cfg):
     """What serving scoring requests together relies on (app/batching.py): to the last bit,
-    whatever the words beside it and however many."""
+    whatever the words beside it and however many, words longer than the block included (their
+    late steps are read from windows)."""
     m = random_transformer(cfg).freeze()
     assert m.rows_independent
     g = torch.Generator().manual_seed(2)
     pool = ["".join(VOCAB.chars[i] for i in torch.randint(0, len(VOCAB.chars), (k,),
                                                           generator=g).tolist())
             for k in torch.randint(1, 20, (300,), generator=g).tolist()]
+    pool[0] = (VOCAB.chars * 4)[: cfg.block_size + 1]  # alone: one late step, one window
     X, _ = build_examples(pool, VOCAB, m.block_size)
     with torch.no_grad():
         everything = m.word_logits(pool, X)
         starts = torch.cumsum(torch.tensor([0] + [len(w) + 1 for w in pool]), 0)
-        for n in [1, 2, 3, 7, 16, 17, 100]:
-            some = torch.randperm(len(pool), generator=g)[:n].tolist()
+        subsets = [[0]] + [torch.randperm(len(pool), generator=g)[:n].tolist()
+                           for n in [1, 2, 3, 7, 16, 17, 100]]
+        for some in subsets:
             words = [pool[i] for i in some]
             Xs, _ = build_examples(words, VOCAB, m.block_size)
             want = torch.cat([everything[starts[i] : starts[i + 1]] for i in some])
-            assert torch.equal(m.word_logits(words, Xs), want), n
+            assert torch.equal(m.word_logits(words, Xs), want), some
 
 
 def test_rows_independent_is_false_when_the_batch_changes_the_bits(monkeypatch):
