@@ -15,9 +15,9 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -104,22 +104,29 @@ def attrs(bounds: dict[str, Any]) -> Markup:
 @pass_context
 def path_for(context: dict, name: str, **path_params: Any) -> str:
     """The path of a named route ('/models/mlp'), for links that survive a moved route.
-    A static file's path names its content (`?v=<hash>`: app/static.py), so it is cached."""
-    return _path_for(context["request"].app, name, tuple(sorted(path_params.items())))
+    A static file's path names its content (`?v=<hash>`: app/static.py), so it is cached.
 
-
-@lru_cache(maxsize=4096)
-def _path_for(app: FastAPI, name: str, path_params: tuple[tuple[str, Any], ...]) -> str:
-    """Remembered: a page links dozens of routes, and finding one walks the route table (raising
-    NoMatchFound at each route that is not it). The routes do not change once the app is built.
-    Neither, while it is served, does a static file; if one were edited, its pages would link the
-    old hash until a restart, and the file's response, which hashes the bytes it sends, would
-    answer that URL with `no-cache`: never a stale copy kept for a year (app/static.py)."""
-    params = dict(path_params)
-    path = str(app.url_path_for(name, **params))
-    if name == "static":
-        path += "?v=" + content_hash(STATIC_DIR / params["path"].lstrip("/"))
+    Remembered per app: a page links dozens of routes, and finding one walks the route table
+    (raising NoMatchFound at each route that is not it); the routes do not change once the app
+    is built. Neither, while it is served, does a static file; if one were edited, its pages
+    would link the old hash until a restart, and the file's response, which hashes the bytes it
+    sends, would answer that URL with `no-cache`: never a stale copy kept for a year."""
+    app = context["request"].app
+    paths = _paths.setdefault(app, {})
+    key = (name, tuple(sorted(path_params.items())))
+    path = paths.get(key)
+    if path is None:
+        path = str(app.url_path_for(name, **path_params))
+        if name == "static":
+            path += "?v=" + content_hash(STATIC_DIR / path_params["path"].lstrip("/"))
+        if len(paths) >= MAX_PATHS:  # (parameters are model names and files: few)
+            paths.clear()
+        paths[key] = path
     return path
+
+
+_paths: WeakKeyDictionary[FastAPI, dict[tuple, str]] = WeakKeyDictionary()
+MAX_PATHS = 4096
 
 
 templates.env.globals.update(NAV=NAV, query=query, path_for=path_for)
