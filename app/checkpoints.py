@@ -210,11 +210,13 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     del data
     names_bytes = tensors.pop(NAMES_TENSOR)
     _check_weights(path, shape, tensors)
-    # The file's tensors become the model's (the meta-device shape has no memory to copy into),
-    # in the model's own dtypes.
+    # Copies of the file's tensors (safetensors reads them as views of read-only bytes), in the
+    # model's own dtypes, become the model's: the meta-device shape has no memory to copy into,
+    # and giving it some (to_empty) imports sympy, half a second at start-up.
     want = shape.state_dict()
     model = shape
-    model.load_state_dict({k: t.to(want[k].dtype) for k, t in tensors.items()}, assign=True)
+    model.load_state_dict({k: t.to(want[k].dtype, copy=True) for k, t in tensors.items()},
+                          assign=True)
     try:
         model.freeze()  # served as loaded: eval mode, no gradients, the fast inference form
     except AssertionError:
