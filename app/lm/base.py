@@ -85,9 +85,11 @@ class LanguageModel(nn.Module):
     @property
     def rows_independent(self) -> bool:
         """True when a row's logits are the same to the last bit whatever other rows share its
-        batch (table lookups; the MLP's folded form, checked). Requests are served together
-        (app/batching.py) only then, so that each gets exactly what it would get alone."""
-        return False
+        batch. Requests are served together (app/batching.py) only then, so that each gets
+        exactly what it would get alone. By default, what the frozen model's fast form found
+        when it checked its shapes (its `rows_independent`); false without one. The table
+        lookups of the bigrams say true."""
+        return bool(getattr(self._fast, "rows_independent", False))
 
     @property
     def frozen(self) -> bool:

@@ -113,10 +113,6 @@ class MLP(LanguageModel):
     def inference_form(self) -> Folded:
         return Folded.of(self)  # used only while frozen: see LanguageModel
 
-    @property
-    def rows_independent(self) -> bool:
-        return self._fast is not None and self._fast.rows_independent
-
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
 
@@ -177,10 +173,7 @@ class Folded:
             short=torch.empty(0, V),  # filled in below, by the network above
         )
         folded = dataclasses.replace(folded, short=folded.network(short))
-        return dataclasses.replace(folded, rows_independent=folded.check_rows_independent())
-
-    def check_rows_independent(self) -> bool:
-        return independent_rows(self.network, self.short.shape[1], len(self.offsets))
+        return dataclasses.replace(folded, rows_independent=independent_rows(folded.network, V, T))
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         return lookup_short(idx, self.skip, self.place, self.short, self.network)  # (B, V)

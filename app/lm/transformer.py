@@ -229,10 +229,6 @@ class Transformer(LanguageModel):
     def inference_form(self) -> Rowwise:
         return Rowwise(self)
 
-    @property
-    def rows_independent(self) -> bool:
-        return self._fast is not None and self._fast.rows_independent
-
     def embedding_table(self) -> torch.Tensor:
         return self.wte.weight.detach()
 

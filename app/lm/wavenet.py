@@ -108,10 +108,6 @@ class WaveNet(LanguageModel):
     def inference_form(self) -> Tabled:
         return Tabled.of(self)
 
-    @property
-    def rows_independent(self) -> bool:
-        return self._fast is not None and self._fast.rows_independent
-
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
 
