@@ -28,9 +28,9 @@ from app.lm.embeddings import (
 )
 from app.lm.sampling import Draw, Steps, drive, group_sampler, sampler
 from app.lm.scoring import Step, score_names
-from app.lm.search import most_probable
+from app.lm.search import SearchResult, most_probable
 from app.lm.vocab import InvalidName
-from app.params import MAX_SEED, InvalidParam, SampleParams, TopParams
+from app.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
 from app.registry import LoadedModel
 
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
@@ -52,6 +52,7 @@ class SampleResult:
     seed: int
     names: list[SampledName]
     exhausted: bool  # fewer than n names: too hard to find within the effort or time bound
+    timed_out: bool = False  # the deadline (a safety net) stopped it: the names depend on the load
 
 
 def draw_seed() -> int:
@@ -162,8 +163,9 @@ def _one(steps: Steps[SampleResult]) -> Steps[list[SampleResult]]:
 def _results(m: LoadedModel, run: Steps[list[tuple[list[str], list[float]]]],
              seeds: list[int], wanted: list[int]) -> Steps[list[SampleResult]]:
     drawn = yield from run
+    # a group_sampler returns fewer than n names only when the draw's deadline stopped it
     return [_sample_result(m, seed, list(zip(names, lps, strict=True)),
-                           exhausted=len(names) < n)
+                           exhausted=len(names) < n, timed_out=len(names) < n)
             for seed, n, (names, lps) in zip(seeds, wanted, drawn, strict=True)]
 
 
@@ -180,13 +182,18 @@ def sample_steps(m: LoadedModel, p: SampleParams,
     seen: set[str] = set()
     drawn = 0
     filtering = unique or exclude_training
-    while len(kept) < n and drawn < budget and not deadlines.passed(deadline):
+    timed_out = False  # whether the deadline stopped it (else the count of draws did, or n)
+    while len(kept) < n and drawn < budget:
+        if deadlines.passed(deadline):
+            timed_out = True
+            break
         want = n - len(kept)
         batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
         names, lps = yield from sampler(m.model, batch, gen, temperature=temperature,
                                         top_k=top_k, prefix=prefix, max_len=max_len,
                                         deadline=deadline)
         drawn += batch
+        timed_out = len(names) < batch  # the sampler stopped at the deadline
         for name, lp in zip(names, lps, strict=True):
             if exclude_training and name in m.training_set:
                 continue
@@ -196,11 +203,12 @@ def sample_steps(m: LoadedModel, p: SampleParams,
             kept.append((name, lp))
             if len(kept) == n:
                 break
-    return _sample_result(m, seed, kept, exhausted=len(kept) < n)
+    return _sample_result(m, seed, kept, exhausted=len(kept) < n,
+                          timed_out=timed_out and len(kept) < n)
 
 
 def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
-              exhausted: bool) -> SampleResult:
+                   exhausted: bool, timed_out: bool) -> SampleResult:
     return SampleResult(
         seed=seed,
         names=[
@@ -209,6 +217,7 @@ def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
             for x, lp in kept
         ],
         exhausted=exhausted,
+        timed_out=timed_out,
     )
 
 
@@ -293,13 +302,45 @@ class TopName:
         return math.exp(self.log_prob)
 
 
-def top_names(m: LoadedModel, p: TopParams) -> tuple[str, list[TopName], bool]:
-    """The normalised prefix, the k most probable names with it (exact), and whether the
-    effort bound or the deadline of the work in progress cut the search short."""
+@dataclass(frozen=True)
+class TopResult:
+    prefix: str  # normalised
+    names: list[TopName]  # most probable first
+    exhausted: bool  # fewer than k: the effort bound or the deadline stopped the search first
+    timed_out: bool  # the deadline (a safety net) stopped it: the names depend on the load
+
+
+def top_names(m: LoadedModel, p: TopParams) -> TopResult:
+    """The k most probable names with the prefix (exact), and whether the effort bound
+    (search.MAX_EXPANSIONS) or the deadline of the work in progress cut the search short.
+
+    The search for the MAX_TOP most probable names of any length is done once per model and
+    kept: a request whose names are among them (the model card's ten, `/top` without a prefix)
+    reads them from there, any other is searched on its own. Both are bounded by counts only,
+    so the answer is the same on every machine unless the deadline passes (`timed_out`)."""
     prefix = checked_prefix(m, p.prefix, p.max_len)
-    result = most_probable(m.model, p.k, prefix=prefix, max_len=p.max_len,
-                           deadline=deadlines.current())
-    return prefix, [TopName(n, lp) for n, lp in result.names], result.exhausted
+    deadline = deadlines.current()
+    best = most_probable_of(m, deadline)
+    names = [(x, lp) for x, lp in best.names if x.startswith(prefix) and len(x) <= p.max_len]
+    if len(names) >= p.k or best.timed_out:  # the k best of those among the best of all: exact
+        return TopResult(prefix, [TopName(x, lp) for x, lp in names[: p.k]],
+                         exhausted=len(names) < p.k, timed_out=best.timed_out)
+    result = most_probable(m.model, p.k, prefix=prefix, max_len=p.max_len, deadline=deadline)
+    return TopResult(prefix, [TopName(x, lp) for x, lp in result.names],
+                     exhausted=result.exhausted, timed_out=result.timed_out)
+
+
+def most_probable_of(m: LoadedModel, deadline: deadlines.Deadline | None) -> SearchResult:
+    """The model's MAX_TOP most probable names (of up to MAX_LEN letters), searched on first
+    use and kept unless the deadline cut the search short (the effort bound is a count: what
+    it stops at is the same every time, so that result is kept too)."""
+    kept = m.derived.get("top")
+    if kept is not None:
+        return kept
+    result = most_probable(m.model, MAX_TOP, max_len=MAX_LEN, deadline=deadline)
+    if not result.timed_out:
+        m.derived["top"] = result
+    return result
 
 
 @dataclass(frozen=True)

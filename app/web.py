@@ -30,11 +30,13 @@ from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import STATIC_DIR, TEMPLATES_DIR
+from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
 from app.params import InvalidParam
 from app.registry import LoadedModel, Registry, UnknownModel
-from app.services import NoTable
+from app.services import MAX_SAMPLE_DRAWS, NoTable
 from app.static import content_hash
+from app.worker import MODEL_SECONDS
 
 # --- dependencies -------------------------------------------------------------------------------
 
@@ -129,7 +131,10 @@ _paths: WeakKeyDictionary[FastAPI, dict[tuple, str]] = WeakKeyDictionary()
 MAX_PATHS = 4096
 
 
-templates.env.globals.update(NAV=NAV, query=query, path_for=path_for)
+templates.env.globals.update(NAV=NAV, query=query, path_for=path_for,
+                             # the bounds the pages name when a result stopped at one
+                             MODEL_SECONDS=MODEL_SECONDS, MAX_EXPANSIONS=MAX_EXPANSIONS,
+                             MAX_SAMPLE_DRAWS=MAX_SAMPLE_DRAWS)
 templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal, attrs=attrs)
 
 

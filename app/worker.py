@@ -13,10 +13,14 @@ loading at start-up (`run`). One team of OpenMP threads then serves all requests
 it, and each uses every core through torch's intra-op parallelism. The thread is per process,
 like the OpenMP teams it protects; uvicorn workers are processes, each with its own.
 
-Since requests queue for it, no request may hold it long: each route runs under a deadline of
-MODEL_SECONDS of model time (from when the thread picks the request up; `app.lm.deadline`).
-Sampling and search stop when it passes and answer with what they found (`exhausted: true`);
-everything else a route does with a model is bounded by the size of its input.
+Since requests queue for it, no request may hold it long. What bounds a request's work is a
+count, so that the same request gets the same answer on any machine and at any load: names
+drawn (app/services.py, MAX_SAMPLE_DRAWS), prefixes expanded by the search
+(app/lm/search.py, MAX_EXPANSIONS), and the size of the input. Each route also runs under a
+deadline of MODEL_SECONDS of model time (from when the thread picks the request up;
+`app.lm.deadline`), a safety net only: several times what the count-bounded work takes on an
+idle machine (docs/determinism.md). Sampling and search stop when it passes, answer with what
+they found and say so (`timed_out: true`, a sentence on the pages).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from app.lm.deadline import Deadline, bounded
 P = ParamSpec("P")
 R = TypeVar("R")
 
-MODEL_SECONDS = 1.0  # model time per request, at most (about: checked between forward passes)
+MODEL_SECONDS = 10.0  # model time per request, at most (about: checked between forward passes)
 
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()

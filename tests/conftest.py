@@ -112,3 +112,28 @@ class CountedDeadline:
 def deadline_after(monkeypatch):
     """deadline_after(k): every model-thread request's deadline passes at its k-th look."""
     return lambda k: CountedDeadline(monkeypatch, k)
+
+
+@pytest.fixture
+def slow_model_thread(monkeypatch):
+    """slow_model_thread(s): the model thread as on a machine where the work between two looks
+    at a request's deadline (one forward pass, about) takes `s` seconds: each request's clock
+    moves on by s at every look. The deadline keeps its real length (worker.MODEL_SECONDS)."""
+    from app import worker
+    from app.lm.deadline import Deadline
+
+    def slow(seconds: float) -> None:
+        def new() -> Deadline:
+            ticks = itertools.count()
+            return Deadline(worker.MODEL_SECONDS, clock=lambda: next(ticks) * seconds)
+
+        monkeypatch.setattr(worker, "request_deadline", new)
+
+    return slow
+
+
+@pytest.fixture
+def fresh_client(settings):
+    """A client of an app of its own (nothing computed or cached yet), models loaded."""
+    with TestClient(create_app(settings)) as c:
+        yield c

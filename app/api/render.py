@@ -38,4 +38,5 @@ def score_payload(model: str, results: list[NameScore]) -> dict[str, Any]:
 
 def sample_payload(model: str, r: SampleResult) -> dict[str, Any]:
     """`SampleResponse`'s shape."""
-    return {"model": model, "seed": r.seed, "exhausted": r.exhausted, "names": r.names}
+    return {"model": model, "seed": r.seed, "exhausted": r.exhausted, "timed_out": r.timed_out,
+            "names": r.names}

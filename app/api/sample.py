@@ -32,9 +32,10 @@ async def sample_names(
     req: Annotated[SampleRequest | None, Body(openapi_examples=EXAMPLES)] = None,
 ) -> Response:
     """Draw `n` names. Same seed and fields, same names. With `unique`/`exclude_training`,
-    fewer names may come back (`exhausted: true`) when more are too hard to find. A request
-    gets about 1 s of model time: sampling stops then, with the names finished so far
-    (`exhausted: true`), so no request holds the model for long. Concurrent requests for the
+    fewer names may come back (`exhausted: true`) when more are too hard to find within the
+    bounded effort (a count of names drawn: the same on every machine). A request gets at most
+    10 s of model time, a safety net: sampling stops then, with the names finished so far
+    (`timed_out: true`, `exhausted: true`). Concurrent requests for the
     same model are sampled together on the model thread (app/batching.py), each as alone."""
     result = await batching.sample(m, req or SampleRequest())
     return json_response(sample_payload(m.name, result))

@@ -138,8 +138,13 @@ class SampleResponse(BaseModel):
     exhausted: bool = Field(
         description="true when fewer than n names came back: unique/exclude_training/prefix "
                     "made more too hard to find within the bounded effort (at most "
-                    "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
-                    "model time) passed first; the names are those found by then")
+                    "max(1000, 50n) names drawn), or the request's deadline passed first "
+                    "(timed_out); the names are those found by then")
+    timed_out: bool = Field(
+        description="true when the request's deadline (a safety net of 10 s of model time) "
+                    "stopped the sampling: the names found by then depend on the machine and "
+                    "its load. Otherwise only counts bound the work, and the same request with "
+                    "the same seed gives the same names on any machine")
     names: list[SampledName]
 
 
@@ -216,9 +221,14 @@ class TopResponse(BaseModel):
     prefix: str = Field(description="the normalised prefix")
     names: list[TopNameOut] = Field(description="most probable first")
     exhausted: bool = Field(description="true when the effort bound (20,000 prefixes "
-                                        "expanded) or the request's deadline (about 1 s of "
-                                        "model time) stopped the search before k names were "
-                                        "found; the names found are still the most probable")
+                                        "expanded) or the request's deadline (timed_out) "
+                                        "stopped the search before k names were found; the "
+                                        "names found are still the most probable")
+    timed_out: bool = Field(description="true when the request's deadline (a safety net of "
+                                        "10 s of model time) stopped the search: how far it "
+                                        "got depends on the machine and its load. Otherwise "
+                                        "only the effort bound, a count, limits the search, "
+                                        "and the same request gives the same names anywhere")
 
 
 class BigramTable(BaseModel):

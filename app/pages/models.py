@@ -82,8 +82,8 @@ def show_model(request: Request, registry: RegistryDep, model: str):
     except USER_ERRORS as e:
         return error_page(request, page_error(e, registry))
     twin = counting_twin(registry, m)
-    _, names, cut = top_names(m, TopParams(k=10))
+    top = top_names(m, TopParams(k=10))
     return render(request, "model.html", {
         "nav": None, "title": f"Model {m.name}", "m": m, "chart": loss_chart(m, twin),
         "twin": twin, "verdict": twin_verdict(m, twin) if twin else None,
-        "peers": same_data(registry, m), "top": names, "top_cut": cut})
+        "peers": same_data(registry, m), "top": top})

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app import batching
 from app.pages.common import has_bigram_table, has_embeddings
 from app.params import SampleParams
-from app.services import sample_names
 from app.web import RegistryDep, render
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
+SAMPLES = 10  # names per card
 
+
+# Async: each card's samples are a request of their own on the model thread (app/batching.py),
+# with their own budget: one card's slowness never takes another's names, and other requests
+# are served between the cards.
 @router.get("/", response_class=HTMLResponse, summary="Overview page")
-@model_thread
-def show_overview(request: Request, registry: RegistryDep):
+async def show_overview(request: Request, registry: RegistryDep):
     """Every loaded model: type, size, data, NLL, ten fresh samples and links."""
-    cards = [
-        {"m": m, "samples": sample_names(m, SampleParams(n=10)), "bigram": has_bigram_table(m),
-         "embeddings": has_embeddings(m)}
-        for m in registry.models.values()
-    ]
+    models = list(registry.models.values())
+    samples = await asyncio.gather(*(batching.sample(m, SampleParams(n=SAMPLES))
+                                     for m in models))
+    cards = [{"m": m, "samples": s, "bigram": has_bigram_table(m),
+              "embeddings": has_embeddings(m)} for m, s in zip(models, samples, strict=True)]
     return render(request, "overview.html", {"nav": "overview", "title": "Overview",
                                              "cards": cards, "refused": registry.refused})

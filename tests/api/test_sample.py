@@ -104,11 +104,11 @@ def test_unique_and_exclude_training(client, loaded):
 def test_impossible_requests_come_back_short_and_exhausted(client, loaded):
     # Only one name has 4 letters and starts with 'emma': ten distinct ones cannot exist.
     body = sample(client, n=10, seed=1, prefix="emma", max_len=4, unique=True)
-    assert names(body) == ["emma"] and body["exhausted"]
+    assert names(body) == ["emma"] and body["exhausted"] and not body["timed_out"]  # a count
     # ... and a training name is the only candidate here, so none may come back at all.
     name = sorted(loaded("mlp").training_set)[0]
     body = sample(client, n=3, seed=1, prefix=name, max_len=len(name), exclude_training=True)
-    assert body["names"] == [] and body["exhausted"]
+    assert body["names"] == [] and body["exhausted"] and not body["timed_out"]
 
 
 def test_tiny_temperature_is_greedy_not_an_error(client):
@@ -205,7 +205,7 @@ def test_a_request_stops_at_its_deadline_with_the_names_found(client, deadline_a
     r = client.post(URL.format("mlp"), json=body)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["exhausted"] is True
+    assert out["exhausted"] is True and out["timed_out"] is True
     assert len(out["names"]) == 1  # greedy: one name, found before the deadline
     assert deadline.looks <= 32  # stopped at the deadline (one look per forward pass)
 
@@ -214,6 +214,26 @@ def test_a_deadline_passed_before_any_name_finished_gives_none(client, deadline_
     deadline_after(1)
     r = client.get(URL.format("bigram") + "?n=5&seed=3")
     assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []
+    assert r.json()["timed_out"] is True
+
+
+SLOW_SAMPLES = [{"seed": 5}, {"n": 50, "seed": 6}, {"n": 20, "seed": 7, "unique": True},
+                {"n": 10, "seed": 8, "prefix": "a", "exclude_training": True},
+                {"n": 30, "seed": 9, "temperature": 1.5, "max_len": 12}]
+
+
+@pytest.mark.parametrize("model", sorted(KINDS))
+def test_samples_do_not_depend_on_the_model_threads_speed(client, slow_model_thread, model):
+    """The same seed gives the same names on a model thread where every forward pass takes
+    0.2 s (with a 1 s deadline, names of 5 letters and more were lost), and says it was not
+    cut short; POST and GET alike."""
+    fast = [sample(client, model, **body) for body in SLOW_SAMPLES]
+    slow_model_thread(0.2)
+    slow = [sample(client, model, **body) for body in SLOW_SAMPLES]
+    got = client.get(URL.format(model), params=SLOW_SAMPLES[1])
+    assert slow == fast and got.json() == fast[1]
+    assert all(not b["timed_out"] for b in slow)
+    assert any(len(x) >= 5 for x in names(fast[1]))  # what the slow clock would have cut
 
 
 @pytest.mark.parametrize("raw", [

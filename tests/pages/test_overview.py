@@ -59,3 +59,23 @@ def test_element_ids_are_unique_on_every_page(client):
                 "/score?names=emma%0Aava", "/models/neural-bigram"]:
         ids = re.findall(r'\sid="([^"]+)"', client.get(url).text)
         assert len(ids) == len(set(ids)), (url, sorted(i for i in ids if ids.count(i) > 1))
+
+
+def test_every_card_gets_its_own_budget_on_a_slow_model_thread(fresh_client, slow_model_thread):
+    """The issue's empty cards: the page shared one deadline, and the Transformer's and the
+    WaveNet's samples came back empty on a busy machine. With every forward pass taking 0.2 s
+    (with one 1 s deadline for the page: 5 passes in all), every card still has ten names."""
+    slow_model_thread(0.2)
+    html = fresh_client.get("/").text
+    cards = re.findall(r'<article class="card".*?</article>', html, re.S)
+    assert len(cards) == len(KINDS)
+    for card in cards:
+        samples = re.search(r'<ol class="samples">(.*?)</ol>', card, re.S).group(1)
+        assert samples.count("<li>") == 10
+    assert "time limit" not in html
+
+
+def test_a_card_cut_short_by_the_time_limit_says_so(fresh_client, deadline_after):
+    deadline_after(1)  # every card's deadline has passed at its first look: no names at all
+    html = fresh_client.get("/").text
+    assert html.count("sampling reached its time limit (") == len(KINDS)
