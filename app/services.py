@@ -93,13 +93,15 @@ def checked_sample(m: LoadedModel, p: SampleParams) -> str:
 
 
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
-    """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard,
-    or when the deadline of the work in progress passes first: `app.lm.deadline`).
+    """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard
+    within MAX_SAMPLE_DRAWS times n names drawn, a count; or, with timed_out=True as well, when
+    the deadline of the work in progress passes first: `app.lm.deadline`, a safety net).
 
     What depends on the model is checked here: top_k at most the vocabulary size, the prefix
     (raw user input, normalised here) in its alphabet and no longer than max_len.
     One torch.Generator per call, seeded from `seed`: same parameters, same names, whatever
-    else the process is doing (unless the deadline cuts it short).
+    else the process is doing and on any machine (unless the deadline cuts it short, which
+    the result says: timed_out).
     """
     (result,) = sample_many(m, [p])
     if isinstance(result, Exception):

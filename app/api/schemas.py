@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
 from app.lm import KINDS
 from app.lm.embeddings import Projection
+from app.lm.search import MAX_EXPANSIONS
 from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
 from app.services import EmbeddingView, SampledName, TopName
+from app.worker import MODEL_SECONDS
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
 
@@ -141,10 +143,10 @@ class SampleResponse(BaseModel):
                     "max(1000, 50n) names drawn), or the request's deadline passed first "
                     "(timed_out); the names are those found by then")
     timed_out: bool = Field(
-        description="true when the request's deadline (a safety net of 10 s of model time) "
-                    "stopped the sampling: the names found by then depend on the machine and "
-                    "its load. Otherwise only counts bound the work, and the same request with "
-                    "the same seed gives the same names on any machine")
+        description=f"true when the request's deadline (a safety net of {MODEL_SECONDS:g} s "
+                    "of model time) stopped the sampling: the names found by then depend on "
+                    "the machine and its load. Otherwise only counts bound the work, and the "
+                    "same request with the same seed gives the same names on any machine")
     names: list[SampledName]
 
 
@@ -220,15 +222,16 @@ class TopResponse(BaseModel):
     model: str
     prefix: str = Field(description="the normalised prefix")
     names: list[TopNameOut] = Field(description="most probable first")
-    exhausted: bool = Field(description="true when the effort bound (20,000 prefixes "
-                                        "expanded) or the request's deadline (timed_out) "
-                                        "stopped the search before k names were found; the "
-                                        "names found are still the most probable")
+    exhausted: bool = Field(description=f"true when the effort bound ({MAX_EXPANSIONS:,} "
+                                        "prefixes expanded) or the request's deadline "
+                                        "(timed_out) stopped the search before k names were "
+                                        "found; the names found are still the most probable")
     timed_out: bool = Field(description="true when the request's deadline (a safety net of "
-                                        "10 s of model time) stopped the search: how far it "
-                                        "got depends on the machine and its load. Otherwise "
-                                        "only the effort bound, a count, limits the search, "
-                                        "and the same request gives the same names anywhere")
+                                        f"{MODEL_SECONDS:g} s of model time) stopped the "
+                                        "search: how far it got depends on the machine and "
+                                        "its load. Otherwise only the effort bound, a count, "
+                                        "limits the search, and the same request gives the "
+                                        "same names anywhere")
 
 
 class BigramTable(BaseModel):
