@@ -180,6 +180,21 @@ def test_the_effort_bound_is_a_count_and_not_a_timeout(fresh_client, monkeypatch
     assert with_prefix["exhausted"] and not with_prefix["timed_out"]
 
 
+@pytest.mark.parametrize(("k", "prefix", "max_len"), [(10, "", 32), (3, "a", 32), (5, "", 4),
+                                                      (100, "", 64), (20, "zq", 32)])
+def test_names_read_from_the_kept_search_are_those_of_a_search_of_their_own(client, loaded, k,
+                                                                            prefix, max_len):
+    """The model's 100 best names are searched once and kept; a request answered from them
+    (or searched alone, when they hold too few) gives what a search of its own gives."""
+    from app.lm.search import most_probable
+
+    own = most_probable(loaded("mlp").model, k, prefix=prefix, max_len=max_len)
+    got = top(client, k=k, prefix=prefix, max_len=max_len)
+    assert [x["name"] for x in got["names"]] == [n for n, _ in own.names]
+    assert [x["log_prob"] for x in got["names"]] == pytest.approx([lp for _, lp in own.names])
+    assert got["exhausted"] == own.exhausted
+
+
 SLOW_TOP = [{}, {"k": 100, "max_len": 64}, {"k": 10}, {"k": 20, "prefix": "z"},
             {"k": 30, "prefix": "ma", "max_len": 6}]
 

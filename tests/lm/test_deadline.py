@@ -47,6 +47,7 @@ def test_search_stops_at_the_deadline_with_the_best_found_so_far():
     full = most_probable(BIGRAM, 30, max_len=8, batch=4)
     cut = most_probable(BIGRAM, 30, max_len=8, batch=4, deadline=after_looks(40))
     assert not full.exhausted and cut.exhausted
+    assert cut.timed_out and not full.timed_out
     assert 0 < len(cut.names) < 30
     assert cut.names == full.names[: len(cut.names)]  # exact as far as it got
 

@@ -34,3 +34,37 @@ def test_decreasing_and_bounded(tiny_mlp):
     cut = most_probable(tiny_mlp, 1000, max_expansions=10)
     assert cut.exhausted and len(cut.names) < 1000
     assert all(math.isfinite(lp) for _, lp in cut.names)
+
+
+def every_name(letters: str, max_len: int) -> list[str]:
+    return ["".join(p) for n in range(1, max_len + 1)
+            for p in itertools.product(letters, repeat=n)]
+
+
+@pytest.mark.parametrize("batch", [1, 7, 256])
+def test_batching_and_pruning_never_change_the_names(tiny_mlp, batch):
+    """Against every name of up to 3 letters scored one by one: the same 40, in order, whatever
+    the batch (a batch expands prefixes behind finished names; the pruning drops what can no
+    longer be popped in time)."""
+    names = every_name(tiny_mlp.vocab.chars, 3)
+    best = sorted(zip(log_probs(tiny_mlp, names), names, strict=True), reverse=True)[:40]
+    result = most_probable(tiny_mlp, 40, max_len=3, batch=batch)
+    assert [n for n, _ in result.names] == [n for _, n in best]
+    assert [lp for _, lp in result.names] == pytest.approx([lp for lp, _ in best], rel=1e-5)
+    assert not result.exhausted and not result.timed_out
+
+
+def test_the_effort_bound_is_a_count_that_gives_the_same_names_every_time(tiny_mlp):
+    cut = most_probable(tiny_mlp, 100, max_len=10, max_expansions=200, batch=16)
+    assert cut.exhausted and not cut.timed_out and 200 <= cut.expansions < 200 + 16
+    again = most_probable(tiny_mlp, 100, max_len=10, max_expansions=200, batch=16)
+    assert again == cut
+    full = most_probable(tiny_mlp, 100, max_len=10)
+    assert cut.names == full.names[: len(cut.names)]  # exact as far as it got
+
+
+def test_the_default_effort_bound_is_read_when_the_search_runs(tiny_mlp, monkeypatch):
+    from app.lm import search
+
+    monkeypatch.setattr(search, "MAX_EXPANSIONS", 50)
+    assert most_probable(tiny_mlp, 100).expansions < 50 + search.BATCH
