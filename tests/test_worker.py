@@ -67,6 +67,8 @@ def test_model_work_of_the_app_runs_on_the_model_thread(client, monkeypatch, met
     monkeypatch.setattr(scoring, "_step_log_probs", spy(scoring._step_log_probs))
     monkeypatch.setattr(services, "drive", spy(services.drive))
     monkeypatch.setattr(services, "most_probable", spy(services.most_probable))
+    # the kept search of the model's best names (read, or searched on first use)
+    monkeypatch.setattr(services, "most_probable_of", spy(services.most_probable_of))
     forget_pages(client.app)  # a score read by GET may be a cached page from an earlier test
     assert client.request(method, path, json=body).status_code == 200
     assert seen == {model_thread_ident()}
