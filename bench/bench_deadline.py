@@ -8,9 +8,9 @@ Heavy requests (issue 14): sampling 1000 unique names greedily (temperature 1e-3
 exists, so it used to draw 50,000 looking for more, ~10 s), the same excluding the training
 names with max_len 64, and the 100 most probable names of up to 64 letters. Each is sent alone
 (its latency), then again with a small `GET .../bigram/sample?n=1` sent 0.2 s after it (how long
-the small one waits). Target: every heavy request answers within 1.5 s (a deadline of 1 s of
-model time, plus the last forward pass and the response) and the small one within 1.5 s. Exits
-1 if a target is missed.
+the small one waits). Target: every heavy request answers within 1.5 s and the small one
+within 1.5 s. Counts bound the work (names drawn, prefixes expanded: docs/determinism.md); the
+deadline of 10 s of model time is only a safety net. Exits 1 if a target is missed.
 """
 
 from __future__ import annotations

@@ -95,3 +95,22 @@ def test_loading_every_shipped_model_does_no_work_serving_does_not_need():
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "models")], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_the_cards_top_ten_are_complete_within_the_effort_bound(path):
+    """The model card's ten most probable names and `/top`'s 100 come from one search per model
+    (app/services.py, `most_probable_of`): for every shipped model it finishes well within its
+    count of prefixes, so no machine's speed decides how many names a card shows."""
+    from app import services
+    from app.lm.search import MAX_EXPANSIONS
+    from app.params import MAX_TOP, TopParams
+    from app.registry import LoadedModel
+
+    m = LoadedModel.from_checkpoint(checkpoint(path))
+    best = services.most_probable_of(m, None)
+    assert len(best.names) == MAX_TOP and not best.exhausted and not best.timed_out
+    assert best.expansions <= MAX_EXPANSIONS / 2  # a margin for retrained models
+    top = services.top_names(m, TopParams(k=10))
+    assert [t.name for t in top.names] == [x for x, _ in best.names[:10]]
+    assert not top.exhausted and not top.timed_out
