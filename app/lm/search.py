@@ -108,6 +108,7 @@ def most_probable(
                 known(end)
         floor = best[0] if len(best) == k else -float("inf")
         grow = children[:, 1:] >= floor  # children that may still be popped in time
+        grow &= children[:, 1:] > -torch.inf  # and are possible at all
         grow &= torch.tensor([len(name) < max_len for _, name, _ in todo])[:, None]
         for i, j in grow.nonzero().tolist():
             heapq.heappush(heap, (-rows[i][j + 1], todo[i][1] + itos[j + 1], False))

@@ -68,3 +68,20 @@ def test_the_default_effort_bound_is_read_when_the_search_runs(tiny_mlp, monkeyp
 
     monkeypatch.setattr(search, "MAX_EXPANSIONS", 50)
     assert most_probable(tiny_mlp, 100).expansions < 50 + search.BATCH
+
+
+def test_impossible_names_are_never_returned():
+    """A bigram without smoothing gives 0 to unseen pairs: only the names the data allows come
+    back, every one of them (brute force), and then the search says it ran out."""
+    model = Bigram(VOCAB, smoothing=0.0).fit(["ab", "ba"])
+    possible = [(lp, n) for lp, n in brute_force_of(model, 4) if lp > -math.inf]
+    result = most_probable(model, 50, max_len=4)
+    assert {n for n, _ in result.names} == {n for _, n in possible}
+    assert [lp for _, lp in result.names] == pytest.approx(sorted((lp for lp, _ in possible),
+                                                                  reverse=True))
+    assert result.exhausted and not result.timed_out and len(result.names) < 50
+
+
+def brute_force_of(model, max_len):
+    names = every_name("abc", max_len)
+    return list(zip(log_probs(model, names), names, strict=True))
