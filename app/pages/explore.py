@@ -70,11 +70,11 @@ def signed(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}f}".replace("-", "−")
 
 
-def next_chart(v: NextView, link, knobs_change: bool, width: float = 460,
+def next_chart(v: NextView, link, knobs_change: bool, width: float = 480,
                bar: float = 18, gap: float = 4) -> NextChart:
     """Sorted horizontal bars: the length is the probability sampling draws the symbol with;
     a tick marks the model's own probability; a cut symbol has no bar and says so."""
-    left, right = 44.0, 205.0  # room for the texts right of a full bar
+    left, right = 44.0, 230.0  # room for the texts right of a full bar
     plot_width = width - left - right
     scale = plots.Linear(0.0, 1.0, 0.0, plot_width)
     bars = []
@@ -179,7 +179,7 @@ def attention_maps(m: LoadedModel, raw: str) -> AttentionMaps:
     name the model cannot read)."""
     NameParam.parse({"name": raw})
     a = attention_view(m, raw)
-    labels = [f"{i}{c}" for i, c in enumerate(a.positions)]  # '0.', '1e', ...: distinct
+    labels = a.positions  # '.', then the letters (the tooltips give the positions' numbers)
 
     def one(w: list[list[float]], what: str, gid: str) -> plots.Heatmap:
         T = len(w)
