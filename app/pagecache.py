@@ -1,7 +1,8 @@
 """Pages and tables that are the same for every visitor, rendered once per set of loaded models.
 
 The heatmap of a loaded model, an embedding plot, the CSV/JSON downloads, the API's tables and
-the scores of names (the score page, `/api/compare`, `GET .../score?name=`) depend on nothing
+the scores of names (the score page, `/api/compare`, `GET .../score?name=`), the next-letter
+distribution and the attention weights (`GET .../next`, `.../attention`) depend on nothing
 but the URL and the loaded models (they draw no random numbers, read no header, and scoring has
 no deadline). `PageCache`, an ASGI middleware just outside the routes, keeps the bytes of their
 200 responses, keyed by path and query string, and serves them again without running the route
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # nor sampling, which draws a new seed when none is given.
 CACHEABLE = re.compile(
     r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings|/score|/api/compare"
-    r"|/api/models(/[^/]+(/bigram|/embeddings|/score)?)?"
+    r"|/api/models(/[^/]+(/bigram|/embeddings|/score|/next|/attention)?)?"
 )
 MAX_BYTES = 32 * 2**20  # bodies kept, in all
 CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)

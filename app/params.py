@@ -182,3 +182,13 @@ class TopParams(Params):
 class EmbeddingsParams(Params):
     k: int = Field(3, ge=1, le=MAX_NEIGHBOURS, description="neighbours per letter")
 
+
+
+class NextParams(Params):
+    """The next-letter view: a prefix and the sampling knobs, bounded as the sample page's."""
+
+    prefix: str = Field("", max_length=MAX_LEN,
+                        description="the letters so far (normalised like names); empty: the "
+                                    "first letter")
+    temperature: Temperature = SampleParams.model_fields["temperature"]
+    top_k: int | None = SampleParams.model_fields["top_k"]

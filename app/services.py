@@ -80,15 +80,20 @@ def checked_prefix(m: LoadedModel, prefix: str, max_len: int) -> str:
     return norm
 
 
+def checked_top_k(m: LoadedModel, top_k: int | None) -> None:
+    """top_k at most the model's vocabulary size (InvalidParam if not)."""
+    V = len(m.model.vocab)
+    if top_k is not None and top_k > V:
+        raise InvalidParam("top_k", f"top-k must be between 1 and {V}: less than or equal to "
+                                    f"{V}, the vocabulary size of model {m.name!r}, got "
+                                    f"{top_k}",
+                           top_k, type="less_than_equal", ctx={"le": V})
+
+
 def checked_sample(m: LoadedModel, p: SampleParams) -> str:
     """What of p depends on the model, checked: top_k at most the vocabulary size, the prefix
     in its alphabet and no longer than max_len (InvalidParam if not). The prefix, normalised."""
-    V = len(m.model.vocab)
-    if p.top_k is not None and p.top_k > V:
-        raise InvalidParam("top_k", f"top-k must be between 1 and {V}: less than or equal to "
-                                    f"{V}, the vocabulary size of model {m.name!r}, got "
-                                    f"{p.top_k}",
-                           p.top_k, type="less_than_equal", ctx={"le": V})
+    checked_top_k(m, p.top_k)
     return checked_prefix(m, p.prefix, p.max_len)
 
 

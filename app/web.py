@@ -70,6 +70,7 @@ NAV = [
     ("embeddings", "show_embeddings", "Embeddings"),
     ("sample", "sample_page", "Sample"),
     ("score", "score_page", "Score"),
+    ("next", "show_next", "Next letter"),
 ]
 
 

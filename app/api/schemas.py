@@ -9,11 +9,13 @@ Log-probabilities of 0-probability events (a bigram trained without smoothing ca
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
+from app.explorer import health
 from app.lm import KINDS
 from app.lm.embeddings import Projection
 from app.lm.search import MAX_EXPANSIONS
@@ -102,6 +104,10 @@ class ModelCard(BaseModel):
                           "character at 0%, 1%, ..., 100%; null for a checkpoint without them")
     plausibility_unavailable: str | None = Field(
         None, description="why scores under this model have a null plausibility, if they do")
+    hidden_layers: HealthOut | None = Field(
+        None, description="the hidden layers' health over a fixed sample of names: histogram, "
+                          "saturated share, dead units, mean and std; null for a kind without "
+                          "hidden layers (the bigrams)")
 
     @classmethod
     def of(cls, m: LoadedModel) -> ModelCard:
@@ -116,7 +122,13 @@ class ModelCard(BaseModel):
             has_bigram_table=m.kind.has_table, has_embeddings=m.kind.has_embeddings,
             history=meta.history,
             held_out=meta.held_out, plausibility_unavailable=m.plausibility.reason,
+            hidden_layers=_health_of(m),
         )
+
+
+def _health_of(m: LoadedModel) -> dict[str, Any] | None:
+    h = health(m)
+    return None if h is None else dataclasses.asdict(h)
 
 
 # --- sampling ----------------------------------------------------------------------------------
@@ -270,3 +282,69 @@ class EmbeddingsResponse(BaseModel):
             neighbours={k: [Neighbour(label=lab, similarity=s) for lab, s in near]
                         for k, near in v.neighbours.items()},
         )
+
+
+# --- looking inside (app/api/explore.py) -------------------------------------------------------
+
+
+class SymbolOut(BaseModel):
+    char: str = Field(description="the next letter, or '.' for the end of the name")
+    label: str = Field(description="the letter, or 'end'")
+    prob: float = Field(description="P(symbol | prefix) under the model (temperature 1): the "
+                                    "score page's number for this step")
+    log_prob: float | None = Field(description=NULL_IF_ZERO)
+    sampling_prob: float = Field(description="the probability sampling with these knobs draws "
+                                             "it with; 0 when cut")
+    kept: bool = Field(description="false when the knobs cut it (top-k; and the end of the "
+                                   "name after an empty prefix: a name has a letter)")
+
+
+class NextResponse(BaseModel):
+    model: str
+    prefix: str = Field(description="the normalised prefix")
+    temperature: float
+    top_k: int | None
+    log_prob: float | None = Field(description="log P(the prefix's letters), no end token; "
+                                               + NULL_IF_ZERO)
+    nll_per_letter: float | None = Field(description="-log_prob / letters; null for an empty "
+                                                     "prefix")
+    steps: list[StepOut] = Field(description="the prefix's letters, as /score gives them")
+    greedy: str = Field(description="the prefix continued by the most likely symbol each step")
+    symbols: list[SymbolOut] = Field(description="every symbol of the vocabulary, most "
+                                                 "probable first")
+
+
+class AttentionResponse(BaseModel):
+    model: str
+    name: str = Field(description="the normalised name")
+    positions: list[str] = Field(description="the start mark '.', then each letter")
+    weights: list[list[list[list[float]]]] = Field(
+        description="weights[layer][head][t][s]: how much position t attends to position s; "
+                    "each row sums to 1, and s > t is 0 (causal)")
+    mean: list[list[list[float]]] = Field(description="mean[layer][t][s]: averaged over heads")
+
+
+class LayerHealthOut(BaseModel):
+    label: str
+    activation: Literal["tanh", "gelu", "relu"]
+    units: int
+    rows: int = Field(description="activations per unit in the sample: one per prediction "
+                                  "(and per fused position, in a WaveNet)")
+    mean: float
+    std: float
+    saturated: float | None = Field(description="share of activations with |h| > 0.97 (tanh "
+                                                "only; null for GELU and ReLU)")
+    dead: list[int] = Field(description="units saturated (tanh) or at most 0 (GELU, ReLU) on "
+                                        "every row of the sample")
+    histogram: list[int] = Field(description="counts in equal bins from lo to hi")
+    lo: float
+    hi: float
+
+
+class HealthOut(BaseModel):
+    source: Literal["validation", "training"] = Field(
+        description="which names the fixed sample comes from (training when the validation "
+                    "names cannot be rebuilt: why says so)")
+    why: str
+    n_names: int
+    layers: list[LayerHealthOut]

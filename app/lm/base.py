@@ -218,6 +218,36 @@ class LanguageModel(nn.Module):
         """(V, n_embd) character embeddings for models that have them; None for others."""
         return None
 
+    # --- looking inside (app/lm/inspect.py) ---
+
+    def activation_layers(self) -> list[tuple[str, nn.Module, str]]:
+        """The hidden layers worth a health check: (label, the module whose output is the
+        layer's activations, its function: 'tanh', 'gelu' or 'relu'). None for a table."""
+        return []
+
+    @torch.no_grad()
+    def hidden_activations(self, words: list[str]) -> list[torch.Tensor]:
+        """Each of `activation_layers`' outputs over every prediction of `words` (in the
+        layers, as written): one (rows, units) tensor per layer. By default each
+        `build_examples` context is one row (a layer that works on several positions, as the
+        WaveNet's, gives a row per position); a kind that reads whole names says otherwise."""
+        X, _ = build_examples(words, self.vocab, self.block_size)
+        return self._hooked(lambda: self.layer_logits(X))
+
+    def _hooked(self, run: Callable[[], Any]) -> list[torch.Tensor]:
+        """The outputs of `activation_layers`' modules while `run()` runs, each (rows, units)."""
+        layers = self.activation_layers()
+        seen: list[list[torch.Tensor]] = [[] for _ in layers]
+        hooks = [module.register_forward_hook(
+                     lambda _m, _i, out, k=k: seen[k].append(out.detach()))
+                 for k, (_, module, _) in enumerate(layers)]
+        try:
+            run()
+        finally:
+            for h in hooks:
+                h.remove()
+        return [torch.cat([t.reshape(-1, t.shape[-1]) for t in ts]) for ts in seen]
+
     @property
     def n_params(self) -> int:
         """Trainable parameters (the bigram's counts are its parameters, V*V of them)."""

@@ -78,6 +78,7 @@ class Kind:
     has_counts: bool = False  # a (V, V) table of pair counts: model.bigram_counts()
     has_table: bool = False  # a (V, V) next-letter table: model.bigram_probs(), the heatmap
     has_embeddings: bool = False  # character embeddings: model.embedding_table()
+    has_attention: bool = False  # self-attention: model.attention_weights(x)
 
     @property
     def has_fast_inference(self) -> bool:

@@ -116,6 +116,10 @@ class MLP(LanguageModel):
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
 
+    def activation_layers(self) -> list[tuple[str, nn.Module, str]]:
+        tanhs = [m for m in self.hidden if isinstance(m, nn.Tanh)]
+        return [(f"hidden layer {i + 1}", m, "tanh") for i, m in enumerate(tanhs)]
+
 
 @dataclass(frozen=True)
 class Folded:

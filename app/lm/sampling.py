@@ -113,6 +113,27 @@ def sampler(
     return result
 
 
+def filtered(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+             first: bool = False) -> torch.Tensor:
+    """(L, V) logits -> the (L, V) logits sampling draws from, row by row: divided by the
+    temperature, and -inf for every symbol cut: the end of the name at the `first` step (a name
+    has at least one letter), then what the knobs cut (top-k: all but the k largest; ties with
+    the k-th are kept). The one place this is decided: the sampler and the next-letter view
+    (app/lm/inspect.py) both call it. Each row's best logit is shifted to 0 first, and the
+    division is by at least 1e-30 (a float32, unlike 1e-300): a tiny temperature then gives 0
+    and -inf (greedy), never nan."""
+    if first:
+        logits = logits.clone()
+        logits[:, 0] = -torch.inf
+    logits = logits - logits.max(dim=1, keepdim=True).values
+    if temperature != 1:
+        logits = logits / max(temperature, 1e-30)
+    if top_k is not None and top_k < logits.shape[1]:
+        kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    return logits
+
+
 @dataclass(frozen=True)
 class Draw:
     """One request's share of a `group_sampler`: its names, its generator, its deadline."""
@@ -179,18 +200,7 @@ def group_sampler(
         u = (torch.rand(draws[0].n, generator=draws[0].generator) if len(draws) == 1 else
              torch.cat([torch.rand(d.n, generator=d.generator) for d in draws]))[rows]  # (L,)
         raw = yield decoder  # (L, V): the decoder's logits (batched with other runs by drive)
-        logits = raw.float()
-        if t == 0:
-            logits = logits.clone()
-            logits[:, 0] = -torch.inf  # a name has at least one letter
-        # Shift the best logit to 0 before dividing, and divide by at least 1e-30 (a float32,
-        # unlike 1e-300): a tiny temperature then gives 0 and -inf (greedy), never nan.
-        logits = logits - logits.max(dim=1, keepdim=True).values
-        if temperature != 1:
-            logits = logits / max(temperature, 1e-30)
-        if top_k is not None and top_k < V:
-            kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, -torch.inf)
+        logits = filtered(raw.float(), temperature, top_k, first=t == 0)
         # Inverse CDF: P(ix = j) = w_j / sum(w), with w = exp(logits) (the softmax, unnormalised).
         # u * total < total, so ix < V; a j with w_j = 0 can never be drawn.
         cum = logits.exp().cumsum(dim=1)  # (L, V)

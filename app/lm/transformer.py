@@ -232,6 +232,36 @@ class Transformer(LanguageModel):
     def embedding_table(self) -> torch.Tensor:
         return self.wte.weight.detach()
 
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) sequences from their start -> (B, n_layer, n_head, T, T): row t of a head is
+        how position t's query spreads over positions 0..t (each row sums to 1, zeros above
+        the diagonal), softmax(q k^T / sqrt(head size)) with the causal mask, written out (the
+        blocks use the fused kernel, which does not return the weights)."""
+        B, T = x.shape
+        C, nh = self.cfg.n_embd, self.cfg.n_head
+        h = self.wte(x) + self.wpe.weight[:T]  # (B, T, C)
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        maps = []
+        for block in self.blocks:
+            q, k, _ = block.attn.qkv(block.ln_1(h)).split(C, dim=2)
+            q, k = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k))  # (B, nh, T, hs)
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(C // nh)  # (B, nh, T, T)
+            maps.append(scores.masked_fill(~causal, -torch.inf).softmax(dim=-1))
+            h, _ = block(h)
+        return torch.stack(maps, dim=1)
+
+    def activation_layers(self) -> list[tuple[str, nn.Module, str]]:
+        return [(f"block {i + 1} MLP", b.mlp[1], "gelu") for i, b in enumerate(self.blocks)]
+
+    @torch.no_grad()
+    def hidden_activations(self, words: list[str]) -> list[torch.Tensor]:
+        """A row per prediction, as the other kinds, read from whole names (`examples`): the
+        positions that are padding are dropped."""
+        x, y = self.examples(words)
+        real = (y != -1).reshape(-1)  # (B * L,)
+        return [a[real] for a in self._hooked(lambda: self.sequence_logits(x))]
+
 
 class Rowwise:
     """A frozen Transformer computed so that a sequence's logits do not depend, to the last bit,
@@ -341,4 +371,5 @@ KIND = Kind(
     tiny=TransformerConfig(block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0),
     tiny_training=OptimConfig(steps=200, batch_size=16, lr=1e-2, warmup=10, eval_interval=50),
     has_embeddings=True,
+    has_attention=True,
 )

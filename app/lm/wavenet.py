@@ -111,6 +111,11 @@ class WaveNet(LanguageModel):
     def embedding_table(self) -> torch.Tensor:
         return self.C.weight.detach()
 
+    def activation_layers(self) -> list[tuple[str, nn.Module, str]]:
+        """Each level's output is its tanh's (dropout is the identity at inference): a row per
+        context and fused position (8 -> 4, 2, 1 rows with block 8)."""
+        return [(f"level {i + 1}", level, "tanh") for i, level in enumerate(self.levels)]
+
 
 class Tabled:
     """A frozen WaveNet through two precomputed tables: the same function, less work.

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.pages import bigram, embeddings, models, overview, sample, score
+from app.pages import bigram, embeddings, explore, models, overview, sample, score
 
-ROUTERS = (overview, bigram, embeddings, sample, score, models)
+ROUTERS = (overview, bigram, embeddings, sample, score, models, explore)
 
 
 def install(app: FastAPI) -> None:

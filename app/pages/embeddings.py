@@ -97,16 +97,41 @@ def default_model(registry: Registry, name: str):
     return flat or pick_model(registry, None, has_embeddings, "embedding table")
 
 
+def chosen_letter(raw: str | None, labels: list[str]) -> str | None:
+    """The letter searched for ('.' is the boundary), or None when the box is blank."""
+    text = (raw or "").strip().lower()
+    if not text:
+        return None
+    if text not in labels:
+        raise BadInput(f"letter must be one symbol of the model's vocabulary "
+                       f"({''.join(labels)}), got {raw!r}.")
+    return text
+
+
+def kept_variance(view: EmbeddingView) -> float | None:
+    """The share of the vectors' variance the map keeps (its axes' shares added), for a map
+    of wider than 2-D vectors by a projection; None for t-SNE (it keeps neighbours, not
+    variance) and for a 2-D table (shown whole)."""
+    p = view.projection
+    if view.dim == 2 or p.method == "tsne":
+        return None
+    return sum(p.explained_variance)
+
+
 @router.get("/embeddings", response_class=HTMLResponse, summary="Character embeddings page")
 @model_thread
 def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
-                    view: str | None = None, x: str | None = None, y: str | None = None):
-    """Each letter's embedding as a labelled point, their similarities, nearest letters."""
+                    view: str | None = None, x: str | None = None, y: str | None = None,
+                    letter: str | None = None):
+    """Each letter's embedding as a labelled point, their similarities, nearest letters; a
+    searched letter and its nearest letters highlighted."""
     ctx = {"nav": "embeddings", "title": "Character embeddings", "x": x or "", "y": y or "",
-           "views": VIEWS, "emb_models": [m for m in registry.models.values() if has_embeddings(m)]}
+           "letter": letter or "", "views": VIEWS,
+           "emb_models": [m for m in registry.models.values() if has_embeddings(m)]}
     try:
         m = default_model(registry, model)
         dim = m.model.embedding_table().shape[1]
+        found = chosen_letter(letter, m.model.vocab.itos)
         dims = chosen_dims(x, y, dim)
         key = chosen_view(view, dims, dim)
         method = {"raw": "raw", "pca": "pca", "tsne": "tsne", "dims": "raw"}[key]
@@ -122,5 +147,8 @@ def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
     # letters nearest on the plot, and its similarity heatmap would say nothing.
     near = closest(ev) if dim == 2 else None
     sim = similarity_heatmap(ev) if dim > 2 else None
-    return render(request, "embeddings.html", {**ctx, "m": m, "view": ev, "key": key,
-                                               "plot": plot, "sim": sim, "closest": near})
+    found_near = (near or ev.neighbours)[found] if found else []
+    marks = {found: "found"} | {b: "near" for b, _ in found_near} if found else {}
+    return render(request, "embeddings.html", {
+        **ctx, "m": m, "view": ev, "key": key, "plot": plot, "sim": sim, "closest": near,
+        "found": found, "found_near": found_near, "marks": marks, "kept": kept_variance(ev)})

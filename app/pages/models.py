@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
+from app.pages.explore import inside_card
 from app.params import TopParams
 from app.registry import LoadedModel, Registry
 from app.services import top_names
@@ -75,8 +76,9 @@ def twin_verdict(m: LoadedModel, twin: LoadedModel) -> TwinVerdict | None:
 
 @router.get("/models/{model}", response_class=HTMLResponse, summary="Model card page")
 @model_thread
-def show_model(request: Request, registry: RegistryDep, model: str):
-    """Everything a checkpoint says about itself, its loss curves and its top-10 names."""
+def show_model(request: Request, registry: RegistryDep, model: str, name: str | None = None):
+    """Everything a checkpoint says about itself, its loss curves, its top-10 names, its
+    hidden layers' health and (a Transformer) its attention over `name`."""
     try:
         m = registry.get(model)
     except USER_ERRORS as e:
@@ -86,4 +88,5 @@ def show_model(request: Request, registry: RegistryDep, model: str):
     return render(request, "model.html", {
         "nav": None, "title": f"Model {m.name}", "m": m, "chart": loss_chart(m, twin),
         "twin": twin, "verdict": twin_verdict(m, twin) if twin else None,
-        "peers": same_data(registry, m), "top": top})
+        "peers": same_data(registry, m), "top": top,
+        "inside": inside_card(m, name)})

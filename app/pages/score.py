@@ -27,6 +27,7 @@ class Letter:
     prob: float
     surprise: int  # plots.surprise_bin: the css class surprise-N
     title: str
+    before: str  # the letters before it: its step on the next-letter page (/next)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
         char, prob, rank = step["char"], step["prob"], step["rank"]
         what = "the end of the name" if char == "." else repr(char)
         title = f"{what} after {before or 'the start'!r}: P = {fmt_prob(prob)} (rank {rank})"
-        out.append(Letter(char, prob, plots.surprise_bin(prob), title))
+        out.append(Letter(char, prob, plots.surprise_bin(prob), title, before))
     return out[:-1], out[-1]
 
 

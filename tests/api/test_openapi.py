@@ -36,6 +36,8 @@ ENDPOINTS = [
     ("get", "/api/models/{model}/top", {"200", "404", "422"}),
     ("get", "/api/models/{model}/bigram", {"200", "404", "409", "422"}),
     ("get", "/api/models/{model}/embeddings", {"200", "404", "409", "422"}),
+    ("get", "/api/models/{model}/next", {"200", "404", "422"}),
+    ("get", "/api/models/{model}/attention", {"200", "404", "422"}),
 ]
 
 
@@ -63,6 +65,8 @@ def test_operation_ids_are_the_route_names(doc):
         ("get", "/api/models/{model}/top"): "top_names",
         ("get", "/api/models/{model}/bigram"): "get_bigram_table",
         ("get", "/api/models/{model}/embeddings"): "get_embeddings",
+        ("get", "/api/models/{model}/next"): "next_letter",
+        ("get", "/api/models/{model}/attention"): "get_attention",
     }
 
 

@@ -60,13 +60,16 @@ PAGES: dict[str, dict[str, st.SearchStrategy]] = {
     "/bigram/table.csv": {"model": MODEL},
     "/bigram/table.json": {"model": MODEL},
     "/bigram/compare": {"a": MODEL, "b": MODEL},
-    "/embeddings": {"model": MODEL, "x": DIM, "y": DIM},
+    "/embeddings": {"model": MODEL, "x": DIM, "y": DIM,
+                    "letter": st.sampled_from(list("." + LETTERS))},
     "/sample": {"model": MODEL, "n": ints(1, 200),
                 "temperature": st.floats(0.001, 10).map(repr), "top_k": ints(1, 27),
                 "prefix": st.text(LETTERS, max_size=8), "seed": ints(0, 2**32 - 1),
                 "unique": FLAG, "exclude": FLAG},
     "/score": {"names": NAMES},
-    "/models/{model}": {},
+    "/models/{model}": {"name": st.text(LETTERS, min_size=1, max_size=8)},
+    "/next": {"model": MODEL, "prefix": st.text(LETTERS, max_size=8),
+              "temperature": st.floats(0.001, 5).map(repr), "top_k": ints(1, 27)},
 }
 DOWNLOADS = {"/bigram/table.csv": "text/csv", "/bigram/table.json": "application/json"}
 

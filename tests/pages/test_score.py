@@ -23,7 +23,7 @@ def test_each_name_under_each_model(client):
         assert sec.count('<div class="model-score">') == len(KINDS)  # conftest: one per kind
         strips = re.findall(r'<p class="strip".*?</p>', sec, re.S)
         for strip in strips:
-            letters = re.findall(r'<span class="letter surprise-\d"[^>]*>(.)</span>', strip)
+            letters = re.findall(r'<a class="letter surprise-\d"[^>]*>(.)</a>', strip)
             assert "".join(letters) == name
             assert strip.count('class="end-token') == 1
 

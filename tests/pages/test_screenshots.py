@@ -46,6 +46,20 @@ def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
     ]
     if any(m.startswith("mlp") for m in models):  # the default view: a 2-D model if there is one
         out.append(("embeddings.png", "/embeddings", 1280, 960, None))
+    # issue 25, looking inside (docs/explorer.md)
+    neural = [m for m in ("mlp", "wavenet", "transformer") if m in models]
+    if neural:
+        side = "&".join(f"model={m}" for m in neural)
+        out += [("next.png", f"/next?{side}&prefix=em&top_k=5&temperature=0.8", 1280, 1250,
+                 None),
+                ("next-phone.png", f"/next?model={neural[-1]}&prefix=em", 390, 844, None),
+                ("embeddings-search.png", f"/embeddings?model={neural[0]}&letter=a", 1280, 960,
+                 None)]
+    for m in neural:
+        out.append((f"health-{m}.png", f"/models/{m}", 1280, 900,
+                    "section[aria-labelledby=health-title]"))
+    if "transformer" in models:
+        out.append(("attention.png", "/models/transformer?name=emma", 1280, 900, "#attention"))
     return out
 
 

@@ -1,0 +1,170 @@
+"""Looking inside a loaded model, for the API and the pages: the next-letter explorer, the
+Transformer's attention, the hidden layers' health (app/lm/inspect.py computes them).
+
+Domain code on top of `app.lm`, the registry and app/services.py (no FastAPI here). Input is
+checked and normalised here, as services does: a bad value raises `InvalidParam` naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from app import data
+from app.lm import KINDS
+from app.lm import inspect as lm_inspect
+from app.lm.inspect import Attention, LayerHealth
+from app.lm.scoring import Step, score_names
+from app.params import MAX_LEN, InvalidParam, NextParams, TopParams
+from app.registry import LoadedModel
+from app.services import TopResult, checked_prefix, checked_top_k, normalized, top_names
+
+END = "end"  # how the end of the name is shown among the next symbols
+MAX_DATA_FILE = 64 * 2**20  # bytes: a checkpoint's data file larger than this is not read
+TOP = 5  # the most probable complete names shown with the next letter
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One possible next symbol (also the API's: app/api/schemas.py describes the fields)."""
+
+    char: str  # the letter, or '.' for the end of the name
+    label: str  # the letter, or 'end'
+    prob: float
+    log_prob: float
+    sampling_prob: float
+    kept: bool
+
+
+@dataclass(frozen=True)
+class NextView:
+    prefix: str  # normalised
+    steps: list[Step]  # the prefix's letters as the score page shows them (no end step)
+    log_prob: float  # log P(the prefix's letters), no end
+    symbols: list[Symbol]  # most probable first (ties in vocabulary order)
+    greedy: str
+    at_max: bool  # the prefix is as long as a name may be: nothing can be appended
+
+    @property
+    def nll_per_letter(self) -> float | None:
+        return -self.log_prob / len(self.prefix) if self.prefix else None
+
+
+def next_view(m: LoadedModel, p: NextParams) -> NextView:
+    """The next-letter distribution after p.prefix under m, with p's knobs applied as the
+    sampler applies them, the prefix's own steps and the greedy continuation."""
+    checked_top_k(m, p.top_k)
+    prefix = checked_prefix(m, p.prefix, MAX_LEN)
+    model = m.model
+    nl = lm_inspect.next_letters(model, prefix, p.temperature, p.top_k)
+    steps = score_names(model, [prefix])[0].steps[:-1] if prefix else []
+    itos = model.vocab.itos
+    symbols = [Symbol(char=c, label=END if i == 0 else c, prob=math.exp(lp), log_prob=lp,
+                      sampling_prob=sp, kept=k)
+               for i, (c, lp, sp, k) in enumerate(zip(itos, nl.log_probs, nl.sampling, nl.kept,
+                                                      strict=True))]
+    symbols.sort(key=lambda s: -s.log_prob)  # stable: ties stay in vocabulary order
+    return NextView(prefix=prefix, steps=steps, log_prob=sum(s["log_prob"] for s in steps),
+                    symbols=symbols, greedy=nl.greedy, at_max=len(prefix) >= MAX_LEN)
+
+
+def top_with(m: LoadedModel, prefix: str) -> TopResult:
+    """The TOP most probable complete names starting with the (normalised) prefix: the exact
+    search of the model card, bounded by its count of expansions (and the deadline, a safety
+    net: `timed_out`)."""
+    return top_names(m, TopParams(k=TOP, prefix=prefix, max_len=MAX_LEN))
+
+
+# --- attention ----------------------------------------------------------------------------
+
+
+class NoAttention(LookupError):
+    """The model's kind has no attention; the message names the kinds that do."""
+
+
+def attention_kinds() -> list[str]:
+    return [k.name for k in KINDS.values() if k.has_attention]
+
+
+def attention_view(m: LoadedModel, name: str, field: str = "name") -> Attention:
+    """The attention weights of m over a typed name (normalised; InvalidParam if it cannot be
+    read, NoAttention if m's kind has none)."""
+    if not m.kind.has_attention:
+        raise NoAttention(f"model {m.name!r} is {m.kind.title} ({m.kind.name}), which has no "
+                          f"attention; the kinds that do: {', '.join(attention_kinds())}")
+    norm = normalized(m, name, field)
+    longest = lm_inspect.max_attention_letters(m.model)
+    if len(norm) > longest:
+        raise InvalidParam(field, f"{field} must be at most {longest} letters for model "
+                                  f"{m.name!r}: its block holds the start mark and {longest} "
+                                  f"letters, got {len(norm)} ({norm!r})", name,
+                           type="string_too_long", ctx={"max_length": longest})
+    return lm_inspect.attention(m.model, norm)
+
+
+# --- the hidden layers' health ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    source: str  # 'validation' or 'training': which names the sample was drawn from
+    why: str  # a sentence saying which names and why
+    n_names: int
+    layers: list[LayerHealth]
+
+
+def health(m: LoadedModel) -> Health | None:
+    """The hidden layers' statistics of m over a fixed sample of names (None for a kind
+    without hidden layers): computed once, on first use, and kept with the model."""
+    if "health" not in m.derived:
+        m.derived["health"] = _health(m) if m.model.activation_layers() else None
+    return m.derived["health"]
+
+
+def _health(m: LoadedModel) -> Health:
+    names, source, why = held_out_names(m)
+    vocab = set(m.model.vocab.chars)
+    words = lm_inspect.sample_words([w for w in names if set(w) <= vocab])
+    return Health(source, why, len(words), lm_inspect.layer_health(m.model, words))
+
+
+def held_out_names(m: LoadedModel) -> tuple[list[str], str, str]:
+    """The model's validation names that are not training names, when its data can be read
+    again and is what it trained on (same sha256); otherwise its training names, saying why."""
+    meta = m.meta
+    if meta.split.seed is None or meta.split.n_val == 0:
+        return (sorted(m.training_set), "training",
+                "training names: the model has no validation split")
+    words = _dataset_words(meta.dataset.spec, meta.dataset.sha256)
+    if words is None:
+        return (sorted(m.training_set), "training",
+                f"training names: its dataset {meta.dataset.spec!r} cannot be read here (or "
+                "has changed), so its validation names are unknown")
+    val = sorted(set(data.split_words(words, meta.split.seed).val) - m.training_set)
+    return val, "validation", "validation names the model never trained on"
+
+
+_datasets: dict[tuple[str, str], list[str] | None] = {}
+
+
+def _dataset_words(spec: str, sha256: str) -> list[str] | None:
+    """The words of a dataset spec if they still hash to sha256 (read once per process)."""
+    key = (spec, sha256)
+    if key not in _datasets:
+        _datasets[key] = _read_dataset(spec, sha256)
+    return _datasets[key]
+
+
+def _read_dataset(spec: str, sha256: str) -> list[str] | None:
+    try:
+        if not spec.startswith("ssa:"):
+            path = Path(spec)
+            if not path.is_file() or path.stat().st_size > MAX_DATA_FILE:
+                return None
+        ds = data.load_dataset(spec)
+    except (data.DataError, OSError, ImportError):
+        return None
+    finally:
+        data._ssa_table.cache_clear()  # the records table (~150 MB) is not kept by a server
+    return ds.words if ds.sha256 == sha256 else None

@@ -1,0 +1,175 @@
+"""Looking inside a model: the next-letter distribution after a prefix (as sampling sees it),
+the Transformer's attention weights, and the health of the hidden layers (as in the lectures'
+diagnostics: histograms of the activations, saturated tanh units, dead units).
+
+Pure torch on top of the one model interface (app/lm/base.py); the web layer only draws these.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from app.lm.base import LanguageModel
+from app.lm.sampling import filtered
+from app.lm.vocab import MAX_NAME_LEN
+
+# --- the next letter ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NextLetters:
+    """What the model says after `prefix`, symbol by symbol in vocabulary order ('.' = the end).
+
+    log_probs is the model's own distribution (temperature 1, as scoring and the score page's
+    steps give it); sampling is what the sampler draws from once the knobs are applied
+    (app/lm/sampling.py, `filtered`), 0 for every symbol they cut; kept says which survive."""
+
+    prefix: str
+    log_probs: list[float]
+    sampling: list[float]
+    kept: list[bool]
+    greedy: str  # the name the most likely symbol at every step makes from the prefix
+
+
+def window(model: LanguageModel, text: str) -> torch.Tensor:
+    """The (1, block_size) '.'-padded context after `text` (letters of the model's vocabulary)."""
+    B = model.block_size
+    return torch.tensor([([0] * B + model.vocab.encode(text))[-B:]], dtype=torch.long)
+
+
+@torch.no_grad()
+def next_letters(model: LanguageModel, prefix: str, temperature: float = 1.0,
+                 top_k: int | None = None) -> NextLetters:
+    """The distribution over the symbol after `prefix` (normalised, in the vocabulary), and
+    the one sampling with these knobs draws from. An empty prefix cannot end (a name has at
+    least one letter), as in the sampler."""
+    raw = model(window(model, prefix))[0]  # (1, V)
+    logp = torch.log_softmax(raw.double(), dim=1)[0]
+    cut = filtered(raw.float(), temperature, top_k, first=not prefix)
+    draw = torch.softmax(cut, dim=1)[0]  # the normalised weights exp(cut) the sampler uses
+    return NextLetters(prefix=prefix, log_probs=logp.tolist(), sampling=draw.tolist(),
+                       kept=(cut[0] > -torch.inf).tolist(), greedy=greedy(model, prefix))
+
+
+@torch.no_grad()
+def greedy(model: LanguageModel, prefix: str, max_len: int = MAX_NAME_LEN) -> str:
+    """The prefix continued by the most likely symbol at each step until the end (or max_len
+    letters): at most max_len forward passes of one row."""
+    name = prefix
+    while len(name) < max_len:
+        logits = filtered(model(window(model, name))[0].float(), first=not name)
+        ix = int(logits[0].argmax())
+        if ix == 0:
+            break
+        name += model.vocab.itos[ix]
+    return name
+
+
+# --- attention ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attention:
+    """One name's attention: weights[layer][head][t][s] is how much position t (the start
+    mark, then each letter) attends to position s <= t; mean[layer] averages the heads."""
+
+    name: str
+    positions: list[str]  # '.', then the name's letters
+    weights: list[list[list[list[float]]]]
+    mean: list[list[list[float]]]
+
+
+def max_attention_letters(model: LanguageModel) -> int:
+    """The longest name whose attention is shown: its start mark and letters fill the block."""
+    return model.block_size - 1
+
+
+@torch.no_grad()
+def attention(model: LanguageModel, name: str) -> Attention:
+    """The attention of a model that has it (`attention_weights`) over '.' + name (normalised,
+    at most `max_attention_letters` letters: ValueError beyond)."""
+    if len(name) > max_attention_letters(model):
+        raise ValueError(f"{name!r} has {len(name)} letters; the model reads at most "
+                         f"{max_attention_letters(model)} from the start")
+    x = torch.tensor([[0, *model.vocab.encode(name)]], dtype=torch.long)
+    w = model.attention_weights(x)[0].double()  # (n_layer, n_head, T, T)
+    return Attention(name=name, positions=[".", *name], weights=w.tolist(),
+                     mean=w.mean(dim=1).tolist())
+
+
+# --- the hidden layers' health --------------------------------------------------------------
+
+SATURATED = 0.97  # |tanh| above this: the unit passes almost no gradient (the lectures' mark)
+HIST_BINS = 40
+N_CONTEXTS = 2000  # predictions of the fixed sample of names the statistics are taken over
+
+
+@dataclass(frozen=True)
+class LayerHealth:
+    """One hidden layer's activations over the sample (every prediction of its names)."""
+
+    label: str
+    activation: str  # 'tanh', 'gelu' or 'relu'
+    units: int
+    rows: int  # activations per unit: one per prediction (per fused position, in a WaveNet)
+    mean: float
+    std: float
+    saturated: float | None  # share of |h| > SATURATED (tanh only; None for GELU and ReLU)
+    dead: list[int]  # units saturated (tanh) or at most 0 (GELU, ReLU) on every row
+    histogram: list[int]  # HIST_BINS counts of the activations between lo and hi
+    lo: float
+    hi: float
+
+    @property
+    def dead_share(self) -> float:
+        return len(self.dead) / self.units
+
+
+def sample_words(words: list[str], predictions: int = N_CONTEXTS, seed: int = 0) -> list[str]:
+    """A fixed sample of the distinct words: shuffled with `seed`, taken until they make at
+    least `predictions` predictions (letters + the end each), or all of them."""
+    pool = sorted(set(words))
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)).tolist()
+    out, n = [], 0
+    for i in order:
+        if n >= predictions:
+            break
+        out.append(pool[i])
+        n += len(pool[i]) + 1
+    return out
+
+
+def histogram_range(activation: str, a: torch.Tensor) -> tuple[float, float]:
+    """tanh's whole range; for GELU and ReLU from their least value (GELU's is about -0.17) to
+    the largest activation seen, rounded up."""
+    if activation == "tanh":
+        return -1.0, 1.0
+    lo = -0.2 if activation == "gelu" else 0.0
+    hi = max(float(a.max()), lo + 1.0)
+    return lo, math.ceil(hi * 10) / 10
+
+
+@torch.no_grad()
+def layer_health(model: LanguageModel, words: list[str]) -> list[LayerHealth]:
+    """The statistics of each of the model's `activation_layers` over every prediction of
+    `words` (a sample: `sample_words`), computed by the layers as written."""
+    out = []
+    for (label, _, fn), a in zip(model.activation_layers(), model.hidden_activations(words),
+                                 strict=True):
+        a = a.double()  # (rows, units)
+        if fn == "tanh":
+            sat = a.abs() > SATURATED
+            saturated, dead = float(sat.float().mean()), sat.all(dim=0)
+        else:
+            saturated, dead = None, (a <= 0).all(dim=0)
+        lo, hi = histogram_range(fn, a)
+        hist = torch.histc(a.clamp(lo, hi), bins=HIST_BINS, min=lo, max=hi)
+        out.append(LayerHealth(
+            label=label, activation=fn, units=a.shape[1], rows=a.shape[0],
+            mean=float(a.mean()), std=float(a.std(unbiased=False)), saturated=saturated,
+            dead=dead.nonzero().squeeze(1).tolist(), histogram=[int(c) for c in hist.tolist()],
+            lo=lo, hi=hi))
+    return out

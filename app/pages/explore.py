@@ -1,0 +1,268 @@
+"""Looking inside the models: the next-letter page (/next), and the model card's attention
+heatmaps and hidden layers' health (drawn here, shown by templates/_inside.html)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app import plots
+from app.explorer import Health, NextView, attention_view, health, next_view, top_with
+from app.lm.inspect import LayerHealth, max_attention_letters
+from app.params import MAX_LEN, InvalidParam, NameParam, NextParams
+from app.registry import LoadedModel, Registry
+from app.services import TopName
+from app.web import USER_ERRORS, BadInput, RegistryDep, fmt_prob, page_error, query, render
+from app.worker import model_thread
+
+router = APIRouter(tags=["pages"])
+
+MAX_MODELS = 3  # side by side on the next-letter page
+DEFAULT_NAME = "emma"  # the model card's attention box
+
+
+# --- the next letter ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NextBar:
+    label: str  # the letter, or 'end'
+    href: str | None  # the page after this letter (the end: the name's score), None if cut
+    y: float
+    width: float  # the sampling probability's bar
+    model_x: float  # where the model's own probability (temperature 1) ends, for its tick
+    text_x: float  # right of the bar and of the tick
+    kept: bool
+    text: str  # 'P 0.251 · log −1.382' (and 'drawn 0.427' when the knobs change it)
+    title: str
+
+
+@dataclass(frozen=True)
+class NextChart:
+    width: float
+    height: float
+    left: float
+    plot_width: float
+    bar: float
+    bars: list[NextBar]
+    ticks: list[plots.Tick]
+
+
+@dataclass(frozen=True)
+class NextColumn:
+    """One model on the next-letter page: its view, or why the prefix cannot be read by it."""
+
+    m: LoadedModel
+    view: NextView | None
+    error: str | None
+    chart: NextChart | None
+    top: list[TopName]
+    top_cut: bool  # fewer than asked: the search's count of expansions or its deadline
+    top_timed_out: bool  # the deadline (a safety net) stopped it
+
+
+def signed(v: float, digits: int = 3) -> str:
+    """A log-probability with a real minus sign: −1.382 (−∞ for log 0)."""
+    if v == float("-inf"):
+        return "−∞"
+    return f"{v:.{digits}f}".replace("-", "−")
+
+
+def next_chart(v: NextView, link, knobs_change: bool, width: float = 480,
+               bar: float = 18, gap: float = 4) -> NextChart:
+    """Sorted horizontal bars: the length is the probability sampling draws the symbol with;
+    a tick marks the model's own probability; a cut symbol has no bar and says so."""
+    left, right = 44.0, 230.0  # room for the texts right of a full bar
+    plot_width = width - left - right
+    scale = plots.Linear(0.0, 1.0, 0.0, plot_width)
+    bars = []
+    for k, s in enumerate(v.symbols):
+        end = s.char == "."
+        what = "the end of the name" if end else repr(s.char)
+        text = f"P {fmt_prob(s.prob)} · log {signed(s.log_prob)}"
+        if not s.kept:
+            text = f"cut · {text}"
+        elif knobs_change:
+            text = f"drawn {fmt_prob(s.sampling_prob)} · {text}"
+        drawn = (f"sampling draws it with {fmt_prob(s.sampling_prob)}" if s.kept
+                 else "cut by the sampling knobs")
+        title = (f"{what} after {v.prefix or 'the start'!r}: P = {fmt_prob(s.prob)}, log P = "
+                 f"{signed(s.log_prob, 4)}; {drawn}")
+        href = None if not s.kept or (v.at_max and not end) else link(s.char)
+        width_ = scale(s.sampling_prob) if s.kept else 0.0
+        model_x = left + scale(s.prob)
+        bars.append(NextBar(s.label, href, 10 + k * (bar + gap), width_, model_x,
+                            max(left + width_, model_x) + 6, s.kept, text, title))
+    bottom = 10 + len(bars) * (bar + gap)
+    ticks = [plots.Tick(left + scale(t), plots.fmt_tick(t)) for t in (0, 0.25, 0.5, 0.75, 1)]
+    return NextChart(width, bottom + 30, left, plot_width, bar, bars, ticks)
+
+
+def next_href(models: list[str], prefix: str, temperature=None, top_k=None) -> str:
+    """The next-letter page's address for these models, prefix and knobs (blank ones left out;
+    the models repeat `model=`)."""
+    kept = [("model", n) for n in models] + [
+        (k, v) for k, v in (("prefix", prefix), ("temperature", temperature), ("top_k", top_k))
+        if v is not None and v != ""]
+    return "/next?" + urlencode(kept) if kept else "/next"
+
+
+def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
+    """The models named (in order, each once; UnknownModel for one not loaded), at most
+    MAX_MODELS; none named: the first loaded model."""
+    names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    if len(names) > MAX_MODELS:
+        raise BadInput(f"{len(names)} models asked; compare at most {MAX_MODELS} side by side.")
+    if not names:
+        return list(registry.models.values())[:1]
+    return [registry.get(n) for n in names]
+
+
+def next_column(m: LoadedModel, p: NextParams, models: list[str]) -> NextColumn:
+    try:
+        v = next_view(m, p)
+    except InvalidParam as e:
+        return NextColumn(m, None, str(e), None, [], False, False)
+
+    def link(char: str) -> str:
+        if char == ".":
+            return "/score" + query(names=v.prefix)
+        return next_href(models, v.prefix + char,
+                         None if p.temperature == 1 else f"{p.temperature:g}", p.top_k)
+
+    knobs = p.temperature != 1 or p.top_k is not None
+    top = top_with(m, v.prefix)
+    return NextColumn(m, v, None, next_chart(v, link, knobs), top.names, top.exhausted,
+                      top.timed_out)
+
+
+@router.get("/next", response_class=HTMLResponse, summary="Next-letter page")
+@model_thread
+def show_next(request: Request, registry: RegistryDep):
+    """The next-letter distribution after a prefix, under up to three models side by side."""
+    q = request.query_params
+    form = {k: q.get(k, "") for k in ("prefix", "temperature", "top_k")}
+    ctx = {"nav": "next", "title": "Next letter", "models": registry.names(), "form": form,
+           "params": NextParams, "chosen": q.getlist("model"), "max_models": MAX_MODELS,
+           "vocab_size": max((len(m.model.vocab) for m in registry.models.values()),
+                             default=27)}
+    try:
+        ms = models_asked(registry, q.getlist("model"))
+        p = NextParams.parse(form)
+    except USER_ERRORS as e:
+        err = page_error(e, registry)
+        return render(request, "next.html", {**ctx, "error": err}, err.status)
+    names = [m.name for m in ms]
+    columns = [next_column(m, p, names) for m in ms]
+    ok = [c for c in columns if c.view]
+    prefix = ok[0].view.prefix if ok else form["prefix"]
+    up = next_href(names, prefix[:-1], form["temperature"], form["top_k"])
+    err = None if ok else page_error(InvalidParam("prefix", columns[0].error, prefix), registry)
+    return render(request, "next.html", {**ctx, "chosen": names, "columns": columns,
+                                         "prefix": prefix, "up": up if prefix else None,
+                                         "p": p, "max_len": MAX_LEN, "error": err},
+                  err.status if err else 200)
+
+
+# --- the model card: attention ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttentionMaps:
+    name: str
+    layers: list[tuple[str, list[tuple[str, plots.Heatmap]]]]  # (layer, [(head, map)])
+
+
+def attention_maps(m: LoadedModel, raw: str) -> AttentionMaps:
+    """One heatmap per layer and head, and the heads' average per layer (InvalidParam for a
+    name the model cannot read)."""
+    NameParam.parse({"name": raw})
+    a = attention_view(m, raw)
+    labels = a.positions  # '.', then the letters (the tooltips give the positions' numbers)
+
+    def one(w: list[list[float]], what: str, gid: str) -> plots.Heatmap:
+        T = len(w)
+        texts = [[f"{w[t][s]:.2f}" if s <= t else "" for s in range(T)] for t in range(T)]
+        titles = [[f"{what}: {a.positions[t]!r} at {t} attends to {a.positions[s]!r} at {s} "
+                   f"with weight {w[t][s]:.3f}" if s <= t else
+                   f"{what}: position {t} cannot see position {s} (causal)" for s in range(T)]
+                  for t in range(T)]
+        return plots.heatmap(labels, w, texts, titles, 0.0, 1.0, plots.BLUES, "weight",
+                             gradient_id=gid, axis_titles=("attended to", "attending"))
+
+    layers = []
+    for li, heads in enumerate(a.weights):
+        maps = [(f"head {h + 1}", one(w, f"layer {li + 1}, head {h + 1}", f"att-{li}-{h}"))
+                for h, w in enumerate(heads)]
+        maps.append(("average of the heads", one(a.mean[li], f"layer {li + 1}, average",
+                                                 f"att-{li}-mean")))
+        layers.append((f"layer {li + 1}", maps))
+    return AttentionMaps(a.name, layers)
+
+
+# --- the model card: hidden layers' health ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Histogram:
+    width: float
+    height: float
+    left: float
+    top: float
+    bottom: float
+    right: float
+    bars: list[tuple[float, float, float, float, str]]  # x, y, width, height, tooltip
+    x_ticks: list[plots.Tick]
+    y_ticks: list[plots.Tick]
+    marks: list[float]  # x of the saturation thresholds (tanh: -0.97, 0.97)
+
+
+def histogram(layer: LayerHealth, width: float = 360, height: float = 170) -> Histogram:
+    """The activations' histogram: share of the activations in each bin."""
+    left, top, right, bottom = 44.0, 8.0, width - 10.0, height - 34.0
+    total = sum(layer.histogram) or 1
+    shares = [c / total for c in layer.histogram]
+    hi = plots.nice_domain(0.0, max(shares) or 1.0, 4)[1]
+    sx = plots.Linear(layer.lo, layer.hi, left, right)
+    sy = plots.Linear(0.0, hi, bottom, top)
+    n = len(shares)
+    step = (layer.hi - layer.lo) / n
+    bars = []
+    for i, s in enumerate(shares):
+        a, b = layer.lo + i * step, layer.lo + (i + 1) * step
+        bars.append((sx(a), sy(s), sx(b) - sx(a), bottom - sy(s),
+                     f"{a:.2f} to {b:.2f}: {100 * s:.1f}% of the activations"))
+    marks = [sx(-0.97), sx(0.97)] if layer.activation == "tanh" else []
+    return Histogram(width, height, left, top, bottom, right, bars,
+                     [plots.Tick(sx(t), plots.fmt_tick(t))
+                      for t in plots.nice_ticks(layer.lo, layer.hi, 4)],
+                     [plots.Tick(sy(t), f"{100 * t:g}%") for t in plots.nice_ticks(0.0, hi, 3)],
+                     marks)
+
+
+@dataclass(frozen=True)
+class Inside:
+    """What the model card shows of the model's inside (templates/_inside.html)."""
+
+    health: Health | None
+    histograms: list[Histogram]
+    attention: AttentionMaps | None
+    attention_error: str | None
+    name: str  # the attention box's text
+    max_letters: int | None
+
+
+def inside_card(m: LoadedModel, name: str | None) -> Inside:
+    h = health(m)
+    hists = [histogram(layer) for layer in h.layers] if h else []
+    maps, err, raw = None, None, DEFAULT_NAME if name is None else name
+    if m.kind.has_attention:
+        try:
+            maps = attention_maps(m, raw)
+        except InvalidParam as e:
+            err = str(e)
+    longest = max_attention_letters(m.model) if m.kind.has_attention else None
+    return Inside(h, hists, maps, err, raw, longest)

@@ -1,0 +1,293 @@
+"""app/lm/inspect.py against independent references: the next-letter distribution against a
+forward pass built here and the score's steps, its knobs' cut against the sampler's own draws;
+the attention weights against a plain-tensor recomputation of the blocks; the hidden layers'
+statistics against activations and statistics computed here by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from app.lm import KINDS, Vocab
+from app.lm.inspect import (
+    HIST_BINS,
+    SATURATED,
+    attention,
+    greedy,
+    layer_health,
+    next_letters,
+    sample_words,
+)
+from app.lm.sampling import sample
+from app.lm.scoring import score_names
+from app.lm.vocab import MAX_NAME_LEN
+from app.registry import Registry
+from tests.conftest import TINY_NAMES
+
+MODELS = list(KINDS)  # conftest: a tiny model of every kind, named after it
+PREFIXES = ["", "e", "em", "xav", "isabell", "abcdefghijklmnop"]  # the last: past every block
+
+
+@pytest.fixture(scope="module")
+def registry(models_dir) -> Registry:
+    return Registry.load_dir(models_dir)
+
+
+def window_log_probs(model, prefix: str) -> torch.Tensor:
+    """log_softmax of one forward pass on the prefix's window, the window built here."""
+    stoi = model.vocab.stoi
+    ctx = ([0] * model.block_size + [stoi[c] for c in prefix])[-model.block_size:]
+    with torch.no_grad():
+        return torch.log_softmax(model(torch.tensor([ctx]))[0].double(), dim=1)[0]
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_distribution_is_the_forward_pass_and_sums_to_one(registry, kind):
+    model = registry.get(kind).model
+    for prefix in PREFIXES:
+        nl = next_letters(model, prefix)
+        assert len(nl.log_probs) == len(model.vocab)
+        assert np.allclose(nl.log_probs, window_log_probs(model, prefix).numpy(), atol=1e-6)
+        assert math.isclose(sum(math.exp(v) for v in nl.log_probs), 1.0, abs_tol=1e-9)
+        assert math.isclose(sum(nl.sampling), 1.0, abs_tol=1e-5)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_distribution_gives_the_score_pages_steps(registry, kind):
+    """After each prefix of a name, the probability of its next letter (or of the end) is the
+    number of that step of the name's score, to 1e-6."""
+    model = registry.get(kind).model
+    stoi = model.vocab.stoi
+    for name in ["emma", "xavier", "quinn", "abcdefghijklmnopqrs"]:
+        (s,) = score_names(model, [name])
+        for k, step in enumerate(s.steps):
+            nl = next_letters(model, name[:k])
+            assert abs(nl.log_probs[stoi[step["char"]]] - step["log_prob"]) < 1e-6, (name, k)
+
+
+@pytest.mark.parametrize("kind", ["bigram", "mlp", "transformer"])
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.7, 3), (1.6, 5), (1.0, 1)])
+def test_the_knobs_cut_what_the_sampler_cuts_and_the_same_seed_draws_the_same(
+        registry, kind, temperature, top_k):
+    model = registry.get(kind).model
+    V = len(model.vocab)
+    for prefix in ["", "a", "el"]:
+        nl = next_letters(model, prefix, temperature, top_k)
+        lp = torch.tensor(nl.log_probs)
+        # top-k by the model's own ranking; the end is cut after an empty prefix
+        allowed = torch.ones(V, dtype=torch.bool)
+        if not prefix:
+            allowed[0] = False
+        k = top_k or V
+        kth = lp.masked_fill(~allowed, -math.inf).sort(descending=True).values[min(k, V) - 1]
+        want = allowed & (lp >= kth - 1e-6)
+        assert nl.kept == want.tolist()
+        assert all(p == 0 for p, kept in zip(nl.sampling, nl.kept, strict=True) if not kept)
+        # the drawn probabilities are the model's at this temperature, renormalised on the kept
+        w = torch.where(want, torch.exp(lp / temperature), torch.zeros(V, dtype=torch.float64))
+        assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-5)
+        for seed in range(20):
+            name = sample(model, 1, torch.Generator().manual_seed(seed), temperature=temperature,
+                          top_k=top_k, prefix=prefix, max_len=32)[0]
+            u = torch.rand(1, generator=torch.Generator().manual_seed(seed)).item()
+            cum = np.cumsum(nl.sampling)
+            ix = int((cum <= u * cum[-1]).sum())
+            drawn = name[len(prefix)] if len(name) > len(prefix) else "."
+            assert drawn == model.vocab.itos[ix], (prefix, seed)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_greedy_takes_a_most_likely_symbol_each_step(registry, kind):
+    """Each step of the continuation is a most likely symbol of a forward pass built here; and,
+    where no two symbols tie (the networks), it is what a near-zero temperature samples."""
+    model = registry.get(kind).model
+    stoi = model.vocab.stoi
+    for prefix in ["", "e", "ja"]:
+        name = greedy(model, prefix)
+        assert name.startswith(prefix) and len(name) > 0
+        ends = len(name) < MAX_NAME_LEN  # else cut at the longest name (a loop: 'elilil...')
+        for k in range(len(prefix), len(name) + ends):
+            lp = window_log_probs(model, name[:k])
+            if k == 0:
+                lp[0] = -math.inf  # a name has a letter
+            chosen = stoi[name[k]] if k < len(name) else 0
+            assert lp[chosen] == lp.max(), (name, k)
+        if kind != "bigram":  # counts tie often; there the sampler may take another of them
+            cold = sample(model, 1, torch.Generator().manual_seed(0), temperature=1e-6,
+                          prefix=prefix, max_len=64)[0]
+            assert name == cold
+
+
+# --- attention ------------------------------------------------------------------------------
+
+
+def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The Transformer written out on its state dict's tensors: every block's attention
+    weights (n_head, T, T), and the logits (T, V) computed with them."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    cfg = model.cfg
+    C, nh = cfg.n_embd, cfg.n_head
+    hs = C // nh
+    x = [0] + [model.vocab.stoi[c] for c in name]
+    T = len(x)
+
+    def ln(h, p):
+        mu = h.mean(-1, keepdim=True)
+        var = ((h - mu) ** 2).mean(-1, keepdim=True)
+        return (h - mu) / torch.sqrt(var + 1e-5) * sd[p + ".weight"] + sd[p + ".bias"]
+
+    h = sd["wte.weight"][x] + sd["wpe.weight"][:T]  # (T, C)
+    maps = []
+    for i in range(cfg.n_layer):
+        b = f"blocks.{i}."
+        a = ln(h, b + "ln_1")
+        qkv = a @ sd[b + "attn.qkv.weight"].T + sd[b + "attn.qkv.bias"]
+        q, k, v = (qkv[:, j * C:(j + 1) * C].reshape(T, nh, hs).transpose(0, 1) for j in range(3))
+        w = torch.zeros(nh, T, T, dtype=torch.float64)
+        for t in range(T):  # a softmax over positions 0..t, by hand
+            s = torch.einsum("hd,hsd->hs", q[:, t], k[:, : t + 1]) / math.sqrt(hs)
+            e = torch.exp(s - s.max(dim=1, keepdim=True).values)
+            w[:, t, : t + 1] = e / e.sum(dim=1, keepdim=True)
+        maps.append(w)
+        y = (w @ v).transpose(0, 1).reshape(T, C)
+        h = h + y @ sd[b + "attn.proj.weight"].T + sd[b + "attn.proj.bias"]
+        a = ln(h, b + "ln_2")
+        g = F.gelu(a @ sd[b + "mlp.0.weight"].T + sd[b + "mlp.0.bias"])
+        h = h + g @ sd[b + "mlp.2.weight"].T + sd[b + "mlp.2.bias"]
+    logits = ln(h, "ln_f") @ sd["head.weight"].T + sd["head.bias"]
+    return maps, logits
+
+
+@pytest.mark.parametrize("name", ["", "emma", "abcdefg"])
+def test_attention_weights_are_the_blocks_recomputed_by_hand(registry, name):
+    model = registry.get("transformer").model
+    a = attention(model, name)
+    w = torch.tensor(a.weights, dtype=torch.float64)  # (n_layer, n_head, T, T)
+    T = len(name) + 1
+    assert a.positions == [".", *name]
+    assert w.shape == (model.cfg.n_layer, model.cfg.n_head, T, T)
+    assert torch.allclose(w.sum(dim=-1), torch.ones(w.shape[:-1], dtype=torch.float64),
+                          atol=1e-6)
+    assert bool((w.triu(diagonal=1) == 0).all())
+    maps, logits = plain_attention(model, name)
+    for layer, want in zip(w, maps, strict=True):
+        assert torch.allclose(layer, want, atol=1e-5)
+    assert torch.allclose(torch.tensor(a.mean, dtype=torch.float64), w.mean(dim=1), atol=1e-12)
+    # the weights written out reproduce the model's own predictions: they are the ones it uses
+    with torch.no_grad():
+        mine = model.sequence_logits(torch.tensor([[0, *model.vocab.encode(name)]]))[0]
+    assert torch.allclose(mine.double(), logits, atol=1e-4)
+
+
+def test_attention_refuses_a_name_longer_than_the_block(registry):
+    model = registry.get("transformer").model
+    attention(model, "a" * (model.block_size - 1))
+    with pytest.raises(ValueError, match="at most"):
+        attention(model, "a" * model.block_size)
+
+
+# --- the hidden layers' health --------------------------------------------------------------
+
+
+def test_sample_words_is_fixed_distinct_and_makes_enough_predictions():
+    a = sample_words(TINY_NAMES, 100)
+    assert a == sample_words(list(reversed(TINY_NAMES)), 100)  # the order given does not count
+    assert len(set(a)) == len(a)
+    assert sum(len(w) + 1 for w in a) >= 100
+    assert sum(len(w) + 1 for w in a[:-1]) < 100
+    assert sorted(sample_words(TINY_NAMES, 10**9)) == sorted(set(TINY_NAMES))
+
+
+def stats_by_hand(a: np.ndarray, fn: str):
+    """(mean, std, saturated share, dead units, histogram) of (rows, units) activations."""
+    if fn == "tanh":
+        sat = np.abs(a) > SATURATED
+        saturated, dead = sat.mean(), np.flatnonzero(sat.all(axis=0))
+        lo, hi = -1.0, 1.0
+    else:
+        saturated, dead = None, np.flatnonzero((a <= 0).all(axis=0))
+        lo, hi = -0.2, math.ceil(max(a.max(), 0.8) * 10) / 10
+    hist, _ = np.histogram(np.clip(a, lo, hi), bins=HIST_BINS, range=(lo, hi))
+    return a.mean(), a.std(), saturated, dead.tolist(), hist.tolist()
+
+
+def mlp_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every hidden layer's tanh of an MLP, written out: embeddings, linear, LayerNorm, tanh."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    B = model.block_size
+    rows = []
+    for w in words:
+        ids = [0] * B + [model.vocab.stoi[c] for c in w] + [0]
+        rows += [ids[i:i + B] for i in range(len(w) + 1)]
+    x = sd["C.weight"][torch.tensor(rows)].flatten(1)
+    out = []
+    for i in range(model.cfg.n_layers):
+        z = x @ sd[f"hidden.{4 * i}.weight"].T + sd[f"hidden.{4 * i}.bias"]
+        mu, var = z.mean(-1, keepdim=True), z.var(-1, unbiased=False, keepdim=True)
+        z = (z - mu) / torch.sqrt(var + 1e-5) * sd[f"hidden.{4 * i + 1}.weight"] \
+            + sd[f"hidden.{4 * i + 1}.bias"]
+        x = torch.tanh(z)
+        out.append(x.numpy())
+    return out
+
+
+def check(got, a: np.ndarray, fn: str) -> None:
+    mean, std, saturated, dead, hist = stats_by_hand(a, fn)
+    assert got.rows == a.shape[0] and got.units == a.shape[1] and got.activation == fn
+    assert math.isclose(got.mean, mean, abs_tol=1e-5)
+    assert math.isclose(got.std, std, rel_tol=1e-4)
+    assert (got.saturated is None) == (saturated is None)
+    if saturated is not None:
+        assert math.isclose(got.saturated, saturated, abs_tol=2 / a.size)  # a value at 0.97
+    assert got.dead == dead
+    assert sum(got.histogram) == a.size
+    assert np.abs(np.array(got.histogram) - np.array(hist)).sum() <= 0.002 * a.size  # bin edges
+
+
+def test_mlp_health_is_its_tanh_layers_recomputed_by_hand(registry):
+    model = registry.get("mlp").model
+    words = sample_words(TINY_NAMES, 200)
+    (got,) = layer_health(model, words)  # the tiny MLP has one hidden layer
+    (a,) = mlp_activations(model, words)
+    assert got.label == "hidden layer 1"
+    check(got, a, "tanh")
+
+
+def test_a_saturated_or_silent_unit_is_dead():
+    """Units forced to saturate on every context are reported dead, and only they."""
+    model = KINDS["mlp"].build(Vocab.from_words(TINY_NAMES), KINDS["mlp"].tiny).eval()
+    lin = model.hidden[0]
+    with torch.no_grad():
+        lin.weight[:] = 0
+        lin.bias[:] = 0
+        model.hidden[1].weight[:] = 0  # LayerNorm gain 0: its output is its shift
+        model.hidden[1].bias[:] = 0.1
+        model.hidden[1].bias[[2, 5]] = 5.0  # tanh(5) > 0.97 on every row: dead
+    (got,) = layer_health(model, ["emma", "ava"])
+    assert got.dead == [2, 5]
+    assert math.isclose(got.saturated, 2 / model.cfg.n_hidden)
+
+
+@pytest.mark.parametrize("kind", ["wavenet", "transformer"])
+def test_every_kind_with_hidden_layers_reports_each_of_them(registry, kind):
+    model = registry.get(kind).model
+    words = sample_words(TINY_NAMES, 200)
+    preds = sum(len(w) + 1 for w in words)
+    got = layer_health(model, words)
+    assert [g.label for g in got] == [label for label, _, _ in model.activation_layers()]
+    for g, a in zip(got, model.hidden_activations(words), strict=True):
+        assert g.rows == a.shape[0]
+        check(g, a.double().numpy(), g.activation)
+    if kind == "transformer":  # a row per prediction, the padding dropped
+        assert all(g.rows == preds for g in got)
+    else:  # a row per prediction and fused position: 2, 1 per context with block 4
+        assert [g.rows for g in got] == [preds * model.block_size // 2 ** (i + 1)
+                                         for i in range(len(got))]
+
+
+def test_bigrams_have_no_hidden_layers(registry):
+    assert layer_health(registry.get("bigram").model, ["emma"]) == []
