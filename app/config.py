@@ -47,6 +47,17 @@ class Settings(BaseSettings):
         75, ge=1, le=3600, description="idle keep-alive connections are closed after this; "
         "keep it above the load balancer's idle timeout (often 60 s)")
 
+    # What a checkpoint may be (app/checkpoints.py, Limits): larger ones are refused, unread,
+    # with the setting named. Defaults: a few times the largest shipped model.
+    max_model_params: int = Field(
+        2_000_000, ge=1, description="parameters of a model, at most (the shipped MLP: 378,019)")
+    max_training_names: int = Field(
+        250_000, ge=1, description="training names a checkpoint carries, at most (the shipped "
+        "2010s bigram: 42,272)")
+    max_load_bytes: int = Field(
+        768 * 2**20, ge=1, description="memory loading one checkpoint may need, at most, as "
+        "estimated from its header (checkpoints.load_bytes; the shipped MLP: ~126 MB)")
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value):
