@@ -47,6 +47,20 @@ class Settings(BaseSettings):
         75, ge=1, le=3600, description="idle keep-alive connections are closed after this; "
         "keep it above the load balancer's idle timeout (often 60 s)")
 
+    # The connection layer (app/connections.py): limits uvicorn lacks, checked per connection.
+    max_connections: int = Field(
+        2048, ge=1, description="open connections at once; a new one beyond gets 503 at once "
+        "(start-up raises the descriptor limit to fit it, or exits saying so)")
+    max_header_bytes: int = Field(
+        64 * 2**10, ge=1024, description="a request's head (request line and headers), at "
+        "most; larger gets 431 (the longest page URL, 2,000 letters escaped, is ~24 KB)")
+    max_headers: int = Field(100, ge=1, description="header fields of a request; more: 431")
+    head_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="from a connection's start, or a request's first "
+        "byte, to the end of its head; slower: 408 and closed")
+    shutdown_grace_seconds: float = Field(
+        8.0, ge=1, le=3600, description="after SIGTERM the process ends within this, whatever "
+        "runs (below docker stop's 10 s); requests in flight get 1 s less")
     # What a checkpoint may be (app/checkpoints.py, Limits): larger ones are refused, unread,
     # with the setting named. Defaults: a few times the largest shipped model.
     max_model_params: int = Field(
