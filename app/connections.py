@@ -268,18 +268,20 @@ def _stop_now(sig: int, grace: float) -> None:
 
 
 def serve(app, settings: Settings, **options) -> bool:
-    """Run uvicorn (one process, or settings.workers under its supervisor, each its own
-    GracefulServer); False when the one process failed to start."""
+    """Run uvicorn (one GracefulServer, or settings.workers under uvicorn's supervisor); False
+    when the one process failed to start."""
     fit_descriptor_limit(settings.max_connections)
     grace = settings.shutdown_grace_seconds
     config = uvicorn.Config(
         app, **options,
         http=protocol(settings) if settings.workers == 1 else "app.connections:FromEnvironment",
         timeout_graceful_shutdown=max(1, int(grace) - 1))
-    server = GracefulServer(config, grace)
     if settings.workers == 1:
+        server = GracefulServer(config, grace)
         server.run()
         return server.started
-    Multiprocess(config, target=server.run, sockets=[config.bind_socket()]).run()
+    # uvicorn's supervisor makes each worker's server itself (a plain uvicorn.Server): there,
+    # timeout_graceful_shutdown alone stops a worker (it cancels what runs, then exits).
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
     return True
 

@@ -137,8 +137,8 @@ def record_servers(monkeypatch) -> list[tuple[object, dict]]:
         self.started = True
 
     class Supervisor:
-        def __init__(self, config, target, sockets):
-            runs.append((config, {"workers": True, "grace": target.__self__.grace}))
+        def __init__(self, config, sockets):
+            runs.append((config, {"workers": True}))
             for sock in sockets:
                 sock.close()
 
@@ -172,7 +172,7 @@ def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
                  str(free_port())]) == 0
     config, how = runs[-1]
     assert config.app == "app.main:create_app" and config.factory and config.workers == 3
-    assert how == {"workers": True, "grace": 5.0}
+    assert how == {"workers": True} and config.timeout_graceful_shutdown == 4
     assert config.http == "app.connections:FromEnvironment"  # the workers read NAMELAB_*
     assert os.environ["NAMELAB_MODELS_DIR"] == str(models_dir.resolve())  # for the workers
 
