@@ -11,7 +11,6 @@ and how long until /healthz is 200 again (the silent ones time out: NAMELAB_HEAD
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -50,7 +49,7 @@ def main() -> None:
             for t in threads:
                 t.join()
             report("after four 250 MB heads (431)", proc.pid)
-            codes = asyncio.run(burst(base, 2000, 64 * 2**10 - 200))
+            codes = burst(base, 2000, 64 * 2**10 - 200)
             report(f"after 2,000 heads of 64 KB ({codes.count(200)} x 200)", proc.pid)
             time.sleep(6)
             report("6 s later", proc.pid)
