@@ -28,7 +28,7 @@ from safetensors.torch import save as st_save
 from app.lm import KINDS, LanguageModel, Vocab
 from app.lm.scoring import QUANTILES
 from app.lm.train import History
-from app.lm.vocab import normalize_name
+from app.lm.vocab import MAX_NAME_LEN, normalize_name
 
 FORMAT = "namelab-checkpoint"
 FORMAT_VERSION = 1
@@ -40,16 +40,50 @@ FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}  # safetensors' names
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "U8": 1}  # U8: the training names only
 
 # What a server loads, at most. Far above any model Namelab trains (the shipped MLP: 378,019
-# parameters, a 2 KB header), far below what would hurt a server.
+# parameters, a 2 KB header), far below what would hurt a server. The size of a model (its
+# parameters, its training names, the memory its load needs) is a setting: Limits below.
 MAX_HEADER_BYTES = 4 * 2**20  # the safetensors header (the metadata, loss history included)
 MAX_VOCAB = 64  # symbols, '.' included: a table of V x V cells is drawn on a page
-MAX_PARAMS = 50_000_000  # numbers in the weight tensors (200 MB as float32)
-MAX_NAMES_BYTES = 64 * 2**20  # the training names, UTF-8
 MAX_WEIGHT = 1e4  # largest weight (trained ones are below 100); counts are not weights
 MAX_COUNT = 2.0**53  # largest count of a pair (a whole number a float64 holds exactly)
+# The numbers of the metadata, which pages print and plot: every number at most MAX_NUMBER in
+# size (a whole number a float64 holds exactly), every loss (NLL per character, nats) in
+# [0, MAX_LOSS] (a uniform guess over 64 symbols is 4.2), a loss history of at most
+# MAX_HISTORY points, at steps in increasing order.
+MAX_NUMBER = 2.0**53
+MAX_LOSS = 1000.0
+MAX_HISTORY = 10_000
+# Memory a load needs beyond the file: per byte of weights (the copy the model owns and its
+# fast inference form), per parameter (what building and checking the fast form computes: an
+# MLP's table of every short context, the probes' activations; measured at its first load, for
+# models of ~2M parameters: WaveNet 235 bytes, MLP 173, Transformer 80), per training name (a
+# str in a list and a frozenset). Checked against Limits.max_load_bytes (tests/
+# test_checkpoints_hostile.py measures loads against it).
+WEIGHT_COPIES = 3
+COMPUTE_BYTES_PER_PARAM = 300
+NAME_OBJECT_BYTES = 200
 # Contexts whose next-letter distribution is checked at load: 4,096 letters of context in all
 # (a Transformer reads every letter of a context; 4,096 contexts of 16 took it 0.8 s).
 PROBE_LETTERS = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a checkpoint a server loads (settings NAMELAB_MAX_MODEL_PARAMS,
+    NAMELAB_MAX_TRAINING_NAMES and NAMELAB_MAX_LOAD_BYTES; app/config.py). The defaults are a
+    few times the largest shipped model (the MLP's 378,019 parameters; the 2010s bigram's 42,272
+    training names; the MLP's load, ~126 MB by load_bytes), and a model at the first two limits
+    fits in the third. All three are checked from the header, before a tensor is read."""
+
+    max_params: int = 2_000_000
+    max_training_names: int = 250_000
+    max_load_bytes: int = 768 * 2**20
+
+    @property
+    def max_names_bytes(self) -> int:
+        """The training names' UTF-8 bytes: each at most MAX_NAME_LEN letters of up to 4 bytes,
+        and its newline."""
+        return self.max_training_names * (4 * MAX_NAME_LEN + 1)
 
 
 class CheckpointError(ValueError):
@@ -179,14 +213,17 @@ def read_meta(path: Path) -> CheckpointMeta:
         return _parse_meta(path, _read_header(path, f)[0])
 
 
-def load_checkpoint(path: Path | str) -> Checkpoint:
+def load_checkpoint(path: Path | str, limits: Limits = Limits()) -> Checkpoint:  # noqa: B008
     """Load and check a checkpoint, or raise CheckpointError naming the file and the problem.
 
     In order, so that a hostile file costs little: the header, by a bounded read (its size, its
-    tensors' offsets against the file's size); the metadata; the model's shape, built on the
-    meta device (no memory, no initialisation) and compared with the header's tensors, whose
-    total is bounded; only then the tensors are read, checked (finite, bounded) and loaded; the
-    model's log-probabilities are checked last.
+    tensors' offsets against the file's size); the metadata (every number bounded, every
+    string printable, the loss history consistent); the model's shape, built on the meta
+    device (no memory, no initialisation), its parameters counted against `limits` and
+    compared with the header's tensors; the training names counted (a bounded read of their
+    bytes alone) and the memory the load needs estimated, both against `limits`; only then
+    the tensors are read, checked (finite, bounded) and loaded; the model's log-probabilities
+    are checked last.
     """
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -199,8 +236,10 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         header, size = _read_header(path, f)
         meta = _parse_meta(path, header)
         vocab = _vocab(path, meta)
-        shape = _shape(path, meta, vocab)
-        _check_layout(path, shape, header)
+        shape = _shape(path, meta, vocab, limits)
+        _check_layout(path, meta, shape, header, limits)
+        n_names = _count_names(path, f, header, limits)
+        _check_load_bytes(path, shape, header, size, n_names, limits)
         f.seek(0)
         data = f.read(size)  # bounded now: the header's tensors are the shape's, few enough
     try:
@@ -309,13 +348,18 @@ def _vocab(path: Path, meta: CheckpointMeta) -> Vocab:
     if len(meta.vocab) > MAX_VOCAB:
         raise CheckpointError(path, f"a vocab of {len(meta.vocab)} symbols; at most "
                                     f"{MAX_VOCAB} are served")
+    # Letters only: the vocab is written into pages, tables and file downloads as it is.
+    bad = [ch for ch in meta.vocab[1:] if not (ch.isalpha() and ch.isprintable())]
+    if bad:
+        raise CheckpointError(path, f"bad vocab: {ascii(bad[0])} is not a printable letter "
+                                    f"(a vocab is '.' and letters)")
     try:
         return Vocab.from_string(meta.vocab)
     except ValueError as e:
         raise CheckpointError(path, f"bad vocab {meta.vocab!r}: {e}") from None
 
 
-def _shape(path: Path, meta: CheckpointMeta, vocab: Vocab) -> LanguageModel:
+def _shape(path: Path, meta: CheckpointMeta, vocab: Vocab, limits: Limits) -> LanguageModel:
     """The model the config describes, on the meta device: shapes without memory and without
     initialisation, so a hostile config asking for a 10^12-unit layer costs nothing."""
     try:
@@ -331,21 +375,24 @@ def _shape(path: Path, meta: CheckpointMeta, vocab: Vocab) -> LanguageModel:
     except Exception as e:  # noqa: BLE001 (TypeError, ValueError, a RuntimeError on overflow...)
         raise CheckpointError(path, f"bad config for {meta.model_type}: "
                                     f"{one_line(str(e))}") from None
-    if n_params > MAX_PARAMS:
+    if n_params > limits.max_params:
         raise CheckpointError(path, f"its config needs {n_params:,} parameters; at most "
-                                    f"{MAX_PARAMS:,} are served")
+                                    f"{limits.max_params:,} are served "
+                                    f"(NAMELAB_MAX_MODEL_PARAMS)")
     return shape
 
 
-def _check_layout(path: Path, model: LanguageModel, header: dict) -> None:
+def _check_layout(path: Path, meta: CheckpointMeta, model: LanguageModel, header: dict,
+                  limits: Limits) -> None:
     """The header's tensors are exactly the model's (names and shapes) plus the training
     names: checked before a byte of tensor data is read."""
     names = header.get(NAMES_TENSOR)
     if (names is None or names["dtype"] != "U8" or len(names["shape"]) != 1):
         raise CheckpointError(path, f"missing or malformed tensor {NAMES_TENSOR!r}")
-    if names["shape"][0] > MAX_NAMES_BYTES:
+    if names["shape"][0] > limits.max_names_bytes:
         raise CheckpointError(path, f"{NAMES_TENSOR!r} has {names['shape'][0]:,} bytes; at "
-                                    f"most {MAX_NAMES_BYTES:,}")
+                                    f"most {limits.max_names_bytes:,} "
+                                    f"(NAMELAB_MAX_TRAINING_NAMES)")
     tensors = {k: v for k, v in header.items() if k not in ("__metadata__", NAMES_TENSOR)}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -363,6 +410,52 @@ def _check_layout(path: Path, model: LanguageModel, header: dict) -> None:
         if got["dtype"] not in FLOAT_DTYPES:
             raise CheckpointError(path, f"tensor {key!r} has dtype {got['dtype']}, "
                                         f"expected float")
+    n_params = sum(t.numel() for t in expected.values())
+    if meta.n_params != n_params:  # printed on the model card
+        raise CheckpointError(path, f"n_params says {meta.n_params:,} but its weights hold "
+                                    f"{n_params:,} numbers")
+
+
+def _count_names(path: Path, f: BinaryIO, header: dict, limits: Limits) -> int:
+    """The number of training names, from their bytes alone (a read bounded by
+    Limits.max_names_bytes), before any tensor is read or any name becomes a str."""
+    info = header[NAMES_TENSOR]
+    n_header = int.from_bytes(_peek(f, 0, 8), "little")
+    start, stop = info["data_offsets"]
+    raw = _peek(f, 8 + n_header + start, stop - start)
+    count = raw.count(b"\n") + 1 if raw else 0
+    if count > limits.max_training_names:
+        raise CheckpointError(path, f"it has {count:,} training names; at most "
+                                    f"{limits.max_training_names:,} are served "
+                                    f"(NAMELAB_MAX_TRAINING_NAMES)")
+    return count
+
+
+def _peek(f: BinaryIO, offset: int, n: int) -> bytes:
+    f.seek(offset)
+    return f.read(n)
+
+
+def load_bytes(file_bytes: int, n_params: int, weight_bytes: int, names_bytes: int,
+               n_names: int) -> int:
+    """The memory loading a checkpoint needs at most, estimated from its header: the file read
+    whole and its tensors (twice the file), the model's own weights and their fast form
+    (WEIGHT_COPIES), the work of building and checking it (COMPUTE_BYTES_PER_PARAM), the
+    names' text and their strs (NAME_OBJECT_BYTES each)."""
+    return (2 * file_bytes + WEIGHT_COPIES * weight_bytes + COMPUTE_BYTES_PER_PARAM * n_params
+            + 2 * names_bytes + NAME_OBJECT_BYTES * n_names)
+
+
+def _check_load_bytes(path: Path, shape: LanguageModel, header: dict, size: int, n_names: int,
+                      limits: Limits) -> None:
+    tensors = shape.state_dict().values()
+    n_params = sum(t.numel() for t in tensors)
+    weights = sum(t.numel() * t.element_size() for t in tensors)
+    need = load_bytes(size, n_params, weights, header[NAMES_TENSOR]["shape"][0], n_names)
+    if need > limits.max_load_bytes:
+        raise CheckpointError(path, f"loading it needs about {need / 2**20:,.0f} MiB; at most "
+                                    f"{limits.max_load_bytes / 2**20:,.0f} MiB are allowed "
+                                    f"(NAMELAB_MAX_LOAD_BYTES)")
 
 
 def _check_weights(path: Path, shape: LanguageModel, tensors: dict[str, torch.Tensor]) -> None:
@@ -460,13 +553,14 @@ def _parse_meta(path: Path, header: dict) -> CheckpointMeta:
         raise CheckpointError(path, "Namelab metadata is nested too deeply") from None
     if not isinstance(meta, dict):
         raise CheckpointError(path, "Namelab metadata must be a JSON object")
+    _check_values(path, meta)
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
             path, f"unknown format_version {one_line(repr(version), 40)}; this Namelab reads "
                   f"{FORMAT_VERSION}")
     try:
-        return CheckpointMeta.model_validate(meta)
+        parsed = CheckpointMeta.model_validate(meta)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
@@ -474,6 +568,54 @@ def _parse_meta(path: Path, header: dict) -> CheckpointMeta:
         raise CheckpointError(path, f"bad metadata: {problems}") from None
     except RecursionError:
         raise CheckpointError(path, "Namelab metadata is nested too deeply") from None
+    _check_losses(path, parsed)
+    return parsed
+
+
+def _check_values(path: Path, meta: dict) -> None:
+    """Every number of the metadata at most MAX_NUMBER in size (finite: _finite_float), every
+    string and key printable: whatever field it is in, a page may print or plot it."""
+    stack: list[object] = [meta]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            if not value.isprintable():
+                bad = next(ch for ch in value if not ch.isprintable())
+                raise CheckpointError(path, f"Namelab metadata has a string with the control "
+                                            f"character {ascii(bad)}: {one_line(ascii(value), 60)}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if abs(value) > MAX_NUMBER:
+                raise CheckpointError(path, f"Namelab metadata has the number "
+                                            f"{one_line(repr(value), 40)}: at most "
+                                            f"{MAX_NUMBER:g} in size")
+
+
+def _check_losses(path: Path, meta: CheckpointMeta) -> None:
+    """The loss history and the metrics, which the model card plots and prints: as many points
+    of each curve as steps, at most MAX_HISTORY, at increasing steps, losses in [0, MAX_LOSS]."""
+    h = meta.history
+    if not len(h.step) == len(h.train) == len(h.val):
+        raise CheckpointError(path, f"the loss history has {len(h.step)} steps, {len(h.train)} "
+                                    f"training and {len(h.val)} validation losses: one each")
+    if len(h.step) > MAX_HISTORY:
+        raise CheckpointError(path, f"the loss history has {len(h.step):,} points; at most "
+                                    f"{MAX_HISTORY:,}")
+    if any(s < 0 for s in h.step) or any(b <= a for a, b in zip(h.step, h.step[1:],
+                                                                   strict=False)):
+        raise CheckpointError(path, "the loss history's steps must be increasing and >= 0")
+    m = meta.metrics
+    losses = [("history.train", v) for v in h.train] + [("history.val", v) for v in h.val] + [
+        (f"metrics.{k}", v) for k, v in (("train_nll", m.train_nll), ("val_nll", m.val_nll),
+                                        ("test_nll", m.test_nll))]
+    for where, v in losses:
+        if v is not None and not 0 <= v <= MAX_LOSS:
+            raise CheckpointError(path, f"{where} has the loss {v:g}: a loss (NLL per "
+                                        f"character) is in [0, {MAX_LOSS:g}]")
 
 
 class _NotFinite(ValueError):

@@ -365,9 +365,8 @@ def cmd_eval(args) -> int:
 def cmd_serve(args) -> int:
     import os
 
-    import uvicorn
-
     from app.config import Settings
+    from app.connections import serve
     from app.main import NoModels, create_app, load_registry
 
     given = {"models_dir": args.models_dir, "host": args.host, "port": args.port,
@@ -376,15 +375,15 @@ def cmd_serve(args) -> int:
     # access_log off: the app logs every request itself, as JSON (app/middleware.py).
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
               "access_log": False, "timeout_keep_alive": settings.keep_alive_seconds}
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), **common)  # exits with status 3 if start-up fails
-        return 0
+    # The connection layer and the grace after SIGTERM: app/connections.py.
+    if settings.workers == 1:  # status 3 if start-up fails, as uvicorn.run
+        return 0 if serve(create_app(settings), settings, **common) else 3
     try:
         load_registry(settings)  # fail here, once, with status 1: a worker failing to start
     except NoModels as e:  # would stop uvicorn's supervisor with status 0
         raise CLIError(str(e)) from None
     os.environ["NAMELAB_MODELS_DIR"] = str(settings.models_dir.resolve())  # read by the workers
-    uvicorn.run("app.main:create_app", factory=True, workers=settings.workers, **common)
+    serve("app.main:create_app", settings, factory=True, workers=settings.workers, **common)
     return 0
 
 

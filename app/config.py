@@ -47,6 +47,31 @@ class Settings(BaseSettings):
         75, ge=1, le=3600, description="idle keep-alive connections are closed after this; "
         "keep it above the load balancer's idle timeout (often 60 s)")
 
+    # The connection layer (app/connections.py): limits uvicorn lacks, checked per connection.
+    max_connections: int = Field(
+        2048, ge=1, description="open connections at once; a new one beyond gets 503 at once "
+        "(start-up raises the descriptor limit to fit it, or exits saying so)")
+    max_header_bytes: int = Field(
+        64 * 2**10, ge=1024, description="a request's head (request line and headers), at "
+        "most; larger gets 431 (the longest page URL, 2,000 letters escaped, is ~24 KB)")
+    max_headers: int = Field(100, ge=1, description="header fields of a request; more: 431")
+    head_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="from a connection's start, or a request's first "
+        "byte, to the end of its head; slower: 408 and closed")
+    shutdown_grace_seconds: float = Field(
+        8.0, ge=1, le=3600, description="after SIGTERM the process ends within this, whatever "
+        "runs (below docker stop's 10 s); requests in flight get 1 s less")
+    # What a checkpoint may be (app/checkpoints.py, Limits): larger ones are refused, unread,
+    # with the setting named. Defaults: a few times the largest shipped model.
+    max_model_params: int = Field(
+        2_000_000, ge=1, description="parameters of a model, at most (the shipped MLP: 378,019)")
+    max_training_names: int = Field(
+        250_000, ge=1, description="training names a checkpoint carries, at most (the shipped "
+        "2010s bigram: 42,272)")
+    max_load_bytes: int = Field(
+        768 * 2**20, ge=1, description="memory loading one checkpoint may need, at most, as "
+        "estimated from its header (checkpoints.load_bytes; the shipped MLP: ~126 MB)")
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value):

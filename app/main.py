@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from app import api, middleware, pages, web, worker
+from app.checkpoints import Limits
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
 from app.registry import Registry
@@ -25,7 +26,8 @@ class NoModels(RuntimeError):
 
 def load_registry(settings: Settings) -> Registry:
     try:
-        registry = Registry.load_dir(settings.models_dir)
+        registry = Registry.load_dir(settings.models_dir, Limits(
+            settings.max_model_params, settings.max_training_names, settings.max_load_bytes))
     except FileNotFoundError as e:
         raise NoModels(str(e)) from None
     if not registry.models:

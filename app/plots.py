@@ -8,6 +8,7 @@ SVG coordinates, colours and texts; the templates only draw them. Units are SVG 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 # Colour maps as (position in [0, 1], '#rrggbb') stops, interpolated linearly in RGB.
@@ -19,6 +20,7 @@ RDBU = [(0.0, "#b2182b"), (0.25, "#ef8a62"), (0.5, "#f7f7f7"), (0.75, "#67a9cf")
         (1.0, "#2166ac")]
 # Surprise of a letter, -log2 P in bits, in whole-bit bins: 0-1 bit (expected) ... 7+ bits.
 SURPRISE_BINS = 8
+MAX_TICKS = 12  # ticks on an axis, at most (nice_ticks asks for about 5)
 
 VOWELS = frozenset("aeiou")
 
@@ -38,7 +40,9 @@ class Linear:
     def __call__(self, v: float) -> float:
         if self.d1 == self.d0:
             return (self.r0 + self.r1) / 2
-        return self.r0 + (v - self.d0) * (self.r1 - self.r0) / (self.d1 - self.d0)
+        # Halves: d1 - d0 overflows for a domain wider than the largest float (-1e308..1e308).
+        t = (v / 2 - self.d0 / 2) / (self.d1 / 2 - self.d0 / 2)
+        return self.r0 + t * (self.r1 - self.r0)
 
 
 def nice_step(span: float, n: int) -> float:
@@ -46,7 +50,9 @@ def nice_step(span: float, n: int) -> float:
     if span <= 0 or not math.isfinite(span):
         return 1.0
     raw = span / max(1, n)
-    mag = 10 ** math.floor(math.log10(raw))
+    mag = 10.0 ** math.floor(math.log10(raw)) if raw >= 1e-300 else 0.0
+    if mag == 0.0:  # a subnormal span: no power of ten to round to
+        return raw
     err = raw / mag
     for m, cut in ((10, math.sqrt(50)), (5, math.sqrt(10)), (2, math.sqrt(2))):
         if err >= cut:
@@ -54,27 +60,50 @@ def nice_step(span: float, n: int) -> float:
     return mag
 
 
+def _tick_range(lo: float, hi: float, n: int) -> tuple[float, int, int] | None:
+    """(step, first, last): the ticks are i * step for i in first..last, or None when the
+    interval cannot be divided into round steps (wider than the largest float, narrower than
+    1e-290, or so narrow around a large value that lo / step is not a number): the caller
+    falls back to the ends."""
+    span = hi - lo
+    if not math.isfinite(span) or span < 1e-290:  # near subnormals, rounding is not exact
+        return None
+    step = nice_step(span, n)
+    if step <= 0 or not (math.isfinite(lo / step) and math.isfinite(hi / step)):
+        return None
+    return step, math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+
+
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi] (about n of them, all inside the interval)."""
+    """Round tick values covering [lo, hi] (about n of them, at most MAX_TICKS, all inside
+    the interval). Their number is computed, never counted by a loop over the interval: any
+    two finite numbers give at most MAX_TICKS ticks at once (1e308 wide, or 1e-300)."""
     if hi < lo:
         lo, hi = hi, lo
     if hi == lo:
         return [lo]
-    step = nice_step(hi - lo, n)
-    first = math.ceil(lo / step - 1e-9)
-    last = math.floor(hi / step + 1e-9)
-    return [round(i * step, 12) + 0.0 for i in range(first, last + 1)]
+    got = _tick_range(lo, hi, n)
+    if got is None or not 1 <= got[2] - got[1] + 1 <= MAX_TICKS:
+        return [lo, hi]
+    step, first, last = got
+    digits = max(12, 3 - math.floor(math.log10(step)))  # float noise off, tiny steps kept
+    return [round(i * step, digits) + 0.0 for i in range(first, last + 1)]
 
 
 def nice_domain(lo: float, hi: float, n: int = 5) -> tuple[float, float]:
-    """[lo, hi] widened to the nearest round ticks (a small pad when lo == hi)."""
+    """[lo, hi] widened to the nearest round ticks (a small pad when lo == hi); as it is when
+    it cannot be divided into round steps (see _tick_range)."""
     if hi < lo:
         lo, hi = hi, lo
     if hi == lo:
-        pad = abs(lo) * 0.1 or 1.0
-        lo, hi = lo - pad, hi + pad
-    step = nice_step(hi - lo, n)
-    return math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+        pad, top = abs(lo) * 0.1 or 1.0, sys.float_info.max
+        lo, hi = max(-top, lo - pad), min(top, hi + pad)
+    got = _tick_range(lo, hi, n)
+    if got is None:
+        return lo, hi
+    step = got[0]
+    wide = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    return wide if all(math.isfinite(v) for v in wide) else (lo, hi)
 
 
 def fmt_tick(v: float) -> str:

@@ -12,6 +12,7 @@ from app.checkpoints import (
     SUFFIX,
     Checkpoint,
     CheckpointError,
+    Limits,
     load_checkpoint,
     one_line,
 )
@@ -86,7 +87,7 @@ class Registry:
     refused: dict[str, str] = field(default_factory=dict)  # file name -> why
 
     @classmethod
-    def load_dir(cls, models_dir: Path | str) -> Registry:
+    def load_dir(cls, models_dir: Path | str, limits: Limits = Limits()) -> Registry:  # noqa: B008
         """Load every checkpoint in the folder, in name order. Never raises for a file: each
         one that looks like a checkpoint (any case of .safetensors, or a pickle suffix) is
         loaded or refused, with a one-line reason, whatever is wrong with it."""
@@ -106,7 +107,7 @@ class Registry:
             try:
                 reason = cls._skip_reason(path)
                 if reason is None:
-                    reg.add(load_checkpoint(path))
+                    reg.add(load_checkpoint(path, limits))
                     continue
             except CheckpointError as e:
                 reason = e.reason

@@ -38,9 +38,21 @@ def serve_command(port: int, models_dir: Path) -> list[str]:
 def live_server(models_dir: Path, cli: bool = False) -> Iterator[str]:
     """Serve models_dir (`uvicorn --factory app.main:create_app`, or `namelab serve` with
     cli=True) on a free loopback port; yields the base URL once /readyz answers 200."""
+    with live_process(models_dir, cli) as (base, _):
+        yield base
+
+
+@contextmanager
+def live_process(models_dir: Path, cli: bool = False, env: dict[str, str] | None = None,
+                 wrap: str = "") -> Iterator[tuple[str, subprocess.Popen]]:
+    """live_server's base URL and its process, with `env` added to the environment; `wrap`:
+    Python code run before `namelab serve` in its process (cli=True)."""
     port = free_port()
     cmd = serve_command(port, models_dir) if cli else uvicorn_command(port)
-    env = {**os.environ, "NAMELAB_MODELS_DIR": str(models_dir)}
+    if wrap:
+        cmd = [sys.executable, "-c", f"{wrap}\nimport sys\nfrom app.cli import main\n"
+               f"sys.exit(main({cmd[3:]!r}))"]
+    env = {**os.environ, "NAMELAB_MODELS_DIR": str(models_dir), **(env or {})}
     # The log goes to a file, not a pipe: a full pipe would block the server.
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -60,7 +72,7 @@ def live_server(models_dir: Path, cli: bool = False) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"server did not answer on {base} in {START_TIMEOUT}s")
                 time.sleep(0.1)
-            yield base
+            yield base, proc
         finally:
             proc.terminate()
             try:

@@ -159,3 +159,45 @@ def test_scatter_with_equal_axes_has_the_same_units_per_pixel():
     (a, b) = s.points[:2]
     # 10 units across and 1 unit up: the same scale on both axes
     assert abs((a.y - b.y) / (b.x - a.x) - 0.1) < 1e-9
+
+
+# --- hostile numbers (issue 22): any finite input gives a bounded, finite drawing ------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+def test_a_domain_as_wide_as_floats_gives_two_ticks_at_once():
+    # It used to loop from -1e308 to 1e308 in steps of 1 (the span overflowed to inf).
+    assert plots.nice_ticks(-1e308, 1e308) == [-1e308, 1e308]
+    assert plots.nice_domain(-1e308, 1e308) == (-1e308, 1e308)
+    assert plots.Linear(-1e308, 1e308, 0, 100)(0.0) == 50.0
+
+
+@pytest.mark.parametrize("lo, hi", [(0.0, 5e-324), (1e300, 1e300 * (1 + 1e-15)), (-1e-300, 0.0),
+                                    (1e308, 1.7e308), (-1.7e308, 1.7e308)])
+def test_extreme_intervals_give_few_finite_ticks(lo, hi):
+    ticks = plots.nice_ticks(lo, hi)
+    assert 1 <= len(ticks) <= plots.MAX_TICKS
+    assert all(math.isfinite(t) and lo <= t <= hi for t in ticks)
+
+
+@given(finite, finite)
+def test_any_two_finite_numbers_give_at_most_max_ticks_inside(a, b):
+    lo, hi = min(a, b), max(a, b)
+    ticks = plots.nice_ticks(a, b)
+    assert 1 <= len(ticks) <= plots.MAX_TICKS
+    span = hi - lo if math.isfinite(hi - lo) else math.inf
+    slack = 1e-9 * span if math.isfinite(span) else 0.0
+    assert all(math.isfinite(t) and lo - slack <= t <= hi + slack for t in ticks)
+    d0, d1 = plots.nice_domain(a, b)  # covers [lo, hi] (to 1e-9 of a step, as it rounds)
+    assert math.isfinite(d0) and math.isfinite(d1) and d0 <= lo + slack and hi - slack <= d1
+
+
+@given(st.lists(st.tuples(finite, finite), min_size=1, max_size=20))
+def test_a_line_chart_of_any_finite_numbers_stays_inside_its_frame(points):
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    chart = plots.line_chart([plots.Series("s", "s", xs, ys, markers=True)], "x", "y")
+    f = chart.frame
+    assert len(f.x_ticks) <= plots.MAX_TICKS and len(f.y_ticks) <= plots.MAX_TICKS
+    for cx, cy, _ in chart.lines[0].markers:
+        assert f.left - 1e-6 <= cx <= f.right + 1e-6 and f.top - 1e-6 <= cy <= f.bottom + 1e-6

@@ -126,39 +126,66 @@ def test_server_starts_with_the_valid_models_and_reports_the_refused(mixed):
     assert '"path": "/api/models", "status": 200' in log  # the structured request log
 
 
+def record_servers(monkeypatch) -> list[tuple[object, dict]]:
+    """Servers app.connections.serve would run: (their uvicorn.Config, how), never run."""
+    import app.connections
+
+    runs = []
+
+    def run(self):
+        runs.append((self.config, {"grace": self.grace}))
+        self.started = True
+
+    class Supervisor:
+        def __init__(self, config, sockets):
+            runs.append((config, {"workers": True}))
+            for sock in sockets:
+                sock.close()
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(app.connections.GracefulServer, "run", run)
+    monkeypatch.setattr(app.connections, "Multiprocess", Supervisor)
+    return runs
+
+
 def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
-    import uvicorn as uvicorn_module
-
     from app.cli import main
+    from app.connections import LimitedHttpTools
 
-    calls = []
-    monkeypatch.setattr(uvicorn_module, "run", lambda app, **kw: calls.append((app, kw)))
+    runs = record_servers(monkeypatch)
     monkeypatch.setenv("NAMELAB_KEEP_ALIVE_SECONDS", "90")
+    monkeypatch.setenv("NAMELAB_MAX_CONNECTIONS", "300")
+    monkeypatch.setenv("NAMELAB_SHUTDOWN_GRACE_SECONDS", "5")
     monkeypatch.setenv("NAMELAB_MODELS_DIR", "/restored/after/the/test")
     assert main(["serve", "--models-dir", str(models_dir), "--port", "8123"]) == 0
-    app, kw = calls[-1]
-    assert not isinstance(app, str)  # one worker: the app itself
-    assert kw == {"host": "127.0.0.1", "port": 8123, "log_level": "info", "access_log": False,
-                  "timeout_keep_alive": 90}
+    config, how = runs[-1]
+    assert not isinstance(config.app, str)  # one worker: the app itself
+    assert (config.host, config.port, config.log_level, config.access_log) == (
+        "127.0.0.1", 8123, "info", False)
+    assert config.timeout_keep_alive == 90 and config.timeout_graceful_shutdown == 4
+    assert how == {"grace": 5.0}
+    assert issubclass(config.http, LimitedHttpTools) and config.http.max_connections == 300
 
-    assert main(["serve", "--models-dir", str(models_dir), "--workers", "3"]) == 0
-    app, kw = calls[-1]
-    assert app == "app.main:create_app" and kw["factory"] is True and kw["workers"] == 3
+    assert main(["serve", "--models-dir", str(models_dir), "--workers", "3", "--port",
+                 str(free_port())]) == 0
+    config, how = runs[-1]
+    assert config.app == "app.main:create_app" and config.factory and config.workers == 3
+    assert how == {"workers": True} and config.timeout_graceful_shutdown == 4
+    assert config.http == "app.connections:FromEnvironment"  # the workers read NAMELAB_*
     assert os.environ["NAMELAB_MODELS_DIR"] == str(models_dir.resolve())  # for the workers
 
 
 def test_serve_reads_the_environment_when_not_given_flags(monkeypatch, models_dir):
     """As in the Docker image: `docker run -e NAMELAB_MODELS_DIR=... -e NAMELAB_PORT=...`."""
-    import uvicorn as uvicorn_module
-
     from app.cli import main
 
-    calls = []
-    monkeypatch.setattr(uvicorn_module, "run", lambda app, **kw: calls.append((app, kw)))
+    runs = record_servers(monkeypatch)
     monkeypatch.setenv("NAMELAB_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("NAMELAB_HOST", "0.0.0.0")
     monkeypatch.setenv("NAMELAB_PORT", "9001")
     assert main(["serve"]) == 0
-    app, kw = calls[-1]
-    assert (kw["host"], kw["port"]) == ("0.0.0.0", 9001)
-    assert app.state.settings.models_dir == models_dir
+    config, _ = runs[-1]
+    assert (config.host, config.port) == ("0.0.0.0", 9001)
+    assert config.app.state.settings.models_dir == models_dir

@@ -146,3 +146,41 @@ def test_sigterm_stops_it_within_10_s_after_answering_the_requests_in_flight(run
     # The server's own log: requests it answered after it got SIGTERM.
     after = container_logs(c.id).split("Shutting down", 1)[1]
     assert after.count(f'"path": "{path}", "status": 200') >= 1
+
+
+def test_the_connection_limits_hold_in_the_image(run):
+    """app/connections.py in the container, through Docker's port mapping: the head's bytes,
+    its header count and its time, and the number of connections."""
+    from tests.test_connections import connect, exchange, get, read_answer, status
+
+    c = run("-e", "NAMELAB_MAX_CONNECTIONS=8", "-e", "NAMELAB_MAX_HEADER_BYTES=8192",
+            "-e", "NAMELAB_MAX_HEADERS=20", "-e", "NAMELAB_HEAD_TIMEOUT_SECONDS=2")
+    wait_healthy(c.id, timeout=300)
+    assert status(exchange(c.url, get("/healthz", b"X-Pad: " + b"a" * 7000))) == 200
+    assert status(exchange(c.url, get("/healthz", b"X-Pad: " + b"a" * 9000))) == 431
+    assert status(exchange(c.url, get("/healthz", *[b"X-%d: 1" % i for i in range(21)]))) == 431
+    with connect(c.url) as silent:
+        assert status(read_answer(silent)) == 408
+    held = []
+    try:
+        while True:  # kept-alive connections (the health check holds none for long)
+            sock = connect(c.url)
+            sock.sendall(get("/healthz"))
+            answer = read_answer(sock)
+            held.append(sock)
+            if status(answer) == 503:
+                break
+            assert status(answer) == 200 and len(held) <= 8
+        assert b"at most 8 connections" in answer and len(held) >= 7
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_connection_limit_over_the_descriptor_limit_stops_the_container_with_one_line(run):
+    c = run("--ulimit", "nofile=256:256")  # the default 2,048 connections need 2,112
+    status = int(docker("wait", c.id, timeout=300))
+    logs = container_logs(c.id)
+    assert status != 0, logs
+    assert "NAMELAB_MAX_CONNECTIONS=2048 needs 2112 file descriptors but the limit is 256" in logs
+    assert "Traceback" not in logs

@@ -1,0 +1,309 @@
+"""The connection layer (app/connections.py) against a real `namelab serve` process: the head's
+size, its header count and its time, the number of connections, memory after a burst of huge
+heads, and SIGTERM with a stuck model thread."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live import live_process
+
+LIMITS = {"NAMELAB_MAX_CONNECTIONS": "16", "NAMELAB_MAX_HEADER_BYTES": "8192",
+          "NAMELAB_MAX_HEADERS": "20", "NAMELAB_HEAD_TIMEOUT_SECONDS": "1",
+          "OMP_NUM_THREADS": "1"}
+BOUND = 30.0  # seconds: a bound for a slow machine, not a timing target
+
+
+@pytest.fixture(scope="module")
+def one_model(models_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("one-model")
+    shutil.copy(models_dir / "bigram.safetensors", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(one_model):
+    with live_process(one_model, cli=True, env=LIMITS) as (base, proc):
+        yield base, proc
+
+
+def address(base: str) -> tuple[str, int]:
+    host, port = base.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def connect(base: str) -> socket.socket:
+    sock = socket.create_connection(address(base), timeout=BOUND)
+    return sock
+
+
+def exchange(base: str, head: bytes) -> bytes:
+    """Send a raw request head; the whole answer, until the server closes or has answered."""
+    with connect(base) as sock:
+        sock.sendall(head)
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < answer_length(data):
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def answer_length(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    return len(data)
+
+
+def get(path: str = "/healthz", *headers: bytes) -> bytes:
+    return b"\r\n".join([b"GET %s HTTP/1.1" % path.encode(), b"Host: x", *headers, b"", b""])
+
+
+def rss(proc) -> int:
+    lines = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+    return next(int(x.split()[1]) * 1024 for x in lines if x.startswith("VmRSS"))
+
+
+def status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+# --- the head: its size, its header count -----------------------------------------------------
+
+
+def test_a_head_within_the_limit_is_served_and_one_over_it_gets_431(server):
+    base, _ = server
+    fits = get("/healthz", b"X-Pad: " + b"a" * 7000)
+    assert status(exchange(base, fits)) == 200
+    answer = exchange(base, get("/healthz", b"X-Pad: " + b"a" * 9000))
+    assert status(answer) == 431 and b"at most 8192 bytes" in answer
+    long_url = get("/healthz?" + "q" * 9000)
+    assert status(exchange(base, long_url)) == 431
+
+
+def test_too_many_header_fields_get_431(server):
+    base, _ = server
+    assert status(exchange(base, get("/healthz", *[b"X-%d: 1" % i for i in range(19)]))) == 200
+    answer = exchange(base, get("/healthz", *[b"X-%d: 1" % i for i in range(21)]))
+    assert status(answer) == 431 and b"at most 20 header fields" in answer
+
+
+def send_for_ever(base: str, total: int) -> tuple[int, bytes]:
+    """Send a head of `total` bytes (one header that never ends) until the server closes;
+    what was sent, and what came back."""
+    chunk = b"a" * 2**20
+    sent = 0
+    with connect(base) as sock:
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: ")
+            while sent < total:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return sent, read_answer(sock)
+
+
+@pytest.mark.slow
+def test_four_heads_of_250_mb_are_cut_off_and_memory_stays(server):
+    """The issue's case: four of 250 MB took the process from 510 MB to 1,586 MB, for good."""
+    base, proc = server
+    before = rss(proc)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(send_for_ever(base, 250 * 2**20)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(BOUND * 4)
+    assert len(results) == 4
+    for sent, answer in results:
+        assert sent < 64 * 2**20  # cut off (what the sockets' buffers held, at most)
+        assert answer == b"" or status(answer) == 431
+    assert rss(proc) - before < 32 * 2**20
+    assert httpx.get(base + "/healthz", timeout=BOUND).status_code == 200
+
+
+# --- the head's time --------------------------------------------------------------------------
+
+
+def test_a_silent_connection_gets_408_and_is_closed(server):
+    base, _ = server
+    with connect(base) as sock:
+        start = time.monotonic()
+        answer = read_answer(sock)
+    assert status(answer) == 408 and b"within 1 s" in answer
+    assert time.monotonic() - start < BOUND
+
+
+def test_a_head_sent_a_byte_at_a_time_is_closed_at_the_head_timeout(server):
+    """Slowloris: every byte arrives before the keep-alive timeout, the head never ends."""
+    base, _ = server
+    with connect(base) as sock:
+        start = time.monotonic()
+        sent = 0
+        try:
+            for byte in get("/healthz", b"X-Slow: " + b"a" * 1000):
+                sock.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = read_answer(sock)
+    assert sent < 1000  # 50 s of bytes: it was closed long before (the timeout is 1 s)
+    assert answer == b"" or status(answer) == 408
+    assert time.monotonic() - start < BOUND
+
+
+def test_a_kept_alive_connection_gets_a_new_head_timer_for_each_request(server):
+    base, _ = server
+    with connect(base) as sock:
+        for _ in range(3):
+            sock.sendall(get("/healthz"))
+            assert status(read_answer(sock)) == 200
+            time.sleep(1.5)  # idle between requests: the keep-alive timeout (75 s) applies
+
+
+# --- the number of connections ----------------------------------------------------------------
+
+
+def test_connections_beyond_the_limit_get_503_at_once(server):
+    base, _ = server
+    held = []
+    try:
+        for _ in range(16):  # 16 kept-alive connections (no head timer between requests)
+            sock = connect(base)
+            sock.sendall(get("/healthz"))
+            assert status(read_answer(sock)) == 200
+            held.append(sock)
+        with connect(base) as extra:
+            extra.sendall(get("/healthz"))
+            answer = read_answer(extra)
+        assert status(answer) == 503 and b"retry-after: 1" in answer.lower()
+        assert b"at most 16 connections" in answer
+        held.pop().close()
+        deadline = time.monotonic() + BOUND
+        while status(exchange(base, get("/healthz"))) != 200:  # the server saw it close
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+# --- memory after a burst of huge heads, under the default limits --------------------------
+
+
+def burst(base: str, n: int, pad: int) -> list[int]:
+    """n requests for /healthz with a header of `pad` bytes, 200 at once; their statuses (0:
+    no answer). On a thread of its own: a test before may have left this one's loop running."""
+    out: list[list[int]] = []
+    thread = threading.Thread(target=lambda: out.append(asyncio.run(_burst(base, n, pad))))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+async def _burst(base: str, n: int, pad: int) -> list[int]:
+    host, port = address(base)
+    gate = asyncio.Semaphore(200)
+
+    async def one() -> int:
+        async with gate:
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(get("/healthz", b"Connection: close", b"X-Pad: " + b"a" * pad))
+                await writer.drain()
+                answer = await reader.read()  # to EOF
+            except ConnectionResetError:  # refused while it was still sending
+                answer = b""
+            writer.close()
+            return status(answer) if answer else 0
+
+    return await asyncio.gather(*(one() for _ in range(n)))
+
+
+@pytest.mark.slow
+def test_memory_returns_after_a_burst_of_huge_heads(one_model):
+    env = {"OMP_NUM_THREADS": "1"}
+    with live_process(one_model, cli=True, env=env) as (base, proc):
+        assert status(exchange(base, get("/healthz"))) == 200
+        before = rss(proc)
+        # 2,000 heads just under the default 64 KiB limit (128 MB received), 200 at a time,
+        # and 200 over it.
+        codes = burst(base, 2000, 64 * 2**10 - 200)
+        assert set(codes) == {200}
+        codes = burst(base, 200, 70 * 2**10)
+        assert set(codes) <= {431, 0}
+        time.sleep(1)
+        assert rss(proc) - before < 64 * 2**20
+        assert httpx.get(base + "/healthz", timeout=BOUND).status_code == 200
+
+
+# --- SIGTERM ----------------------------------------------------------------------------------
+
+STUCK = """
+import app.pages.models
+
+def spin(*args, **kwargs):  # a model thread that never returns, as the issue's tick loop did
+    while True:
+        pass
+
+app.pages.models.top_names = spin
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_within_its_grace_while_the_model_thread_is_stuck(one_model):
+    env = {"OMP_NUM_THREADS": "1", "NAMELAB_SHUTDOWN_GRACE_SECONDS": "2"}
+    with live_process(one_model, cli=True, env=env, wrap=STUCK) as (base, proc):
+        stuck = threading.Thread(target=lambda: httpx.get(base + "/models/bigram", timeout=BOUND),
+                                 daemon=True)
+        stuck.start()
+        time.sleep(1)  # the card's request holds the model thread
+        assert httpx.get(base + "/healthz", timeout=BOUND).status_code == 200  # the loop runs
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=BOUND)  # for good without the grace (uvicorn waits for the request)
+        assert time.monotonic() - start < 2 + 5
+        assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+
+
+# --- start-up: the descriptor limit fits the connection limit ------------------------------
+
+
+def test_start_up_raises_the_soft_descriptor_limit_to_fit_or_says_why(monkeypatch):
+    import resource
+
+    from app.connections import SPARE_DESCRIPTORS, fit_descriptor_limit
+
+    limits = {"now": (1024, 4096)}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, new: limits.update(now=new))
+    fit_descriptor_limit(2048)
+    assert limits["now"] == (2048 + SPARE_DESCRIPTORS, 4096)
+    fit_descriptor_limit(100)  # fits already: left as it is
+    assert limits["now"] == (2048 + SPARE_DESCRIPTORS, 4096)
+    with pytest.raises(ValueError, match="NAMELAB_MAX_CONNECTIONS=8000 needs 8064 file "
+                                         "descriptors but the limit is 4096"):
+        fit_descriptor_limit(8000)
