@@ -8,16 +8,20 @@ bad one raises `InvalidParam` naming the field (and the index in a list).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 
+from app.lm import constraints
 from app.lm import deadline as deadlines
 from app.lm.base import LanguageModel
+from app.lm.constraints import Constraint, ConstraintError
 from app.lm.embeddings import (
     Neighbours,
     Projection,
@@ -26,14 +30,19 @@ from app.lm.embeddings import (
     similarity,
     similarity_order,
 )
-from app.lm.sampling import Draw, Steps, drive, group_sampler, sampler
+from app.lm.sampling import Draw, Drawn, Steps, drive, group_sampler, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
-from app.lm.vocab import InvalidName
+from app.lm.vocab import InvalidName, Vocab
 from app.params import MAX_SEED, InvalidParam, SampleParams, TopParams
 from app.registry import LoadedModel
 
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
+# Names that fit a rare constraint take 1 / mass draws each (rejection, for the neural kinds):
+# at most this many draws a request (and MAX_SAMPLE_DRAWS * n if more), by count, so the same
+# request gets the same names on any machine; the deadline is the safety net.
+MAX_CONSTRAINED_DRAWS = 20_000
+MAX_ROUND = 4096  # draws per round of rejection (a round's rows go through each step together)
 
 
 @dataclass
@@ -52,10 +61,25 @@ class SampleResult:
     seed: int
     names: list[SampledName]
     exhausted: bool  # fewer than n names: too hard to find within the effort or time bound
+    drawn: int = 0  # names drawn from the model (at the request's knobs)
+    fits: int = 0  # of those, the names that fit the constraints (before unique/exclude)
+    constraint_mass: float | None = None  # P(a draw fits): exact, or fits / drawn
+    mass_exact: bool = False  # constraint_mass computed exactly (an exact kind), not estimated
+    constraint: Constraint | None = None  # what the names fit
 
 
 def draw_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
+
+
+def round_generator(seed: int, r: int) -> torch.Generator:
+    """The generator of a request's r-th round of draws: the seed itself for the first, so an
+    unfiltered request draws as it always did, then one derived from (seed, r). A round's names
+    then depend only on the request, never on how its rounds were batched with others."""
+    if r == 0:
+        return torch.Generator().manual_seed(seed)
+    digest = hashlib.blake2b(f"namelab:{seed}:{r}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
 def normalized(m: LoadedModel, text: str, field: str, index: int | None = None,
@@ -79,25 +103,55 @@ def checked_prefix(m: LoadedModel, prefix: str, max_len: int) -> str:
     return norm
 
 
-def checked_sample(m: LoadedModel, p: SampleParams) -> str:
-    """What of p depends on the model, checked: top_k at most the vocabulary size, the prefix
-    in its alphabet and no longer than max_len (InvalidParam if not). The prefix, normalised."""
+def checked_constraint(m: LoadedModel, p: SampleParams | TopParams) -> Constraint:
+    """The request's Constraint (app/lm/constraints.py): prefix, suffix and contains
+    normalised and in the model's alphabet, min_len <= max_len, the pattern compiled within
+    its bounds, and some name able to fit; InvalidParam naming the field otherwise."""
+    prefix = checked_prefix(m, p.prefix, p.max_len)
+    suffix = normalized(m, p.suffix, "suffix", what="suffix", allow_empty=True)
+    contains = normalized(m, p.contains, "contains", what="contains", allow_empty=True)
+    if p.min_len > p.max_len:
+        raise InvalidParam("min_len", f"min length ({p.min_len}) must be at most max length "
+                                      f"({p.max_len})", p.min_len)
+    try:
+        return _constraint(str(m.model.vocab), prefix, suffix, contains, p.pattern, p.min_len,
+                           p.max_len)
+    except ConstraintError as e:
+        raise InvalidParam(e.field, str(e), getattr(p, e.field), type="value_error") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _constraint(vocab: str, *fields) -> Constraint:
+    """Compiled once per vocabulary and fields: the routes check a request before it joins a
+    batch, and the sampler then uses the same automaton."""
+    return constraints.build(Vocab.from_string(vocab), *fields)
+
+
+def checked_sample(m: LoadedModel, p: SampleParams) -> Constraint:
+    """What of p depends on the model, checked: top_k at most the vocabulary size, the text
+    fields in its alphabet, the constraints possible (InvalidParam if not). The Constraint."""
     V = len(m.model.vocab)
     if p.top_k is not None and p.top_k > V:
         raise InvalidParam("top_k", f"top-k must be between 1 and {V}: less than or equal to "
                                     f"{V}, the vocabulary size of model {m.name!r}, got "
                                     f"{p.top_k}",
                            p.top_k, type="less_than_equal", ctx={"le": V})
-    return checked_prefix(m, p.prefix, p.max_len)
+    return checked_constraint(m, p)
+
+
+def knobs_of(p: SampleParams) -> dict[str, Any]:
+    return {"temperature": p.temperature, "top_k": p.top_k, "top_p": p.top_p, "min_p": p.min_p}
 
 
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
-    """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard,
-    or when the deadline of the work in progress passes first: `app.lm.deadline`).
+    """p.n names that fit p's constraints, drawn from the model's distribution at p's knobs
+    conditioned on fitting (fewer, with exhausted=True, when unique/exclude_training or a rare
+    constraint make n too hard within the bounded effort, or when the deadline of the work in
+    progress passes first: `app.lm.deadline`).
 
-    What depends on the model is checked here: top_k at most the vocabulary size, the prefix
-    (raw user input, normalised here) in its alphabet and no longer than max_len.
-    One torch.Generator per call, seeded from `seed`: same parameters, same names, whatever
+    What depends on the model is checked here: top_k at most the vocabulary size, the text
+    fields (raw user input, normalised here) in its alphabet, the constraints possible.
+    One torch.Generator per round, derived from `seed`: same parameters, same names, whatever
     else the process is doing (unless the deadline cuts it short).
     """
     (result,) = sample_many(m, [p])
@@ -116,8 +170,10 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     stops there with the names it has.
 
     Where the model shares its forward pass (`shares_sampling`), requests with the same options
-    and no filtering (unique, exclude_training: those draw again until they have n names) are one
-    `group_sampler`: their names also share each step's arithmetic."""
+    and no filtering (unique, exclude_training, constraints beyond prefix and max_len: those
+    draw in rounds until they have n names) are one `group_sampler`: their names also share
+    each step's arithmetic. A member whose first round lost names (longer than max_len) draws
+    its next rounds alone, as it would alone."""
     if each is None:
         each = [deadlines.current()] * len(requests)
     results: list[SampleResult | Exception | None] = [None] * len(requests)
@@ -125,23 +181,24 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     slots: list[list[int]] = []  # the requests each run serves
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(requests):
-        if p.unique or p.exclude_training or not shares_sampling(m.model):
-            runs.append(_one(sample_steps(m, p, each[i])))
-            slots.append([i])
-            continue
         try:
-            prefix = checked_sample(m, p)
+            c = checked_sample(m, p)
         except InvalidParam as e:
             results[i] = e
             continue
-        groups.setdefault((p.temperature, p.top_k, prefix, p.max_len), []).append(i)
-    for (temperature, top_k, prefix, max_len), members in groups.items():
+        if p.unique or p.exclude_training or c.beyond_prefix or c.min_len > 1 \
+                or not shares_sampling(m.model):
+            runs.append(_one(sample_steps(m, p, each[i])))
+            slots.append([i])
+            continue
+        groups.setdefault((tuple(knobs_of(p).values()), c), []).append(i)
+    for (_, c), members in groups.items():
         seeds = [draw_seed() if requests[i].seed is None else requests[i].seed for i in members]
-        draws = [Draw(requests[i].n, torch.Generator().manual_seed(seed), each[i])
+        draws = [Draw(requests[i].n, round_generator(seed, 0), each[i])
                  for i, seed in zip(members, seeds, strict=True)]
-        run = group_sampler(m.model, draws, temperature=temperature, top_k=top_k,
-                            prefix=prefix, max_len=max_len)
-        runs.append(_results(m, run, seeds, [requests[i].n for i in members]))
+        run = group_sampler(m.model, draws, constraint=c, **knobs_of(requests[members[0]]))
+        runs.append(_group_results(m, run, [requests[i] for i in members], seeds,
+                                   [each[i] for i in members], c))
         slots.append(members)
     for members, got in zip(slots, drive(m.model, runs), strict=True):
         for k, i in enumerate(members):
@@ -159,35 +216,54 @@ def _one(steps: Steps[SampleResult]) -> Steps[list[SampleResult]]:
     return [(yield from steps)]
 
 
-def _results(m: LoadedModel, run: Steps[list[tuple[list[str], list[float]]]],
-             seeds: list[int], wanted: list[int]) -> Steps[list[SampleResult]]:
+def _group_results(m: LoadedModel, run: Steps[list[Drawn]], requests: list[SampleParams],
+                   seeds: list[int], each: list[deadlines.Deadline | None],
+                   c: Constraint) -> Steps[list[SampleResult]]:
     drawn = yield from run
-    return [_sample_result(m, seed, list(zip(names, lps, strict=True)),
-                           exhausted=len(names) < n)
-            for seed, n, (names, lps) in zip(seeds, wanted, drawn, strict=True)]
+    out = []
+    for p, seed, deadline, d in zip(requests, seeds, each, drawn, strict=True):
+        if d.fits < p.n and not deadlines.passed(deadline):  # names were longer than max_len
+            out.append((yield from sample_steps(m, p, deadline, seed=seed, first=d)))
+        else:
+            out.append(_sample_result(m, seed, list(zip(d.names, d.log_probs, strict=True)),
+                                      p.n, d.drawn, d.fits, d.mass, c))
+    return out
 
 
-def sample_steps(m: LoadedModel, p: SampleParams,
-                 deadline: deadlines.Deadline | None = None) -> Steps[SampleResult]:
-    """sample_names as steps for app.lm.sampling.drive, bounded by `deadline`."""
-    prefix = checked_sample(m, p)
-    n, temperature, top_k, max_len = p.n, p.temperature, p.top_k, p.max_len
-    unique, exclude_training = p.unique, p.exclude_training
-    seed = draw_seed() if p.seed is None else p.seed
-    gen = torch.Generator().manual_seed(seed)
-    budget = max(1000, MAX_SAMPLE_DRAWS * n)
+def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline | None = None,
+                 seed: int | None = None, first: Drawn | None = None) -> Steps[SampleResult]:
+    """sample_names as steps for app.lm.sampling.drive, bounded by `deadline`: rounds of draws
+    (`first`: the first one, already drawn) until n names fit and pass the filters, or the
+    budget of draws is spent."""
+    c = checked_sample(m, p)
+    n, unique, exclude_training = p.n, p.unique, p.exclude_training
+    if seed is None:
+        seed = draw_seed() if p.seed is None else p.seed
+    rare = c.beyond_prefix or c.min_len > 1
+    budget = max(MAX_CONSTRAINED_DRAWS if rare else 1000, MAX_SAMPLE_DRAWS * n)
     kept: list[tuple[str, float]] = []
     seen: set[str] = set()
-    drawn = 0
-    filtering = unique or exclude_training
+    drawn = fits = 0
+    mass: float | None = None
+    r = 0
     while len(kept) < n and drawn < budget and not deadlines.passed(deadline):
-        want = n - len(kept)
-        batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
-        names, lps = yield from sampler(m.model, batch, gen, temperature=temperature,
-                                        top_k=top_k, prefix=prefix, max_len=max_len,
-                                        deadline=deadline)
-        drawn += batch
-        for name, lp in zip(names, lps, strict=True):
+        if r == 0 and first is not None:
+            d = first
+        else:
+            want = n - len(kept)
+            if r == 0 and not (unique or exclude_training or rare):
+                batch = want
+            else:  # enough draws for the rest at the rate seen so far, at least double
+                rate = fits / drawn if drawn else 1.0
+                batch = max(64, 2 * want, math.ceil(1.2 * want / max(rate, 1e-4)))
+                batch = min(budget - drawn, batch, MAX_ROUND)
+            d = yield from sampler(m.model, batch, round_generator(seed, r), deadline=deadline,
+                                   constraint=c, **knobs_of(p))
+        r += 1
+        drawn, fits, mass = drawn + d.drawn, fits + d.fits, d.mass
+        if d.drawn == 0:  # the deadline stopped the round, or no name fits at these knobs
+            break
+        for name, lp in zip(d.names, d.log_probs, strict=True):
             if exclude_training and name in m.training_set:
                 continue
             if unique and name in seen:
@@ -196,11 +272,11 @@ def sample_steps(m: LoadedModel, p: SampleParams,
             kept.append((name, lp))
             if len(kept) == n:
                 break
-    return _sample_result(m, seed, kept, exhausted=len(kept) < n)
+    return _sample_result(m, seed, kept, n, drawn, fits, mass, c)
 
 
-def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
-              exhausted: bool) -> SampleResult:
+def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]], n: int,
+                   drawn: int, fits: int, mass: float | None, c: Constraint) -> SampleResult:
     return SampleResult(
         seed=seed,
         names=[
@@ -208,7 +284,11 @@ def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
                         in_training_set=x in m.training_set)
             for x, lp in kept
         ],
-        exhausted=exhausted,
+        exhausted=len(kept) < n,
+        drawn=drawn, fits=fits,
+        constraint_mass=mass if mass is not None else (fits / drawn if drawn else None),
+        mass_exact=mass is not None,
+        constraint=c,
     )
 
 

@@ -38,4 +38,6 @@ def score_payload(model: str, results: list[NameScore]) -> dict[str, Any]:
 
 def sample_payload(model: str, r: SampleResult) -> dict[str, Any]:
     """`SampleResponse`'s shape."""
-    return {"model": model, "seed": r.seed, "exhausted": r.exhausted, "names": r.names}
+    return {"model": model, "seed": r.seed, "exhausted": r.exhausted, "drawn": r.drawn,
+            "fits": r.fits, "constraint_mass": r.constraint_mass, "mass_exact": r.mass_exact,
+            "names": r.names}

@@ -140,6 +140,23 @@ class SampleResponse(BaseModel):
                     "made more too hard to find within the bounded effort (at most "
                     "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
                     "model time) passed first; the names are those found by then")
+    drawn: int = Field(
+        description="names drawn from the model at the request's knobs. The bigram and the "
+                    "neural bigram are sampled exactly from P(name | fits) (every draw fits); "
+                    "the other kinds draw from the unconstrained model and keep the names that "
+                    "fit (rejection: exact samples, 1 / constraint_mass draws a name). A name "
+                    "that would be longer than max_len does not fit: it is drawn again, never "
+                    "cut", examples=[1000])
+    fits: int = Field(description="of those, the names that fit prefix, suffix, contains, "
+                                  "pattern, min_len and max_len (before unique and "
+                                  "exclude_training)", examples=[1000])
+    constraint_mass: float | None = Field(
+        description="the probability that a name this model samples at these knobs fits the "
+                    "constraints (every name having at least one letter): exact when "
+                    "mass_exact, else estimated as fits / drawn; null when nothing was drawn",
+        examples=[0.0134])
+    mass_exact: bool = Field(description="constraint_mass is computed exactly (backward "
+                                         "messages of the bigram kinds), not estimated")
     names: list[SampledName]
 
 
