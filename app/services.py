@@ -30,7 +30,7 @@ from app.lm.embeddings import (
     similarity,
     similarity_order,
 )
-from app.lm.sampling import Draw, Drawn, Steps, drive, group_sampler, sampler
+from app.lm.sampling import Draw, Drawn, Steps, drive, exact_kind, group_sampler, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
 from app.lm.vocab import InvalidName, Vocab
@@ -240,6 +240,7 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
     if seed is None:
         seed = draw_seed() if p.seed is None else p.seed
     rare = c.beyond_prefix or c.min_len > 1
+    exact = exact_kind(m.model)  # sampled from P(name | fits): every draw fits
     budget = max(MAX_CONSTRAINED_DRAWS if rare else 1000, MAX_SAMPLE_DRAWS * n)
     kept: list[tuple[str, float]] = []
     seen: set[str] = set()
@@ -251,8 +252,8 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
             d = first
         else:
             want = n - len(kept)
-            if r == 0 and not (unique or exclude_training or rare):
-                batch = want
+            if r == 0 and not (unique or exclude_training) and (exact or not rare):
+                batch = want  # every draw fits, unless a name outgrows max_len
             else:  # enough draws for the rest at the rate seen so far, at least double
                 rate = fits / drawn if drawn else 1.0
                 batch = max(64, 2 * want, math.ceil(1.2 * want / max(rate, 1e-4)))
@@ -273,6 +274,45 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
             if len(kept) == n:
                 break
     return _sample_result(m, seed, kept, n, drawn, fits, mass, c)
+
+
+def fit_sentence(r: SampleResult, p: SampleParams) -> str | None:
+    """The mass that fits, in words, for the page and the CLI: "1.3% of this model's names end
+    in -lyn." (exact), "About 1.3% ... (13 of 1,000 draws fit)." (estimated), and how many draws
+    a rare constraint took. None when nothing beyond the prefix was asked."""
+    c = r.constraint
+    if c is None or r.constraint_mass is None:
+        return None
+    parts = []
+    if "suffix" in c.fields:
+        parts.append(f"end in -{c.fields['suffix']}")
+    if "contains" in c.fields:
+        parts.append(f"contain “{c.fields['contains']}”")
+    if "pattern" in c.fields:
+        parts.append(f"match {c.fields['pattern']}")
+    default_max = SampleParams.model_fields["max_len"].default
+    if c.min_len > 1 and c.max_len < default_max:
+        parts.append(f"have {c.min_len} to {c.max_len} letters" if c.min_len < c.max_len
+                     else f"have {c.min_len} letters")
+    elif c.min_len > 1:
+        parts.append(f"have at least {c.min_len} letters")
+    elif c.max_len < default_max:
+        parts.append(f"have at most {c.max_len} letters")
+    if not parts:
+        return None
+    whose = "this model's names" + (f" that start with {c.prefix}" if c.prefix else "")
+    if (p.temperature, p.top_k, p.top_p, p.min_p) != (1.0, None, None, 0.0):
+        whose += " at these settings"
+    asked = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    mass = 100 * r.constraint_mass
+    pct = f"{mass:.3g}%" if mass >= 0.01 or mass == 0 else f"{mass:.2g}%"
+    if r.mass_exact:
+        text = f"{pct} of {whose} {asked}."
+    else:
+        text = (f"About {pct} of {whose} {asked} ({r.fits:,} of {r.drawn:,} draws fit).")
+    if r.drawn > 2 * max(1, len(r.names)):
+        text += f" It took {r.drawn:,} draws to find these {len(r.names)}."
+    return text[0].upper() + text[1:]
 
 
 def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]], n: int,

@@ -308,6 +308,6 @@ def build(vocab: Vocab, prefix: str = "", suffix: str = "", contains: str = "",
         asked = ", ".join(f"{k}={v!r}" for k, v in {"prefix": prefix, **fields}.items() if v)
         raise ConstraintError(
             "pattern" if pattern else next(iter(fields), "min_len"),
-            f"no name of {min_len} to {max_len} letters in the model's alphabet "
-            f"({vocab.chars!r}) fits {asked or 'these length bounds'}")
+            f"no name of {min_len} to {max_len} letters made of {vocab.chars!r} fits "
+            f"{asked or 'these length bounds'}")
     return c
