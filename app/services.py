@@ -30,6 +30,7 @@ from app.lm.embeddings import (
     similarity,
     similarity_order,
 )
+from app.lm.fitting_search import most_probable_fitting
 from app.lm.sampling import Draw, Drawn, Steps, drive, exact_kind, group_sampler, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import most_probable
@@ -285,7 +286,7 @@ def fit_sentence(r: SampleResult, p: SampleParams) -> str | None:
         return None
     parts = []
     if "suffix" in c.fields:
-        parts.append(f"end in -{c.fields['suffix']}")
+        parts.append(f"end in \u2011{c.fields['suffix']}")  # a hyphen that never breaks
     if "contains" in c.fields:
         parts.append(f"contain “{c.fields['contains']}”")
     if "pattern" in c.fields:
@@ -308,9 +309,11 @@ def fit_sentence(r: SampleResult, p: SampleParams) -> str | None:
     pct = f"{mass:.3g}%" if mass >= 0.01 or mass == 0 else f"{mass:.2g}%"
     if r.mass_exact:
         text = f"{pct} of {whose} {asked}."
+    elif r.fits == 0:
+        return f"None of the {r.drawn:,} names drawn from {whose} fit: they must {asked}."
     else:
         text = (f"About {pct} of {whose} {asked} ({r.fits:,} of {r.drawn:,} draws fit).")
-    if r.drawn > 2 * max(1, len(r.names)):
+    if r.drawn > 2 * max(1, len(r.names)) and r.names:
         text += f" It took {r.drawn:,} draws to find these {len(r.names)}."
     return text[0].upper() + text[1:]
 
@@ -414,12 +417,16 @@ class TopName:
 
 
 def top_names(m: LoadedModel, p: TopParams) -> tuple[str, list[TopName], bool]:
-    """The normalised prefix, the k most probable names with it (exact), and whether the
+    """The normalised prefix, the k most probable names with it that fit p's constraints
+    (suffix, contains, pattern, min_len: app/lm/fitting_search.py) (exact), and whether the
     effort bound or the deadline of the work in progress cut the search short."""
-    prefix = checked_prefix(m, p.prefix, p.max_len)
-    result = most_probable(m.model, p.k, prefix=prefix, max_len=p.max_len,
-                           deadline=deadlines.current())
-    return prefix, [TopName(n, lp) for n, lp in result.names], result.exhausted
+    c = checked_constraint(m, p)
+    if c.beyond_prefix or c.min_len > 1:  # the k most probable that fit: A* over the automaton
+        result = most_probable_fitting(m.model, p.k, c, deadline=deadlines.current())
+    else:
+        result = most_probable(m.model, p.k, prefix=c.prefix, max_len=p.max_len,
+                               deadline=deadlines.current())
+    return c.prefix, [TopName(n, lp) for n, lp in result.names], result.exhausted
 
 
 @dataclass(frozen=True)

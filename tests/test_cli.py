@@ -291,7 +291,8 @@ def test_sample_with_constraints_prints_the_mass_line_as_the_page_does(capsys, m
     r = sample_names(m, p)
     assert [s.name for s in r.names] == got
     assert lines[7] == f"# {fit_sentence(r, p)}"
-    assert "% of this model's names at these settings end in -a and have at least 4" in lines[7]
+    assert "% of this model's names at these settings end in \u2011a and have at least 4" \
+        in lines[7]
 
 
 @pytest.mark.parametrize(("argv", "words"), [

@@ -26,8 +26,10 @@ router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_
 @router.get("/top", summary="The k most probable names")
 @model_thread
 def top_names(m: ModelDep, q: Annotated[TopParams, Query()]) -> TopResponse:
-    """Exactly the k most probable names (optionally with a prefix), best first, found by
-    best-first search over prefixes with a bounded effort and about 1 s of model time
+    """Exactly the k most probable names (optionally with a prefix, and that fit suffix,
+    contains, pattern and min_len as sampling's do), best first, found by best-first search over
+    prefixes (A* with the exact bound of the fitting completions for the bigram kinds) with
+    a bounded effort and about 1 s of model time
     (`exhausted` says if it ran out)."""
     prefix, names, exhausted = services.top_names(m, q)
     return TopResponse(model=m.name, prefix=prefix, exhausted=exhausted,

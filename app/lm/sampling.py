@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
@@ -371,6 +371,22 @@ class Messages:
     Q: torch.Tensor
     G: dict[int, torch.Tensor]
     mass: float
+    tables: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    TABLE = 1 << 21  # at most this many numbers in the cumulative tables (16 MB)
+
+    def cumulative(self, t: int, prev: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(L, V): each row's cumulative weights Q[prev, j] G_t[state, j] over j. For a small
+        automaton every (letter, state) row of every step is computed once, in `tables`, and a
+        step only looks its rows up; a large one computes the rows it needs."""
+        S, V = self.G[t].shape
+        if len(self.G) * V * S * V > self.TABLE:
+            return (self.Q[prev] * self.G[t][state]).cumsum(dim=1)
+        table = self.tables.get(t)
+        if table is None:
+            table = self.tables[t] = (self.Q[:, None, :] * self.G[t][None, :, :]).cumsum(
+                dim=2).reshape(V * S, V)
+        return table[prev * S + state]
 
     @staticmethod
     def of(Q: torch.Tensor, c: Constraint) -> Messages:
@@ -435,8 +451,7 @@ def exact_sampler(model: LanguageModel, draws: list[Draw], knobs: Knobs,
         if _stop_checks(draws, stopped, t, last):
             break
         u = _uniforms(draws, rows)
-        w = msgs.Q[prev] * msgs.G[t][state]  # (L, V): probability x fits-from-there
-        cum = w.cumsum(dim=1)
+        cum = msgs.cumulative(t, prev, state)  # (L, V)
         ix = (cum <= u[:, None].double() * cum[:, -1:]).sum(dim=1).clamp_max(V - 1)
         total.index_add_(0, rows, logp[prev, ix])
         ended = ix == 0

@@ -156,3 +156,20 @@ def test_the_search_stops_at_the_request_deadline(client, deadline_after):
     cut = client.get("/api/models/mlp/top?k=100&max_len=64").json()
     assert not full["exhausted"] and cut["exhausted"]
     assert cut["names"] == full["names"][: len(cut["names"])]  # exact as far as it got
+
+
+def test_top_names_that_fit_are_the_best_of_the_sampled_ones(client):
+    """The top route takes sampling's constraints (issue 26): every name fits, best first, and
+    no name the sampler finds that fits is more probable than the k-th."""
+    r = client.get("/api/models/bigram/top", params={"k": 10, "suffix": "lyn", "min_len": 5})
+    body = r.json()
+    assert r.status_code == 200 and not body["exhausted"] and len(body["names"]) == 10
+    got = [x["name"] for x in body["names"]]
+    assert all(x.endswith("lyn") and len(x) >= 5 for x in got)
+    lps = [x["log_prob"] for x in body["names"]]
+    assert lps == sorted(lps, reverse=True)
+    drawn = client.post("/api/models/bigram/sample",
+                        json={"n": 500, "seed": 1, "suffix": "lyn", "min_len": 5}).json()
+    assert max(x["log_prob"] for x in drawn["names"]) <= lps[0] + 1e-9
+    bad = client.get("/api/models/bigram/top", params={"pattern": "(ab"})
+    assert bad.status_code == 422 and "pattern" in bad.json()["detail"][0]["loc"]

@@ -231,3 +231,25 @@ def test_the_filtered_distribution_is_the_renormalised_kept_letters():
     base = torch.softmax(logits / 0.8, dim=1)
     assert torch.allclose(probs.sum(dim=1), torch.ones(50, dtype=torch.float64))
     assert torch.allclose(probs, torch.where(kept, base, 0) / (base * kept).sum(1, True))
+
+
+# --- the k most probable names that fit --------------------------------------------------
+
+
+@pytest.mark.parametrize("model_name", ["bigram", "mlp"])
+@pytest.mark.parametrize("args", [{"suffix": "a", "min_len": 2, "max_len": 3},
+                                  {"pattern": "e.[aeiou]?", "max_len": 3},
+                                  {"contains": "li", "max_len": 3}])
+def test_the_top_fitting_names_are_the_brute_force_best(model_name, args, tiny_mlp):
+    from app.lm.fitting_search import most_probable_fitting
+
+    model = BIGRAM if model_name == "bigram" else tiny_mlp
+    c = build(VOCAB, **args)
+    every = ["".join(t) for n in range(1, 4) for t in itertools.product(VOCAB.chars, repeat=n)]
+    fitting = [x for x in every if c.fits(x)]
+    scored = sorted(zip(log_probs(model, fitting), fitting, strict=True), reverse=True)[:15]
+    got = most_probable_fitting(model, 15, c)
+    assert not got.exhausted
+    # (float32 logits: a batch of other contexts may round the last bits differently)
+    assert [lp for _, lp in got.names] == pytest.approx([lp for lp, _ in scored], abs=1e-5)
+    assert all(c.fits(x) for x, _ in got.names)

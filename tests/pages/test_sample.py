@@ -102,7 +102,7 @@ def test_more_options_constrain_the_names_and_say_the_mass(client):
     assert len(got) == 6 and all(x.endswith("lyn") and len(x) >= 5 for x in got)
     assert re.search(r'<details class="more-options" open>', html)
     sentence = re.search(r'<p class="note" id="fit" role="status">([^<]*)</p>', html).group(1)
-    assert re.fullmatch(r"[\d.]+% of this model&#39;s names end in -lyn and have at least 5 "
+    assert re.fullmatch(r"[\d.]+% of this model&#39;s names end in \u2011lyn and have at least 5 "
                         r"letters\.", sentence), sentence
     assert "suffix=lyn" in html and "min_len=5" in html  # the permalink keeps them
 
@@ -110,7 +110,7 @@ def test_more_options_constrain_the_names_and_say_the_mass(client):
 def test_the_mlp_page_says_how_many_draws_a_rare_constraint_took(client):
     html = client.get("/sample?model=mlp&n=3&seed=2&suffix=lyn").text
     assert len(names(html)) == 3
-    assert re.search(r"About [\d.]+% of this model&#39;s names end in -lyn \(\d+ of [\d,]+ "
+    assert re.search(r"About [\d.]+% of this model&#39;s names end in \u2011lyn \(\d+ of [\d,]+ "
                      r"draws fit\)\. It took [\d,]+ draws to find these 3\.", html)
 
 
