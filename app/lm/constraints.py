@@ -28,7 +28,7 @@ import torch
 from app.lm.vocab import MAX_NAME_LEN, Vocab
 
 MAX_PATTERN = 100  # characters of a pattern
-MAX_STATES = 2000  # states of an automaton, while compiling and once intersected
+MAX_STATES = 1000  # states of an automaton, while compiling and once intersected
 
 
 class ConstraintError(ValueError):
