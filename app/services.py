@@ -12,7 +12,7 @@ import functools
 import hashlib
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import torch
@@ -66,7 +66,7 @@ class SampleResult:
     fits: int = 0  # of those, the names that fit the constraints (before unique/exclude)
     constraint_mass: float | None = None  # P(a draw fits): exact, or fits / drawn
     mass_exact: bool = False  # constraint_mass computed exactly (an exact kind), not estimated
-    constraint: Constraint | None = None  # what the names fit
+    constraint: Constraint | None = field(default=None, compare=False)  # what the names fit
 
 
 def draw_seed() -> int:
