@@ -136,9 +136,10 @@ class SampleResponse(BaseModel):
     model: str
     seed: int = Field(description="the seed used (drawn when the request had none)")
     exhausted: bool = Field(
-        description="true when fewer than n names came back: unique/exclude_training/prefix "
-                    "made more too hard to find within the bounded effort (at most "
-                    "max(1000, 50n) names drawn), or the request's deadline (about 1 s of "
+        description="true when fewer than n names came back: unique/exclude_training, or "
+                    "what the names must fit, made more too hard to find within the bounded "
+                    "effort (at most max(1000, 50n) names drawn; max(20000, 50n) with suffix, "
+                    "contains, pattern or min_len), or the request's deadline (about 1 s of "
                     "model time) passed first; the names are those found by then")
     drawn: int = Field(
         description="names drawn from the model at the request's knobs. The bigram and the "
