@@ -30,7 +30,9 @@ EXAMPLES = {
   namelab sample --model mlp -n 10 --seed 42
   namelab sample --model mlp -n 5 --seed 42 --prefix an --temperature 0.8 --top-k 5
   namelab sample --model models/bigram -n 5 --max-len 4
-  namelab sample --model mlp -n 20 --unique --exclude-training   # new names only""",
+  namelab sample --model mlp -n 20 --unique --exclude-training   # new names only
+  namelab sample --model bigram -n 10 --suffix lyn --min-len 5 --top-p 0.9
+  namelab sample --model mlp -n 10 --pattern 'ma.*(lyn|lee)'""",
     "score": """examples:
   namelab score --model mlp emma xqzvk
   namelab score --model bigram --details José
@@ -279,7 +281,7 @@ def _train(args) -> int:
 
 def cmd_sample(args) -> int:
     from app.params import CLISampleParams
-    from app.services import sample_names
+    from app.services import fit_sentence, sample_names
 
     params = CLISampleParams.parse({k: getattr(args, k) for k in CLISampleParams.model_fields})
     m = load_served(args)
@@ -288,9 +290,12 @@ def cmd_sample(args) -> int:
     print(f"{'name':<20} {'log P':>9}  in training")
     for s in result.names:
         print(f"{s.name:<20} {s.log_prob:9.3f}  {'yes' if s.in_training_set else 'no'}")
+    fit = fit_sentence(result, params)
+    if fit:
+        print(f"# {fit}")
     if result.exhausted:
         print(f"# only {len(result.names)} of {params.n}: the constraints made more too hard "
-              f"to find")
+              f"to find ({result.drawn:,} names drawn)")
     return 0
 
 

@@ -15,10 +15,18 @@ from app import data
 from app.lm import KINDS
 from app.lm import inspect as lm_inspect
 from app.lm.inspect import Attention, LayerHealth
+from app.lm.sampling import Knobs
 from app.lm.scoring import Step, score_names
 from app.params import MAX_LEN, InvalidParam, NextParams, TopParams
 from app.registry import LoadedModel
-from app.services import TopResult, checked_prefix, checked_top_k, normalized, top_names
+from app.services import (
+    TopResult,
+    checked_prefix,
+    checked_top_k,
+    knobs_of,
+    normalized,
+    top_names,
+)
 
 END = "end"  # how the end of the name is shown among the next symbols
 MAX_DATA_FILE = 64 * 2**20  # bytes: a checkpoint's data file larger than this is not read
@@ -57,7 +65,7 @@ def next_view(m: LoadedModel, p: NextParams) -> NextView:
     checked_top_k(m, p.top_k)
     prefix = checked_prefix(m, p.prefix, MAX_LEN)
     model = m.model
-    nl = lm_inspect.next_letters(model, prefix, p.temperature, p.top_k)
+    nl = lm_inspect.next_letters(model, prefix, Knobs(**knobs_of(p)))
     steps = score_names(model, [prefix])[0].steps[:-1] if prefix else []
     itos = model.vocab.itos
     symbols = [Symbol(char=c, label=END if i == 0 else c, prob=math.exp(lp), log_prob=lp,

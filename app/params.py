@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from app.lm.constraints import MAX_PATTERN  # characters of a pattern
 from app.lm.vocab import MAX_NAME_LEN as MAX_LEN  # letters in a name, a prefix, max_len
 
 MAX_SEED = 2**32 - 1
@@ -109,8 +110,10 @@ class Params(BaseModel):
         ann = cls.model_fields[name].annotation
         whole = ann in (int, int | None)
         if "min" in b and "max" in b:
-            gt = any(isinstance(m, Gt) for m in cls.model_fields[name].metadata)
+            meta = cls.model_fields[name].metadata
+            gt, lt = (any(isinstance(m, t) for m in meta) for t in (Gt, Lt))
             span = (f"greater than {b['min']:g} and at most {b['max']:g}" if gt
+                    else f"at least {b['min']:g} and less than {b['max']:g}" if lt
                     else f"between {b['min']} and {b['max']}")
             kind = "a whole number " if whole and err["type"].startswith("int_") else ""
             return f"{label} must be {kind}{span}, got {got!r}."
@@ -140,10 +143,29 @@ class SampleParams(Params):
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED,
         description="same seed and knobs, same names; absent: one is drawn and returned")
+    top_p: float | None = Field(
+        None, gt=0, le=1, allow_inf_nan=False, title="top-p",
+        description="nucleus: keep the most likely next characters whose probability (after "
+                    "temperature and top-k) adds up to p; null = off")
+    min_p: float = Field(
+        0.0, ge=0, lt=1, allow_inf_nan=False, title="min-p",
+        description="keep only next characters at least min_p times as likely as the most "
+                    "likely one (after temperature); 0 = off")
     prefix: str = Field("", max_length=MAX_LEN,
                         description="letters every name starts with (normalised like names)")
+    suffix: str = Field("", max_length=MAX_LEN, title="ends with",
+                        description="letters every name ends with (normalised like names)")
+    contains: str = Field("", max_length=MAX_LEN,
+                          description="letters that must appear together in every name")
+    pattern: str = Field(
+        "", max_length=MAX_PATTERN,
+        description="a regular expression the whole name must match, over the model's letters "
+                    "(`ma.*(lyn|lee)`; lowercased; no anchors or back-references)")
+    min_len: int = Field(1, ge=1, le=MAX_LEN, title="min length",
+                         description="shortest name, in letters")
     max_len: int = Field(32, ge=1, le=MAX_LEN, title="max length",
-                         description="longest name, in letters")
+                         description="longest name, in letters: a longer name is drawn again, "
+                                     "never cut")
     unique: bool = Field(False, description="no name twice in one response")
     exclude_training: bool = Field(False, description="only names not in the training set")
 
@@ -175,6 +197,10 @@ class NameParam(Params):
 class TopParams(Params):
     k: int = Field(20, ge=1, le=MAX_TOP, description="how many names")
     prefix: str = Field("", max_length=MAX_LEN, description="only names starting with this")
+    suffix: str = SampleParams.model_fields["suffix"]  # the same fields as sampling's
+    contains: str = SampleParams.model_fields["contains"]
+    pattern: str = SampleParams.model_fields["pattern"]
+    min_len: int = SampleParams.model_fields["min_len"]
     max_len: int = Field(32, ge=1, le=MAX_LEN, title="max length",
                          description="longest name, in letters")
 
@@ -192,3 +218,5 @@ class NextParams(Params):
                                     "first letter")
     temperature: Temperature = SampleParams.model_fields["temperature"]
     top_k: int | None = SampleParams.model_fields["top_k"]
+    top_p: float | None = SampleParams.model_fields["top_p"]
+    min_p: float = SampleParams.model_fields["min_p"]

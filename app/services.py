@@ -8,16 +8,20 @@ bad one raises `InvalidParam` naming the field (and the index in a list).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import secrets
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 
+from app.lm import constraints
 from app.lm import deadline as deadlines
 from app.lm.base import LanguageModel
+from app.lm.constraints import Constraint, ConstraintError
 from app.lm.embeddings import (
     Neighbours,
     Projection,
@@ -26,14 +30,20 @@ from app.lm.embeddings import (
     similarity,
     similarity_order,
 )
-from app.lm.sampling import Draw, Steps, drive, group_sampler, sampler
+from app.lm.fitting_search import most_probable_fitting
+from app.lm.sampling import Draw, Drawn, Steps, drive, exact_kind, group_sampler, sampler
 from app.lm.scoring import Step, score_names
 from app.lm.search import SearchResult, most_probable
-from app.lm.vocab import InvalidName
+from app.lm.vocab import InvalidName, Vocab
 from app.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
 from app.registry import LoadedModel
 
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
+# Names that fit a rare constraint take 1 / mass draws each (rejection, for the neural kinds):
+# at most this many draws a request (and MAX_SAMPLE_DRAWS * n if more), by count, so the same
+# request gets the same names on any machine; the deadline is the safety net.
+MAX_CONSTRAINED_DRAWS = 20_000
+MAX_ROUND = 4096  # draws per round of rejection (a round's rows go through each step together)
 
 
 @dataclass
@@ -53,10 +63,25 @@ class SampleResult:
     names: list[SampledName]
     exhausted: bool  # fewer than n names: too hard to find within the effort or time bound
     timed_out: bool = False  # the deadline (a safety net) stopped it: the names depend on the load
+    drawn: int = 0  # names drawn from the model (at the request's knobs)
+    fits: int = 0  # of those, the names that fit the constraints (before unique/exclude)
+    constraint_mass: float | None = None  # P(a draw fits): exact, or fits / drawn
+    mass_exact: bool = False  # constraint_mass computed exactly (an exact kind), not estimated
+    constraint: Constraint | None = field(default=None, compare=False)  # what the names fit
 
 
 def draw_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
+
+
+def round_generator(seed: int, r: int) -> torch.Generator:
+    """The generator of a request's r-th round of draws: the seed itself for the first, so an
+    unfiltered request draws as it always did, then one derived from (seed, r). A round's names
+    then depend only on the request, never on how its rounds were batched with others."""
+    if r == 0:
+        return torch.Generator().manual_seed(seed)
+    digest = hashlib.blake2b(f"namelab:{seed}:{r}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
 def normalized(m: LoadedModel, text: str, field: str, index: int | None = None,
@@ -80,6 +105,30 @@ def checked_prefix(m: LoadedModel, prefix: str, max_len: int) -> str:
     return norm
 
 
+def checked_constraint(m: LoadedModel, p: SampleParams | TopParams) -> Constraint:
+    """The request's Constraint (app/lm/constraints.py): prefix, suffix and contains
+    normalised and in the model's alphabet, min_len <= max_len, the pattern compiled within
+    its bounds, and some name able to fit; InvalidParam naming the field otherwise."""
+    prefix = checked_prefix(m, p.prefix, p.max_len)
+    suffix = normalized(m, p.suffix, "suffix", what="suffix", allow_empty=True)
+    contains = normalized(m, p.contains, "contains", what="contains", allow_empty=True)
+    if p.min_len > p.max_len:
+        raise InvalidParam("min_len", f"min length ({p.min_len}) must be at most max length "
+                                      f"({p.max_len})", p.min_len)
+    try:
+        return _constraint(str(m.model.vocab), prefix, suffix, contains, p.pattern, p.min_len,
+                           p.max_len)
+    except ConstraintError as e:
+        raise InvalidParam(e.field, str(e), getattr(p, e.field), type="value_error") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _constraint(vocab: str, *fields) -> Constraint:
+    """Compiled once per vocabulary and fields: the routes check a request before it joins a
+    batch, and the sampler then uses the same automaton."""
+    return constraints.build(Vocab.from_string(vocab), *fields)
+
+
 def checked_top_k(m: LoadedModel, top_k: int | None) -> None:
     """top_k at most the model's vocabulary size (InvalidParam if not)."""
     V = len(m.model.vocab)
@@ -90,23 +139,27 @@ def checked_top_k(m: LoadedModel, top_k: int | None) -> None:
                            top_k, type="less_than_equal", ctx={"le": V})
 
 
-def checked_sample(m: LoadedModel, p: SampleParams) -> str:
-    """What of p depends on the model, checked: top_k at most the vocabulary size, the prefix
-    in its alphabet and no longer than max_len (InvalidParam if not). The prefix, normalised."""
+def checked_sample(m: LoadedModel, p: SampleParams) -> Constraint:
+    """What of p depends on the model, checked: top_k at most the vocabulary size, the text
+    fields in its alphabet, the constraints possible (InvalidParam if not). The Constraint."""
     checked_top_k(m, p.top_k)
-    return checked_prefix(m, p.prefix, p.max_len)
+    return checked_constraint(m, p)
+
+
+def knobs_of(p: SampleParams) -> dict[str, Any]:
+    return {"temperature": p.temperature, "top_k": p.top_k, "top_p": p.top_p, "min_p": p.min_p}
 
 
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
-    """p.n names (fewer, with exhausted=True, when unique/exclude_training make n too hard
-    within MAX_SAMPLE_DRAWS times n names drawn, a count; or, with timed_out=True as well, when
-    the deadline of the work in progress passes first: `app.lm.deadline`, a safety net).
+    """p.n names that fit p's constraints, drawn from the model's distribution at p's knobs
+    conditioned on fitting (fewer, with exhausted=True, when unique/exclude_training or a rare
+    constraint make n too hard within the bounded effort, or when the deadline of the work in
+    progress passes first: `app.lm.deadline`).
 
-    What depends on the model is checked here: top_k at most the vocabulary size, the prefix
-    (raw user input, normalised here) in its alphabet and no longer than max_len.
-    One torch.Generator per call, seeded from `seed`: same parameters, same names, whatever
-    else the process is doing and on any machine (unless the deadline cuts it short, which
-    the result says: timed_out).
+    What depends on the model is checked here: top_k at most the vocabulary size, the text
+    fields (raw user input, normalised here) in its alphabet, the constraints possible.
+    One torch.Generator per round, derived from `seed`: same parameters, same names, whatever
+    else the process is doing (unless the deadline cuts it short).
     """
     (result,) = sample_many(m, [p])
     if isinstance(result, Exception):
@@ -124,8 +177,10 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     stops there with the names it has.
 
     Where the model shares its forward pass (`shares_sampling`), requests with the same options
-    and no filtering (unique, exclude_training: those draw again until they have n names) are one
-    `group_sampler`: their names also share each step's arithmetic."""
+    and no filtering (unique, exclude_training, constraints beyond prefix and max_len: those
+    draw in rounds until they have n names) are one `group_sampler`: their names also share
+    each step's arithmetic. A member whose first round lost names (longer than max_len) draws
+    its next rounds alone, as it would alone."""
     if each is None:
         each = [deadlines.current()] * len(requests)
     results: list[SampleResult | Exception | None] = [None] * len(requests)
@@ -133,23 +188,24 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     slots: list[list[int]] = []  # the requests each run serves
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(requests):
-        if p.unique or p.exclude_training or not shares_sampling(m.model):
-            runs.append(_one(sample_steps(m, p, each[i])))
-            slots.append([i])
-            continue
         try:
-            prefix = checked_sample(m, p)
+            c = checked_sample(m, p)
         except InvalidParam as e:
             results[i] = e
             continue
-        groups.setdefault((p.temperature, p.top_k, prefix, p.max_len), []).append(i)
-    for (temperature, top_k, prefix, max_len), members in groups.items():
+        if p.unique or p.exclude_training or c.beyond_prefix or c.min_len > 1 \
+                or not shares_sampling(m.model):
+            runs.append(_one(sample_steps(m, p, each[i])))
+            slots.append([i])
+            continue
+        groups.setdefault((tuple(knobs_of(p).values()), c), []).append(i)
+    for (_, c), members in groups.items():
         seeds = [draw_seed() if requests[i].seed is None else requests[i].seed for i in members]
-        draws = [Draw(requests[i].n, torch.Generator().manual_seed(seed), each[i])
+        draws = [Draw(requests[i].n, round_generator(seed, 0), each[i])
                  for i, seed in zip(members, seeds, strict=True)]
-        run = group_sampler(m.model, draws, temperature=temperature, top_k=top_k,
-                            prefix=prefix, max_len=max_len)
-        runs.append(_results(m, run, seeds, [requests[i].n for i in members]))
+        run = group_sampler(m.model, draws, constraint=c, **knobs_of(requests[members[0]]))
+        runs.append(_group_results(m, run, [requests[i] for i in members], seeds,
+                                   [each[i] for i in members], c))
         slots.append(members)
     for members, got in zip(slots, drive(m.model, runs), strict=True):
         for k, i in enumerate(members):
@@ -167,41 +223,60 @@ def _one(steps: Steps[SampleResult]) -> Steps[list[SampleResult]]:
     return [(yield from steps)]
 
 
-def _results(m: LoadedModel, run: Steps[list[tuple[list[str], list[float]]]],
-             seeds: list[int], wanted: list[int]) -> Steps[list[SampleResult]]:
+def _group_results(m: LoadedModel, run: Steps[list[Drawn]], requests: list[SampleParams],
+                   seeds: list[int], each: list[deadlines.Deadline | None],
+                   c: Constraint) -> Steps[list[SampleResult]]:
     drawn = yield from run
-    # a group_sampler returns fewer than n names only when the draw's deadline stopped it
-    return [_sample_result(m, seed, list(zip(names, lps, strict=True)),
-                           exhausted=len(names) < n, timed_out=len(names) < n)
-            for seed, n, (names, lps) in zip(seeds, wanted, drawn, strict=True)]
+    out = []
+    for p, seed, deadline, d in zip(requests, seeds, each, drawn, strict=True):
+        if d.fits < p.n and not d.timed_out:  # names were longer than max_len: draw again
+            out.append((yield from sample_steps(m, p, deadline, seed=seed, first=d)))
+        else:
+            out.append(_sample_result(m, seed, list(zip(d.names, d.log_probs, strict=True)),
+                                      p.n, d.drawn, d.fits, d.mass, c, d.timed_out))
+    return out
 
 
-def sample_steps(m: LoadedModel, p: SampleParams,
-                 deadline: deadlines.Deadline | None = None) -> Steps[SampleResult]:
-    """sample_names as steps for app.lm.sampling.drive, bounded by `deadline`."""
-    prefix = checked_sample(m, p)
-    n, temperature, top_k, max_len = p.n, p.temperature, p.top_k, p.max_len
-    unique, exclude_training = p.unique, p.exclude_training
-    seed = draw_seed() if p.seed is None else p.seed
-    gen = torch.Generator().manual_seed(seed)
-    budget = max(1000, MAX_SAMPLE_DRAWS * n)
+def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline | None = None,
+                 seed: int | None = None, first: Drawn | None = None) -> Steps[SampleResult]:
+    """sample_names as steps for app.lm.sampling.drive, bounded by `deadline`: rounds of draws
+    (`first`: the first one, already drawn) until n names fit and pass the filters, or the
+    budget of draws is spent."""
+    c = checked_sample(m, p)
+    n, unique, exclude_training = p.n, p.unique, p.exclude_training
+    if seed is None:
+        seed = draw_seed() if p.seed is None else p.seed
+    rare = c.beyond_prefix or c.min_len > 1
+    exact = exact_kind(m.model)  # sampled from P(name | fits): every draw fits
+    budget = max(MAX_CONSTRAINED_DRAWS if rare else 1000, MAX_SAMPLE_DRAWS * n)
     kept: list[tuple[str, float]] = []
     seen: set[str] = set()
-    drawn = 0
-    filtering = unique or exclude_training
-    timed_out = False  # whether the deadline stopped it (else the count of draws did, or n)
+    drawn = fits = 0
+    mass: float | None = None
+    r = 0
+    timed_out = False  # whether the deadline stopped it (else a count did, or n names)
     while len(kept) < n and drawn < budget:
         if deadlines.passed(deadline):
             timed_out = True
             break
-        want = n - len(kept)
-        batch = want if not filtering else min(budget - drawn, max(64, 2 * want))
-        names, lps = yield from sampler(m.model, batch, gen, temperature=temperature,
-                                        top_k=top_k, prefix=prefix, max_len=max_len,
-                                        deadline=deadline)
-        drawn += batch
-        timed_out = len(names) < batch  # the sampler stopped at the deadline
-        for name, lp in zip(names, lps, strict=True):
+        if r == 0 and first is not None:
+            d = first
+        else:
+            want = n - len(kept)
+            if r == 0 and not (unique or exclude_training) and (exact or not rare):
+                batch = want  # every draw fits, unless a name outgrows max_len
+            else:  # enough draws for the rest at the rate seen so far, at least double
+                rate = fits / drawn if drawn else 1.0
+                batch = max(64, 2 * want, math.ceil(1.2 * want / max(rate, 1e-4)))
+                batch = min(budget - drawn, batch, MAX_ROUND)
+            d = yield from sampler(m.model, batch, round_generator(seed, r), deadline=deadline,
+                                   constraint=c, **knobs_of(p))
+        r += 1
+        drawn, fits, mass = drawn + d.drawn, fits + d.fits, d.mass
+        timed_out = d.timed_out
+        if d.drawn == 0:  # the deadline stopped the round, or no name fits at these knobs
+            break
+        for name, lp in zip(d.names, d.log_probs, strict=True):
             if exclude_training and name in m.training_set:
                 continue
             if unique and name in seen:
@@ -210,12 +285,54 @@ def sample_steps(m: LoadedModel, p: SampleParams,
             kept.append((name, lp))
             if len(kept) == n:
                 break
-    return _sample_result(m, seed, kept, exhausted=len(kept) < n,
+    return _sample_result(m, seed, kept, n, drawn, fits, mass, c,
                           timed_out=timed_out and len(kept) < n)
 
 
-def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
-                   exhausted: bool, timed_out: bool) -> SampleResult:
+def fit_sentence(r: SampleResult, p: SampleParams) -> str | None:
+    """The mass that fits, in words, for the page and the CLI: "1.3% of this model's names end
+    in -lyn." (exact), "About 1.3% ... (13 of 1,000 draws fit)." (estimated), and how many draws
+    a rare constraint took. None when nothing beyond the prefix was asked."""
+    c = r.constraint
+    if c is None or r.constraint_mass is None:
+        return None
+    parts = []
+    if "suffix" in c.fields:
+        parts.append(f"end in \u2011{c.fields['suffix']}")  # a hyphen that never breaks
+    if "contains" in c.fields:
+        parts.append(f"contain “{c.fields['contains']}”")
+    if "pattern" in c.fields:
+        parts.append(f"match {c.fields['pattern']}")
+    default_max = SampleParams.model_fields["max_len"].default
+    if c.min_len > 1 and c.max_len < default_max:
+        parts.append(f"have {c.min_len} to {c.max_len} letters" if c.min_len < c.max_len
+                     else f"have {c.min_len} letters")
+    elif c.min_len > 1:
+        parts.append(f"have at least {c.min_len} letters")
+    elif c.max_len < default_max:
+        parts.append(f"have at most {c.max_len} letters")
+    if not parts:
+        return None
+    whose = "this model's names" + (f" that start with {c.prefix}" if c.prefix else "")
+    if (p.temperature, p.top_k, p.top_p, p.min_p) != (1.0, None, None, 0.0):
+        whose += " at these settings"
+    asked = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    mass = 100 * r.constraint_mass
+    pct = f"{mass:.3g}%" if mass >= 0.01 or mass == 0 else f"{mass:.2g}%"
+    if r.mass_exact:
+        text = f"{pct} of {whose} {asked}."
+    elif r.fits == 0:
+        return f"None of the {r.drawn:,} names drawn from {whose} fit: they must {asked}."
+    else:
+        text = (f"About {pct} of {whose} {asked} ({r.fits:,} of {r.drawn:,} draws fit).")
+    if r.drawn > 2 * max(1, len(r.names)) and r.names:
+        text += f" It took {r.drawn:,} draws to find these {len(r.names)}."
+    return text[0].upper() + text[1:]
+
+
+def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]], n: int,
+                   drawn: int, fits: int, mass: float | None, c: Constraint,
+                   timed_out: bool = False) -> SampleResult:
     return SampleResult(
         seed=seed,
         names=[
@@ -223,8 +340,12 @@ def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]],
                         in_training_set=x in m.training_set)
             for x, lp in kept
         ],
-        exhausted=exhausted,
-        timed_out=timed_out,
+        exhausted=len(kept) < n,
+        timed_out=timed_out and len(kept) < n,
+        drawn=drawn, fits=fits,
+        constraint_mass=mass if mass is not None else (fits / drawn if drawn else None),
+        mass_exact=mass is not None,
+        constraint=c,
     )
 
 
@@ -318,22 +439,28 @@ class TopResult:
 
 
 def top_names(m: LoadedModel, p: TopParams) -> TopResult:
-    """The k most probable names with the prefix (exact), and whether the effort bound
+    """The k most probable names with the prefix that fit p's constraints (suffix, contains,
+    pattern, min_len: app/lm/fitting_search.py), exactly, and whether the effort bound
     (search.MAX_EXPANSIONS) or the deadline of the work in progress cut the search short.
 
-    The search for the MAX_TOP most probable names of any length is done once per model and
-    kept: a request whose names are among them (the model card's ten, `/top` without a prefix)
-    reads them from there, any other is searched on its own. Both are bounded by counts only,
-    so the answer is the same on every machine unless the deadline passes (`timed_out`)."""
-    prefix = checked_prefix(m, p.prefix, p.max_len)
+    Without constraints beyond the prefix, the search for the MAX_TOP most probable names of
+    any length is done once per model and kept: a request whose names are among them (the
+    model card's ten, `/top` without a prefix) reads them from there, any other is searched on
+    its own. All are bounded by counts only, so the answer is the same on every machine unless
+    the deadline passes (`timed_out`)."""
+    c = checked_constraint(m, p)
     deadline = deadlines.current()
+    if c.beyond_prefix or c.min_len > 1:  # the k most probable that fit: A* over the automaton
+        result = most_probable_fitting(m.model, p.k, c, deadline=deadline)
+        return TopResult(c.prefix, [TopName(x, lp) for x, lp in result.names],
+                         exhausted=result.exhausted, timed_out=result.timed_out)
     best = most_probable_of(m, deadline)
-    names = [(x, lp) for x, lp in best.names if x.startswith(prefix) and len(x) <= p.max_len]
+    names = [(x, lp) for x, lp in best.names if x.startswith(c.prefix) and len(x) <= p.max_len]
     if len(names) >= p.k or best.timed_out:  # the k best of those among the best of all: exact
-        return TopResult(prefix, [TopName(x, lp) for x, lp in names[: p.k]],
+        return TopResult(c.prefix, [TopName(x, lp) for x, lp in names[: p.k]],
                          exhausted=len(names) < p.k, timed_out=best.timed_out)
-    result = most_probable(m.model, p.k, prefix=prefix, max_len=p.max_len, deadline=deadline)
-    return TopResult(prefix, [TopName(x, lp) for x, lp in result.names],
+    result = most_probable(m.model, p.k, prefix=c.prefix, max_len=p.max_len, deadline=deadline)
+    return TopResult(c.prefix, [TopName(x, lp) for x, lp in result.names],
                      exhausted=result.exhausted, timed_out=result.timed_out)
 
 

@@ -36,6 +36,9 @@ SAMPLES = [
     {"n": 8, "seed": 5, "unique": True, "exclude_training": True, "temperature": 1.7},
     {"n": 300, "seed": 6},
     {"n": 3, "seed": 7, "temperature": 0.01},
+    {"n": 6, "seed": 8, "suffix": "a", "min_len": 4, "top_p": 0.9},  # issue 26: names that fit
+    {"n": 4, "seed": 9, "pattern": "[aeiou].*n", "min_p": 0.05, "max_len": 8},
+    {"n": 5, "seed": 10, "max_len": 3},  # a name longer is drawn again, in rounds
 ]
 SCORES = [["emma"], ["xqzvk", "José", "ava"], ["olivia"] * 3, ["a", "zzzzzzzzzzzz", "quinn"],
           [f"{a}{b}ley" for a in "bcdk" for b in "aeiou"]]

@@ -272,3 +272,35 @@ def test_help_does_not_import_torch_and_the_default_folder_is_the_apps():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "train" in r.stdout and "sample" in r.stdout
+
+
+def test_sample_with_constraints_prints_the_mass_line_as_the_page_does(capsys, models_dir):
+    from app.params import SampleParams
+    from app.registry import LoadedModel
+    from app.services import fit_sentence, sample_names
+
+    code, out, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "bigram",
+                         "-n", "5", "--seed", "2", "--suffix", "a", "--min-len", "4",
+                         "--top-p", "0.95")
+    assert code == 0, err
+    lines = out.splitlines()
+    got = [line.split()[0] for line in lines[2:7]]
+    assert all(x.endswith("a") and len(x) >= 4 for x in got)
+    m = LoadedModel.from_checkpoint(load_checkpoint(models_dir / "bigram.safetensors"))
+    p = SampleParams(n=5, seed=2, suffix="a", min_len=4, top_p=0.95)
+    r = sample_names(m, p)
+    assert [s.name for s in r.names] == got
+    assert lines[7] == f"# {fit_sentence(r, p)}"
+    assert "% of this model's names at these settings end in \u2011a and have at least 4" \
+        in lines[7]
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--pattern", "(ab"], "pattern (--pattern): pattern '(ab' is not a valid regular"),
+    (["--min-len", "9", "--max-len", "4"], "min_len (--min-len): min length (9) must be at most"),
+    (["--top-p", "0"], "top_p (--top-p): top-p must be greater than 0"),
+])
+def test_bad_constraints_are_one_line_errors(capsys, models_dir, argv, words):
+    code, out, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "bigram",
+                         *argv)
+    assert code == 1 and words in err and len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from app.cli import main
-from app.params import MAX_CLI_SAMPLE, MAX_LEN, MAX_SAMPLE, MAX_SEED, SampleParams
+from app.params import MAX_CLI_SAMPLE, MAX_LEN, MAX_PATTERN, MAX_SAMPLE, MAX_SEED, SampleParams
 
 # (field, value, accepted) -- top_k's bound is the tiny models' vocabulary size, 27.
 CASES = [
@@ -21,13 +21,22 @@ CASES = [
     ("max_len", 0, False), ("max_len", 1, True), ("max_len", MAX_LEN, True),
     ("max_len", MAX_LEN + 1, False),
     ("prefix", "a" * MAX_LEN, True), ("prefix", "a" * (MAX_LEN + 1), False),
+    # issue 26's fields
+    ("top_p", 0, False), ("top_p", 0.001, True), ("top_p", 1, True), ("top_p", 1.01, False),
+    ("min_p", -0.01, False), ("min_p", 0, True), ("min_p", 0.99, True), ("min_p", 1, False),
+    ("min_len", 0, False), ("min_len", 1, True), ("min_len", MAX_LEN, True),
+    ("min_len", MAX_LEN + 1, False),
+    ("suffix", "a" * MAX_LEN, True), ("suffix", "a" * (MAX_LEN + 1), False),
+    ("contains", "a" * MAX_LEN, True), ("contains", "a" * (MAX_LEN + 1), False),
+    ("pattern", "a" * 10 + ".*", True), ("pattern", "a" * (MAX_PATTERN + 1), False),
+    ("pattern", "(a", False),
 ]
 
 
 def base(field: str) -> dict:
     """The other fields: one name (the n cases aside), room for the longest prefix."""
     values = {"n": 1, "seed": 7}
-    if field == "prefix":
+    if field in ("prefix", "suffix", "contains", "min_len"):
         values["max_len"] = MAX_LEN
     return values
 
@@ -81,7 +90,8 @@ def test_only_the_cli_allows_a_larger_n(capsys, models_dir):
 
 def test_the_form_inputs_carry_the_bounds(client):
     html = client.get("/sample").text
-    for name in ("n", "top_k", "seed", "max_len"):
+    for name in ("n", "top_k", "seed", "max_len", "min_len", "top_p", "min_p", "suffix",
+                 "contains", "pattern"):
         bounds = SampleParams.bounds(name)
         tag = re.search(rf'<input [^>]*name="{name}"[^>]*>', html).group(0)
         for attr, value in bounds.items():

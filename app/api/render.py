@@ -39,4 +39,6 @@ def score_payload(model: str, results: list[NameScore]) -> dict[str, Any]:
 def sample_payload(model: str, r: SampleResult) -> dict[str, Any]:
     """`SampleResponse`'s shape."""
     return {"model": model, "seed": r.seed, "exhausted": r.exhausted, "timed_out": r.timed_out,
+            "drawn": r.drawn, "fits": r.fits, "constraint_mass": r.constraint_mass,
+            "mass_exact": r.mass_exact,
             "names": r.names}

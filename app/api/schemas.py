@@ -150,15 +150,33 @@ class SampleResponse(BaseModel):
     model: str
     seed: int = Field(description="the seed used (drawn when the request had none)")
     exhausted: bool = Field(
-        description="true when fewer than n names came back: unique/exclude_training/prefix "
-                    "made more too hard to find within the bounded effort (at most "
-                    "max(1000, 50n) names drawn), or the request's deadline passed first "
+        description="true when fewer than n names came back: unique/exclude_training, or "
+                    "what the names must fit, made more too hard to find within the bounded "
+                    "effort (at most max(1000, 50n) names drawn; max(20000, 50n) with suffix, "
+                    "contains, pattern or min_len), or the request's deadline passed first "
                     "(timed_out); the names are those found by then")
     timed_out: bool = Field(
         description=f"true when the request's deadline (a safety net of {MODEL_SECONDS:g} s "
                     "of model time) stopped the sampling: the names found by then depend on "
                     "the machine and its load. Otherwise only counts bound the work, and the "
                     "same request with the same seed gives the same names on any machine")
+    drawn: int = Field(
+        description="names drawn from the model at the request's knobs. The bigram and the "
+                    "neural bigram are sampled exactly from P(name | fits) (every draw fits); "
+                    "the other kinds draw from the unconstrained model and keep the names that "
+                    "fit (rejection: exact samples, 1 / constraint_mass draws a name). A name "
+                    "that would be longer than max_len does not fit: it is drawn again, never "
+                    "cut", examples=[1000])
+    fits: int = Field(description="of those, the names that fit prefix, suffix, contains, "
+                                  "pattern, min_len and max_len (before unique and "
+                                  "exclude_training)", examples=[1000])
+    constraint_mass: float | None = Field(
+        description="the probability that a name this model samples at these knobs fits the "
+                    "constraints (every name having at least one letter): exact when "
+                    "mass_exact, else estimated as fits / drawn; null when nothing was drawn",
+        examples=[0.0134])
+    mass_exact: bool = Field(description="constraint_mass is computed exactly (backward "
+                                         "messages of the bigram kinds), not estimated")
     names: list[SampledName]
 
 
@@ -304,6 +322,8 @@ class NextResponse(BaseModel):
     prefix: str = Field(description="the normalised prefix")
     temperature: float
     top_k: int | None
+    top_p: float | None
+    min_p: float
     log_prob: float | None = Field(description="log P(the prefix's letters), no end token; "
                                                + NULL_IF_ZERO)
     nll_per_letter: float | None = Field(description="-log_prob / letters; null for an empty "

@@ -26,10 +26,11 @@ router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_
 @router.get("/top", summary="The k most probable names")
 @model_thread
 def top_names(m: ModelDep, q: Annotated[TopParams, Query()]) -> TopResponse:
-    """Exactly the k most probable names (optionally with a prefix), best first, found by
-    best-first search over prefixes with an effort bound of 20,000 prefixes expanded
-    (`exhausted` says if it ran out), the same on every machine; 10 s of model time is a
-    safety net (`timed_out` says if it passed)."""
+    """Exactly the k most probable names (optionally with a prefix, and that fit suffix,
+    contains, pattern and min_len as sampling's do), best first, found by best-first search over
+    prefixes (A* with the exact bound of the fitting completions for the bigram kinds) with an
+    effort bound of 20,000 prefixes expanded (`exhausted` says if it ran out), the same on
+    every machine; 10 s of model time is a safety net (`timed_out` says if it passed)."""
     top = services.top_names(m, q)
     return TopResponse(model=m.name, prefix=top.prefix, exhausted=top.exhausted,
                        timed_out=top.timed_out, names=[TopNameOut.of(t) for t in top.names])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from app.lm.base import LanguageModel
-from app.lm.sampling import filtered
+from app.lm.sampling import Knobs, filtered
 from app.lm.vocab import MAX_NAME_LEN
 
 # --- the next letter ------------------------------------------------------------------------
@@ -41,14 +41,13 @@ def window(model: LanguageModel, text: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def next_letters(model: LanguageModel, prefix: str, temperature: float = 1.0,
-                 top_k: int | None = None) -> NextLetters:
+def next_letters(model: LanguageModel, prefix: str, knobs: Knobs | None = None) -> NextLetters:
     """The distribution over the symbol after `prefix` (normalised, in the vocabulary), and
     the one sampling with these knobs draws from. An empty prefix cannot end (a name has at
     least one letter), as in the sampler."""
     raw = model(window(model, prefix))[0]  # (1, V)
     logp = torch.log_softmax(raw.double(), dim=1)[0]
-    cut = filtered(raw.float(), temperature, top_k, first=not prefix)
+    cut = filtered(raw.float(), knobs, first=not prefix)
     draw = torch.softmax(cut, dim=1)[0]  # the normalised weights exp(cut) the sampler uses
     return NextLetters(prefix=prefix, log_probs=logp.tolist(), sampling=draw.tolist(),
                        kept=(cut[0] > -torch.inf).tolist(), greedy=greedy(model, prefix))

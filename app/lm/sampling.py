@@ -6,23 +6,119 @@ or several of them; runs on the base window `Decoder` share one forward pass per
 several requests that app/batching.py serves together. Requests with the same options can also
 be one run (`group_sampler`), which shares each step's arithmetic too. Each request keeps its
 own torch.Generator and draws only for its own rows, so its names do not depend on the others.
+
+Names that fit (app/lm/constraints.py: prefix, suffix, contains, pattern, min_len, max_len)
+are sampled from the sampler's own distribution conditioned on fitting, P(name | fits), never
+from a masked one (masking a letter at one step changes what the later steps are worth):
+- a kind whose next letter depends only on the previous one (block_size 1: the bigram, the
+  neural bigram) is sampled exactly (`exact_sampler`): backward messages over (previous letter,
+  automaton state, length) give, for every choice, the probability that a name going on from
+  it fits; drawing each step in proportion to probability x that is drawing from P(name | fits),
+  and the first message is the exact mass of the names that fit;
+- the other kinds by rejection (`group_sampler`): each row is a draw from the unconstrained
+  sampler, kept if it fits. A row is dropped as soon as it cannot fit any more (its automaton
+  state is dead, or too few letters are left to reach an accepting state, or it ended too
+  early or too late): that only saves the forward passes of draws that would be rejected, so
+  the names kept are still exact draws from P(name | fits), and fits / draws estimates the mass.
+  Rejection rather than sequential Monte Carlo: SMC's resampled particles are correlated and its
+  names follow the target only as the particles grow in number, while rejection's are
+  independent and exact at any count; its cost (1 / mass draws a name) is bounded by a count of
+  draws (app/services.py), and the answer says how many it took.
+A name longer than max_len is never cut to fit: it does not fit (issue 21), so it is drawn again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
 
 from app.lm.base import Decoder, LanguageModel, decode_rows, distinct_logits
+from app.lm.constraints import Automaton, Constraint
 from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
 from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
 
 R = TypeVar("R")
 Steps = Generator[Decoder, torch.Tensor, R]  # yields its decoder, is sent its logits (L, V)
+
+
+# --- the sampling knobs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How each step's next-letter distribution is reshaped before drawing, in this order:
+    temperature (divides the logits), top_k (the k most likely letters, ties at the k-th
+    included), top_p (the most likely letters whose mass, renormalised after top_k, reaches p:
+    a letter is kept when the letters strictly more likely than it hold less than p; ties kept
+    together), min_p (letters at least min_p times as likely as the most likely one; the most
+    likely letter survives every filter, so min_p reads the same before or after the others)."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float = 0.0
+
+    def check(self, V: int) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k is not None and not 1 <= self.top_k <= V:
+            raise ValueError(f"top_k must be between 1 and {V}, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be > 0 and <= 1, got {self.top_p}")
+        if not 0 <= self.min_p < 1:
+            raise ValueError(f"min_p must be >= 0 and < 1, got {self.min_p}")
+
+
+def filter_logits(logits: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, V) logits -> (the logits sampled from: shifted so each row's best is 0, divided by
+    the temperature, -inf where a filter removed the letter; the kept mask (L, V)). The
+    distribution drawn from is their softmax (`next_letter_probs`). Row by row throughout, so a
+    row's result does not depend on the others (batching gives each request its own bits)."""
+    # Shift the best logit to 0 before dividing, and divide by at least 1e-30 (a float32,
+    # unlike 1e-300): a tiny temperature then gives 0 and -inf (greedy), never nan.
+    logits = logits - logits.max(dim=1, keepdim=True).values
+    if knobs.temperature != 1:
+        logits = logits / max(knobs.temperature, 1e-30)
+    V = logits.shape[1]
+    if knobs.top_k is not None and knobs.top_k < V:
+        kth = torch.topk(logits, knobs.top_k, dim=1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    if knobs.top_p is not None and knobs.top_p < 1:
+        p = torch.softmax(logits, dim=1).contiguous()
+        ascending = p.sort(dim=1).values
+        cum = ascending.cumsum(dim=1)
+        at_most = torch.searchsorted(ascending, p, right=True)  # (L, V): letters with p_i <= p_j
+        above = cum[:, -1:] - cum.gather(1, at_most - 1)  # mass of the letters more likely
+        logits = logits.masked_fill(above >= knobs.top_p, -torch.inf)
+    if knobs.min_p > 0:  # p_j / p_max = exp(logit_j), the best logit being 0
+        logits = logits.masked_fill(logits < math.log(knobs.min_p), -torch.inf)
+    return logits, logits > -torch.inf
+
+
+def filtered(logits: torch.Tensor, knobs: Knobs | None = None, first: bool = False,
+             ) -> torch.Tensor:
+    """The logits a sampling step draws from (`filter_logits`), with the end of the name cut
+    at the `first` step (a name has at least one letter). The sampler and the next-letter view
+    (app/lm/inspect.py) both call it."""
+    if first:
+        logits = logits.clone()
+        logits[:, 0] = -torch.inf
+    return filter_logits(logits, knobs or Knobs())[0]
+
+
+def next_letter_probs(logits: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, V) logits -> (the distribution the sampler draws the next letter from, the kept
+    mask): `filter_logits`, normalised."""
+    filtered, kept = filter_logits(logits, knobs)
+    return torch.softmax(filtered, dim=1), kept
+
+
+# --- entry points ------------------------------------------------------------------------------
 
 
 def sample(
@@ -34,13 +130,16 @@ def sample(
     prefix: str = "",
     max_len: int = 32,
     deadline: Deadline | None = None,
+    **options: Any,
 ) -> list[str]:
-    """Draw n names. Every name starts with `prefix` (already normalised and in the vocab),
-    has at least one letter and at most `max_len` letters (a name that reaches max_len is cut
-    there). Deterministic for a given generator state; never touches the global RNG.
+    """n draws, and the names among them that fit: every name starts with `prefix` (already
+    normalised and in the vocab) and has 1..max_len letters (`options`: top_p, min_p, and a
+    `constraint` that replaces prefix and max_len). A kind sampled exactly gives n names; the
+    others keep the draws that fit (a name that would outgrow max_len is not one of them).
+    Deterministic for a given generator state; never touches the global RNG.
     If `deadline` passes first, only the names finished by then are returned (fewer than n)."""
     return sample_scored(model, n, generator, temperature=temperature, top_k=top_k,
-                         prefix=prefix, max_len=max_len, deadline=deadline)[0]
+                         prefix=prefix, max_len=max_len, deadline=deadline, **options)[0]
 
 
 def sample_scored(
@@ -48,11 +147,11 @@ def sample_scored(
 ) -> tuple[list[str], list[float]]:
     """`sample`, and each name's log-probability under the model at temperature 1, end token
     included (what scoring.log_probs gives, up to float32 rounding), collected on the way.
-    `options` are `sample`'s: temperature, top_k, prefix, max_len, deadline."""
+    `options` are `sample`'s."""
     (result,) = drive(model, [sampler(model, n, generator, **options)])
     if isinstance(result, Exception):
         raise result
-    return result
+    return result.names, result.log_probs
 
 
 @torch.no_grad()
@@ -95,45 +194,6 @@ def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
     return results
 
 
-def sampler(
-    model: LanguageModel,
-    n: int,
-    generator: torch.Generator,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    prefix: str = "",
-    max_len: int = 32,
-    deadline: Deadline | None = None,
-) -> Steps[tuple[list[str], list[float]]]:
-    """`sample_scored` as steps for `drive`: yields the decoder of the growing names, is sent
-    their logits. Checks `deadline` before each step: once passed, the names finished so far."""
-    (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)],
-                                         temperature=temperature, top_k=top_k, prefix=prefix,
-                                         max_len=max_len)
-    return result
-
-
-def filtered(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-             first: bool = False) -> torch.Tensor:
-    """(L, V) logits -> the (L, V) logits sampling draws from, row by row: divided by the
-    temperature, and -inf for every symbol cut: the end of the name at the `first` step (a name
-    has at least one letter), then what the knobs cut (top-k: all but the k largest; ties with
-    the k-th are kept). The one place this is decided: the sampler and the next-letter view
-    (app/lm/inspect.py) both call it. Each row's best logit is shifted to 0 first, and the
-    division is by at least 1e-30 (a float32, unlike 1e-300): a tiny temperature then gives 0
-    and -inf (greedy), never nan."""
-    if first:
-        logits = logits.clone()
-        logits[:, 0] = -torch.inf
-    logits = logits - logits.max(dim=1, keepdim=True).values
-    if temperature != 1:
-        logits = logits / max(temperature, 1e-30)
-    if top_k is not None and top_k < logits.shape[1]:
-        kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -torch.inf)
-    return logits
-
-
 @dataclass(frozen=True)
 class Draw:
     """One request's share of a `group_sampler`: its names, its generator, its deadline."""
@@ -143,7 +203,52 @@ class Draw:
     deadline: Deadline | None = None
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class Drawn:
+    """What one Draw gave: the names that fit (in draw order) and their log-probabilities,
+    how many draws were completed (`drawn`: a row the deadline stopped is not one) and how many
+    fit; `mass`: the exact probability that a draw fits, where the sampler computed it (an
+    exact kind), else None (estimate it as fits / drawn)."""
+
+    names: list[str]
+    log_probs: list[float]
+    drawn: int
+    fits: int
+    mass: float | None = None
+    timed_out: bool = False  # its deadline (a safety net) stopped it before every draw ended
+
+
+def sampler(
+    model: LanguageModel,
+    n: int,
+    generator: torch.Generator,
+    deadline: Deadline | None = None,
+    **options: Any,
+) -> Steps[Drawn]:
+    """`sample_scored` as steps for `drive`: yields the decoder of the growing names, is sent
+    their logits. Checks `deadline` before each step: once passed, the names finished so far."""
+    (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)], **options)
+    return result
+
+
+def constraint_of(model: LanguageModel, prefix: str, max_len: int,
+                  constraint: Constraint | None) -> Constraint:
+    """The constraint sampled under: `constraint`, or 'starts with prefix, 1..max_len letters'."""
+    if constraint is not None:
+        return constraint
+    if not 1 <= max_len <= MAX_NAME_LEN:
+        raise ValueError(f"max_len must be between 1 and {MAX_NAME_LEN}, got {max_len}")
+    if len(prefix) > max_len:
+        raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
+    V = len(model.vocab)
+    return Constraint(model.vocab, Automaton.everything(V), prefix, 1, max_len)
+
+
+def exact_kind(model: LanguageModel) -> bool:
+    """Whether the next letter depends only on the previous one: then `exact_sampler` applies."""
+    return model.block_size == 1
+
+
 def group_sampler(
     model: LanguageModel,
     draws: list[Draw],
@@ -151,56 +256,89 @@ def group_sampler(
     top_k: int | None = None,
     prefix: str = "",
     max_len: int = 32,
-) -> Steps[list[tuple[list[str], list[float]]]]:
+    top_p: float | None = None,
+    min_p: float = 0.0,
+    constraint: Constraint | None = None,
+) -> Steps[list[Drawn]]:
     """`sampler` for several requests with the same options at once: their names are the rows
     of one decoder and go through each step's arithmetic together, so a step costs a few tensor
     operations for the whole group instead of a few dozen per request. Each draw keeps its own
     generator (one uniform per name of its own per step, as alone) and its own deadline; every
     other operation is row by row (elementwise, or along a row: the max, the cumulative sum,
     log_softmax), so each draw's names and log-probabilities are, to the bit, what `sampler`
-    gives it alone (tests/test_batching.py compares the bytes)."""
+    gives it alone (tests/test_batching.py compares the bytes). Exact kinds: `exact_sampler`;
+    the others: rejection (the module's docstring)."""
     if any(d.n < 1 for d in draws):
         raise ValueError(f"n must be >= 1, got {min(d.n for d in draws)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    V = len(model.vocab)
-    if top_k is not None and not 1 <= top_k <= V:
-        raise ValueError(f"top_k must be between 1 and {V}, got {top_k}")
-    if not 1 <= max_len <= MAX_NAME_LEN:
-        raise ValueError(f"max_len must be between 1 and {MAX_NAME_LEN}, got {max_len}")
-    if len(prefix) > max_len:
-        raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
-
+    knobs = Knobs(temperature, top_k, top_p, min_p)
+    knobs.check(len(model.vocab))
+    c = constraint_of(model, prefix, max_len, constraint)
     if model.training:  # eval() walks every submodule: ~0.2 ms a call on the MLP
         model.eval()
+    if exact_kind(model):
+        return (yield from exact_sampler(model, draws, knobs, c))
+    return (yield from rejection_sampler(model, draws, knobs, c))
+
+
+def _uniforms(draws: list[Draw], rows: torch.Tensor) -> torch.Tensor:
+    """One uniform per name per step, finished or not: the names for a seed do not depend on
+    which names finished when. (L,): those of the rows still going."""
+    return (torch.rand(draws[0].n, generator=draws[0].generator) if len(draws) == 1 else
+            torch.cat([torch.rand(d.n, generator=d.generator) for d in draws]))[rows]
+
+
+def _stop_checks(draws: list[Draw], stopped: list[int], t: int, last: int) -> bool:
+    """Mark the draws whose deadline passed as stopped at step t (`last`: not stopped); True
+    when all have stopped. Checked between steps: a stopped draw keeps the names it finished
+    before step t."""
+    for k, d in enumerate(draws):
+        if stopped[k] == last and passed(d.deadline):
+            stopped[k] = t
+    return all(s < last for s in stopped)
+
+
+def _results(draws: list[Draw], names: list[str], totals: list[float], fit: list[bool],
+             done_at: list[int], stopped: list[int], mass: float | None) -> list[Drawn]:
+    """Each draw's Drawn: its rows that ended (fitting or not) before it stopped."""
+    results, first = [], 0
+    for d, stop in zip(draws, stopped, strict=True):
+        mine = [r for r in range(first, first + d.n) if done_at[r] < stop]
+        kept = [r for r in mine if fit[r]]
+        results.append(Drawn([names[r] for r in kept], [totals[r] for r in kept],
+                             drawn=len(mine), fits=len(kept), mass=mass,
+                             timed_out=len(mine) < d.n))
+        first += d.n
+    return results
+
+
+@torch.no_grad()
+def rejection_sampler(model: LanguageModel, draws: list[Draw], knobs: Knobs,
+                      c: Constraint) -> Steps[list[Drawn]]:
+    """Draw each row from the unconstrained sampler; keep it if it fits (module docstring)."""
     B = model.block_size
     N = sum(d.n for d in draws)
-    prefix_ids = model.vocab.encode(prefix)
+    last = c.max_len + 1  # steps 0..max_len: at step max_len a row can only end
+    prefix_ids = model.vocab.encode(c.prefix)
     start = ([0] * B + prefix_ids)[-B:]
-    out = torch.zeros(N, max_len, dtype=torch.long)  # sampled letter ids, 0 after the end
+    out = torch.zeros(N, c.max_len + 1, dtype=torch.long)  # letter ids drawn, 0 after the end
     if prefix_ids:
         out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
-    total = torch.full((N,), prefix_log_prob(model, prefix), dtype=torch.float64)
-    # The step at which each draw's deadline stopped it (max_len + 1: it did not). A name that
-    # ended at step t has t letters, so a draw stopped at step s keeps its names shorter than s.
-    stopped = [max_len + 1] * len(draws)
-    # The names still growing: which they are, and their contexts. Finished ones are dropped.
-    rows = torch.arange(N)  # (L,)
+    total = torch.full((N,), prefix_log_prob(model, c.prefix), dtype=torch.float64)
+    delta, accepting, to_accept = c.automaton.delta, c.automaton.accepting, c.to_accept
+    state = torch.full((N,), c.start_state, dtype=torch.long)
+    fit = torch.zeros(N, dtype=torch.bool)
+    done_at = torch.full((N,), last, dtype=torch.long)  # the step at which each row ended
+    # The step at which each draw's deadline stopped it (`last`: it did not). A row that ended
+    # at step t has t letters, so a draw stopped at step s keeps its rows that ended before s.
+    stopped = [last] * len(draws)
+    rows = torch.arange(N)  # (L,): the rows still growing
     decoder = model.decoder(torch.tensor([start], dtype=torch.long).repeat(N, 1))  # (L, B)
-    for t in range(len(prefix_ids), max_len):
-        # Checked between forward passes: a draw whose deadline passed stops with the names it
-        # has finished; the others go on (the group stops when every draw has stopped).
-        for k, d in enumerate(draws):
-            if stopped[k] > max_len and passed(d.deadline):
-                stopped[k] = t
-        if all(s <= max_len for s in stopped):
+    for t in range(len(prefix_ids), last):
+        if _stop_checks(draws, stopped, t, last):
             break
-        # One uniform per name per step, finished or not: the names for a seed do not depend
-        # on which names finished when.
-        u = (torch.rand(draws[0].n, generator=draws[0].generator) if len(draws) == 1 else
-             torch.cat([torch.rand(d.n, generator=d.generator) for d in draws]))[rows]  # (L,)
+        u = _uniforms(draws, rows)  # (L,)
         raw = yield decoder  # (L, V): the decoder's logits (batched with other runs by drive)
-        logits = filtered(raw.float(), temperature, top_k, first=t == 0)
+        logits = filtered(raw.float(), knobs, first=t == 0)
         # Inverse CDF: P(ix = j) = w_j / sum(w), with w = exp(logits) (the softmax, unnormalised).
         # u * total < total, so ix < V; a j with w_j = 0 can never be drawn.
         cum = logits.exp().cumsum(dim=1)  # (L, V)
@@ -208,20 +346,133 @@ def group_sampler(
         logp = torch.log_softmax(raw.double(), dim=1)  # at temperature 1, as scoring does
         total.index_add_(0, rows, logp.gather(1, ix[:, None]).squeeze(1))
         out[rows, t] = ix
-        going = ix != 0
+        ended = ix == 0
+        s = state[rows]
+        fit[rows[ended]] = accepting[s[ended]] & (t >= c.min_len)
+        nxt = torch.where(ended, -1, delta[s, ix])
+        # Going on only while the name can still fit: a live state, with enough letters left.
+        going = (nxt >= 0) & (t + 1 + to_accept[nxt.clamp_min(0)] <= c.max_len)
+        done_at[rows[~going]] = t
+        state[rows] = nxt
         rows = rows[going]
         decoder.advance(going, ix)
         if len(rows) == 0:
             break
-    else:
-        if len(rows):  # names cut at max_len: their end token was not drawn
-            total[rows] += torch.log_softmax((yield decoder).double(), dim=1)[:, 0]
     # A row is the name's ids, then 0s ('.') from its end on: its text without the trailing dots.
     names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
-    totals = total.tolist()
-    results, first = [], 0
-    for d, stop in zip(draws, stopped, strict=True):
-        mine = [r for r in range(first, first + d.n) if len(names[r]) < stop]
-        results.append(([names[r] for r in mine], [totals[r] for r in mine]))
-        first += d.n
-    return results
+    return _results(draws, names, total.tolist(), fit.tolist(), done_at.tolist(), stopped, None)
+
+
+@dataclass(frozen=True)
+class Messages:
+    """The backward messages of a constraint under an exact kind's next-letter table.
+
+    Q (V, V): Q[c, j] the probability of j after c at the request's knobs (row 0, the start,
+    without the end token when there is no prefix: a name has at least one letter). For a name
+    with t letters, last letter c, automaton state s, the probability that it goes on to fit is
+
+        beta_t(c, s) = sum_j Q[c, j] G_t[s, j],
+        G_t[s, 0] = [s accepting and t >= min_len],  G_t[s, j] = beta_{t+1}(j, delta(s, j)),
+
+    with G_{max_len}[s, j] = 0 for letters (no name is longer) and 0 for the dead state. `G[t]`
+    holds G_t (S, V) for t from the prefix's length to max_len; `mass` = beta at the start."""
+
+    Q: torch.Tensor
+    G: dict[int, torch.Tensor]
+    mass: float
+    tables: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    TABLE = 1 << 21  # at most this many numbers in the cumulative tables (16 MB)
+
+    def cumulative(self, t: int, prev: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(L, V): each row's cumulative weights Q[prev, j] G_t[state, j] over j. For a small
+        automaton every (letter, state) row of every step is computed once, in `tables`, and a
+        step only looks its rows up; a large one computes the rows it needs."""
+        S, V = self.G[t].shape
+        if len(self.G) * V * S * V > self.TABLE:
+            return (self.Q[prev] * self.G[t][state]).cumsum(dim=1)
+        table = self.tables.get(t)
+        if table is None:
+            table = self.tables[t] = (self.Q[:, None, :] * self.G[t][None, :, :]).cumsum(
+                dim=2).reshape(V * S, V)
+        return table[prev * S + state]
+
+    @staticmethod
+    def of(Q: torch.Tensor, c: Constraint) -> Messages:
+        delta, accepting = c.automaton.delta, c.automaton.accepting.double()
+        S, V = delta.shape
+        t0 = len(c.prefix)
+        G: dict[int, torch.Tensor] = {}
+        beta = torch.zeros(V, S, dtype=torch.float64)  # beta_{t+1}, unused at max_len
+        for t in range(c.max_len, t0 - 1, -1):
+            g = torch.zeros(S, V, dtype=torch.float64)
+            if t >= c.min_len:
+                g[:, 0] = accepting
+            if t < c.max_len:
+                # g[s, j] = beta_{t+1}[j, delta[s, j]], 0 where delta is dead
+                cols = torch.arange(V).expand(S, V)
+                g[:, 1:] = torch.where(delta[:, 1:] >= 0,
+                                       beta[cols[:, 1:], delta[:, 1:].clamp_min(0)], 0.0)
+            G[t] = g
+            beta = Q @ g.T  # (V, S): beta_t
+        last = c.vocab.encode(c.prefix)[-1] if c.prefix else 0
+        s0 = c.start_state
+        mass = float(beta[last, s0]) if s0 >= 0 else 0.0
+        return Messages(Q, G, mass)
+
+
+def exact_table(model: LanguageModel, raw: torch.Tensor, knobs: Knobs,
+                prefix: str) -> torch.Tensor:
+    """Q (V, V) of `Messages` from the next-letter logits of every letter, `raw` (V, V)."""
+    logits = raw.double()
+    if not prefix:
+        logits = logits.clone()
+        logits[0, 0] = -torch.inf  # a name has at least one letter
+    return next_letter_probs(logits, knobs)[0]
+
+
+@torch.no_grad()
+def exact_sampler(model: LanguageModel, draws: list[Draw], knobs: Knobs,
+                  c: Constraint) -> Steps[list[Drawn]]:
+    """Exact draws from P(name | fits) for a kind whose next letter depends only on the
+    previous one: the messages (`Messages`), then forward, each step's choice j drawn with
+    probability Q[c, j] G_t[s, j] / beta_t(c, s). Every draw fits; `mass` is exact."""
+    V = len(model.vocab)
+    raw = yield model.decoder(torch.arange(V)[:, None])  # (V, V): after each letter ('.' first)
+    msgs = Messages.of(exact_table(model, raw, knobs, c.prefix), c)
+    logp = torch.log_softmax(raw.double(), dim=1)  # at temperature 1, as scoring does
+    N = sum(d.n for d in draws)
+    last = c.max_len + 1
+    prefix_ids = model.vocab.encode(c.prefix)
+    out = torch.zeros(N, c.max_len, dtype=torch.long)
+    if prefix_ids:
+        out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
+    total = torch.full((N,), prefix_log_prob(model, c.prefix), dtype=torch.float64)
+    done_at = torch.full((N,), last, dtype=torch.long)
+    stopped = [last] * len(draws)
+    if msgs.mass <= 0:  # no name that fits survives the knobs (top-k, top-p, min-p)
+        return [Drawn([], [], drawn=0, fits=0, mass=0.0) for _ in draws]
+    delta = c.automaton.delta
+    prev = torch.full((N,), prefix_ids[-1] if prefix_ids else 0, dtype=torch.long)
+    state = torch.full((N,), c.start_state, dtype=torch.long)
+    rows = torch.arange(N)
+    for t in range(len(prefix_ids), last):
+        if _stop_checks(draws, stopped, t, last):
+            break
+        u = _uniforms(draws, rows)
+        cum = msgs.cumulative(t, prev, state)  # (L, V)
+        ix = (cum <= u[:, None].double() * cum[:, -1:]).sum(dim=1).clamp_max(V - 1)
+        total.index_add_(0, rows, logp[prev, ix])
+        ended = ix == 0
+        if t < c.max_len:
+            out[rows, t] = ix
+        done_at[rows[ended]] = t
+        going = ~ended
+        state = delta[state[going], ix[going]]
+        prev = ix[going]
+        rows = rows[going]
+        if len(rows) == 0:
+            break
+    names = [row.rstrip(BOUNDARY) for row in decode_rows(out, model.vocab)]
+    return _results(draws, names, total.tolist(), [True] * N, done_at.tolist(), stopped,
+                    msgs.mass)

@@ -101,11 +101,14 @@ def next_chart(v: NextView, link, knobs_change: bool, width: float = 480,
     return NextChart(width, bottom + 30, left, plot_width, bar, bars, ticks)
 
 
-def next_href(models: list[str], prefix: str, temperature=None, top_k=None) -> str:
-    """The next-letter page's address for these models, prefix and knobs (blank ones left out;
-    the models repeat `model=`)."""
+KNOBS = ("temperature", "top_k", "top_p", "min_p")  # the sampling knobs the view applies
+
+
+def next_href(models: list[str], prefix: str, knobs: dict[str, str]) -> str:
+    """The next-letter page's address for these models, prefix and knobs (the form's values;
+    blank ones left out; the models repeat `model=`)."""
     kept = [("model", n) for n in models] + [
-        (k, v) for k, v in (("prefix", prefix), ("temperature", temperature), ("top_k", top_k))
+        (k, v) for k, v in (("prefix", prefix), *((k, knobs.get(k)) for k in KNOBS))
         if v is not None and v != ""]
     return "/next?" + urlencode(kept) if kept else "/next"
 
@@ -121,7 +124,8 @@ def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
     return [registry.get(n) for n in names]
 
 
-def next_column(m: LoadedModel, p: NextParams, models: list[str]) -> NextColumn:
+def next_column(m: LoadedModel, p: NextParams, models: list[str],
+                knobs: dict[str, str]) -> NextColumn:
     try:
         v = next_view(m, p)
     except InvalidParam as e:
@@ -130,12 +134,11 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str]) -> NextColumn:
     def link(char: str) -> str:
         if char == ".":
             return "/score" + query(names=v.prefix)
-        return next_href(models, v.prefix + char,
-                         None if p.temperature == 1 else f"{p.temperature:g}", p.top_k)
+        return next_href(models, v.prefix + char, knobs)
 
-    knobs = p.temperature != 1 or p.top_k is not None
+    cutting = (p.temperature, p.top_k, p.top_p, p.min_p) != (1, None, None, 0)
     top = top_with(m, v.prefix)
-    return NextColumn(m, v, None, next_chart(v, link, knobs), top.names, top.exhausted,
+    return NextColumn(m, v, None, next_chart(v, link, cutting), top.names, top.exhausted,
                       top.timed_out)
 
 
@@ -144,7 +147,7 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str]) -> NextColumn:
 def show_next(request: Request, registry: RegistryDep):
     """The next-letter distribution after a prefix, under up to three models side by side."""
     q = request.query_params
-    form = {k: q.get(k, "") for k in ("prefix", "temperature", "top_k")}
+    form = {k: q.get(k, "") for k in ("prefix", *KNOBS)}
     ctx = {"nav": "next", "title": "Next letter", "models": registry.names(), "form": form,
            "params": NextParams, "chosen": q.getlist("model"), "max_models": MAX_MODELS,
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()),
@@ -156,10 +159,10 @@ def show_next(request: Request, registry: RegistryDep):
         err = page_error(e, registry)
         return render(request, "next.html", {**ctx, "error": err}, err.status)
     names = [m.name for m in ms]
-    columns = [next_column(m, p, names) for m in ms]
+    columns = [next_column(m, p, names, form) for m in ms]
     ok = [c for c in columns if c.view]
     prefix = ok[0].view.prefix if ok else form["prefix"]
-    up = next_href(names, prefix[:-1], form["temperature"], form["top_k"])
+    up = next_href(names, prefix[:-1], form)
     err = None if ok else page_error(InvalidParam("prefix", columns[0].error, prefix), registry)
     return render(request, "next.html", {**ctx, "chosen": names, "columns": columns,
                                          "prefix": prefix, "up": up if prefix else None,

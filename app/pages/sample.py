@@ -7,20 +7,23 @@ from fastapi.responses import HTMLResponse
 
 from app.pages.common import flag, pick_model
 from app.params import SampleParams
-from app.services import sample_names
+from app.services import fit_sentence, sample_names
 from app.web import USER_ERRORS, RegistryDep, page_error, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
 # The form's fields: SampleParams' fields ("exclude" is exclude_training, as in shared links).
-FIELDS = ("model", "n", "temperature", "top_k", "prefix", "seed", "max_len", "unique", "exclude")
+# MORE are in the form's folded "more options" group (open when one of them is set).
+MORE = ("suffix", "contains", "pattern", "min_len", "top_p", "min_p")
+TEXT = ("n", "temperature", "top_k", "prefix", "seed", "max_len", *MORE)
+FIELDS = ("model", *TEXT, "unique", "exclude")
 
 
 def sample_params(q) -> SampleParams:
     """The form's raw values as SampleParams (InvalidParam says what is wrong); blank fields
     take their defaults."""
-    values = {k: q.get(k) for k in ("n", "temperature", "top_k", "prefix", "seed", "max_len")}
+    values = {k: q.get(k) for k in TEXT}
     return SampleParams.parse({**values, "unique": flag(q.get("unique")),
                                "exclude_training": flag(q.get("exclude"))})
 
@@ -30,13 +33,16 @@ def sample_params(q) -> SampleParams:
 def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params
+    form = {k: q.get(k, "") for k in FIELDS}
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
-           "form": {k: q.get(k, "") for k in FIELDS}, "params": SampleParams,
+           "form": form, "more_open": any(form[k] for k in MORE), "params": SampleParams,
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()), default=27)}
     try:
         m = pick_model(registry, q.get("model"))
-        result = sample_names(m, sample_params(q))
+        params = sample_params(q)
+        result = sample_names(m, params)
     except USER_ERRORS as e:
         err = page_error(e, registry)
         return render(request, "sample.html", {**ctx, "error": err}, err.status)
-    return render(request, "sample.html", {**ctx, "m": m, "result": result})
+    return render(request, "sample.html", {**ctx, "m": m, "result": result,
+                                           "fit": fit_sentence(result, params)})

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -178,18 +179,29 @@ def test_unknown_model_is_404(client):
 
 @pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.5, None), (1.0, 3)])
 def test_draws_follow_the_models_probabilities(client, temperature, top_k):
-    """First letters of 5000 one-letter bigram names against P(letter | '.') from the table,
-    sharpened by the temperature (p ** (1/T)) and cut to the top k, renormalised."""
-    row = client.get("/api/models/bigram/bigram").json()["probs"][0][1:]  # letters only
-    weights = [p ** (1 / temperature) for p in row]
-    if top_k:
-        kth = sorted(weights, reverse=True)[top_k - 1]
-        weights = [w if w >= kth else 0.0 for w in weights]
+    """5000 one-letter bigram names (max_len=1) against the table: a name c is drawn with
+    probability Q(c | '.') Q(end | c), Q being P sharpened by the temperature (p ** (1/T)), cut
+    to the top k and renormalised: max_len conditions on the length (issue 21), it does not
+    cut longer names down to their first letter."""
+    probs = client.get("/api/models/bigram/bigram").json()["probs"]
+
+    def q(row, no_end=False):
+        weights = [0.0 if no_end and j == 0 else p ** (1 / temperature)
+                   for j, p in enumerate(row)]
+        if top_k:
+            kth = sorted(weights, reverse=True)[top_k - 1]
+            weights = [w if w >= kth else 0.0 for w in weights]
+        return [w / sum(weights) for w in weights]
+
+    first = q(probs[0], no_end=True)
+    weights = [first[i] * q(probs[i])[0] for i in range(1, len(first))]
     expected = [w / sum(weights) for w in weights]
     draws = []
     for seed in range(5):
-        draws += names(sample(client, "bigram", n=1000, seed=seed, max_len=1,
-                              temperature=temperature, top_k=top_k))
+        body = sample(client, "bigram", n=1000, seed=seed, max_len=1,
+                      temperature=temperature, top_k=top_k)
+        assert body["drawn"] == body["fits"] == 1000  # the bigram is sampled exactly
+        draws += names(body)
     counts = Counter(draws)
     observed = [counts[c] / len(draws) for c in ALPHABET]
     assert max(abs(o - e) for o, e in zip(observed, expected, strict=True)) < 0.03
@@ -254,3 +266,70 @@ def test_a_body_that_is_not_json_is_the_declared_400(client):
     assert r.status_code == 400
     assert r.json() == {"detail": "the body is not valid JSON: Expecting property name enclosed "
                                   "in double quotes (at character 1)"}
+
+
+# --- names that fit (issue 26) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp"])
+def test_constrained_names_fit_and_the_answer_says_how_many_draws(client, model):
+    body = sample(client, model, n=10, seed=4, suffix="A", contains="r", min_len=4, max_len=9)
+    got = names(body)
+    assert len(got) == 10 and not body["exhausted"]
+    assert all(x.endswith("a") and "r" in x and 4 <= len(x) <= 9 for x in got)
+    assert 0 < body["constraint_mass"] < 1 and body["fits"] >= 10
+    if model == "bigram":  # exact: every draw fits, the mass is computed
+        assert body["mass_exact"] and body["drawn"] == body["fits"] == 10
+    else:  # rejection: the mass is the share of draws that fit
+        assert not body["mass_exact"] and body["drawn"] > body["fits"]
+        assert body["constraint_mass"] == pytest.approx(body["fits"] / body["drawn"])
+    SampleResponse.model_validate(body)
+
+
+def test_a_pattern_is_matched_by_the_whole_name_and_get_agrees_with_post(client):
+    body = sample(client, "bigram", n=20, seed=5, pattern="Ma.*(lyn|lee)")
+    assert all(re.fullmatch("ma.*(lyn|lee)", x) for x in names(body))
+    r = client.get(URL.format("bigram"), params={"n": 20, "seed": 5, "pattern": "Ma.*(lyn|lee)"})
+    assert r.json() == body
+
+
+def test_same_seed_same_fitting_names_when_requests_are_concurrent(client):
+    bodies = [{"n": 5, "seed": s, "suffix": "na", "min_len": 4} for s in range(6)]
+    alone = [sample(client, "mlp", **b) for b in bodies]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda b: sample(client, "mlp", **b), bodies))
+    assert together == alone
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"pattern": "(ab"}, "pattern", ["not a valid regular expression"]),
+    ({"pattern": "^ma"}, "pattern", ["no anchors"]),
+    ({"pattern": "q{40}", "max_len": 30}, "pattern", ["no name of 1 to 30 letters"]),
+    ({"pattern": ".*a.{20}"}, "pattern", ["too large", "states"]),
+    ({"pattern": "a" * 101}, "pattern", ["at most 100"]),
+    ({"suffix": "lyn", "max_len": 2}, "suffix", ["no name"]),
+    ({"suffix": "ly9"}, "suffix", ["outside the alphabet"]),
+    ({"contains": "é!"}, "contains", ["outside the alphabet"]),
+    ({"min_len": 6, "max_len": 5}, "min_len", ["at most max length (5)"]),
+    ({"min_len": 0}, "min_len", []),
+    ({"top_p": 0}, "top_p", []),
+    ({"top_p": 1.5}, "top_p", []),
+    ({"min_p": 1}, "min_p", []),
+    ({"min_p": -0.1}, "min_p", []),
+])
+def test_bad_constraints_and_knobs_are_422_naming_the_field(client, body, field, words):
+    assert_422(client.post(URL.format("mlp"), json=body), field, *words)
+    query = {k: str(v) for k, v in body.items()}
+    assert_422(client.get(URL.format("bigram"), params=query), field, *words)
+
+
+def test_max_len_never_cuts_a_name(client):
+    """Issue 21: `?max_len=3` returned truncated strings; now every name ended by itself."""
+    for model in ("bigram", "mlp"):
+        body = sample(client, model, n=200, seed=1, max_len=3)
+        assert len(body["names"]) == 200 and all(len(x) <= 3 for x in names(body))
+        # a name ended there: its log-probability includes the end token, as scoring's does
+        scored = client.post(f"/api/models/{model}/score",
+                             json={"names": names(body)[:20]}).json()["results"]
+        for s, x in zip(scored, body["names"][:20], strict=True):
+            assert s["log_prob"] == pytest.approx(x["log_prob"], abs=1e-4)

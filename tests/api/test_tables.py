@@ -212,3 +212,20 @@ def test_top_names_do_not_depend_on_the_model_threads_speed(settings, slow_model
         slow = [top(c, model, **q) for q in SLOW_TOP]
     assert slow == fast
     assert all(not b["exhausted"] and not b["timed_out"] for b in slow)
+
+
+def test_top_names_that_fit_are_the_best_of_the_sampled_ones(client):
+    """The top route takes sampling's constraints (issue 26): every name fits, best first, and
+    no name the sampler finds that fits is more probable than the k-th."""
+    r = client.get("/api/models/bigram/top", params={"k": 10, "suffix": "lyn", "min_len": 5})
+    body = r.json()
+    assert r.status_code == 200 and not body["exhausted"] and len(body["names"]) == 10
+    got = [x["name"] for x in body["names"]]
+    assert all(x.endswith("lyn") and len(x) >= 5 for x in got)
+    lps = [x["log_prob"] for x in body["names"]]
+    assert lps == sorted(lps, reverse=True)
+    drawn = client.post("/api/models/bigram/sample",
+                        json={"n": 500, "seed": 1, "suffix": "lyn", "min_len": 5}).json()
+    assert max(x["log_prob"] for x in drawn["names"]) <= lps[0] + 1e-9
+    bad = client.get("/api/models/bigram/top", params={"pattern": "(ab"})
+    assert bad.status_code == 422 and "pattern" in bad.json()["detail"][0]["loc"]

@@ -22,7 +22,7 @@ from app.lm.inspect import (
     next_letters,
     sample_words,
 )
-from app.lm.sampling import sample
+from app.lm.sampling import Knobs, exact_kind, sample
 from app.lm.scoring import score_names
 from app.lm.vocab import MAX_NAME_LEN
 from app.registry import Registry
@@ -76,7 +76,7 @@ def test_the_knobs_cut_what_the_sampler_cuts_and_the_same_seed_draws_the_same(
     model = registry.get(kind).model
     V = len(model.vocab)
     for prefix in ["", "a", "el"]:
-        nl = next_letters(model, prefix, temperature, top_k)
+        nl = next_letters(model, prefix, Knobs(temperature, top_k))
         lp = torch.tensor(nl.log_probs)
         # top-k by the model's own ranking; the end is cut after an empty prefix
         allowed = torch.ones(V, dtype=torch.bool)
@@ -90,6 +90,10 @@ def test_the_knobs_cut_what_the_sampler_cuts_and_the_same_seed_draws_the_same(
         # the drawn probabilities are the model's at this temperature, renormalised on the kept
         w = torch.where(want, torch.exp(lp / temperature), torch.zeros(V, dtype=torch.float64))
         assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-5)
+        if exact_kind(model):
+            # the bigram kinds sample P(name | it fits max_len) exactly (backward messages), not
+            # this step's distribution as it stands: the same cut, another draw per uniform
+            continue
         for seed in range(20):
             name = sample(model, 1, torch.Generator().manual_seed(seed), temperature=temperature,
                           top_k=top_k, prefix=prefix, max_len=32)[0]
@@ -116,7 +120,8 @@ def test_greedy_takes_a_most_likely_symbol_each_step(registry, kind):
                 lp[0] = -math.inf  # a name has a letter
             chosen = stoi[name[k]] if k < len(name) else 0
             assert lp[chosen] == lp.max(), (name, k)
-        if kind != "bigram":  # counts tie often; there the sampler may take another of them
+        if kind != "bigram" and ends:  # counts tie often; there the sampler may take another
+            # of them; a greedy loop never ends, and sampling draws again a name past max_len
             cold = sample(model, 1, torch.Generator().manual_seed(0), temperature=1e-6,
                           prefix=prefix, max_len=64)[0]
             assert name == cold

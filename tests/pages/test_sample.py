@@ -95,3 +95,35 @@ def test_max_len_is_honoured_and_the_form_shows_every_bound(client):
         assert bound in r.text
     r = client.get("/sample?max_len=65")
     assert r.status_code == 422 and "max length must be between 1 and 64" in r.text
+
+
+def test_more_options_constrain_the_names_and_say_the_mass(client):
+    html = client.get("/sample?model=bigram&n=6&seed=2&suffix=lyn&min_len=5").text
+    got = names(html)
+    assert len(got) == 6 and all(x.endswith("lyn") and len(x) >= 5 for x in got)
+    assert re.search(r'<details class="more-options" open>', html)
+    sentence = re.search(r'<p class="note" id="fit" role="status">([^<]*)</p>', html).group(1)
+    assert re.fullmatch(r"[\d.]+% of this model&#39;s names end in \u2011lyn and have at least 5 "
+                        r"letters\.", sentence), sentence
+    assert "suffix=lyn" in html and "min_len=5" in html  # the permalink keeps them
+
+
+def test_the_mlp_page_says_how_many_draws_a_rare_constraint_took(client):
+    html = client.get("/sample?model=mlp&n=3&seed=2&suffix=lyn").text
+    assert len(names(html)) == 3
+    assert re.search(r"About [\d.]+% of this model&#39;s names end in \u2011lyn \(\d+ of [\d,]+ "
+                     r"draws fit\)\. It took [\d,]+ draws to find these 3\.", html)
+
+
+def test_without_more_options_the_group_is_folded_and_no_mass_is_shown(client):
+    html = client.get("/sample?model=bigram&n=3&seed=2").text
+    assert '<details class="more-options">' in html and 'id="fit"' not in html
+
+
+@pytest.mark.parametrize(("query", "words"), [("pattern=(ab", "not a valid regular expression"),
+                                              ("suffix=lyn&max_len=2", "no name of 1 to 2"),
+                                              ("top_p=2", "top-p must be")])
+def test_a_bad_constraint_is_an_error_in_the_page(client, query, words):
+    r = client.get(f"/sample?model=bigram&{query}")
+    assert r.status_code == 422 and words.lower() in r.text.lower()
+    assert '<details class="more-options" open>' in r.text or "top_p" in query
