@@ -134,6 +134,14 @@ sampling: Batcher[SampleParams, SampleResult] = Batcher(sample_each,
                                                         batches=services.shares_sampling)
 
 
+def batched(registry) -> dict[str, dict[str, bool]]:
+    """Per model: whether its score and sample requests are served together (logged at
+    start-up, shown by /readyz)."""
+    return {m.name: {"scoring": batches_scoring(m.model),
+                     "sampling": services.shares_sampling(m.model)}
+            for m in registry.models.values()}
+
+
 async def score(m: LoadedModel, names: list[str], field: str = "names",
                 indexed: bool = True) -> list[NameScore]:
     """services.score(m, names, field, indexed), served together with the other requests

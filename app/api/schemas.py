@@ -53,10 +53,22 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class Batched(BaseModel):
+    scoring: bool = Field(description="concurrent score requests share one forward pass: the "
+                                      "model's rows are independent of the batch on this CPU "
+                                      "(checked at load); else one request at a time")
+    sampling: bool = Field(description="concurrent sample requests share their steps' forward "
+                                       "passes (rows independent, and the base decoder)")
+
+
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
+    batched: dict[str, Batched] = Field(
+        default_factory=dict,
+        description="per model: whether concurrent requests are served together; the answers "
+                    "are the same either way, only the throughput differs")
     refused: dict[str, str] = Field(
         default_factory=dict,
         description="checkpoint files refused at start-up: file name -> why, in one line",
