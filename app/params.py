@@ -145,7 +145,9 @@ class SampleParams(Params):
     max_len: int = Field(32, ge=1, le=MAX_LEN, title="max length",
                          description="longest name, in letters")
     unique: bool = Field(False, description="no name twice in one response")
-    exclude_training: bool = Field(False, description="only names not in the training set")
+    exclude_training: bool = Field(
+        False, description="only new names: none of the model's data (its training split or "
+                           "its held-out names)")
 
 
 class CLISampleParams(SampleParams):

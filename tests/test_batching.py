@@ -39,7 +39,7 @@ SAMPLES = [
 ]
 SCORES = [["emma"], ["xqzvk", "José", "ava"], ["olivia"] * 3, ["a", "zzzzzzzzzzzz", "quinn"],
           [f"{a}{b}ley" for a in "bcdk" for b in "aeiou"]]
-BAD = [("POST", "/api/models/{m}/score", {"names": ["emma", "b4d"]}),
+BAD = [("POST", "/api/models/{m}/score", {"names": ["b4d", "9"]}),
        ("POST", "/api/models/{m}/sample", {"n": 2, "prefix": "9"})]
 
 

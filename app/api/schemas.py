@@ -19,7 +19,7 @@ from app.lm.embeddings import Projection
 from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import EmbeddingView, SampledName, TopName
+from app.services import IN_DATA, IN_TRAINING, EmbeddingView, SampledName, TopName
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
 
@@ -190,13 +190,30 @@ class NameScoreOut(BaseModel):
                     "under the shipped bigram beats ~37% of them, xqzvk (5.65) none. Null when "
                     "the checkpoint has no held-out quantiles (made before they existed, or "
                     "trained without a validation split): the model card says why")
-    in_training_set: bool
+    in_data: bool = Field(description=IN_DATA)
+    in_training_set: bool = Field(description=IN_TRAINING)
     steps: list[StepOut]
+
+
+class NameErrorOut(BaseModel):
+    index: int = Field(description="the name's position in the request's `names`")
+    name: str = Field(description="as given")
+    type: str = Field(description="what kind of problem, e.g. invalid_name",
+                      examples=["invalid_name"])
+    msg: str = Field(description="what is wrong with it, in one sentence")
 
 
 class ScoreResponse(BaseModel):
     model: str
-    results: list[NameScoreOut] = Field(description="one per name, in the order given")
+    results: list[NameScoreOut] = Field(
+        description="one per name that can be scored, in the order given (a name in `errors` "
+                    "has none)")
+    errors: list[NameErrorOut] = Field(
+        default_factory=list,
+        description="one per name that cannot be scored (a letter outside the model's "
+                    "alphabet, too long once normalised), in the order given: one bad name "
+                    "does not cost the rest, as on the score page and in `namelab score`. When "
+                    "no name can be scored the answer is a 422 naming each")
 
 
 class CompareEntry(NameScoreOut):

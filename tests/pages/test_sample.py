@@ -48,7 +48,8 @@ def test_training_names_get_a_badge(client):
     rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", html, re.S)
     for row in rows:
         name = re.search(r'<td class="name"><a [^>]*>([^<]*)<', row).group(1)
-        assert ("known name" in row) == (name in m.training_set)
+        assert ("known name" in row) == (name in m.data_set)
+        assert ("held out" in row) == (name in m.data_set - m.training_set)
 
 
 @pytest.mark.parametrize("query, message", [
