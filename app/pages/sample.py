@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.pages.common import flag, pick_model
+from app.pages.common import flag, pick_model, unknown_params
 from app.params import SampleParams
 from app.services import sample_names
 from app.web import USER_ERRORS, RegistryDep, page_error, render
@@ -21,8 +21,9 @@ def sample_params(q) -> SampleParams:
     """The form's raw values as SampleParams (InvalidParam says what is wrong); blank fields
     take their defaults."""
     values = {k: q.get(k) for k in ("n", "temperature", "top_k", "prefix", "seed", "max_len")}
+    exclude = flag(q.get("exclude")) or flag(q.get("exclude_training"))  # the API's name too
     return SampleParams.parse({**values, "unique": flag(q.get("unique")),
-                               "exclude_training": flag(q.get("exclude"))})
+                               "exclude_training": exclude})
 
 
 @router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
@@ -31,7 +32,9 @@ def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
-           "form": {k: q.get(k, "") for k in FIELDS}, "params": SampleParams,
+           "form": {**{k: q.get(k, "") for k in FIELDS},
+                    "exclude": q.get("exclude") or q.get("exclude_training") or ""},
+           "notice": unknown_params(q, (*FIELDS, "exclude_training")), "params": SampleParams,
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()), default=27)}
     try:
         m = pick_model(registry, q.get("model"))

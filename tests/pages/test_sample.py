@@ -95,3 +95,14 @@ def test_max_len_is_honoured_and_the_form_shows_every_bound(client):
         assert bound in r.text
     r = client.get("/sample?max_len=65")
     assert r.status_code == 422 and "max length must be between 1 and 64" in r.text
+
+
+def test_the_apis_parameter_names_work_and_unknown_ones_are_named(client):
+    """Issue 21: /sample?exclude_training=true was ignored (the page's name is `exclude`)."""
+    m = client.app.state.registry.get("bigram")
+    html = client.get("/sample?model=bigram&n=30&seed=1&exclude_training=true").text
+    rows = re.findall(r'<td class="name"><a [^>]*>([^<]*)<', html)
+    assert rows and not set(rows) & m.data_set
+    assert 'name="exclude" value="1" checked' in html and "Ignored" not in html
+    html = client.get("/sample?model=bigram&n=3&seed=1&colour=red").text
+    assert "Ignored &#39;colour&#39;: not a parameter of this page" in html
