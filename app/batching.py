@@ -42,7 +42,7 @@ from typing import Any, Generic, TypeVar
 
 from app import services, worker
 from app.lm.base import LanguageModel
-from app.params import SampleParams
+from app.params import InvalidParam, SampleParams
 from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
 
@@ -135,12 +135,28 @@ sampling: Batcher[SampleParams, SampleResult] = Batcher(sample_each,
                                                         batches=services.shares_sampling)
 
 
+def batched(registry) -> dict[str, dict[str, bool]]:
+    """Per model: whether its score and sample requests are served together (logged at
+    start-up, shown by /readyz)."""
+    return {m.name: {"scoring": batches_scoring(m.model),
+                     "sampling": services.shares_sampling(m.model)}
+            for m in registry.models.values()}
+
+
 async def score(m: LoadedModel, names: list[str], field: str = "names",
                 indexed: bool = True) -> list[NameScore]:
     """services.score(m, names, field, indexed), served together with the other requests
     queued for m. The names are checked here first, so an InvalidParam names the route's field."""
     services.normalized_all(m, names, field, indexed)
     return await scoring.submit(m, names)
+
+
+async def score_valid(m: LoadedModel, names: list[str]) -> tuple[list[NameScore],
+                                                                  list[InvalidParam]]:
+    """The names that can be scored, scored (in order, batched as `score`), and an
+    InvalidParam for each one that cannot (its index in `names`)."""
+    good, bad = services.split_valid(m, names)
+    return (await scoring.submit(m, good) if good else []), bad
 
 
 async def sample(m: LoadedModel, p: SampleParams) -> SampleResult:

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -35,6 +42,9 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 META_KEY = "namelab"
 NAMES_TENSOR = "training_names"  # UTF-8 bytes of the sorted training names, newline-separated
+# Optional, the same way: the other names of the model's data (its validation and test splits,
+# less the training names), so that "in the data" can be told apart from "in the training split"
+OTHER_NAMES_TENSOR = "other_names"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}  # safetensors' names
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "U8": 1}  # U8: the training names only
@@ -117,22 +127,58 @@ class SplitInfo(BaseModel):
     n_test: int = Field(ge=0)
 
 
+def _finite(q: list[float]) -> list[float]:
+    if not all(math.isfinite(x) for x in q):
+        raise ValueError("must be finite")
+    return q
+
+
 class HeldOut(BaseModel):
-    """The reference of plausibility: NLL per character of the held-out names at 0..100%."""
+    """The reference of plausibility: NLL per character of the held-out names at 0..100%, and
+    (checkpoints calibrated since issue 21) the same by length: app.lm.scoring.length_quantiles.
+    """
 
     model_config = ConfigDict(extra="forbid")
     split: Literal["val"] = "val"  # distinct validation names that are not training names
     n_names: int = Field(ge=1)
     quantiles: list[float] = Field(min_length=QUANTILES, max_length=QUANTILES)
+    # per length 1..MAX_NAME_LEN: the median and spread of held-out NLL per character; and the
+    # quantiles of every held-out name's NLL standardised by its length's
+    length_centre: list[float] | None = Field(None, min_length=MAX_NAME_LEN,
+                                              max_length=MAX_NAME_LEN)
+    length_scale: list[float] | None = Field(None, min_length=MAX_NAME_LEN,
+                                             max_length=MAX_NAME_LEN)
+    length_quantiles: list[float] | None = Field(None, min_length=QUANTILES,
+                                                 max_length=QUANTILES)
 
-    @field_validator("quantiles")
+    @field_validator("quantiles", "length_quantiles")
     @classmethod
-    def _non_decreasing(cls, q: list[float]) -> list[float]:
+    def _non_decreasing(cls, q: list[float] | None) -> list[float] | None:
+        if q is None:
+            return q
         if not all(math.isfinite(x) for x in q):
             raise ValueError("quantiles must be finite")
         if any(b < a for a, b in zip(q, q[1:], strict=False)):
             raise ValueError("quantiles must be non-decreasing")
         return q
+
+    @field_validator("length_centre", "length_scale")
+    @classmethod
+    def _finite_lengths(cls, v: list[float] | None) -> list[float] | None:
+        return None if v is None else _finite(v)
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> HeldOut:
+        parts = (self.length_centre, self.length_scale, self.length_quantiles)
+        if any(p is None for p in parts) and any(p is not None for p in parts):
+            raise ValueError("length_centre, length_scale and length_quantiles go together")
+        if self.length_scale is not None and min(self.length_scale) <= 0:
+            raise ValueError("length_scale must be positive")
+        return self
+
+    @property
+    def by_length(self) -> bool:
+        return self.length_quantiles is not None
 
 
 class CheckpointMeta(BaseModel):
@@ -165,6 +211,9 @@ class Checkpoint:
     model: LanguageModel
     meta: CheckpointMeta
     training_names: list[str]  # sorted, distinct
+    # the rest of the model's data (val and test, less the training names), sorted, distinct;
+    # None for a checkpoint that does not carry them (`namelab calibrate` adds them)
+    other_names: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -175,16 +224,31 @@ def checkpoint_path(out_dir: Path | str, name: str) -> Path:
     return Path(out_dir) / f"{name}{SUFFIX}"
 
 
+def names_tensor(names: list[str]) -> torch.Tensor:
+    """The sorted distinct names as the UTF-8 bytes of their lines."""
+    data = "\n".join(sorted(set(names))).encode()
+    if not data:  # frombuffer refuses an empty buffer
+        return torch.zeros(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).clone()
+
+
 def save_checkpoint(
-    path: Path, model: LanguageModel, meta: CheckpointMeta, training_names: list[str]
+    path: Path, model: LanguageModel, meta: CheckpointMeta, training_names: list[str],
+    other_names: list[str] | None = None,
 ) -> Path:
     """Write atomically; returns the final path (always ending in .safetensors)."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors[NAMES_TENSOR] = names_tensor(training_names)
+    if other_names is not None:
+        tensors[OTHER_NAMES_TENSOR] = names_tensor(other_names)
+    return write_tensors(path, tensors, meta)
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> Path:
+    """The checkpoint file of these tensors and metadata, written atomically."""
     path = Path(path)
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    names = "\n".join(sorted(set(training_names))).encode()
-    tensors[NAMES_TENSOR] = torch.frombuffer(bytearray(names), dtype=torch.uint8).clone()
     blob = st_save(tensors, metadata={META_KEY: meta.model_dump_json()})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +312,7 @@ def load_checkpoint(path: Path | str, limits: Limits = Limits()) -> Checkpoint: 
         raise CheckpointError(path, f"not a valid safetensors file (corrupted?): {e}") from None
     del data
     names_bytes = tensors.pop(NAMES_TENSOR)
+    other_bytes = tensors.pop(OTHER_NAMES_TENSOR, None)
     _check_weights(path, shape, tensors)
     # Copies of the file's tensors (safetensors reads them as views of read-only bytes), in the
     # model's own dtypes, become the model's: the meta-device shape has no memory to copy into,
@@ -263,7 +328,17 @@ def load_checkpoint(path: Path | str, limits: Limits = Limits()) -> Checkpoint: 
                                     "form (too large to compute reliably?)") from None
     _check_log_probs(path, model)
     training_names = _training_names(path, names_bytes, vocab, meta)
-    return Checkpoint(path=path, model=model, meta=meta, training_names=training_names)
+    other_names = (None if other_bytes is None
+                   else _training_names(path, other_bytes, vocab, meta, OTHER_NAMES_TENSOR))
+    return Checkpoint(path=path, model=model, meta=meta, training_names=training_names,
+                      other_names=other_names)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint that loads (load_checkpoint checks it first), as stored."""
+    load_checkpoint(path)
+    with _open(Path(path)) as f:
+        return {k: v.clone() for k, v in st_load(f.read()).items()}
 
 
 @contextmanager
@@ -386,14 +461,18 @@ def _check_layout(path: Path, meta: CheckpointMeta, model: LanguageModel, header
                   limits: Limits) -> None:
     """The header's tensors are exactly the model's (names and shapes) plus the training
     names: checked before a byte of tensor data is read."""
-    names = header.get(NAMES_TENSOR)
-    if (names is None or names["dtype"] != "U8" or len(names["shape"]) != 1):
-        raise CheckpointError(path, f"missing or malformed tensor {NAMES_TENSOR!r}")
-    if names["shape"][0] > limits.max_names_bytes:
-        raise CheckpointError(path, f"{NAMES_TENSOR!r} has {names['shape'][0]:,} bytes; at "
-                                    f"most {limits.max_names_bytes:,} "
-                                    f"(NAMELAB_MAX_TRAINING_NAMES)")
-    tensors = {k: v for k, v in header.items() if k not in ("__metadata__", NAMES_TENSOR)}
+    for key in (NAMES_TENSOR, OTHER_NAMES_TENSOR):
+        names = header.get(key)
+        if names is None and key == OTHER_NAMES_TENSOR:
+            continue  # optional
+        if (names is None or names["dtype"] != "U8" or len(names["shape"]) != 1):
+            raise CheckpointError(path, f"missing or malformed tensor {key!r}")
+        if names["shape"][0] > limits.max_names_bytes:
+            raise CheckpointError(path, f"{key!r} has {names['shape'][0]:,} bytes; at "
+                                        f"most {limits.max_names_bytes:,} "
+                                        f"(NAMELAB_MAX_TRAINING_NAMES)")
+    tensors = {k: v for k, v in header.items()
+               if k not in ("__metadata__", NAMES_TENSOR, OTHER_NAMES_TENSOR)}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
@@ -508,11 +587,11 @@ def _check_log_probs(path: Path, model: LanguageModel) -> None:
 
 
 def _training_names(path: Path, names_bytes: torch.Tensor, vocab: Vocab,
-                    meta: CheckpointMeta) -> list[str]:
+                    meta: CheckpointMeta, key: str = NAMES_TENSOR) -> list[str]:
     try:
         text = names_bytes.numpy().tobytes().decode()
     except UnicodeDecodeError:
-        raise CheckpointError(path, f"{NAMES_TENSOR!r} is not UTF-8 text") from None
+        raise CheckpointError(path, f"{key!r} is not UTF-8 text") from None
     training_names = text.split("\n") if text else []
     # Every name non-empty, of the vocab's letters, and as normalize_name leaves it. Checked on
     # the whole text at once (a name at a time took 70 ms a model at start-up); a name at a time
@@ -525,9 +604,9 @@ def _training_names(path: Path, names_bytes: torch.Tensor, vocab: Vocab,
     bad = [n for n in training_names if not n
            or normalize_name(n) != n or any(ch not in vocab.chars for ch in n)]
     if bad:
+        what = "training names" if key == NAMES_TENSOR else f"names of {key!r}"
         raise CheckpointError(
-            path, f"{len(bad)} training names do not fit the vocab {meta.vocab!r}, "
-                  f"e.g. {bad[0]!r}")
+            path, f"{len(bad)} {what} do not fit the vocab {meta.vocab!r}, e.g. {bad[0]!r}")
     return training_names
 
 

@@ -21,11 +21,14 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 EXAMPLES = {
     "train": """examples:
-  namelab train --model bigram                       # models/bigram.safetensors, data ssa:2017
+  namelab train --model bigram --name mine           # ./models/mine.safetensors, data ssa:2017
   namelab train --model mlp --steps 2000 --name quick
-  namelab train --model neural-bigram --reg 0 --steps 2000
+  namelab train --model neural-bigram --reg 0 --steps 2000 --out /tmp/models
   namelab train --model bigram --data ssa:1920-1929 --name bigram-1920s
-  namelab train --model bigram --data names.txt --smoothing 0 --split none""",
+  namelab train --model bigram --data names.txt --smoothing 0 --split none --force""",
+    "calibrate": """examples:
+  namelab calibrate mlp transformer                  # models in --models-dir
+  namelab calibrate ./models/mine --data names.txt   # its data file, moved since training""",
     "sample": """examples:
   namelab sample --model mlp -n 10 --seed 42
   namelab sample --model mlp -n 5 --seed 42 --prefix an --temperature 0.8 --top-k 5
@@ -142,8 +145,12 @@ def build_parser(kind: str | None = None, only: str | None = None) -> argparse.A
     p.add_argument("--data", default=DEFAULT_SPEC,
                    help="ssa:YEAR, ssa:FIRST-LAST, optionally :F or :M, or a text file "
                         "(default %(default)s)")
-    p.add_argument("--out", default=str(DEFAULT_MODELS_DIR), help="folder (default models/)")
+    p.add_argument("--out", default="models",
+                   help="folder to write NAME.safetensors in (default ./models, in the current "
+                        "folder)")
     p.add_argument("--name", help="checkpoint name (default: the model type)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the checkpoint if it exists (default: refuse)")
     p.add_argument("--split", choices=["standard", "none"], default="standard",
                    help="80/10/10 train/val/test, or train on every word")
     p.add_argument("--split-seed", type=int, default=42, help="seed of the split shuffle")
@@ -153,6 +160,16 @@ def build_parser(kind: str | None = None, only: str | None = None) -> argparse.A
 
     model_help = "checkpoint path (DIR/NAME, with or without .safetensors) or a model name " \
                  "in --models-dir"
+    p = command("calibrate", "recompute checkpoints' plausibility reference (by name length) "
+                             "and their data's other names, from their own data and split",
+                cmd_calibrate)
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="checkpoint path (DIR/NAME, with or without .safetensors) or a model "
+                        "name in --models-dir")
+    p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("--data", help="the data the models were trained on, if their recorded spec "
+                                  "no longer finds it (checked by its sha256)")
+
     p = command("sample", "sample names from a model", cmd_sample)
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
@@ -262,13 +279,13 @@ def _train(args) -> int:
         result = train_to_checkpoint(
             args.model, args.data, args.out, args.name or args.model,
             split_seed=None if args.split == "none" else args.split_seed,
-            config=config, training=training, progress=progress,
+            config=config, training=training, progress=progress, overwrite=args.force,
         )
     finally:
         if bar is not None:
             bar.close()
     meta = result.meta
-    print(f"wrote {result.path}  ({meta.model_type}, {meta.n_params:,} parameters, "
+    print(f"wrote {result.path.resolve()}  ({meta.model_type}, {meta.n_params:,} parameters, "
           f"{meta.dataset.n_words:,} words of {meta.dataset.spec}, "
           f"{meta.training_seconds:.1f} s)")
     print(f"{'split':<6} {'words':>7} {'NLL':>8}")
@@ -276,6 +293,26 @@ def _train(args) -> int:
                           ("val", meta.split.n_val, meta.metrics.val_nll),
                           ("test", meta.split.n_test, meta.metrics.test_nll)):
         print(f"{split:<6} {n:>7,} {'-' if nll is None else f'{nll:.4f}':>8}")
+    return 0
+
+
+def yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def cmd_calibrate(args) -> int:
+    from app.checkpoints import CheckpointError
+    from app.training import calibrate
+
+    paths = [resolve_model(m, args.models_dir) for m in args.models]  # all found, or none done
+    for path in paths:
+        try:
+            meta = calibrate(path, args.data)
+        except CheckpointError as e:
+            raise CLIError(str(e)) from None
+        h = meta.held_out
+        what = (f"{h.n_names:,} held-out names" if h else "no held-out names: no plausibility")
+        print(f"calibrated {path.resolve()}  ({what})")
     return 0
 
 
@@ -287,9 +324,9 @@ def cmd_sample(args) -> int:
     m = load_served(args)
     result = sample_names(m, params)  # the API's sampling: same seed, same names
     print(f"# {m.name}: {len(result.names)} names, seed {result.seed}")
-    print(f"{'name':<20} {'log P':>9}  in training")
+    print(f"{'name':<20} {'log P':>9}  in data  in training")
     for s in result.names:
-        print(f"{s.name:<20} {s.log_prob:9.3f}  {'yes' if s.in_training_set else 'no'}")
+        print(f"{s.name:<20} {s.log_prob:9.3f}  {yes(s.in_data):<7}  {yes(s.in_training_set)}")
     fit = fit_sentence(result, params)
     if fit:
         print(f"# {fit}")
@@ -312,11 +349,12 @@ def cmd_score(args) -> int:
         except InvalidParam as e:
             bad.append(str(e))
     if good:
-        print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in training")
+        print(f"{'name':<20} {'log P':>9} {'NLL/char':>9} {'plausible':>9}  in data  "
+              f"in training")
     for s in good:
         pct = "n/a" if s.plausibility is None else f"{s.plausibility:.1f}%"
         print(f"{s.normalized:<20} {s.log_prob:9.3f} {s.nll_per_char:9.4f} {pct:>9}  "
-              f"{'yes' if s.in_training_set else 'no'}")
+              f"{yes(s.in_data):<7}  {yes(s.in_training_set)}")
         if args.details:
             for st in s.steps:
                 print(f"    P({st['char']!r} | {st['context']!r}) = {st['prob']:.4f}"
@@ -325,7 +363,9 @@ def cmd_score(args) -> int:
         print(f"plausibility n/a: {plaus.reason}")
     elif good:
         print(f"plausible: the share of {plaus.n_names:,} held-out names (validation names the "
-              f"model never trained on) with a worse NLL per character")
+              f"model never trained on) with a worse NLL per character"
+              f"{', among names of the same length' if plaus.by_length else ''}; in data: in "
+              f"the model's data (its training split or held out)")
     for message in bad:
         print(f"namelab score: error: {message}", file=sys.stderr)
     return 1 if bad else 0

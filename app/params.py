@@ -167,7 +167,9 @@ class SampleParams(Params):
                          description="longest name, in letters: a longer name is drawn again, "
                                      "never cut")
     unique: bool = Field(False, description="no name twice in one response")
-    exclude_training: bool = Field(False, description="only names not in the training set")
+    exclude_training: bool = Field(
+        False, description="only new names: none of the model's data (its training split or "
+                           "its held-out names)")
 
 
 class CLISampleParams(SampleParams):

@@ -37,8 +37,11 @@ class UnknownModel(LookupError):
 @dataclass
 class LoadedModel:
     checkpoint: Checkpoint
-    training_set: frozenset[str]
+    training_set: frozenset[str]  # the names of its training split
     plausibility: Plausibility
+    # every name of its data (the training split and the held-out ones); the training set
+    # alone for a checkpoint that does not carry its other names (see `knows_its_data`)
+    data_set: frozenset[str] = frozenset()
     # views derived from the weights that take work to compute (t-SNE...): made once, on first
     # use, and kept (the weights never change while served)
     derived: dict = field(default_factory=dict, repr=False)
@@ -59,12 +62,20 @@ class LoadedModel:
     def kind(self) -> Kind:
         return KINDS[self.checkpoint.meta.model_type]  # loading checked it is registered
 
+    @property
+    def knows_its_data(self) -> bool:
+        """Whether `data_set` is all of the model's data (the checkpoint carries the names
+        outside its training split: `namelab train` and `namelab calibrate` store them)."""
+        return self.checkpoint.other_names is not None
+
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> LoadedModel:
+        training = frozenset(ckpt.training_names)
         return cls(
             checkpoint=ckpt,
-            training_set=frozenset(ckpt.training_names),
+            training_set=training,
             plausibility=plausibility_of(ckpt),
+            data_set=training | frozenset(ckpt.other_names or ()),
         )
 
 
@@ -72,7 +83,9 @@ def plausibility_of(ckpt: Checkpoint) -> Plausibility:
     """The checkpoint's held-out quantiles, or why there are none."""
     h = ckpt.meta.held_out
     if h is not None:
-        return Plausibility(h.quantiles, h.n_names)
+        by_length = ((h.length_centre, h.length_scale, h.length_quantiles) if h.by_length
+                     else None)
+        return Plausibility(h.quantiles, h.n_names, by_length=by_length)
     if ckpt.meta.split.n_val == 0:
         why = "the model was trained without a validation split, so it has no held-out names"
     else:

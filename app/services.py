@@ -38,6 +38,9 @@ from app.lm.vocab import InvalidName, Vocab
 from app.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
 from app.registry import LoadedModel
 
+IN_DATA = ("the name is in the model's data: its training split or its held-out names (what "
+           "'known name' means on the pages, and what exclude_training leaves out)")
+IN_TRAINING = "the name is in the model's training split (80% of its data)"
 MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
 # Names that fit a rare constraint take 1 / mass draws each (rejection, for the neural kinds):
 # at most this many draws a request (and MAX_SAMPLE_DRAWS * n if more), by count, so the same
@@ -54,7 +57,8 @@ class SampledName:
     log_prob: Annotated[float, Field(description="log P(name) under the model at temperature "
                                                  "1, the end token included")]
     nll_per_char: Annotated[float, Field(description="-log_prob / (letters + 1)")]
-    in_training_set: bool
+    in_data: Annotated[bool, Field(description=IN_DATA)]
+    in_training_set: Annotated[bool, Field(description=IN_TRAINING)]
 
 
 @dataclass(frozen=True)
@@ -277,7 +281,7 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
         if d.drawn == 0:  # the deadline stopped the round, or no name fits at these knobs
             break
         for name, lp in zip(d.names, d.log_probs, strict=True):
-            if exclude_training and name in m.training_set:
+            if exclude_training and name in m.data_set:
                 continue
             if unique and name in seen:
                 continue
@@ -337,7 +341,7 @@ def _sample_result(m: LoadedModel, seed: int, kept: list[tuple[str, float]], n: 
         seed=seed,
         names=[
             SampledName(name=x, log_prob=lp, nll_per_char=-lp / (len(x) + 1),
-                        in_training_set=x in m.training_set)
+                        in_data=x in m.data_set, in_training_set=x in m.training_set)
             for x, lp in kept
         ],
         exhausted=len(kept) < n,
@@ -357,7 +361,8 @@ class NameScore:
     nll_per_char: float
     perplexity: float
     plausibility: float | None  # percentile among held-out names; None: see m.plausibility.reason
-    in_training_set: bool
+    in_data: bool  # in the model's data (training split or held out)
+    in_training_set: bool  # in its training split
     steps: list[Step]
 
 
@@ -366,6 +371,20 @@ def normalized_all(m: LoadedModel, names: list[str], field: str = "names",
     """The names normalised; InvalidParam names the first bad one: its field and, for a list
     of names (indexed), its index."""
     return [normalized(m, x, field, i if indexed else None) for i, x in enumerate(names)]
+
+
+def split_valid(m: LoadedModel, names: list[str],
+                field: str = "names") -> tuple[list[str], list[InvalidParam]]:
+    """The names that can be scored under m (as given) and an InvalidParam for each of the
+    others, naming its index: one bad name does not cost the rest (API, page and CLI)."""
+    good, bad = [], []
+    for i, x in enumerate(names):
+        try:
+            normalized(m, x, field, i)
+            good.append(x)
+        except InvalidParam as e:
+            bad.append(e)
+    return good, bad
 
 
 def score(m: LoadedModel, names: list[str], field: str = "names",
@@ -412,7 +431,8 @@ def _scores(m: LoadedModel, names: list[str], normal: list[str]) -> list[NameSco
             log_prob=s.log_prob,
             nll_per_char=s.nll_per_char,
             perplexity=s.perplexity,
-            plausibility=m.plausibility.percentile(s.nll_per_char),
+            plausibility=m.plausibility.percentile(s.nll_per_char, len(s.name)),
+            in_data=s.name in m.data_set,
             in_training_set=s.name in m.training_set,
             steps=s.steps,
         )

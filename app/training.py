@@ -11,11 +11,22 @@ from typing import Any
 
 import torch
 
-from app.checkpoints import CheckpointMeta, HeldOut, checkpoint_path, save_checkpoint
-from app.data import load_dataset, split_words
+from app.checkpoints import (
+    OTHER_NAMES_TENSOR,
+    CheckpointMeta,
+    HeldOut,
+    checkpoint_path,
+    load_checkpoint,
+    names_tensor,
+    read_tensors,
+    save_checkpoint,
+    write_tensors,
+)
+from app.data import DataError, Split, load_dataset, split_words
 from app.lm import KINDS, LanguageModel, Vocab
-from app.lm.scoring import nll_quantiles
+from app.lm.scoring import length_quantiles, nll_quantiles
 from app.lm.train import OptimConfig, Progress, evaluate, fit
+from app.lm.vocab import MAX_NAME_LEN
 
 
 def namelab_version() -> str:
@@ -26,11 +37,61 @@ def namelab_version() -> str:
 
 
 def held_out(model: LanguageModel, val: list[str], train: list[str]) -> HeldOut | None:
-    """Plausibility's reference: the distinct validation names the model never trained on."""
+    """Plausibility's reference: the distinct validation names the model never trained on,
+    overall and by length (app.lm.scoring.length_quantiles)."""
     names = sorted(set(val) - set(train))
     if not names:
         return None
-    return HeldOut(n_names=len(names), quantiles=nll_quantiles(model, names))
+    centre, scale, zq = length_quantiles(model, names, MAX_NAME_LEN)
+    return HeldOut(n_names=len(names), quantiles=nll_quantiles(model, names),
+                   length_centre=centre, length_scale=scale, length_quantiles=zq)
+
+
+def other_names(split: Split) -> list[str]:
+    """The names of the data outside the training split (what "in the data" adds)."""
+    return sorted(set(split.val + split.test) - set(split.train))
+
+
+def checked_split(words: list[str], seed: int | None) -> Split:
+    """The split, refused when a part of 80/10/10 would be empty."""
+    split = split_words(words, seed)
+    if seed is not None and not (split.train and split.val and split.test):
+        raise DataError(f"too few names for an 80/10/10 split: {len(words)} name"
+                        f"{'s' if len(words) != 1 else ''} give {len(split.train)} training, "
+                        f"{len(split.val)} validation and {len(split.test)} test names (at "
+                        f"least 10 are needed); use --split none to train on all of them")
+    return split
+
+
+class Exists(FileExistsError):
+    """The checkpoint to write is already there, and replacing it was not asked for."""
+
+
+def calibrate(path: Path | str, data: str | None = None) -> CheckpointMeta:
+    """Rewrite a checkpoint's plausibility reference (held_out) and its other names from its
+    own data and split, atomically, its weights and training names untouched (the same bytes).
+
+    A pure function of the weights, the data (by default the spec the checkpoint records;
+    `data` for a file moved since) and the split seed: the data must be the very words it was
+    trained on (same sha256), and the split's training names those the checkpoint holds.
+    """
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta
+    dataset = load_dataset(data or meta.dataset.spec)
+    if dataset.sha256 != meta.dataset.sha256:
+        raise DataError(f"{dataset.spec!r} is not the data {ckpt.name} was trained on "
+                        f"({meta.dataset.spec!r}, {meta.dataset.n_words:,} words, sha256 "
+                        f"{meta.dataset.sha256[:12]}...); pass that data with --data")
+    split = split_words(dataset.words, meta.split.seed)
+    if sorted(set(split.train)) != ckpt.training_names:
+        raise DataError(f"the split of {dataset.spec!r} (seed {meta.split.seed}) does not give "
+                        f"the training names {ckpt.name} holds")
+    new = meta.model_copy(update={"held_out": held_out(ckpt.model, split.val, split.train)})
+    tensors = read_tensors(path)
+    tensors[OTHER_NAMES_TENSOR] = names_tensor(other_names(split))
+    write_tensors(path, tensors, new)
+    return new
 
 
 @dataclass
@@ -49,16 +110,22 @@ def train_to_checkpoint(
     config: Any = None,
     training: OptimConfig | None = None,
     progress: Progress | None = None,
+    overwrite: bool = True,
 ) -> TrainResult:
     """Train one model of a registered kind on a dataset spec (its default config and
-    training unless given) and write `out_dir/name.safetensors` atomically."""
+    training unless given) and write `out_dir/name.safetensors` atomically (Exists, before
+    any training, if the file is there and not `overwrite`)."""
     try:
         kind = KINDS[model_type]
     except KeyError:
         raise ValueError(f"unknown model type {model_type!r}; use "
                          f"{', '.join(KINDS)}") from None
     dataset = load_dataset(data)
-    split = split_words(dataset.words, split_seed)
+    split = checked_split(dataset.words, split_seed)
+    target = checkpoint_path(out_dir, name)
+    if not overwrite and target.exists():
+        raise Exists(f"{target.resolve()} exists; use --force to replace it, or --name to "
+                     f"write another")
     vocab = Vocab.from_words(dataset.words)
     t0 = time.perf_counter()
     model, history = fit(kind, vocab, split, config, training, progress)
@@ -90,5 +157,5 @@ def train_to_checkpoint(
         history=history,
         held_out=held_out(model, split.val, split.train),
     )
-    path = save_checkpoint(checkpoint_path(out_dir, name), model, meta, split.train)
+    path = save_checkpoint(target, model, meta, split.train, other_names(split))
     return TrainResult(path=path, model=model, meta=meta)

@@ -100,7 +100,7 @@ def assert_intact(folder: Path, digest: str) -> None:
 
 def train_args(out: Path, data: Path, steps: int) -> list[str]:
     return ["train", "--model", "mlp", "--data", str(data), "--out", str(out), "--name", "mlp",
-            "--steps", str(steps), "--eval-interval", str(steps), *TINY_MLP]
+            "--force", "--steps", str(steps), "--eval-interval", str(steps), *TINY_MLP]
 
 
 @pytest.mark.slow

@@ -8,9 +8,10 @@ from collections import Counter
 from dataclasses import fields
 
 import pytest
+import torch
 
 from app.checkpoints import load_checkpoint
-from app.cli import main
+from app.cli import DEFAULT_MODELS_DIR, main
 from app.data import load_dataset, split_words
 from app.lm import KINDS
 from app.lm.train import OptimConfig
@@ -45,7 +46,7 @@ def test_sample_is_reproducible_and_marks_training_names(capsys, models_dir):
     assert out1 == out2
     lines = out1.splitlines()
     assert lines[0].startswith("# bigram: 8 names, seed 3")
-    assert lines[1].split() == ["name", "log", "P", "in", "training"]  # a header over the columns
+    assert lines[1].split() == ["name", "log", "P", "in", "data", "in", "training"]  # a header
     assert len(lines) == 10 and all(line.startswith("e") for line in lines[2:])
     assert all(line.split()[-1] in ("yes", "no") for line in lines[2:])
 
@@ -239,7 +240,7 @@ def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
     else:
         monkeypatch.setattr(app.checkpoints.os, "fsync", no_space)
 
-    code, out, err = run(capsys, *args, "--smoothing", "2")
+    code, out, err = run(capsys, *args, "--smoothing", "2", "--force")
     assert code == 1
     assert err.strip().splitlines() == [
         f"namelab train: error: {tmp_path / 'b.safetensors'}: cannot write: "
@@ -304,3 +305,96 @@ def test_bad_constraints_are_one_line_errors(capsys, models_dir, argv, words):
     code, out, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "bigram",
                          *argv)
     assert code == 1 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_writes_into_the_current_folder_says_where_and_never_overwrites_unasked(
+        capsys, monkeypatch, tmp_path, tiny_names_file):
+    """Issue 21: from any folder, `namelab train` wrote into the installed package's models/
+    and replaced an existing model without a word."""
+    monkeypatch.chdir(tmp_path)
+    args = ("train", "--model", "bigram", "--data", str(tiny_names_file), "--quiet")
+    code, out, err = run(capsys, *args)
+    path = tmp_path / "models" / "bigram.safetensors"
+    assert code == 0, err
+    assert out.splitlines()[0].startswith(f"wrote {path} ")  # absolute
+    before = path.read_bytes()
+    code, out, err = run(capsys, *args, "--smoothing", "3")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [
+        f"namelab train: error: {path} exists; use --force to replace it, or --name to "
+        "write another"]
+    assert path.read_bytes() == before
+    assert run(capsys, *args, "--smoothing", "3", "--force")[0] == 0
+    assert load_checkpoint(path).meta.config == {"smoothing": 3.0}
+    assert not (DEFAULT_MODELS_DIR / "bigram.safetensors").samefile(path)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_too_few_names_for_a_split_is_one_line(capsys, tmp_path, n):
+    data = tmp_path / "few.txt"
+    data.write_text("\n".join(["emma", "ava", "mia", "zoe"][:n]) + "\n")
+    args = ("train", "--model", "bigram", "--data", str(data), "--out", str(tmp_path), "--quiet")
+    code, out, err = run(capsys, *args)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "too few names for an 80/10/10 split" in err and "use --split none" in err
+    assert not (tmp_path / "bigram.safetensors").exists()
+    assert run(capsys, *args, "--split", "none")[0] == 0
+
+
+def test_training_takes_the_names_scoring_takes(capsys, tmp_path):
+    """zoë and mary-jane: refused by training, accepted by scoring before issue 21; now both
+    normalise them alike (accents stripped, hyphens and apostrophes dropped)."""
+    data = tmp_path / "mine.txt"
+    data.write_text("Zoë\nMary-Jane\nD'Andre\nemma\n")
+    code, out, err = run(capsys, "train", "--model", "bigram", "--data", str(data), "--out",
+                         str(tmp_path), "--split", "none", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "score", "--model", str(tmp_path / "bigram"), "zoë",
+                         "mary-jane", "D\u2019Andre")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()[1:4]]
+    assert [(r[0], r[-1]) for r in rows] == [("zoe", "yes"), ("maryjane", "yes"),
+                                            ("dandre", "yes")]
+
+
+def test_calibrate_rewrites_the_reference_and_keeps_the_weights(capsys, tmp_path,
+                                                                tiny_names_file):
+    from safetensors.torch import load_file
+
+    from app.checkpoints import OTHER_NAMES_TENSOR, read_meta, read_tensors, write_tensors
+
+    run(capsys, "train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
+        str(tmp_path), "--quiet")
+    path = tmp_path / "bigram.safetensors"
+    trained = read_meta(path)
+    assert trained.held_out.by_length
+    # as a checkpoint made before issue 21: per-character quantiles only, no other names
+    tensors = read_tensors(path)
+    del tensors[OTHER_NAMES_TENSOR]
+    old = trained.held_out.model_copy(update={"length_centre": None, "length_scale": None,
+                                              "length_quantiles": None})
+    write_tensors(path, tensors, trained.model_copy(update={"held_out": old}))
+    assert load_checkpoint(path).other_names is None
+    code, out, err = run(capsys, "calibrate", str(path))
+    assert code == 0, err
+    assert out.strip() == f"calibrated {path}  ({trained.held_out.n_names:,} held-out names)"
+    again = load_checkpoint(path)
+    assert again.meta.held_out.length_quantiles == pytest.approx(
+        trained.held_out.length_quantiles, abs=1e-5)
+    parts = split_words(load_dataset(str(tiny_names_file)).words, 42)
+    assert again.other_names == sorted(set(parts.val + parts.test) - set(parts.train))
+    after = load_file(path)
+    assert all(torch.equal(after[k], v) for k, v in tensors.items())
+    assert again.meta.model_copy(update={"held_out": None}) == \
+        trained.model_copy(update={"held_out": None})
+
+
+def test_calibrate_refuses_other_data(capsys, tmp_path, tiny_names_file):
+    run(capsys, "train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
+        str(tmp_path), "--quiet")
+    other = tmp_path / "other.txt"
+    other.write_text("emma\nava\n")
+    before = (tmp_path / "bigram.safetensors").read_bytes()
+    code, out, err = run(capsys, "calibrate", str(tmp_path / "bigram"), "--data", str(other))
+    assert code == 1 and "is not the data bigram was trained on" in err
+    assert (tmp_path / "bigram.safetensors").read_bytes() == before

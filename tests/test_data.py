@@ -3,6 +3,7 @@ import random
 import pytest
 
 from app.data import DataError, load_dataset, split_words
+from app.lm.vocab import Vocab
 from tests.conftest import SHARED_NAMES
 
 
@@ -46,13 +47,23 @@ def test_text_file_is_trimmed_lowercased_and_blank_lines_skipped(tmp_path):
     assert ds.words == ["emma", "olivia"]
 
 
+def test_training_names_are_normalised_exactly_as_scoring_normalises_them(tmp_path):
+    f = tmp_path / "n.txt"
+    raw = ["Zoë", "Mary-Jane", "D\u2019Andre", " JOSÉ ", "emma"]
+    f.write_text("\n".join(raw) + "\n")
+    assert load_dataset(str(f)).words == ["zoe", "maryjane", "dandre", "jose", "emma"]
+    abc = Vocab("abcdefghijklmnopqrstuvwxyz")
+    assert load_dataset(str(f)).words == [abc.normalize(x) for x in raw]
+
+
 def test_bad_lines_are_named_with_their_characters(tmp_path):
     f = tmp_path / "n.txt"
-    f.write_text("emma\nzoë\nann-marie\nbob\n" + "x1\n" * 10)
+    f.write_text("emma\nzoë\nann marie\nbob\n-\n" + "x1\n" * 10)
     with pytest.raises(DataError) as e:
         load_dataset(str(f))
     msg = str(e.value)
-    assert "line 2 'zoë' has 'ë'" in msg and "line 3 'ann-marie' has '-'" in msg
+    assert "line 3 'ann marie' has ' '" in msg and "line 5 '-' has no letters" in msg
+    assert "zoë" not in msg  # normalised to zoe, as scoring does
     assert "and 7 more lines" in msg  # at most the first few
 
 

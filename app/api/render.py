@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
+from app.params import InvalidParam
 from app.services import NameScore, SampleResult
 
 
@@ -31,9 +32,12 @@ def score_json(s: NameScore) -> NameScore:
     return s if math.isfinite(s.log_prob) else dataclasses.replace(s, perplexity=math.nan)
 
 
-def score_payload(model: str, results: list[NameScore]) -> dict[str, Any]:
+def score_payload(model: str, results: list[NameScore],
+                  errors: list[InvalidParam] = ()) -> dict[str, Any]:
     """`ScoreResponse`'s shape."""
-    return {"model": model, "results": [score_json(s) for s in results]}
+    return {"model": model, "results": [score_json(s) for s in results],
+            "errors": [{"index": e.index, "name": e.value, "type": e.type, "msg": str(e)}
+                       for e in errors]}
 
 
 def sample_payload(model: str, r: SampleResult) -> dict[str, Any]:

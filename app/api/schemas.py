@@ -22,7 +22,7 @@ from app.lm.search import MAX_EXPANSIONS
 from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import EmbeddingView, SampledName, TopName
+from app.services import IN_DATA, IN_TRAINING, EmbeddingView, SampledName, TopName
 from app.worker import MODEL_SECONDS
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
@@ -57,10 +57,22 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class Batched(BaseModel):
+    scoring: bool = Field(description="concurrent score requests share one forward pass: the "
+                                      "model's rows are independent of the batch on this CPU "
+                                      "(checked at load); else one request at a time")
+    sampling: bool = Field(description="concurrent sample requests share their steps' forward "
+                                       "passes (rows independent, and the base decoder)")
+
+
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     models: list[str] = Field(description="the loaded models, by name",
                               examples=[["bigram", "mlp", "neural-bigram"]])
+    batched: dict[str, Batched] = Field(
+        default_factory=dict,
+        description="per model: whether concurrent requests are served together; the answers "
+                    "are the same either way, only the throughput differs")
     refused: dict[str, str] = Field(
         default_factory=dict,
         description="checkpoint files refused at start-up: file name -> why, in one line",
@@ -215,13 +227,30 @@ class NameScoreOut(BaseModel):
                     "under the shipped bigram beats ~37% of them, xqzvk (5.65) none. Null when "
                     "the checkpoint has no held-out quantiles (made before they existed, or "
                     "trained without a validation split): the model card says why")
-    in_training_set: bool
+    in_data: bool = Field(description=IN_DATA)
+    in_training_set: bool = Field(description=IN_TRAINING)
     steps: list[StepOut]
+
+
+class NameErrorOut(BaseModel):
+    index: int = Field(description="the name's position in the request's `names`")
+    name: str = Field(description="as given")
+    type: str = Field(description="what kind of problem, e.g. invalid_name",
+                      examples=["invalid_name"])
+    msg: str = Field(description="what is wrong with it, in one sentence")
 
 
 class ScoreResponse(BaseModel):
     model: str
-    results: list[NameScoreOut] = Field(description="one per name, in the order given")
+    results: list[NameScoreOut] = Field(
+        description="one per name that can be scored, in the order given (a name in `errors` "
+                    "has none)")
+    errors: list[NameErrorOut] = Field(
+        default_factory=list,
+        description="one per name that cannot be scored (a letter outside the model's "
+                    "alphabet, too long once normalised), in the order given: one bad name "
+                    "does not cost the rest, as on the score page and in `namelab score`. When "
+                    "no name can be scored the answer is a 422 naming each")
 
 
 class CompareEntry(NameScoreOut):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
 from app import batching
 from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
 from app.params import NameParam
-from app.web import ModelDep
+from app.web import ModelDep, SafeJSONResponse, invalid_param_error
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
 
@@ -22,15 +22,21 @@ EXAMPLES = {
 
 
 # Async: the names are checked here, the scoring is batched on the model thread (app/batching.py).
-@router.post("/score", summary="Score names", response_model=ScoreResponse)
+@router.post("/score", summary="Score names", response_model=ScoreResponse,
+             responses={422: {"description": "The body is malformed, or no name can be "
+                                             "scored (each one's problem named)"}})
 async def score_names(
-    m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
+    request: Request, m: ModelDep, req: Annotated[ScoreRequest, Body(openapi_examples=EXAMPLES)]
 ) -> Response:
     """log P(name), NLL per character, perplexity, plausibility (the percentile among names
-    the model never trained on: 37 = a better NLL per character than 37% of its held-out
-    validation names, as emma under a bigram of 2017) and every step (context, probability,
-    rank), for each name in the order given."""
-    return json_response(score_payload(m.name, await batching.score(m, req.names)))
+    of the same length the model never trained on: 50 = a typical real name) and every step
+    (context, probability, rank), for each name that can be scored, in the order given; each
+    name that cannot (letters outside the model's alphabet) is in `errors` instead."""
+    scored, errors = await batching.score_valid(m, req.names)
+    if not scored:
+        return SafeJSONResponse(status_code=422, content={
+            "detail": [invalid_param_error(request, e) for e in errors]})
+    return json_response(score_payload(m.name, scored, errors))
 
 
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)

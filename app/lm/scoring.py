@@ -113,6 +113,67 @@ def nll_quantiles(model: LanguageModel, names: list[str]) -> list[float]:
     return [round(v, 6) for v in q.tolist()]
 
 
+MIN_LENGTH_NAMES = 30  # held-out names a length needs to be its own reference
+
+
+def _median_iqr(x: torch.Tensor) -> tuple[float, float]:
+    q = torch.quantile(x, torch.tensor([0.25, 0.5, 0.75], dtype=x.dtype))
+    return q[1].item(), (q[2] - q[0]).item()
+
+
+def length_quantiles(model: LanguageModel, names: list[str], max_len: int) -> tuple[
+        list[float], list[float], list[float]]:
+    """(centre, scale, quantiles): plausibility's reference, fair to every length.
+
+    Short names have a higher NLL per character than long ones (the first letter and the end
+    token weigh more), so a name is compared with names of its own length: its NLL per
+    character is standardised by the median (`centre`) and interquartile range (`scale`) of
+    the held-out names of its length L, and `quantiles` are the 101 quantiles of the
+    standardised NLL, (nll - centre[L-1]) / scale[L-1], of every held-out name. A length with
+    fewer than MIN_LENGTH_NAMES names is pooled with its nearest lengths: their NLLs are first
+    moved to length L along the curve a + b / (L + 1) fitted to the lengths' medians (weighted
+    by their names), their spread scaled by sqrt((L_i + 1) / (L + 1)) (an average over L + 1
+    predictions), and the median and interquartile range are taken of those.
+    """
+    names = sorted(set(names))
+    if not names:
+        raise ValueError("no names to take quantiles of")
+    lps = log_probs(model, names)
+    lengths = torch.tensor([len(n) for n in names])
+    nll = torch.tensor([-lp / (len(n) + 1) for n, lp in zip(names, lps, strict=True)],
+                       dtype=torch.float64).clamp(max=NLL_CAP)
+    present = sorted(set(lengths.tolist()))
+    stats = {L: (*_median_iqr(nll[lengths == L]), int((lengths == L).sum())) for L in present}
+    w = torch.tensor([stats[L][2] for L in present], dtype=torch.float64)
+    u = torch.tensor([1 / (L + 1) for L in present], dtype=torch.float64)
+    m = torch.tensor([stats[L][0] for L in present], dtype=torch.float64)
+    ub, mb = (w * u).sum() / w.sum(), (w * m).sum() / w.sum()
+    spread = (w * (u - ub) ** 2).sum()
+    b = ((w * (u - ub) * (m - mb)).sum() / spread).item() if spread > 0 else 0.0
+    a = mb.item() - b * ub.item()
+    # residuals from the curve, on the scale of one prediction
+    resid = (nll - (a + b / (lengths + 1))) * (lengths + 1).double().sqrt()
+    floor = max(_median_iqr(nll)[1], 1e-3) * 1e-3  # never divide by 0
+    centre, scale = [], []
+    for L in range(1, max_len + 1):
+        if stats.get(L, (0, 0, 0))[2] >= MIN_LENGTH_NAMES:
+            med, iqr, _ = stats[L]
+        else:  # the MIN_LENGTH_NAMES names nearest in length (all of them, if fewer)
+            near = sorted(range(len(names)), key=lambda i: abs(int(lengths[i]) - L))
+            r = resid[near[:MIN_LENGTH_NAMES]]
+            rm, ri = _median_iqr(r)
+            med, iqr = a + b / (L + 1) + rm / math.sqrt(L + 1), ri / math.sqrt(L + 1)
+        centre.append(med)
+        scale.append(max(iqr, floor))
+    ct = torch.tensor(centre, dtype=torch.float64)
+    st = torch.tensor(scale, dtype=torch.float64)
+    at = lengths.clamp(max=max_len) - 1
+    z = (nll - ct[at]) / st[at]
+    q = torch.quantile(z, torch.linspace(0, 1, QUANTILES, dtype=torch.float64))
+    return ([round(v, 6) for v in centre], [round(v, 6) for v in scale],
+            [round(v, 6) for v in q.tolist()])
+
+
 class Plausibility:
     """Where a name's NLL per character falls among held-out names: names the model never
     trained on (its validation split), summarised by their quantiles.
@@ -123,37 +184,61 @@ class Plausibility:
     training set gives those a lower NLL than any new name, which made real names look
     implausible under the better model.
 
+    By length (`by_length`, the reference of `length_quantiles`): a name of L letters is
+    compared with held-out names of its own length, through its NLL standardised by theirs;
+    short names have a higher NLL per character, and without this they all looked implausible.
+
     Without quantiles (a checkpoint made before they were stored, or trained without a
     validation split) percentile() is None and `reason` says why.
     """
 
     def __init__(self, quantiles: list[float] | None, n_names: int = 0,
-                 reason: str | None = None) -> None:
+                 reason: str | None = None,
+                 by_length: tuple[list[float], list[float], list[float]] | None = None) -> None:
         if quantiles is not None:
-            if len(quantiles) != QUANTILES or any(
-                    b < a for a, b in zip(quantiles, quantiles[1:], strict=False)):
-                raise ValueError(f"expected {QUANTILES} non-decreasing quantiles")
+            _check_quantiles(quantiles)
         elif not reason:
             raise ValueError("a Plausibility without quantiles needs the reason")
+        if by_length is not None:
+            centre, scale, zq = by_length
+            _check_quantiles(zq)
+            if len(centre) != len(scale) or not centre or min(scale) <= 0:
+                raise ValueError("expected a centre and a positive scale for every length")
         self.quantiles, self.n_names, self.reason = quantiles, n_names, reason
+        self.by_length = by_length if quantiles is not None else None
 
     @property
     def available(self) -> bool:
         return self.quantiles is not None
 
-    def percentile(self, nll_per_char: float) -> float | None:
-        q = self.quantiles
-        if q is None:
+    def percentile(self, nll_per_char: float, length: int | None = None) -> float | None:
+        """The percentile of a name of `length` letters with this NLL per character (by its
+        length's reference when the checkpoint has one and the length is given)."""
+        if self.quantiles is None:
             return None
-        if math.isnan(nll_per_char):
-            return float("nan")
-        if nll_per_char < q[0]:
-            return 100.0
-        if nll_per_char >= q[-1]:
-            return 0.0
-        k = bisect.bisect_right(q, nll_per_char) - 1  # q[k] <= x < q[k + 1]
-        below = k + (nll_per_char - q[k]) / (q[k + 1] - q[k])  # % of names at or below x
-        return 100.0 * (1 - below / (QUANTILES - 1))
+        if self.by_length is not None and length is not None:
+            centre, scale, zq = self.by_length
+            L = min(max(length, 1), len(centre)) - 1
+            return _read_off(zq, (nll_per_char - centre[L]) / scale[L])
+        return _read_off(self.quantiles, nll_per_char)
+
+
+def _check_quantiles(q: list[float]) -> None:
+    if len(q) != QUANTILES or any(b < a for a, b in zip(q, q[1:], strict=False)):
+        raise ValueError(f"expected {QUANTILES} non-decreasing quantiles")
+
+
+def _read_off(q: list[float], x: float) -> float:
+    """% of the reference names with a higher value than x, by linear interpolation."""
+    if math.isnan(x):
+        return float("nan")
+    if x < q[0]:
+        return 100.0
+    if x >= q[-1]:
+        return 0.0
+    k = bisect.bisect_right(q, x) - 1  # q[k] <= x < q[k + 1]
+    below = k + (x - q[k]) / (q[k + 1] - q[k])  # % of names at or below x
+    return 100.0 * (1 - below / (QUANTILES - 1))
 
 
 @torch.no_grad()

@@ -19,11 +19,20 @@ def strip_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# Joiners inside a name, dropped: the SSA records (the default data) write "Mary-Jane" as
+# maryjane and "D'Andre" as dandre, so that is what a model of them can score. Hyphens (ASCII,
+# U+2010, U+2011) and apostrophes (ASCII, U+2019 right single quote, U+02BC modifier letter).
+JOINERS = "-\u2010\u2011'\u2019\u02bc"
+_DROP_JOINERS = str.maketrans("", "", JOINERS)
+
+
 def normalize_name(text: str) -> str:
-    """What a user typed -> what the model scores: trimmed, NFKC, accents stripped, lowercased."""
-    if text.isascii():  # both normal forms leave ASCII as it is (and it has no accents)
-        return text.strip().lower()
-    return strip_accents(unicodedata.normalize("NFKC", text)).strip().lower()
+    """What a user typed -> what the model scores and trains on (the one rule, for scoring,
+    sampling prefixes and training data alike): trimmed, NFKC, accents stripped, lowercased,
+    hyphens and apostrophes dropped ('Mary-Jane' -> 'maryjane', 'Zoë' -> 'zoe')."""
+    if not text.isascii():  # both normal forms leave ASCII as it is (and it has no accents)
+        text = strip_accents(unicodedata.normalize("NFKC", text))
+    return text.translate(_DROP_JOINERS).strip().lower()
 
 
 @dataclass(frozen=True)

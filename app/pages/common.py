@@ -56,3 +56,12 @@ def has_bigram_table(m: LoadedModel) -> bool:
 
 def has_embeddings(m: LoadedModel) -> bool:
     return m.kind.has_embeddings
+
+
+def unknown_params(q, known) -> str | None:
+    """A notice naming the query parameters a page does not read (instead of ignoring them)."""
+    extra = sorted(set(q.keys()) - set(known))
+    if not extra:
+        return None
+    return (f"Ignored {', '.join(repr(k) for k in extra)}: not a parameter of this page; it "
+            f"reads {', '.join(known)}.")

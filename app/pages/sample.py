@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.pages.common import flag, pick_model
+from app.pages.common import flag, pick_model, unknown_params
 from app.params import SampleParams
 from app.services import fit_sentence, sample_names
 from app.web import USER_ERRORS, RegistryDep, page_error, render
@@ -24,8 +24,9 @@ def sample_params(q) -> SampleParams:
     """The form's raw values as SampleParams (InvalidParam says what is wrong); blank fields
     take their defaults."""
     values = {k: q.get(k) for k in TEXT}
+    exclude = flag(q.get("exclude")) or flag(q.get("exclude_training"))  # the API's name too
     return SampleParams.parse({**values, "unique": flag(q.get("unique")),
-                               "exclude_training": flag(q.get("exclude"))})
+                               "exclude_training": exclude})
 
 
 @router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
@@ -35,7 +36,9 @@ def sample_page(request: Request, registry: RegistryDep):
     q = request.query_params
     form = {k: q.get(k, "") for k in FIELDS}
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
-           "form": form, "more_open": any(form[k] for k in MORE), "params": SampleParams,
+           "form": {**form, "exclude": q.get("exclude") or q.get("exclude_training") or ""},
+           "more_open": any(form[k] for k in MORE),
+           "notice": unknown_params(q, (*FIELDS, "exclude_training")), "params": SampleParams,
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()), default=27)}
     try:
         m = pick_model(registry, q.get("model"))

@@ -8,7 +8,9 @@ import pytest
 from api_helpers import ALPHABET, assert_422
 
 from app.api.schemas import SampleResponse
+from app.data import split_words
 from app.lm import KINDS
+from tests.conftest import TINY_NAMES
 
 URL = "/api/models/{}/sample"
 
@@ -93,13 +95,17 @@ def test_top_k_one_is_greedy(client):
 
 
 def test_unique_and_exclude_training(client, loaded):
-    train = loaded("bigram").training_set
+    """exclude_training leaves out every name of the model's data: its training split and its
+    held-out names (issue 21: it returned real names of the validation split)."""
+    data = set(split_words(TINY_NAMES, 42).val + split_words(TINY_NAMES, 42).test)
+    assert loaded("bigram").data_set == frozenset(TINY_NAMES) and data - loaded(
+        "bigram").training_set
     body = sample(client, "bigram", n=100, seed=2, max_len=4, unique=True,
                   exclude_training=True)
     got = names(body)
     assert len(got) == len(set(got)) == 100 and not body["exhausted"]
-    assert not any(n in train for n in got)
-    assert not any(x["in_training_set"] for x in body["names"])
+    assert not set(got) & set(TINY_NAMES)
+    assert not any(x["in_data"] or x["in_training_set"] for x in body["names"])
 
 
 def test_impossible_requests_come_back_short_and_exhausted(client, loaded):

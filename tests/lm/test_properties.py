@@ -126,6 +126,7 @@ def test_sampling_honours_n_prefix_max_len_and_seed(registry, kind):
             assert 1 <= len(x.name) <= max_len
             assert set(x.name) <= set(LETTERS)
             assert x.in_training_set == (x.name in loaded.training_set)
+            assert x.in_data == (x.name in loaded.data_set)
         assert [x.log_prob for x in result.names] == pytest.approx(log_probs(loaded.model, got))
         again = services.sample_names(loaded, params)
         assert [x.name for x in again.names] == got  # same seed, same names
@@ -146,7 +147,7 @@ def test_unique_samples_are_distinct(registry, kind):
         got = [x.name for x in result.names]
         assert len(set(got)) == len(got) <= n
         assert result.exhausted == (len(got) < n)
-        assert not exclude or not any(x.in_training_set for x in result.names)
+        assert not exclude or not any(x.in_data for x in result.names)
 
     check()
 

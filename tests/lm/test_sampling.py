@@ -86,11 +86,10 @@ def test_a_model_left_in_training_mode_samples_as_in_eval_mode():
 
 @pytest.fixture(scope="module")
 def served(tiny_mlp):
-    """The tiny MLP as the server holds it: frozen, its rows independent of the batch (the
-    condition under which the server groups requests)."""
-    model = copy.deepcopy(tiny_mlp).freeze()
-    assert model.rows_independent
-    return model
+    """The tiny MLP as the server holds it: frozen. Whether its rows are independent of the
+    batch (whether `drive` shares the forward pass) depends on the CPU's kernels; the draws get
+    what they get alone either way."""
+    return copy.deepcopy(tiny_mlp).freeze()
 
 
 def ticking(k: int) -> Deadline:

@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from app.lm import Bigram, Vocab
-from app.lm.scoring import QUANTILES, Plausibility, log_probs, nll_quantiles, score_names
+from app.lm.scoring import (
+    MIN_LENGTH_NAMES,
+    QUANTILES,
+    Plausibility,
+    length_quantiles,
+    log_probs,
+    nll_quantiles,
+    score_names,
+)
 
 V = Vocab("ab")
 MODEL = Bigram(V, smoothing=0).fit(["ab", "abb", "b"])  # see test_bigram for the table
@@ -70,3 +78,27 @@ def test_plausibility_without_quantiles_is_none_with_a_reason():
         Plausibility(None)
     with pytest.raises(ValueError):
         Plausibility([1.0, 0.0] + [2.0] * (QUANTILES - 2), 5)  # not sorted
+
+
+def test_length_quantiles_compare_a_name_with_names_of_its_length():
+    """Oracle: with at least MIN_LENGTH_NAMES names of a length, its centre and scale are
+    numpy's median and interquartile range of their NLL per character; and every length's
+    median name sits at the 50th percentile."""
+    g = torch.Generator().manual_seed(0)
+    model = Bigram(V, smoothing=1.0).fit(["ab", "abb", "b", "aab"])
+    names = sorted({"".join("ab"[i] for i in torch.randint(0, 2, (k,), generator=g).tolist())
+                    for k in [3] * 8 + [6] * 300 + [8] * 400})
+    centre, scale, zq = length_quantiles(model, names, 64)
+    nll = {n: -lp / (len(n) + 1) for n, lp in zip(names, log_probs(model, names), strict=True)}
+    p = Plausibility(nll_quantiles(model, names), len(names), by_length=(centre, scale, zq))
+    for L in (6, 8):  # 2**3 = 8 names of 3 letters: pooled
+        x = np.array([v for n, v in nll.items() if len(n) == L])
+        assert len(x) >= MIN_LENGTH_NAMES
+        assert centre[L - 1] == pytest.approx(np.median(x), abs=1e-6)
+        assert scale[L - 1] == pytest.approx(np.percentile(x, 75) - np.percentile(x, 25),
+                                             abs=1e-6)
+        pct = [p.percentile(v, L) for n, v in nll.items() if len(n) == L]
+        assert np.median(pct) == pytest.approx(50, abs=5)
+    assert len(centre) == len(scale) == 64 and min(scale) > 0
+    # the lengths in between and beyond are pooled: finite, and between their neighbours' ends
+    assert all(math.isfinite(c) for c in centre)

@@ -48,7 +48,8 @@ def test_training_names_get_a_badge(client):
     rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", html, re.S)
     for row in rows:
         name = re.search(r'<td class="name"><a [^>]*>([^<]*)<', row).group(1)
-        assert ("known name" in row) == (name in m.training_set)
+        assert ("known name" in row) == (name in m.data_set)
+        assert ("held out" in row) == (name in m.data_set - m.training_set)
 
 
 @pytest.mark.parametrize("query, message", [
@@ -127,3 +128,14 @@ def test_a_bad_constraint_is_an_error_in_the_page(client, query, words):
     r = client.get(f"/sample?model=bigram&{query}")
     assert r.status_code == 422 and words.lower() in r.text.lower()
     assert '<details class="more-options" open>' in r.text or "top_p" in query
+
+
+def test_the_apis_parameter_names_work_and_unknown_ones_are_named(client):
+    """Issue 21: /sample?exclude_training=true was ignored (the page's name is `exclude`)."""
+    m = client.app.state.registry.get("bigram")
+    html = client.get("/sample?model=bigram&n=30&seed=1&exclude_training=true").text
+    rows = re.findall(r'<td class="name"><a [^>]*>([^<]*)<', html)
+    assert rows and not set(rows) & m.data_set
+    assert 'name="exclude" value="1" checked' in html and "Ignored" not in html
+    html = client.get("/sample?model=bigram&n=3&seed=1&colour=red").text
+    assert "Ignored &#39;colour&#39;: not a parameter of this page" in html

@@ -74,3 +74,10 @@ def test_a_name_longer_than_the_api_allows_is_refused_like_there(client):
     assert r.status_code == 200
     assert "name must be at most 64 characters, got 65." in r.text
     assert client.get("/api/compare", params={"name": "a" * 65}).status_code == 422
+
+
+def test_repeated_names_are_all_scored_and_unknown_parameters_named(client):
+    """Issue 21: /score?names=emma&names=liam scored only liam."""
+    html = client.get("/score?names=emma&names=liam&model=mlp").text
+    assert ">emma<" in html and ">liam<" in html
+    assert "Ignored &#39;model&#39;: not a parameter of this page" in html
