@@ -90,7 +90,7 @@ def add_kind_flags(p: argparse.ArgumentParser, kind) -> None:
     """One flag per field of the kind's config and of its training options, with the kind's
     defaults and each field's help and bounds. Two flags of one name are an error (argparse's
     conflicting option strings), which `register` and the tests keep from happening."""
-    from app.lm.kind import help_of
+    from app.lm.config import help_of
 
     groups = [("cfg", f"{kind.name} hyperparameters", kind.config())]
     if not kind.trains_by_counting:

@@ -24,8 +24,9 @@ from app.checkpoints import (
 )
 from app.data import DataError, Split, load_dataset, split_words
 from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.config import OptimConfig
 from app.lm.scoring import length_quantiles, nll_quantiles
-from app.lm.train import OptimConfig, Progress, evaluate, fit
+from app.lm.train import Progress, evaluate, fit
 from app.lm.vocab import MAX_NAME_LEN
 
 

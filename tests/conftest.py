@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.lm import KINDS, MLPConfig
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig
 from app.main import create_app
 from app.pagecache import PageCache
 from app.training import train_to_checkpoint

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from app import batching, services, worker
 from app.config import Settings
 from app.lm import KINDS, MLPConfig
+from app.lm.config import OptimConfig
 from app.lm.deadline import Deadline, bounded
-from app.lm.train import OptimConfig
 from app.main import create_app
 from app.params import InvalidParam, SampleParams
 from app.training import train_to_checkpoint

@@ -14,7 +14,7 @@ from app.checkpoints import load_checkpoint
 from app.cli import DEFAULT_MODELS_DIR, main
 from app.data import load_dataset, split_words
 from app.lm import KINDS
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig
 from tests.conftest import TINY_NAMES
 from tests.live import ROOT
 

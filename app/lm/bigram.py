@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from app.lm.base import LanguageModel
-from app.lm.kind import Kind, check_fields, param
+from app.lm.config import check_fields, param
+from app.lm.kind import Kind
 from app.lm.vocab import Vocab
 
 

@@ -4,63 +4,17 @@ Each `app/lm/<kind>.py` ends with `KIND = Kind(...)`, and `app/lm/__init__.py` r
 one line. Training, the CLI's flags, checkpoint loading, model cards, templates and test fixtures
 loop over the registered kinds; no if/elif on a kind's name lives outside its module.
 
-A config is a dataclass whose fields are declared with `param(default, help, ge=..., le=...)`:
-the default, the help text (the CLI's `--help`) and the bounds (checked by `check_fields`, the
-config's `__post_init__`) sit side by side.
+A kind's config is a dataclass whose fields are declared with `param` (app/lm/config.py).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import Any
 
 from app.lm.base import LanguageModel
+from app.lm.config import OptimConfig
 from app.lm.vocab import Vocab
-
-if TYPE_CHECKING:
-    from app.lm.train import OptimConfig
-
-BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
-          "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
-
-
-def param(default: Any, help: str, **bounds: float) -> Any:
-    """A config field: its default, its help text and its bounds (ge, gt, le, lt)."""
-    unknown = set(bounds) - set(BOUNDS)
-    if unknown:
-        raise TypeError(f"unknown bounds {sorted(unknown)}; use {sorted(BOUNDS)}")
-    return field(default=default, metadata={"help": help, **bounds})
-
-
-def check_fields(cfg: Any) -> None:
-    """Type and bounds of every field of a config dataclass (TypeError / ValueError naming it).
-
-    An int is accepted where a float is expected (and stored as a float); a bool never counts
-    as a number; floats must be finite.
-    """
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        want = type(f.default) if f.default is not MISSING else None
-        if want is float and type(value) is int:
-            value = float(value)
-            object.__setattr__(cfg, f.name, value)
-        if want is not None and type(value) is not want:
-            raise TypeError(f"{f.name} must be {want.__name__}, got {value!r}")
-        if want is float and not math.isfinite(value):
-            raise ValueError(f"{f.name} must be finite, got {value}")
-        for key, (symbol, ok) in BOUNDS.items():
-            bound = f.metadata.get(key)
-            if bound is not None and not ok(value, bound):
-                raise ValueError(f"{f.name} must be {symbol} {bound}, got {value}")
-
-
-def help_of(f: Field) -> str:
-    """A field's help text with its bounds, e.g. 'dropout after each layer (>= 0, < 1)'."""
-    bounds = [f"{symbol} {f.metadata[key]}" for key, (symbol, _) in BOUNDS.items()
-              if f.metadata.get(key) is not None]
-    text = f.metadata.get("help", f.name)
-    return f"{text} ({', '.join(bounds)})" if bounds else text
 
 
 @dataclass(frozen=True)
@@ -104,8 +58,6 @@ class Kind:
 def register(*kinds: Kind) -> dict[str, Kind]:
     """The registry: kinds by name, checked to be distinct and to have no config field that
     collides with a training option (both become `namelab train` flags)."""
-    from app.lm.train import OptimConfig
-
     optim = {f.name for f in fields(OptimConfig)}
     registry: dict[str, Kind] = {}
     for kind in kinds:

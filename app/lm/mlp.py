@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.lm.base import (
+    Dropout,
     LanguageModel,
     embedding,
     independent_rows,
@@ -26,8 +27,8 @@ from app.lm.base import (
     padded,
     short_contexts,
 )
-from app.lm.kind import Kind, check_fields, param
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig, check_fields, param
+from app.lm.kind import Kind
 from app.lm.vocab import Vocab
 
 MAX_LAYERS = 64
@@ -47,25 +48,6 @@ class MLPConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-
-
-class Dropout(nn.Module):
-    """Inverted dropout, like nn.Dropout, with the mask drawn by torch.rand: on CPU that is
-    cheaper than the bernoulli_ sampling nn.Dropout uses. No parameters, so checkpoints made with
-    nn.Dropout load unchanged."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        mask = (torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p).to(x.dtype)
-        return x * mask.mul_(1 / (1 - self.p))
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class MLP(LanguageModel):

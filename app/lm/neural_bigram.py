@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.lm.base import LanguageModel
-from app.lm.kind import Kind, check_fields, param
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig, check_fields, param
+from app.lm.kind import Kind
 from app.lm.vocab import Vocab
 
 

@@ -16,7 +16,8 @@ import torch
 
 from app.data import Split
 from app.lm.base import LanguageModel
-from app.lm.kind import Kind, check_fields, param
+from app.lm.config import OptimConfig
+from app.lm.kind import Kind
 from app.lm.vocab import Vocab
 
 # progress(step, total, postfix) -- the CLI passes a tqdm bar; tests pass nothing.
@@ -40,35 +41,6 @@ class History:
         self.step.append(step)
         self.train.append(round(train, 5))
         self.val.append(None if val is None else round(val, 5))
-
-
-@dataclass
-class OptimConfig:
-    """The shared gradient trainer's settings; each kind declares its own defaults (`Kind`)."""
-
-    steps: int = param(9_000, "optimisation steps", ge=1)
-    batch_size: int = param(1024, "examples per step; 0: every example at every step", ge=0)
-    lr: float = param(5e-3, "peak learning rate (AdamW)", gt=0)
-    lr_min: float = param(3e-5, "learning rate at the end of the cosine decay", ge=0)
-    warmup: int = param(500, "linear warm-up steps", ge=0)
-    weight_decay: float = param(0.05, "AdamW weight decay, on linear layers' weights only",
-                                ge=0)
-    beta2: float = param(0.99, "AdamW's second-moment decay (beta1 is 0.9)", gt=0, lt=1)
-    eval_interval: int = param(1000, "steps between validation passes (history points)", ge=1)
-    seed: int = param(1337, "seed of the initial weights, the minibatches and dropout", ge=0)
-    device: str = param("cpu", "torch device")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.lr_min > self.lr:
-            raise ValueError(f"need lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
-
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay from lr to lr_min."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        t = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * t))
 
 
 @torch.no_grad()

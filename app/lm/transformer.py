@@ -23,15 +23,15 @@ from torch import nn
 from app.lm.base import (
     ROW_MULTIPLE,
     Decoder,
+    Dropout,
     LanguageModel,
     embedding,
     independent_rows,
     padded,
     transposed,
 )
-from app.lm.kind import Kind, check_fields, param
-from app.lm.mlp import Dropout
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig, check_fields, param
+from app.lm.kind import Kind
 from app.lm.vocab import Vocab
 
 MAX_BLOCK = 64

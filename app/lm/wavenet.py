@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.lm.base import (
+    Dropout,
     LanguageModel,
     embedding,
     independent_rows,
@@ -30,9 +31,8 @@ from app.lm.base import (
     short_contexts,
     transposed,
 )
-from app.lm.kind import Kind, check_fields, param
-from app.lm.mlp import Dropout
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig, check_fields, param
+from app.lm.kind import Kind
 from app.lm.vocab import Vocab
 
 MAX_BLOCK = 64  # bounds the work a hostile checkpoint can ask for, with MAX_WIDTH

@@ -10,7 +10,7 @@ from app.checkpoints import save_checkpoint
 from app.config import Settings
 from app.lm import MLPConfig
 from app.lm.bigram import BigramConfig
-from app.lm.train import OptimConfig
+from app.lm.config import OptimConfig
 from app.main import create_app
 from app.registry import LoadedModel
 from app.training import train_to_checkpoint

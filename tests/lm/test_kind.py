@@ -10,9 +10,10 @@ import torch
 
 from app.data import split_words
 from app.lm import KINDS, Kind, Vocab
-from app.lm.kind import check_fields, param, register
+from app.lm.config import OptimConfig, check_fields, param
+from app.lm.kind import register
 from app.lm.mlp import MLP, MLPConfig
-from app.lm.train import OptimConfig, fit
+from app.lm.train import fit
 from tests.conftest import TINY_NAMES
 
 VOCAB = Vocab.from_words(TINY_NAMES)

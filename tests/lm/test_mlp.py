@@ -4,8 +4,9 @@ import torch
 from app.data import split_words
 from app.lm import KINDS, MLP, MLPConfig, Vocab
 from app.lm.base import build_examples
+from app.lm.config import OptimConfig
 from app.lm.mlp import Folded
-from app.lm.train import OptimConfig, evaluate, fit
+from app.lm.train import evaluate, fit
 from tests.conftest import TINY_NAMES
 
 CFG = MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=2, dropout=0.1)

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from app.data import load_dataset, split_words
 from app.lm import KINDS, LanguageModel, NeuralBigram, Vocab
-from app.lm.train import OptimConfig, evaluate, fit, train
+from app.lm.config import OptimConfig
+from app.lm.train import evaluate, fit, train
 
 # Every kind trained by gradient descent that has a fast inference form: its tiny model.
 FAST = sorted(k.name for k in KINDS.values() if k.has_fast_inference and not k.trains_by_counting)
