@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 import torch
@@ -13,8 +13,9 @@ import torch
 from app.checkpoints import load_checkpoint
 from app.cli import DEFAULT_MODELS_DIR, main
 from app.data import load_dataset, split_words
-from app.lm import KINDS
+from app.lm import KINDS, Bigram
 from app.lm.config import OptimConfig
+from app.lm.train import evaluate
 from tests.conftest import TINY_NAMES
 from tests.live import ROOT
 
@@ -139,30 +140,33 @@ def unigram_nll(train: list[str], val: list[str]) -> float:
     return -sum(math.log(counts[c] / total) for c in chars) / len(chars)
 
 
-# Every kind that learns by gradient descent beyond a bigram, small enough to train in seconds.
-SMALL = {
-    "mlp": ["--n-hidden", "64", "--n-layers", "1", "--block-size", "3", "--steps", "600",
-            "--batch-size", "128", "--warmup", "50"],
-    "wavenet": ["--block-size", "4", "--n-embd", "8", "--n-hidden", "64", "--steps", "600",
-                "--batch-size", "128", "--warmup", "50", "--lr", "5e-3"],
-    "transformer": ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--dropout", "0",
-                    "--steps", "600", "--batch-size", "32", "--warmup", "50", "--lr", "5e-3"],
-}
+# Every kind that learns by gradient descent, with the quick recipe its module declares.
+QUICK = sorted(k.name for k in KINDS.values() if k.quick is not None)
 
 
-def test_every_context_kind_is_trained_through_the_cli():
-    assert set(SMALL) == {k.name for k in KINDS.values()
-                          if not k.trains_by_counting and k.name != "neural-bigram"}
+def test_every_gradient_kind_declares_a_quick_recipe():
+    assert set(QUICK) == {k.name for k in KINDS.values() if not k.trains_by_counting}
+    for name in QUICK:
+        assert KINDS[name].quick_training is not None, name
+
+
+def flags_of(cfg) -> list[str]:
+    """A config dataclass as `namelab train` flags."""
+    return [arg for f in fields(cfg)
+            for arg in (f"--{f.name.replace('_', '-')}", str(getattr(cfg, f.name)))]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", sorted(SMALL))
+@pytest.mark.parametrize("kind", QUICK)
 def test_a_model_trained_through_the_cli_learns(capsys, tmp_path, kind):
     """A frozen trainer (issue 10: every validation pass after the first saw the weights of the
-    first) fails here: val must end far below what context-free letter frequencies give."""
+    first) fails here: val must end below the counted bigram of the same split, far below it
+    for a kind that reads more than the last letter."""
+    k = KINDS[kind]
+    training = replace(k.quick_training, eval_interval=max(1, k.quick_training.steps // 4))
     code, out, err = run(capsys, "train", "--model", kind, "--data", "ssa:1880",
-                         "--out", str(tmp_path), "--name", "m", "--eval-interval", "150",
-                         *SMALL[kind], "--quiet")
+                         "--out", str(tmp_path), "--name", "m", *flags_of(k.quick),
+                         *flags_of(training), "--quiet")
     assert code == 0, err
     code, out, err = run(capsys, "eval", "--model", str(tmp_path / "m"), "--split", "val",
                          "--json")
@@ -170,10 +174,16 @@ def test_a_model_trained_through_the_cli_learns(capsys, tmp_path, kind):
     val = json.loads(out)
     split = split_words(load_dataset("ssa:1880").words, 42)
     assert val["split"] == "val" and val["n_words"] == len(split.val) == 200
-    baseline = unigram_nll(split.train, split.val)
-    assert val["nll"] < baseline - 0.5, (val["nll"], baseline)  # the MLP: 2.20 vs 2.84
-    history = load_checkpoint(tmp_path / "m.safetensors").meta.history
-    assert history.val == sorted(history.val, reverse=True) and len(set(history.val)) == 4
+    ckpt = load_checkpoint(tmp_path / "m.safetensors")
+    bigram = evaluate(Bigram(ckpt.model.vocab).fit(split.train).eval(), split.val)  # 2.42
+    assert val["nll"] < unigram_nll(split.train, split.val) - 0.3  # 2.84
+    if ckpt.model.block_size > 1:
+        assert val["nll"] < bigram - 0.05, (val["nll"], bigram)  # the MLP: 2.20
+    else:
+        assert val["nll"] < bigram + 0.02, (val["nll"], bigram)
+    history = ckpt.meta.history  # it moved at every pass, downhill (a converged model may
+    assert len(set(history.val)) == 4  # wobble in the 5th decimal)
+    assert all(b < a + 1e-3 for a, b in zip(history.val, history.val[1:])), history.val
 
 
 def test_eval_recomputes_the_checkpoints_own_split(capsys, models_dir, tiny_names_file):

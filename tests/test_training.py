@@ -53,7 +53,7 @@ def test_overwrite_is_atomic_and_leaves_no_temp_files(tmp_path, tiny_names_file)
                                  config=BigramConfig(smoothing=3))
     assert first.path == second.path == tmp_path / "m.safetensors"
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
-    assert load_checkpoint(second.path).model.smoothing == 3
+    assert load_checkpoint(second.path).model.cfg.smoothing == 3
     assert oct(second.path.stat().st_mode & 0o777) == "0o644"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -26,11 +25,9 @@ class Bigram(LanguageModel):
 
     kind = "bigram"
 
-    def __init__(self, vocab: Vocab, smoothing: float = 1.0) -> None:
+    def __init__(self, vocab: Vocab, cfg: BigramConfig | None = None) -> None:
         super().__init__(vocab, block_size=1)
-        if smoothing < 0:
-            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
-        self.smoothing = float(smoothing)
+        self.cfg = cfg or BigramConfig()  # its bounds were checked when it was made
         V = len(vocab)
         self.register_buffer("counts", torch.zeros(V, V, dtype=torch.float64))
 
@@ -49,13 +46,13 @@ class Bigram(LanguageModel):
         return self
 
     def may_give_zero(self) -> bool:
-        return self.smoothing == 0  # a pair never seen
+        return self.cfg.smoothing == 0  # a pair never seen
 
     def bigram_counts(self) -> torch.Tensor:
         return self.counts
 
     def bigram_probs(self) -> torch.Tensor:
-        P = self.counts + self.smoothing
+        P = self.counts + self.cfg.smoothing
         totals = P.sum(dim=1, keepdim=True)
         # A row never seen (possible only without smoothing) predicts uniformly, not 0/0.
         P = torch.where(totals > 0, P / totals.clamp_min(1e-300), 1.0 / P.shape[1])
@@ -75,13 +72,6 @@ class Bigram(LanguageModel):
     @property
     def n_params(self) -> int:
         return self.counts.numel()
-
-    def config(self) -> dict[str, Any]:
-        return {"smoothing": self.smoothing}
-
-    @classmethod
-    def from_config(cls, vocab: Vocab, config: BigramConfig) -> Bigram:
-        return cls(vocab, smoothing=config.smoothing)
 
 
 KIND = Kind(

@@ -29,6 +29,10 @@ class Kind:
     training: OptimConfig | None  # the shared gradient trainer's defaults; None: model.fit(words)
     tiny: Any  # a config small enough for tests to train in about a second
     tiny_training: OptimConfig | None  # the training of the tests' tiny model
+    # A config and training that learn within seconds from a few hundred names, for a kind
+    # trained by gradient descent: the CLI test trains it and checks that it learned.
+    quick: Any = None
+    quick_training: OptimConfig | None = None
     has_counts: bool = False  # a (V, V) table of pair counts: model.bigram_counts()
     has_table: bool = False  # a (V, V) next-letter table: model.bigram_probs(), the heatmap
     has_embeddings: bool = False  # character embeddings: model.embedding_table()

@@ -187,5 +187,7 @@ KIND = Kind(
     training=OptimConfig(),
     tiny=MLPConfig(block_size=3, n_embd=4, n_hidden=32, n_layers=1, dropout=0.0),
     tiny_training=OptimConfig(steps=200, batch_size=32, warmup=10, eval_interval=50),
+    quick=MLPConfig(n_hidden=64, n_layers=1, block_size=3),
+    quick_training=OptimConfig(steps=600, batch_size=128, warmup=50),
     has_embeddings=True,
 )

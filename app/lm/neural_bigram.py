@@ -78,5 +78,8 @@ KIND = Kind(
     tiny=NeuralBigramConfig(),
     tiny_training=OptimConfig(steps=100, batch_size=0, lr=0.5, lr_min=0.5, warmup=0,
                               weight_decay=0.0, beta2=0.999, eval_interval=10, seed=2147483647),
+    quick=NeuralBigramConfig(),
+    quick_training=OptimConfig(steps=300, batch_size=0, lr=0.5, lr_min=0.5, warmup=0,
+                               weight_decay=0.0, beta2=0.999, seed=2147483647),
     has_table=True,
 )

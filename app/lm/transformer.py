@@ -370,6 +370,8 @@ KIND = Kind(
                          weight_decay=0.1, eval_interval=1000),
     tiny=TransformerConfig(block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0),
     tiny_training=OptimConfig(steps=200, batch_size=16, lr=1e-2, warmup=10, eval_interval=50),
+    quick=TransformerConfig(n_layer=1, n_head=2, n_embd=32, dropout=0.0),
+    quick_training=OptimConfig(steps=600, batch_size=32, lr=5e-3, warmup=50),
     has_embeddings=True,
     has_attention=True,
 )

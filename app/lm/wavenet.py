@@ -182,5 +182,7 @@ KIND = Kind(
                          weight_decay=0.1, eval_interval=2000),
     tiny=WaveNetConfig(block_size=4, n_embd=4, n_hidden=16),
     tiny_training=OptimConfig(steps=200, batch_size=32, lr=1e-2, warmup=10, eval_interval=50),
+    quick=WaveNetConfig(block_size=4, n_embd=8, n_hidden=64),
+    quick_training=OptimConfig(steps=600, batch_size=128, lr=5e-3, warmup=50),
     has_embeddings=True,
 )

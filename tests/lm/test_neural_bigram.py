@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from app.data import load_dataset, split_words
 from app.lm import Bigram, NeuralBigram, Vocab
 from app.lm.base import build_examples
+from app.lm.bigram import BigramConfig
 from app.lm.neural_bigram import KIND, NeuralBigramConfig
 from app.lm.sampling import sample
 from app.lm.train import evaluate, fit
@@ -52,7 +53,7 @@ def test_the_penalty_is_reg_times_the_mean_square_of_w():
 def test_without_regularisation_it_learns_the_count_table():
     split = split_words(TINY_NAMES, seed=None)
     model, history = train_neural_bigram(VOCAB, split, reg=0)
-    counts = Bigram(VOCAB, smoothing=0).fit(TINY_NAMES)
+    counts = Bigram(VOCAB, BigramConfig(smoothing=0)).fit(TINY_NAMES)
     seen = counts.counts.sum(dim=1) > 0
     assert torch.allclose(model.bigram_probs()[seen], counts.bigram_probs()[seen], atol=2e-3)
     assert evaluate(model, TINY_NAMES) == pytest.approx(evaluate(counts, TINY_NAMES), abs=0.005)
@@ -64,7 +65,7 @@ def test_regularisation_acts_like_smoothing():
     plain, _ = train_neural_bigram(VOCAB, split, reg=0)
     reg, _ = train_neural_bigram(VOCAB, split, reg=0.1)
     # unseen pairs get more probability with the penalty, as with additive smoothing
-    unseen = Bigram(VOCAB, smoothing=0).fit(TINY_NAMES).counts == 0
+    unseen = Bigram(VOCAB, BigramConfig(smoothing=0)).fit(TINY_NAMES).counts == 0
     assert reg.bigram_probs()[unseen].mean() > 5 * plain.bigram_probs()[unseen].mean()
 
 
@@ -86,5 +87,5 @@ def test_names_txt_figures():
     assert evaluate(net, words) == pytest.approx(2.4541, abs=0.005)
     split = split_words(words)
     net, _ = train_neural_bigram(vocab, split)
-    smoothed = Bigram(vocab, smoothing=1).fit(split.train)
+    smoothed = Bigram(vocab, BigramConfig(smoothing=1)).fit(split.train)
     assert evaluate(net, split.train) == pytest.approx(evaluate(smoothed, split.train), abs=0.03)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from app.lm import Bigram, Vocab
+from app.lm.bigram import BigramConfig
 from app.lm.scoring import (
     MIN_LENGTH_NAMES,
     QUANTILES,
@@ -16,7 +17,8 @@ from app.lm.scoring import (
 )
 
 V = Vocab("ab")
-MODEL = Bigram(V, smoothing=0).fit(["ab", "abb", "b"])  # see test_bigram for the table
+# the table: see test_bigram
+MODEL = Bigram(V, BigramConfig(smoothing=0)).fit(["ab", "abb", "b"])
 
 
 def test_log_likelihood_is_the_sum_written_out():
@@ -85,7 +87,7 @@ def test_length_quantiles_compare_a_name_with_names_of_its_length():
     numpy's median and interquartile range of their NLL per character; and every length's
     median name sits at the 50th percentile."""
     g = torch.Generator().manual_seed(0)
-    model = Bigram(V, smoothing=1.0).fit(["ab", "abb", "b", "aab"])
+    model = Bigram(V, BigramConfig(smoothing=1.0)).fit(["ab", "abb", "b", "aab"])
     names = sorted({"".join("ab"[i] for i in torch.randint(0, 2, (k,), generator=g).tolist())
                     for k in [3] * 8 + [6] * 300 + [8] * 400})
     centre, scale, zq = length_quantiles(model, names, 64)

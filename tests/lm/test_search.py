@@ -4,11 +4,13 @@ import math
 import pytest
 
 from app.lm import Bigram, Vocab
+from app.lm.bigram import BigramConfig
 from app.lm.scoring import log_probs
 from app.lm.search import most_probable
 
 VOCAB = Vocab("abc")
-MODEL = Bigram(VOCAB, smoothing=0.5).fit(["ab", "abc", "ca", "bac", "a", "cab", "abba"])
+MODEL = Bigram(VOCAB, BigramConfig(smoothing=0.5)).fit(
+    ["ab", "abc", "ca", "bac", "a", "cab", "abba"])
 
 
 def brute_force(max_len, prefix=""):
@@ -73,7 +75,7 @@ def test_the_default_effort_bound_is_read_when_the_search_runs(tiny_mlp, monkeyp
 def test_impossible_names_are_never_returned():
     """A bigram without smoothing gives 0 to unseen pairs: only the names the data allows come
     back, every one of them (brute force), and then the search says it ran out."""
-    model = Bigram(VOCAB, smoothing=0.0).fit(["ab", "ba"])
+    model = Bigram(VOCAB, BigramConfig(smoothing=0.0)).fit(["ab", "ba"])
     possible = [(lp, n) for lp, n in brute_force_of(model, 4) if lp > -math.inf]
     result = most_probable(model, 50, max_len=4)
     assert {n for n, _ in result.names} == {n for _, n in possible}
