@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from app.lm.config import bounds_text
 from app.lm.constraints import MAX_PATTERN  # characters of a pattern
 from app.lm.vocab import MAX_NAME_LEN as MAX_LEN  # letters in a name, a prefix, max_len
 
@@ -71,15 +72,15 @@ class Params(BaseModel):
     @classmethod
     def limits(cls, name: str) -> str:
         """A field's bounds as text: '> 0, <= 5', 'at most 64 characters'."""
-        words = {Ge: (">=", "ge"), Gt: (">", "gt"), Le: ("<=", "le"), Lt: ("<", "lt")}
-        out = []
+        bounds: dict[str, Any] = {}
+        max_length = None
         for m in cls.model_fields[name].metadata:
-            if type(m) in words:
-                symbol, attr = words[type(m)]
-                out.append(f"{symbol} {getattr(m, attr)}")
+            if isinstance(m, Ge | Gt | Le | Lt):
+                key = type(m).__name__.lower()  # ge, gt, le, lt: the attribute's name too
+                bounds[key] = getattr(m, key)
             elif isinstance(m, MaxLen):
-                out.append(f"at most {m.max_length} characters")
-        return ", ".join(out)
+                max_length = m.max_length
+        return bounds_text(bounds, max_length)
 
     @classmethod
     def label(cls, name: str) -> str:

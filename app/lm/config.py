@@ -10,6 +10,7 @@ import it without importing each other.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
@@ -49,10 +50,19 @@ def check_fields(cfg: Any) -> None:
 
 def help_of(f: Field) -> str:
     """A field's help text with its bounds, e.g. 'dropout after each layer (>= 0, < 1)'."""
-    bounds = [f"{symbol} {f.metadata[key]}" for key, (symbol, _) in BOUNDS.items()
-              if f.metadata.get(key) is not None]
+    bounds = bounds_text(f.metadata)
     text = f.metadata.get("help", f.name)
-    return f"{text} ({', '.join(bounds)})" if bounds else text
+    return f"{text} ({bounds})" if bounds else text
+
+
+def bounds_text(bounds: Mapping[str, Any], max_length: int | None = None) -> str:
+    """Bounds (ge, gt, le, lt) as text, '>= 0, < 1', for help texts and error messages alike
+    (the request parameters' too, app/params.py)."""
+    words = [f"{symbol} {bounds[key]}" for key, (symbol, _) in BOUNDS.items()
+             if bounds.get(key) is not None]
+    if max_length is not None:
+        words.append(f"at most {max_length} characters")
+    return ", ".join(words)
 
 
 @dataclass
