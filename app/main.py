@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from app import api, batching, middleware, pages, web, worker
+from app import api, batching, middleware, pages, static, web, worker
 from app.checkpoints import Limits
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.install(app)
     pages.install(app)
     web.install(app)  # the error handlers of both (in any order with the two above)
-    app.mount("/static", HashedStaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(static.MOUNT, HashedStaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
     middleware.install(app, settings)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))

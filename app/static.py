@@ -1,12 +1,12 @@
 """Static files with content-hashed URLs: cached for a year when the URL names the content.
 
-Pages link `path_for('static', path='/style.css')` (app/web.py), which is `static_url('style.css')`
-= `/static/style.css?v=<hash of the file's bytes>`. A
-request whose `v` is the hash of the file's bytes right now gets
-`Cache-Control: public, max-age=31536000, immutable`: a new file has a new hash, hence a new URL,
-so a browser never keeps a stale copy. Any other request (no `v`, or a `v` of an older file)
-gets `no-cache`. Every response carries an `ETag` that is that same content hash, not
-Starlette's default (size and modification time), and `If-None-Match` gets a 304.
+Pages link `path_for('static', path='/style.css')` (app/web.py), which is
+`static_url('style.css')` = `/static/style.css?v=<hash of the file's bytes>`. A request whose
+`v` is the hash of the file's bytes right now gets `Cache-Control: public, max-age=31536000,
+immutable`: a new file has a new hash, hence a new URL, so a browser never keeps a stale copy.
+Any other request (no `v`, or a `v` of an older file) gets `no-cache`. Every response carries an
+`ETag` that is that same content hash, not Starlette's default (size and modification time), and
+`If-None-Match` gets a 304.
 
 The hash is computed from the bytes on every call (the files are a few KB), so it can never
 describe an older file.
@@ -27,6 +27,7 @@ from app.config import STATIC_DIR
 from app.pagecache import matches
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+MOUNT = "/static"  # where create_app mounts the files (app/main.py)
 
 
 def content_hash(path: Path | str) -> str:
@@ -35,7 +36,7 @@ def content_hash(path: Path | str) -> str:
 
 def static_url(name: str) -> str:
     """The URL of a file of static/, naming its content."""
-    return f"/static/{name}?v={content_hash(STATIC_DIR / name)}"
+    return f"{MOUNT}/{name}?v={content_hash(STATIC_DIR / name)}"
 
 
 class HashedStaticFiles(StaticFiles):

@@ -29,13 +29,13 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.config import STATIC_DIR, TEMPLATES_DIR
+from app.config import TEMPLATES_DIR
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
 from app.params import InvalidParam
 from app.registry import LoadedModel, Registry, UnknownModel
 from app.services import MAX_SAMPLE_DRAWS, NoTable
-from app.static import content_hash
+from app.static import static_url
 from app.worker import MODEL_SECONDS
 
 # --- dependencies -------------------------------------------------------------------------------
@@ -119,9 +119,10 @@ def path_for(context: dict, name: str, **path_params: Any) -> str:
     key = (name, tuple(sorted(path_params.items())))
     path = paths.get(key)
     if path is None:
-        path = str(app.url_path_for(name, **path_params))
         if name == "static":
-            path += "?v=" + content_hash(STATIC_DIR / path_params["path"].lstrip("/"))
+            path = static_url(path_params["path"].lstrip("/"))
+        else:
+            path = str(app.url_path_for(name, **path_params))
         if len(paths) >= MAX_PATHS:  # (parameters are model names and files: few)
             paths.clear()
         paths[key] = path
