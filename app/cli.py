@@ -29,17 +29,19 @@ EXAMPLES = {
     "calibrate": """examples:
   namelab calibrate mlp transformer                  # models in --models-dir
   namelab calibrate ./models/mine --data names.txt   # its data file, moved since training""",
+    # The shipped models' first in app/registry.py's order (the best neural model for
+    # sampling): tests/test_cli.py checks these examples name it.
     "sample": """examples:
-  namelab sample --model mlp -n 10 --seed 42
-  namelab sample --model mlp -n 5 --seed 42 --prefix an --temperature 0.8 --top-k 5
+  namelab sample --model transformer -n 10 --seed 42     # the best shipped model
+  namelab sample --model transformer -n 5 --seed 42 --prefix an --temperature 0.8 --top-k 5
   namelab sample --model models/bigram -n 5 --max-len 4
-  namelab sample --model mlp -n 20 --unique --exclude-training   # new names only
+  namelab sample --model transformer -n 20 --unique --exclude-training   # new names only
   namelab sample --model bigram -n 10 --suffix lyn --min-len 5 --top-p 0.9
-  namelab sample --model mlp -n 10 --pattern 'ma.*(lyn|lee)'""",
+  namelab sample --model transformer -n 10 --pattern 'ma.*(lyn|lee)'""",
     "score": """examples:
-  namelab score --model mlp emma xqzvk
+  namelab score --model transformer emma xqzvk
   namelab score --model bigram --details José
-  namelab score --model mlp r2d2 emma     # scores emma, reports r2d2, exit status 1""",
+  namelab score --model transformer r2d2 emma     # scores emma, reports r2d2, exit status 1""",
     "eval": """examples:
   namelab eval --model mlp                           # its own data's val and test split
   namelab eval --model mlp --split test --json

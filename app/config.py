@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NAMELAB_")
 
     models_dir: Path = Field(DEFAULT_MODELS_DIR, description="folder of .safetensors checkpoints")
+    default_model: str | None = Field(
+        None, description="the model pages open on and list first (sampling too; a page that "
+        "needs a bigram table or embeddings it lacks takes the next in the order: "
+        "app/registry.py); unset or empty: the order's first, the best model of the default "
+        "data. A name that is not loaded stops start-up")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
@@ -71,6 +76,11 @@ class Settings(BaseSettings):
     max_load_bytes: int = Field(
         768 * 2**20, ge=1, description="memory loading one checkpoint may need, at most, as "
         "estimated from its header (checkpoints.load_bytes; the shipped MLP: ~126 MB)")
+
+    @field_validator("default_model", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

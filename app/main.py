@@ -14,7 +14,7 @@ from app import api, batching, middleware, pages, static, web, worker
 from app.checkpoints import Limits
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
-from app.registry import Registry
+from app.registry import Registry, UnknownModel
 from app.static import HashedStaticFiles
 
 log = logging.getLogger("namelab")
@@ -27,9 +27,12 @@ class NoModels(RuntimeError):
 def load_registry(settings: Settings) -> Registry:
     try:
         registry = Registry.load_dir(settings.models_dir, Limits(
-            settings.max_model_params, settings.max_training_names, settings.max_load_bytes))
+            settings.max_model_params, settings.max_training_names, settings.max_load_bytes),
+            default=settings.default_model)
     except FileNotFoundError as e:
         raise NoModels(str(e)) from None
+    except UnknownModel as e:
+        raise NoModels(f"NAMELAB_DEFAULT_MODEL: {e}") from None
     if not registry.models:
         refused = "; ".join(f"{name!r}: {why}" for name, why in registry.refused.items()) \
             or "the folder has no .safetensors files"

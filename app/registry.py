@@ -1,4 +1,20 @@
-"""The models a server has loaded, by name, with what serving them needs precomputed."""
+"""The models a server has loaded, by name, with what serving them needs precomputed.
+
+The order of the models (issue 21): one rule, here, for every default a page, the home page's
+cards and the CLI's examples take (`ordered`; lists of names, the API's included, stay in name
+order, which is easier to scan).
+
+1. the model NAMELAB_DEFAULT_MODEL names, when it is set;
+2. the main models: those of the default data (app.data.DEFAULT_SPEC, ssa:2017), best first
+   (lowest validation NLL per character; a model without one after, then by name);
+3. the era models: SSA data of a range of years (ssa:1880-1889), earliest first;
+4. the rest (other data: a user's own file, one other year...), best first.
+
+A page that needs something of a model (a bigram table, embeddings) opens on the first model in
+this order that has it; sampling opens on the best neural model (`sampler`: the first model of
+a kind that does not count, so the count bigram only when nothing else is loaded); the compare
+page sets the earliest era against the latest (`eras`).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +32,7 @@ from app.checkpoints import (
     load_checkpoint,
     one_line,
 )
+from app.data import DEFAULT_SPEC, SSA_SPEC
 from app.lm import KINDS, Kind
 from app.lm.scoring import Plausibility
 
@@ -94,17 +111,40 @@ def plausibility_of(ckpt: Checkpoint) -> Plausibility:
     return Plausibility(None, reason=why)
 
 
+def era(m: LoadedModel) -> tuple[int, int] | None:
+    """The (first, last) years of an era model's data (an SSA spec with a range of years)."""
+    found = SSA_SPEC.fullmatch(m.meta.dataset.spec)
+    if found is None or found[2] is None:
+        return None
+    return int(found[1]), int(found[2])
+
+
+def rank(m: LoadedModel) -> tuple:
+    """A model's place in the order of the module's docstring (the default model aside)."""
+    nll = m.meta.metrics.val_nll
+    best = (nll is None, nll or 0.0, m.name)
+    if m.meta.dataset.spec == DEFAULT_SPEC:
+        return 0, best
+    years = era(m)
+    if years is not None:
+        return 1, (years, m.name)
+    return 2, best
+
+
 @dataclass
 class Registry:
-    models: dict[str, LoadedModel] = field(default_factory=dict)
+    models: dict[str, LoadedModel] = field(default_factory=dict)  # in name order
     refused: dict[str, str] = field(default_factory=dict)  # file name -> why
+    default: str | None = None  # NAMELAB_DEFAULT_MODEL: first in the order
 
     @classmethod
-    def load_dir(cls, models_dir: Path | str, limits: Limits = Limits()) -> Registry:  # noqa: B008
-        """Load every checkpoint in the folder, in name order. Never raises for a file: each
-        one that looks like a checkpoint (any case of .safetensors, or a pickle suffix) is
-        loaded or refused, with a one-line reason, whatever is wrong with it."""
-        reg = cls()
+    def load_dir(cls, models_dir: Path | str, limits: Limits = Limits(),  # noqa: B008
+                 default: str | None = None) -> Registry:
+        """Load every checkpoint in the folder (in name order; kept in the module's order).
+        Never raises for a file: each one that looks like a checkpoint (any case of
+        .safetensors, or a pickle suffix) is loaded or refused, with a one-line reason, whatever
+        is wrong with it. `default` goes first (a name that is not loaded: UnknownModel)."""
+        reg = cls(default=default)
         folder = Path(models_dir)
         if not folder.is_dir():
             raise FileNotFoundError(f"models folder {str(folder)!r} does not exist")
@@ -128,6 +168,8 @@ class Registry:
                 reason = one_line(f"cannot be loaded: {type(e).__name__}: {e}")
             reg.refused[path.name] = reason
             log.warning("refused checkpoint %r: %s", path.name, reason)
+        if default is not None and default not in reg.models:
+            raise UnknownModel(default, reg.names())
         return reg
 
     @staticmethod
@@ -163,6 +205,20 @@ class Registry:
         except KeyError:
             raise UnknownModel(name, self.names()) from None
 
-    def first(self, predicate) -> LoadedModel | None:
-        """The first loaded model (in name order) for which predicate(loaded) is true."""
-        return next((m for m in self.models.values() if predicate(m)), None)
+    def ordered(self) -> list[LoadedModel]:
+        """The loaded models in the order of the module's docstring."""
+        return sorted(self.models.values(), key=lambda m: (m.name != self.default, rank(m)))
+
+    def first(self, predicate=None) -> LoadedModel | None:
+        """The first loaded model, in the order, for which predicate(loaded) is true."""
+        return next((m for m in self.ordered() if predicate is None or predicate(m)), None)
+
+    def sampler(self) -> LoadedModel | None:
+        """What sampling opens on: the first model, in the order, of a kind that does not count
+        (the best neural model), else the first model."""
+        return self.first(lambda m: not m.kind.has_counts) or self.first()
+
+    def eras(self, predicate=None) -> list[LoadedModel]:
+        """The era models for which predicate is true, earliest first."""
+        return sorted((m for m in self.models.values() if era(m) is not None
+                       and (predicate is None or predicate(m))), key=lambda m: (era(m), m.name))

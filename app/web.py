@@ -20,10 +20,12 @@ from urllib.parse import urlencode
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup, escape
@@ -141,8 +143,42 @@ templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal, attrs=
 
 
 def render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:
+    """The template filled with `context`, and a notice (base.html) naming the query parameters
+    the page does not read, if any."""
+    context = {"notice": unknown_params(request), **context}
     return templates.TemplateResponse(request=request, name=name, context=context,
                                       status_code=status_code)
+
+
+def reads(*params: str):
+    """Marks a page route that reads these query parameters itself (from
+    request.query_params, beyond its declared arguments), for `unknown_params`."""
+    def mark(route):
+        route.reads = params
+        return route
+    return mark
+
+
+def query_names(d: Dependant) -> list[str]:
+    """The query parameters a route (or a dependency) declares, with its dependencies'."""
+    return [p.alias for p in d.query_params] + [n for sub in d.dependencies
+                                                 for n in query_names(sub)]
+
+
+def unknown_params(request: Request) -> str | None:
+    """A notice naming the query parameters the matched page route does not read (its declared
+    query arguments and those it marks with `reads`), instead of ignoring them."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return None  # no page matched (a 404 of an unknown path)
+    known = list(dict.fromkeys(query_names(route.dependant)))
+    known += [p for p in getattr(route.endpoint, "reads", ()) if p not in known]
+    extra = sorted(set(request.query_params.keys()) - set(known))
+    if not extra:
+        return None
+    reads_ = f"it reads {', '.join(known)}" if known else "it reads no parameters"
+    return (f"Ignored {', '.join(repr(k) for k in extra)}: not a parameter of this page; "
+            f"{reads_}.")
 
 
 # --- errors -------------------------------------------------------------------------------------

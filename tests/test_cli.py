@@ -102,6 +102,22 @@ def test_console_script_help_has_examples_and_lists_the_kinds():
         assert f"  {kind.name} " in out and kind.description[:40] in out
 
 
+def test_the_sample_and_score_examples_use_the_best_shipped_model():
+    """Issue 21.1: the examples sampled from mlp; they name the model sampling opens on for
+    the shipped models (app/registry.py's order), or a counting bigram for its own features."""
+    import re
+
+    from app.cli import EXAMPLES
+    from app.registry import Registry
+
+    reg = Registry.load_dir(DEFAULT_MODELS_DIR)
+    best = reg.sampler().name
+    for command in ("sample", "score"):
+        named = re.findall(r"--model (?:models/)?(\S+)", EXAMPLES[command])
+        assert named[0] == best, (command, named)
+        assert {n for n in named if not reg.get(n).kind.has_counts} == {best}, (command, named)
+
+
 @pytest.mark.parametrize("name", list(KINDS))
 def test_train_help_of_a_kind_lists_its_config_and_training_flags(capsys, name):
     kind = KINDS[name]

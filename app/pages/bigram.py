@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app import plots
 from app.pages.common import has_bigram_table, pick_model
-from app.registry import LoadedModel
+from app.registry import LoadedModel, Registry
 from app.services import bigram_table
 from app.web import (
     USER_ERRORS,
@@ -208,6 +208,19 @@ def compare_tables(a: Table, b: Table, top: int = 8) -> Comparison:
     return Comparison(a, b, heat, rises=changes[::-1][:top], falls=changes[:top])
 
 
+def compare_defaults(registry: Registry, a: str, b: str) -> tuple[str, str] | None:
+    """The two models to compare when a or b is blank: the earliest era against the latest
+    (app/registry.py's `eras`), else the first two bigram tables in the registry's order; never
+    a model against itself (None when fewer than two bigram tables are loaded)."""
+    eras = registry.eras(has_bigram_table)
+    tables = [m.name for m in registry.ordered() if has_bigram_table(m)]
+    order = [eras[0].name, eras[-1].name] if len(eras) >= 2 else []
+    order += [n for n in tables if n not in order]
+    a = a or next((n for n in order if n != b), "")
+    b = b or next((n for n in order if n != a), "")
+    return (a, b) if a and b else None
+
+
 @router.get("/bigram/compare", response_class=HTMLResponse, summary="Two bigram models compared")
 @model_thread
 def compare_bigrams(request: Request, registry: RegistryDep, a: str = "", b: str = ""):
@@ -216,9 +229,11 @@ def compare_bigrams(request: Request, registry: RegistryDep, a: str = "", b: str
     ctx = {"nav": "compare", "title": "Compare bigram models", "bigram_models": choices,
            "a_name": a, "b_name": b}
     try:
-        ma = pick_model(registry, a or None, has_bigram_table, "bigram table")
-        mb = pick_model(registry, b or next((m.name for m in choices if m is not ma), ma.name),
-                        has_bigram_table, "bigram table")
+        pair = compare_defaults(registry, a.strip(), b.strip())
+        if pair is None and choices:  # one bigram table: the page says so (compare.html)
+            return render(request, "compare.html", ctx)
+        ma, mb = (pick_model(registry, x or None, has_bigram_table, "bigram table")
+                  for x in pair or (a, b))
         ta, tb = Table.of(ma), Table.of(mb)
         pmax = max(max(map(max, ta.probs)), max(map(max, tb.probs)))  # one colour scale
         ctx.update(cmp=compare_tables(ta, tb),

@@ -32,7 +32,8 @@ def flag(raw: str | None) -> bool:
 
 
 def pick_model(registry: Registry, name: str | None, has=None, what: str = "model") -> LoadedModel:
-    """The named model, or the first loaded model for which has(model) is true.
+    """The named model, or the first model in the registry's order (app/registry.py) for which
+    has(model) is true.
 
     UnknownModel for a name that is not loaded; NoTable when the model (or every model) lacks
     what the page needs.
@@ -44,7 +45,7 @@ def pick_model(registry: Registry, name: str | None, has=None, what: str = "mode
             raise NoTable(f"model {m.name!r} ({m.meta.model_type}) has no {what}; models that "
                           f"have one: {', '.join(usable) or 'none'}")
         return m
-    m = registry.first(has or (lambda _: True))
+    m = registry.first(has)
     if m is None:
         raise NoTable(f"no loaded model has a {what}")
     return m
@@ -56,12 +57,3 @@ def has_bigram_table(m: LoadedModel) -> bool:
 
 def has_embeddings(m: LoadedModel) -> bool:
     return m.kind.has_embeddings
-
-
-def unknown_params(q, known) -> str | None:
-    """A notice naming the query parameters a page does not read (instead of ignoring them)."""
-    extra = sorted(set(q.keys()) - set(known))
-    if not extra:
-        return None
-    return (f"Ignored {', '.join(repr(k) for k in extra)}: not a parameter of this page; it "
-            f"reads {', '.join(known)}.")

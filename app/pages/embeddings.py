@@ -89,11 +89,12 @@ def closest(view: EmbeddingView, k: int = 3) -> dict[str, list[tuple[str, float]
 
 
 def default_model(registry: Registry, name: str):
-    """The named model, else the first with a 2-D table (its raw plot needs no projection),
-    else the first with any embedding table."""
+    """The named model, else (in the registry's order) NAMELAB_DEFAULT_MODEL or the first with a
+    2-D table (its raw plot needs no projection), else the first with any embedding table."""
     if name:
         return pick_model(registry, name, has_embeddings, "embedding table")
-    flat = registry.first(lambda m: has_embeddings(m) and m.model.embedding_table().shape[1] == 2)
+    flat = registry.first(lambda m: has_embeddings(m) and (
+        m.name == registry.default or m.model.embedding_table().shape[1] == 2))
     return flat or pick_model(registry, None, has_embeddings, "embedding table")
 
 

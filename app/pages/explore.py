@@ -15,7 +15,16 @@ from app.lm.inspect import LayerHealth, max_attention_letters
 from app.params import MAX_LEN, InvalidParam, NameParam, NextParams
 from app.registry import LoadedModel, Registry
 from app.services import TopName
-from app.web import USER_ERRORS, BadInput, RegistryDep, fmt_prob, page_error, query, render
+from app.web import (
+    USER_ERRORS,
+    BadInput,
+    RegistryDep,
+    fmt_prob,
+    page_error,
+    query,
+    reads,
+    render,
+)
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -115,12 +124,12 @@ def next_href(models: list[str], prefix: str, knobs: dict[str, str]) -> str:
 
 def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
     """The models named (in order, each once; UnknownModel for one not loaded), at most
-    MAX_MODELS; none named: the first loaded model."""
+    MAX_MODELS; none named: the first in the registry's order (app/registry.py)."""
     names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     if len(names) > MAX_MODELS:
         raise BadInput(f"{len(names)} models asked; compare at most {MAX_MODELS} side by side.")
     if not names:
-        return list(registry.models.values())[:1]
+        return [registry.first()]
     return [registry.get(n) for n in names]
 
 
@@ -143,6 +152,7 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
 
 
 @router.get("/next", response_class=HTMLResponse, summary="Next-letter page")
+@reads("model", "prefix", *KNOBS)
 @model_thread
 def show_next(request: Request, registry: RegistryDep):
     """The next-letter distribution after a prefix, under up to three models side by side."""

@@ -1,4 +1,5 @@
-"""The overview: one card per loaded model, with ten fresh samples."""
+"""The overview: a box to score a name and a button to generate names from the best model, then
+one card per loaded model (in the registry's order: best first), with ten fresh samples."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ SAMPLES = 10  # names per card
 # are served between the cards.
 @router.get("/", response_class=HTMLResponse, summary="Overview page")
 async def show_overview(request: Request, registry: RegistryDep):
-    """Every loaded model: type, size, data, NLL, ten fresh samples and links."""
-    models = list(registry.models.values())
+    """Score a name, generate names; every loaded model: type, size, data, NLL, ten fresh
+    samples and links."""
+    models = registry.ordered()
     samples = await asyncio.gather(*(batching.sample(m, SampleParams(n=SAMPLES))
                                      for m in models))
     cards = [{"m": m, "samples": s, "bigram": has_bigram_table(m),
               "embeddings": has_embeddings(m)} for m, s in zip(models, samples, strict=True)]
     return render(request, "overview.html", {"nav": "overview", "title": "Overview",
-                                             "cards": cards, "refused": registry.refused})
+                                             "cards": cards, "refused": registry.refused,
+                                             "sampler": registry.sampler()})

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.pages.common import flag, pick_model, unknown_params
+from app.pages.common import flag, pick_model
 from app.params import SampleParams
 from app.services import fit_sentence, sample_names
-from app.web import USER_ERRORS, RegistryDep, page_error, render
+from app.web import USER_ERRORS, RegistryDep, page_error, reads, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -30,6 +30,7 @@ def sample_params(q) -> SampleParams:
 
 
 @router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
+@reads(*FIELDS, "exclude_training")
 @model_thread
 def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
@@ -38,10 +39,11 @@ def sample_page(request: Request, registry: RegistryDep):
     ctx = {"nav": "sample", "title": "Sample names", "models": registry.names(),
            "form": {**form, "exclude": q.get("exclude") or q.get("exclude_training") or ""},
            "more_open": any(form[k] for k in MORE),
-           "notice": unknown_params(q, (*FIELDS, "exclude_training")), "params": SampleParams,
+           "params": SampleParams,
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()), default=27)}
     try:
-        m = pick_model(registry, q.get("model"))
+        # none named: the best neural model (app/registry.py's order)
+        m = pick_model(registry, q.get("model")) if q.get("model") else registry.sampler()
         params = sample_params(q)
         result = sample_names(m, params)
     except USER_ERRORS as e:

@@ -10,11 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import batching, plots
-from app.pages.common import unknown_params
 from app.params import InvalidParam, NameParam
 from app.registry import LoadedModel
 from app.services import NameScore
-from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, render
+from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, reads, render
 
 router = APIRouter(tags=["pages"])
 
@@ -79,13 +78,15 @@ def split_names(text: str) -> list[str]:
 
 
 @router.get("/score", response_class=HTMLResponse, summary="Scoring page")
+@reads("name")
 async def score_page(request: Request, registry: RegistryDep, names: str = ""):
     """Each name under each model: log-probability, NLL per letter, plausibility, surprise."""
-    # repeated values (?names=emma&names=liam, as the API's list) are one name list
-    names = "\n".join(request.query_params.getlist("names")) or names
+    # repeated values (?names=emma&names=liam, as the API's list) and the API's GET parameter
+    # (?name=emma, repeated too) are one name list
+    q = request.query_params
+    names = "\n".join(q.getlist("names") + q.getlist("name")) or names
     ctx = {"nav": "score", "title": "Score names", "names": names, "max_names": MAX_NAMES,
-           "bins": range(plots.SURPRISE_BINS),
-           "notice": unknown_params(request.query_params, ("names",))}
+           "bins": range(plots.SURPRISE_BINS)}
     models = list(registry.models.values())
     try:
         given = split_names(names)

@@ -38,7 +38,7 @@ def test_nearest_letters_table(client):
 
 @pytest.mark.parametrize("url, status, message", [
     ("/embeddings?model=bigram", 409, "has no embedding table"),
-    ("/embeddings?x=0&y=9", 422, "y dimension must be between 0 and 3"),
+    ("/embeddings?model=mlp&x=0&y=9", 422, "y dimension must be between 0 and 3"),
     ("/embeddings?x=1&y=1", 422, "two different dimensions"),
     ("/embeddings?x=1", 422, "pick both dimensions"),
 ])
