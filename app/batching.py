@@ -161,6 +161,8 @@ async def score_valid(m: LoadedModel, names: list[str]) -> tuple[list[NameScore]
 
 async def sample(m: LoadedModel, p: SampleParams) -> SampleResult:
     """services.sample_names(m, p), served together with the others queued for m. The
-    parameters are checked here first, so a bad request never joins a batch."""
-    services.checked_sample(m, p)
+    parameters are checked here first, so a bad request never joins a batch: on a thread of
+    the pool, since compiling a pattern takes up to its bound of work (app/lm/constraints.py,
+    MAX_WORK) and the event loop serves every route meanwhile."""
+    await asyncio.to_thread(services.checked_sample, m, p)
     return await sampling.submit(m, p)

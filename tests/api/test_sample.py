@@ -10,6 +10,7 @@ from api_helpers import ALPHABET, assert_422
 from app.api.schemas import SampleResponse
 from app.data import split_words
 from app.lm import KINDS
+from app.lm.constraints import MAX_WORK
 from tests.conftest import TINY_NAMES
 
 URL = "/api/models/{}/sample"
@@ -312,6 +313,9 @@ def test_same_seed_same_fitting_names_when_requests_are_concurrent(client):
     ({"pattern": "^ma"}, "pattern", ["no anchors"]),
     ({"pattern": "q{40}", "max_len": 30}, "pattern", ["no name of 1 to 30 letters"]),
     ({"pattern": ".*a.{20}"}, "pattern", ["too large", "states"]),
+    ({"pattern": "(a{0,50}){0,50}"}, "pattern", ["too large to compile", f"{MAX_WORK:,} steps"]),
+    ({"pattern": "((a{0,99}){0,99}){0,99}"}, "pattern", ["too large to compile", "steps"]),
+    ({"pattern": "([a-z]{0,30}){0,30}"}, "pattern", ["too large to compile", "steps"]),
     ({"pattern": "a" * 101}, "pattern", ["at most 100"]),
     ({"suffix": "lyn", "max_len": 2}, "suffix", ["no name"]),
     ({"suffix": "ly9"}, "suffix", ["outside the alphabet"]),
