@@ -27,8 +27,8 @@ tests/test_batching.py sends the same requests alone and interleaved and compare
 The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts bound the work)
 bounds each request of a batch: each sampling request gets its own, started when the model
 thread picks the batch up (as it would alone), checks it before each of its steps and stops with
-the names it has (`exhausted: true`, `timed_out: true`); scoring is bounded by the size of its
-input.
+the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`); scoring is
+bounded by the size of its input.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     forward pass per step for all when the model's decoder is the base window one); each result
     is what the request alone gives (or the InvalidParam it raised). Request i checks its own
     deadline `each[i]` (by default the deadline of the work in progress) before every step and
-    stops there with the names it has.
+    stops there with the names of its whole rounds of draws.
 
     Where the model shares its forward pass (`shares_sampling`), requests with the same options
     and no filtering (unique, exclude_training, constraints beyond prefix and max_len: those

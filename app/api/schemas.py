@@ -166,7 +166,9 @@ class SampleResponse(BaseModel):
                     "what the names must fit, made more too hard to find within the bounded "
                     "effort (at most max(1000, 50n) names drawn; max(20000, 50n) with suffix, "
                     "contains, pattern or min_len), or the request's deadline passed first "
-                    "(timed_out); the names are those found by then")
+                    "(timed_out); the names are then those of the whole rounds of draws "
+                    "done by then (a round it stopped partway is dropped: the names it had "
+                    "finished would be the short ones)")
     timed_out: bool = Field(
         description=f"true when the request's deadline (a safety net of {MODEL_SECONDS:g} s "
                     "of model time) stopped the sampling: the names found by then depend on "

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from api_helpers import ALPHABET, assert_422
 
+from app import services
 from app.api.schemas import SampleResponse
 from app.data import split_words
 from app.lm import KINDS
@@ -234,6 +235,36 @@ def test_a_deadline_passed_before_any_name_finished_gives_none(client, deadline_
     r = client.get(URL.format("bigram") + "?n=5&seed=3")
     assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []
     assert r.json()["timed_out"] is True
+
+
+def test_a_round_the_deadline_stops_counts_for_nothing(client, deadline_after, monkeypatch):
+    """Rejection draws rounds until n names fit. A round the deadline stops partway is dropped
+    whole: the answer has the names, draws and fits of the rounds before it, and its mass is
+    their ratio. (Before, the cut round's finished rows were kept: its short names, and its
+    rejections counted as draws while its growing rows did not.)"""
+    rounds: list[tuple[int, services.Drawn]] = []  # (looks before the round, what it drew)
+    real = services.sampler
+
+    def recording(*args, **kwargs):
+        start = counted.looks
+        drawn = yield from real(*args, **kwargs)
+        rounds.append((start, drawn))
+        return drawn
+
+    monkeypatch.setattr(services, "sampler", recording)
+    body = {"n": 40, "seed": 4, "suffix": "a", "max_len": 12}
+    counted = deadline_after(10**9)  # never passes: counts the looks
+    full = sample(client, **body)
+    assert len(rounds) >= 2 and not full["timed_out"]
+    starts, first = [s for s, _ in rounds[:2]], rounds[0][1]
+    rounds.clear()
+    counted = deadline_after(starts[1] + 8)  # passes 8 steps into the second round
+    cut = sample(client, **body)
+    assert [s for s, _ in rounds] == starts  # the same rounds, up to the cut one
+    assert cut["timed_out"] and cut["exhausted"]
+    assert names(cut) == first.names == names(full)[: first.fits]
+    assert (cut["drawn"], cut["fits"]) == (first.drawn, first.fits)
+    assert cut["constraint_mass"] == pytest.approx(first.fits / first.drawn)
 
 
 SLOW_SAMPLES = [{"seed": 5}, {"n": 50, "seed": 6}, {"n": 20, "seed": 7, "unique": True},
