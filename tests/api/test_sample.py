@@ -3,6 +3,7 @@ import math
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from api_helpers import ALPHABET, assert_422
@@ -337,6 +338,20 @@ def test_same_seed_same_fitting_names_when_requests_are_concurrent(client):
     with ThreadPoolExecutor(6) as pool:
         together = list(pool.map(lambda b: sample(client, "mlp", **b), bodies))
     assert together == alone
+
+
+def test_the_draws_bound_is_the_documented_one(client):
+    """A rare constraint draws at most max(20,000, 50n) names: 25,000 for n=500 (docs/api.md
+    said 20,000); the OpenAPI schema and docs/api.md state it from the code's constants."""
+    body = sample(client, n=500, seed=1, suffix="qqq")
+    assert body["exhausted"] and not body["timed_out"] and body["fits"] < 500
+    assert body["drawn"] == max(services.MAX_CONSTRAINED_DRAWS, services.MAX_SAMPLE_DRAWS * 500)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["SampleResponse"]
+    said = schema["properties"]["exhausted"]["description"]
+    api_md = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    for bound in (services.DRAWS_BOUND, services.CONSTRAINED_DRAWS_BOUND):
+        assert bound in said and bound in api_md, bound
+    assert services.CONSTRAINED_DRAWS_BOUND == "max(20,000, 50n)"
 
 
 @pytest.mark.parametrize(("body", "field", "words"), [
