@@ -16,7 +16,7 @@ its `crawl`, replaced here by the same walk with budgets) at most MAX_STATES sta
 MAX_WORK steps for the whole pattern, a step being a sub-state of the subset construction
 followed or looked up (what the walk's time is made of). Past a bound: `TooLarge`, naming it.
 Same pattern, same answer on every machine; the slowest refusal takes a fraction of a second
-(bench/bench_constraints.py).
+(bench/bench_patterns.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class ConstraintError(ValueError):
 
 
 class TooLarge(ConstraintError):
-    """The automaton would have more than MAX_STATES states."""
+    """An automaton would have more than MAX_STATES states, or compiling the pattern would take
+    more than MAX_WORK steps."""
 
 
 # --- budgets for interegular's crawl -------------------------------------------------------------
