@@ -27,8 +27,8 @@ tests/test_batching.py sends the same requests alone and interleaved and compare
 The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts bound the work)
 bounds each request of a batch: each sampling request gets its own, started when the model
 thread picks the batch up (as it would alone), checks it before each of its steps and stops with
-the names it has (`exhausted: true`, `timed_out: true`); scoring is bounded by the size of its
-input.
+the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`); scoring is
+bounded by the size of its input.
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ async def score_valid(m: LoadedModel, names: list[str]) -> tuple[list[NameScore]
 
 async def sample(m: LoadedModel, p: SampleParams) -> SampleResult:
     """services.sample_names(m, p), served together with the others queued for m. The
-    parameters are checked here first, so a bad request never joins a batch."""
-    services.checked_sample(m, p)
+    parameters are checked here first, so a bad request never joins a batch: on a thread of
+    the pool, since compiling a pattern takes up to its bound of work (app/lm/constraints.py,
+    MAX_WORK) and the event loop serves every route meanwhile."""
+    await asyncio.to_thread(services.checked_sample, m, p)
     return await sampling.submit(m, p)

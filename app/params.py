@@ -28,6 +28,7 @@ MAX_SCORE = 1000  # names per score request
 MAX_TEMPERATURE = 5.0
 MAX_TOP = 100  # names per top request
 MAX_NEIGHBOURS = 10
+FORM_STEP = 0.001  # a form's step for a number with an exclusive bound (`Params.form_bounds`)
 
 
 class InvalidParam(ValueError):
@@ -67,6 +68,19 @@ class Params(BaseModel):
                 out["maxlength"] = m.max_length
             elif isinstance(m, MinLen):
                 out["minlength"] = m.min_length
+        return out
+
+    @classmethod
+    def form_bounds(cls, name: str) -> dict[str, Any]:
+        """`bounds` for a form's number input, which has no exclusive bound: one (top_p > 0,
+        min_p < 1) becomes the value next inside it on a grid of FORM_STEP, with that step
+        (min="0.001" step="0.001"), so the form offers only values the server takes."""
+        out = cls.bounds(name)
+        for m in cls.model_fields[name].metadata:
+            if isinstance(m, Gt):
+                out["min"], out["step"] = round(m.gt + FORM_STEP, 9), FORM_STEP
+            elif isinstance(m, Lt):
+                out["max"], out["step"] = round(m.lt - FORM_STEP, 9), FORM_STEP
         return out
 
     @classmethod

@@ -41,12 +41,15 @@ from app.registry import LoadedModel
 IN_DATA = ("the name is in the model's data: its training split or its held-out names (what "
            "'known name' means on the pages, and what exclude_training leaves out)")
 IN_TRAINING = "the name is in the model's training split (80% of its data)"
-MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n (and >= 1000) names drawn
+MAX_SAMPLE_DRAWS = 50  # bounded effort: at most this many times n names drawn
+MIN_SAMPLE_DRAWS = 1000  # (or this many if more)
 # Names that fit a rare constraint take 1 / mass draws each (rejection, for the neural kinds):
 # at most this many draws a request (and MAX_SAMPLE_DRAWS * n if more), by count, so the same
 # request gets the same names on any machine; the deadline is the safety net.
 MAX_CONSTRAINED_DRAWS = 20_000
 MAX_ROUND = 4096  # draws per round of rejection (a round's rows go through each step together)
+DRAWS_BOUND = f"max({MIN_SAMPLE_DRAWS}, {MAX_SAMPLE_DRAWS}n)"  # in words: API schema, docs/api.md
+CONSTRAINED_DRAWS_BOUND = f"max({MAX_CONSTRAINED_DRAWS:,}, {MAX_SAMPLE_DRAWS}n)"
 
 
 @dataclass
@@ -178,7 +181,7 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
     forward pass per step for all when the model's decoder is the base window one); each result
     is what the request alone gives (or the InvalidParam it raised). Request i checks its own
     deadline `each[i]` (by default the deadline of the work in progress) before every step and
-    stops there with the names it has.
+    stops there with the names of its whole rounds of draws.
 
     Where the model shares its forward pass (`shares_sampling`), requests with the same options
     and no filtering (unique, exclude_training, constraints beyond prefix and max_len: those
@@ -252,7 +255,7 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
         seed = draw_seed() if p.seed is None else p.seed
     rare = c.beyond_prefix or c.min_len > 1
     exact = exact_kind(m.model)  # sampled from P(name | fits): every draw fits
-    budget = max(MAX_CONSTRAINED_DRAWS if rare else 1000, MAX_SAMPLE_DRAWS * n)
+    budget = max(MAX_CONSTRAINED_DRAWS if rare else MIN_SAMPLE_DRAWS, MAX_SAMPLE_DRAWS * n)
     kept: list[tuple[str, float]] = []
     seen: set[str] = set()
     drawn = fits = 0

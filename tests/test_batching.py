@@ -149,6 +149,23 @@ def test_a_bad_request_in_a_batch_fails_alone(client):
     assert isinstance(results[1], InvalidParam)
 
 
+def test_a_sample_request_is_checked_off_the_event_loop(client, monkeypatch):
+    """Compiling a pattern takes up to its bound of work (app/lm/constraints.py, MAX_WORK):
+    the event loop, which serves every route, does not do it."""
+    m = client.app.state.registry.get("bigram")
+    threads: list[threading.Thread] = []
+    real = services.checked_sample
+    monkeypatch.setattr(services, "checked_sample",
+                        lambda m, p: threads.append(threading.current_thread()) or real(m, p))
+
+    async def go() -> threading.Thread:
+        await batching.sample(m, SampleParams(n=2, seed=1, pattern="e.*a"))
+        return threading.current_thread()
+
+    loop_thread = run_async(go())
+    assert threads and threads[0] is not loop_thread  # the check before the request queues
+
+
 def test_every_request_of_a_batch_stops_at_the_deadline(client):
     """A batch runs under the model-time deadline (app/worker.py): each sampling request checks
     it before each step and stops with the names it has, exhausted."""

@@ -92,7 +92,7 @@ def test_the_form_inputs_carry_the_bounds(client):
     html = client.get("/sample").text
     for name in ("n", "top_k", "seed", "max_len", "min_len", "top_p", "min_p", "suffix",
                  "contains", "pattern"):
-        bounds = SampleParams.bounds(name)
+        bounds = SampleParams.form_bounds(name)
         tag = re.search(rf'<input [^>]*name="{name}"[^>]*>', html).group(0)
         for attr, value in bounds.items():
             assert f'{attr}="{value}"' in tag, (name, tag)
@@ -100,6 +100,18 @@ def test_the_form_inputs_carry_the_bounds(client):
     assert f'maxlength="{MAX_LEN}"' in tag
     tag = re.search(r'<input [^>]*name="temperature"[^>]*>', html).group(0)
     assert 'max="5"' in tag
+
+
+def test_the_form_offers_only_what_an_exclusive_bound_lets_through(client):
+    """HTML has no exclusive bound: top_p > 0 and min_p < 1 become the next value inside them
+    on the form's step, so the browser refuses 0 and 1 as the server does."""
+    html = client.get("/sample").text
+    for name, attrs in (("top_p", ['min="0.001"', 'max="1"', 'step="0.001"']),
+                        ("min_p", ['min="0"', 'max="0.999"', 'step="0.001"'])):
+        tag = re.search(rf'<input [^>]*name="{name}"[^>]*>', html).group(0)
+        assert all(a in tag for a in attrs) and 'step="any"' not in tag, tag
+    assert re.search(r"Top-p <span[^>]*>[^<]*0 excluded", html)
+    assert re.search(r"Min-p <span[^>]*>[^<]*1 excluded", html)
 
 
 def test_the_cli_sample_goes_through_the_service(capsys, models_dir, client):

@@ -34,8 +34,8 @@ async def sample_names(
     """Draw `n` names. Same seed and fields, same names. With `unique`/`exclude_training`,
     fewer names may come back (`exhausted: true`) when more are too hard to find within the
     bounded effort (a count of names drawn: the same on every machine). A request gets at most
-    10 s of model time, a safety net: sampling stops then, with the names finished so far
-    (`timed_out: true`, `exhausted: true`). Concurrent requests for the
+    10 s of model time, a safety net: sampling stops then, with the names of its whole rounds
+    of draws (`timed_out: true`, `exhausted: true`). Concurrent requests for the
     same model are sampled together on the model thread (app/batching.py), each as alone."""
     result = await batching.sample(m, req or SampleRequest())
     return json_response(sample_payload(m.name, result))

@@ -22,7 +22,15 @@ from app.lm.search import MAX_EXPANSIONS
 from app.lm.train import History
 from app.params import SampleParams, ScoreParams
 from app.registry import LoadedModel
-from app.services import IN_DATA, IN_TRAINING, EmbeddingView, SampledName, TopName
+from app.services import (
+    CONSTRAINED_DRAWS_BOUND,
+    DRAWS_BOUND,
+    IN_DATA,
+    IN_TRAINING,
+    EmbeddingView,
+    SampledName,
+    TopName,
+)
 from app.worker import MODEL_SECONDS
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
@@ -164,9 +172,12 @@ class SampleResponse(BaseModel):
     exhausted: bool = Field(
         description="true when fewer than n names came back: unique/exclude_training, or "
                     "what the names must fit, made more too hard to find within the bounded "
-                    "effort (at most max(1000, 50n) names drawn; max(20000, 50n) with suffix, "
-                    "contains, pattern or min_len), or the request's deadline passed first "
-                    "(timed_out); the names are those found by then")
+                    f"effort (at most {DRAWS_BOUND} names drawn; {CONSTRAINED_DRAWS_BOUND} "
+                    "with suffix, contains, pattern or min_len), or the request's deadline "
+                    "passed first "
+                    "(timed_out); the names are then those of the whole rounds of draws "
+                    "done by then (a round it stopped partway is dropped: the names it had "
+                    "finished would be the short ones)")
     timed_out: bool = Field(
         description=f"true when the request's deadline (a safety net of {MODEL_SECONDS:g} s "
                     "of model time) stopped the sampling: the names found by then depend on "

@@ -8,16 +8,21 @@ compiled `.*a.{8}` in 0.09 s where greenery took 14 s) over the model's alphabet
 "any letter of the model". The automata are then intersected here (a product over the reachable
 pairs), and the length bounds are kept beside the automaton: the samplers count letters anyway.
 
-Compiling a regular expression to a DFA can take exponential work (`.*a.{20}` has 2^21
-states), so the work is bounded by counts, never by time: at most MAX_PATTERN characters, at
-most MAX_STATES states crawled per compilation (interegular's `crawl`, replaced by the same walk
-with a state budget) and in the intersection. Past a bound: `TooLarge`. Same pattern, same
-answer on every machine.
+Compiling a regular expression to a DFA can take exponential work: `.*a.{20}` has 2^21 states,
+and nested repeats build large automata on the way to a small one (`(a{0,50}){0,50}` took 10 s,
+`([a-z]{0,30}){0,30}` 33 s, before these bounds). So the work is bounded by counts, never by
+time: at most MAX_PATTERN characters; every automaton interegular builds on the way (each with
+its `crawl`, replaced here by the same walk with budgets) at most MAX_STATES states; and at most
+MAX_WORK steps for the whole pattern, a step being a sub-state of the subset construction
+followed or looked up (what the walk's time is made of). Past a bound: `TooLarge`, naming it.
+Same pattern, same answer on every machine; the slowest refusal takes a fraction of a second
+(bench/bench_patterns.py).
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,7 +33,8 @@ import torch
 from app.lm.vocab import MAX_NAME_LEN, Vocab
 
 MAX_PATTERN = 100  # characters of a pattern
-MAX_STATES = 1000  # states of an automaton, while compiling and once intersected
+MAX_STATES = 1000  # states of an automaton: each one built while compiling, the intersection
+MAX_WORK = 400_000  # steps of compiling one pattern (`.*a.{8}`, 513 states, takes 243,398)
 
 
 class ConstraintError(ValueError):
@@ -40,20 +46,39 @@ class ConstraintError(ValueError):
 
 
 class TooLarge(ConstraintError):
-    """The automaton would have more than MAX_STATES states."""
+    """An automaton would have more than MAX_STATES states, or compiling the pattern would take
+    more than MAX_WORK steps."""
 
 
-# --- a state budget for interegular's crawl ------------------------------------------------------
+# --- budgets for interegular's crawl -------------------------------------------------------------
 
-_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+
+@dataclass
+class _Budget:
+    """What a compilation may still spend (`compile_pattern` sets one per pattern)."""
+
+    field: str
+    work: int = MAX_WORK
+
+    def spend(self, steps: int) -> None:
+        self.work -= steps
+        if self.work < 0:
+            raise TooLarge(self.field, f"{self.field} is too large to compile: building its "
+                                       f"automaton takes more than {MAX_WORK:,} steps (the "
+                                       f"limit; nested repeats multiply)")
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
     "namelab_crawl_budget", default=None)
 _original_crawl = ifsm.crawl
 
 
 def _bounded_crawl(alphabet, initial, final, follow):
-    """interegular.fsm.crawl (the walk every FSM operation builds its result with), the same
-    walk with a dict for its index, that stops with TooLarge once the budget of states (the
-    context's, set by `compile_pattern`) is spent. Outside a compilation: the original."""
+    """interegular.fsm.crawl (the walk every FSM operation builds its result with): the same
+    walk, with a dict for its index, that stops with TooLarge once the automaton it builds
+    passes MAX_STATES states or the compilation's budget of steps is spent (`_Budget`: each
+    `follow` looks at every sub-state of the state it leaves, its result is hashed). Outside
+    a compilation: the original."""
     budget = _budget.get()
     if budget is None:
         return _original_crawl(alphabet, initial, final, follow)
@@ -64,18 +89,21 @@ def _bounded_crawl(alphabet, initial, final, follow):
         if final(state):
             finals.add(i)
         mapping[i] = {}
+        size = 1 + _size(state)
         for transition in alphabet.by_transition:
+            budget.spend(size)
             try:
                 nxt = follow(state, transition)
             except ifsm.OblivionError:
                 continue
+            budget.spend(_size(nxt))
             key = _key(nxt)
             j = index.get(key)
             if j is None:
-                budget[0] -= 1
-                if budget[0] < 0:
-                    raise TooLarge("pattern", f"pattern is too large: its automaton has more "
-                                              f"than {MAX_STATES} states")
+                if len(states) >= MAX_STATES:
+                    raise TooLarge(budget.field, f"{budget.field} is too large: an automaton "
+                                                 f"built for it has more than {MAX_STATES} "
+                                                 f"states (the limit)")
                 j = index[key] = len(states)
                 states.append(nxt)
             mapping[i][transition] = j
@@ -84,14 +112,18 @@ def _bounded_crawl(alphabet, initial, final, follow):
                     map=mapping, __no_validation__=True)
 
 
+def _size(state) -> int:
+    """How many sub-states a crawl state holds (a set or a dict of them; else one)."""
+    return len(state) if isinstance(state, (set, frozenset, dict)) else 1
+
+
 def _key(state):
-    """A crawl state (sets, dicts, tuples of states) as a hashable key: equal iff equal."""
-    if isinstance(state, (set, frozenset)):
-        return frozenset(_key(x) for x in state)
+    """A crawl state as a hashable key, equal iff the states are: interegular's states are sets
+    or dicts of integers (the states of automata already built) or tuples of them."""
     if isinstance(state, dict):
-        return frozenset((k, _key(v)) for k, v in state.items())
-    if isinstance(state, (tuple, list)):
-        return tuple(_key(x) for x in state)
+        return frozenset(state.items())
+    if isinstance(state, set):
+        return frozenset(state)
     return state
 
 
@@ -159,13 +191,32 @@ def compile_pattern(pattern: str, vocab: Vocab, field: str = "pattern") -> Autom
     """A regular expression (Python syntax, as interegular reads it) that the whole name must
     match, as an Automaton over `vocab`'s letters. ConstraintError naming `field` for a pattern
     too long, unreadable, or using what a DFA cannot do (anchors, back-references...);
-    TooLarge past MAX_STATES states."""
+    TooLarge past MAX_STATES states or MAX_WORK steps. Compiled once per pattern, refusals
+    included: a pattern too large spends the whole budget of work, once, not at every request
+    (whatever its other fields)."""
     if len(pattern) > MAX_PATTERN:
         raise ConstraintError(field, f"{field} is {len(pattern)} characters long; at most "
                                      f"{MAX_PATTERN}")
+    built = _compiled(pattern, vocab, field)
+    if isinstance(built, tuple):
+        kind, msg = built
+        raise kind(field, msg)
+    return built
+
+
+@functools.lru_cache(maxsize=64)  # an automaton is at most MAX_STATES x 27 numbers
+def _compiled(pattern: str, vocab: Vocab,
+              field: str) -> Automaton | tuple[type[ConstraintError], str]:
+    try:
+        return _compile(pattern, vocab, field)
+    except ConstraintError as e:  # kept as text: the exception holds the compiler's frames
+        return type(e), str(e)
+
+
+def _compile(pattern: str, vocab: Vocab, field: str) -> Automaton:
     letters = vocab.itos[1:]
     alphabet = ifsm.Alphabet.from_groups(*[{c} for c in letters])
-    token = _budget.set([MAX_STATES])
+    token = _budget.set(_Budget(field))
     try:
         fsm = interegular.parse_pattern(pattern).to_fsm(alphabet)
     except TooLarge:

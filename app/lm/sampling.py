@@ -25,6 +25,10 @@ from a masked one (masking a letter at one step changes what the later steps are
   independent and exact at any count; its cost (1 / mass draws a name) is bounded by a count of
   draws (app/services.py), and the answer says how many it took.
 A name longer than max_len is never cut to fit: it does not fit (issue 21), so it is drawn again.
+A draw (a round of rows) that its deadline stops partway gives none of its rows, only whole
+ones count: the rows that had ended by then are the short ones (kept, they would favour short
+names), and its rejections would count as draws while its growing rows did not (the estimated
+mass would run low).
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ def sample(
     `constraint` that replaces prefix and max_len). A kind sampled exactly gives n names; the
     others keep the draws that fit (a name that would outgrow max_len is not one of them).
     Deterministic for a given generator state; never touches the global RNG.
-    If `deadline` passes first, only the names finished by then are returned (fewer than n)."""
+    If `deadline` passes before every draw ended, no names (the module's docstring)."""
     return sample_scored(model, n, generator, temperature=temperature, top_k=top_k,
                          prefix=prefix, max_len=max_len, deadline=deadline, **options)[0]
 
@@ -206,9 +210,10 @@ class Draw:
 @dataclass(frozen=True)
 class Drawn:
     """What one Draw gave: the names that fit (in draw order) and their log-probabilities,
-    how many draws were completed (`drawn`: a row the deadline stopped is not one) and how many
-    fit; `mass`: the exact probability that a draw fits, where the sampler computed it (an
-    exact kind), else None (estimate it as fits / drawn)."""
+    how many draws there were (`drawn`: n, or 0 when the deadline stopped the Draw partway: its
+    rows are dropped, `timed_out`) and how many fit; `mass`: the exact probability that a draw
+    fits, where the sampler computed it (an exact kind), else None (estimate it as fits /
+    drawn)."""
 
     names: list[str]
     log_probs: list[float]
@@ -226,7 +231,8 @@ def sampler(
     **options: Any,
 ) -> Steps[Drawn]:
     """`sample_scored` as steps for `drive`: yields the decoder of the growing names, is sent
-    their logits. Checks `deadline` before each step: once passed, the names finished so far."""
+    their logits. Checks `deadline` before each step: once passed, it stops with no names
+    (`timed_out`)."""
     (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)], **options)
     return result
 
@@ -289,8 +295,7 @@ def _uniforms(draws: list[Draw], rows: torch.Tensor) -> torch.Tensor:
 
 def _stop_checks(draws: list[Draw], stopped: list[int], t: int, last: int) -> bool:
     """Mark the draws whose deadline passed as stopped at step t (`last`: not stopped); True
-    when all have stopped. Checked between steps: a stopped draw keeps the names it finished
-    before step t."""
+    when all have stopped. Checked between steps."""
     for k, d in enumerate(draws):
         if stopped[k] == last and passed(d.deadline):
             stopped[k] = t
@@ -299,15 +304,18 @@ def _stop_checks(draws: list[Draw], stopped: list[int], t: int, last: int) -> bo
 
 def _results(draws: list[Draw], names: list[str], totals: list[float], fit: list[bool],
              done_at: list[int], stopped: list[int], mass: float | None) -> list[Drawn]:
-    """Each draw's Drawn: its rows that ended (fitting or not) before it stopped."""
+    """Each draw's Drawn: its rows if all of them ended before it stopped, else none of them
+    (`timed_out`: only whole draws count, the module's docstring)."""
     results, first = [], 0
     for d, stop in zip(draws, stopped, strict=True):
-        mine = [r for r in range(first, first + d.n) if done_at[r] < stop]
+        mine = range(first, first + d.n)
+        first += d.n
+        if any(done_at[r] >= stop for r in mine):
+            results.append(Drawn([], [], drawn=0, fits=0, mass=mass, timed_out=True))
+            continue
         kept = [r for r in mine if fit[r]]
         results.append(Drawn([names[r] for r in kept], [totals[r] for r in kept],
-                             drawn=len(mine), fits=len(kept), mass=mass,
-                             timed_out=len(mine) < d.n))
-        first += d.n
+                             drawn=d.n, fits=len(kept), mass=mass))
     return results
 
 
@@ -329,7 +337,7 @@ def rejection_sampler(model: LanguageModel, draws: list[Draw], knobs: Knobs,
     fit = torch.zeros(N, dtype=torch.bool)
     done_at = torch.full((N,), last, dtype=torch.long)  # the step at which each row ended
     # The step at which each draw's deadline stopped it (`last`: it did not). A row that ended
-    # at step t has t letters, so a draw stopped at step s keeps its rows that ended before s.
+    # at step t has t letters: a draw stopped at step s is whole if all its rows ended before s.
     stopped = [last] * len(draws)
     rows = torch.arange(N)  # (L,): the rows still growing
     decoder = model.decoder(torch.tensor([start], dtype=torch.long).repeat(N, 1))  # (L, B)

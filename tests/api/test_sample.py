@@ -3,13 +3,16 @@ import math
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from api_helpers import ALPHABET, assert_422
 
+from app import services
 from app.api.schemas import SampleResponse
 from app.data import split_words
 from app.lm import KINDS
+from app.lm.constraints import MAX_WORK
 from tests.conftest import TINY_NAMES
 
 URL = "/api/models/{}/sample"
@@ -235,6 +238,36 @@ def test_a_deadline_passed_before_any_name_finished_gives_none(client, deadline_
     assert r.json()["timed_out"] is True
 
 
+def test_a_round_the_deadline_stops_counts_for_nothing(client, deadline_after, monkeypatch):
+    """Rejection draws rounds until n names fit. A round the deadline stops partway is dropped
+    whole: the answer has the names, draws and fits of the rounds before it, and its mass is
+    their ratio. (Before, the cut round's finished rows were kept: its short names, and its
+    rejections counted as draws while its growing rows did not.)"""
+    rounds: list[tuple[int, services.Drawn]] = []  # (looks before the round, what it drew)
+    real = services.sampler
+
+    def recording(*args, **kwargs):
+        start = counted.looks
+        drawn = yield from real(*args, **kwargs)
+        rounds.append((start, drawn))
+        return drawn
+
+    monkeypatch.setattr(services, "sampler", recording)
+    body = {"n": 40, "seed": 4, "suffix": "a", "max_len": 12}
+    counted = deadline_after(10**9)  # never passes: counts the looks
+    full = sample(client, **body)
+    assert len(rounds) >= 2 and not full["timed_out"]
+    starts, first = [s for s, _ in rounds[:2]], rounds[0][1]
+    rounds.clear()
+    counted = deadline_after(starts[1] + 8)  # passes 8 steps into the second round
+    cut = sample(client, **body)
+    assert [s for s, _ in rounds] == starts  # the same rounds, up to the cut one
+    assert cut["timed_out"] and cut["exhausted"]
+    assert names(cut) == first.names == names(full)[: first.fits]
+    assert (cut["drawn"], cut["fits"]) == (first.drawn, first.fits)
+    assert cut["constraint_mass"] == pytest.approx(first.fits / first.drawn)
+
+
 SLOW_SAMPLES = [{"seed": 5}, {"n": 50, "seed": 6}, {"n": 20, "seed": 7, "unique": True},
                 {"n": 10, "seed": 8, "prefix": "a", "exclude_training": True},
                 {"n": 30, "seed": 9, "temperature": 1.5, "max_len": 12}]
@@ -307,11 +340,28 @@ def test_same_seed_same_fitting_names_when_requests_are_concurrent(client):
     assert together == alone
 
 
+def test_the_draws_bound_is_the_documented_one(client):
+    """A rare constraint draws at most max(20,000, 50n) names: 25,000 for n=500 (docs/api.md
+    said 20,000); the OpenAPI schema and docs/api.md state it from the code's constants."""
+    body = sample(client, n=500, seed=1, suffix="qqq")
+    assert body["exhausted"] and not body["timed_out"] and body["fits"] < 500
+    assert body["drawn"] == max(services.MAX_CONSTRAINED_DRAWS, services.MAX_SAMPLE_DRAWS * 500)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["SampleResponse"]
+    said = schema["properties"]["exhausted"]["description"]
+    api_md = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    for bound in (services.DRAWS_BOUND, services.CONSTRAINED_DRAWS_BOUND):
+        assert bound in said and bound in api_md, bound
+    assert services.CONSTRAINED_DRAWS_BOUND == "max(20,000, 50n)"
+
+
 @pytest.mark.parametrize(("body", "field", "words"), [
     ({"pattern": "(ab"}, "pattern", ["not a valid regular expression"]),
     ({"pattern": "^ma"}, "pattern", ["no anchors"]),
     ({"pattern": "q{40}", "max_len": 30}, "pattern", ["no name of 1 to 30 letters"]),
     ({"pattern": ".*a.{20}"}, "pattern", ["too large", "states"]),
+    ({"pattern": "(a{0,50}){0,50}"}, "pattern", ["too large to compile", f"{MAX_WORK:,} steps"]),
+    ({"pattern": "((a{0,99}){0,99}){0,99}"}, "pattern", ["too large to compile", "steps"]),
+    ({"pattern": "([a-z]{0,30}){0,30}"}, "pattern", ["too large to compile", "steps"]),
     ({"pattern": "a" * 101}, "pattern", ["at most 100"]),
     ({"suffix": "lyn", "max_len": 2}, "suffix", ["no name"]),
     ({"suffix": "ly9"}, "suffix", ["outside the alphabet"]),

@@ -229,3 +229,6 @@ def test_top_names_that_fit_are_the_best_of_the_sampled_ones(client):
     assert max(x["log_prob"] for x in drawn["names"]) <= lps[0] + 1e-9
     bad = client.get("/api/models/bigram/top", params={"pattern": "(ab"})
     assert bad.status_code == 422 and "pattern" in bad.json()["detail"][0]["loc"]
+    # compiled on the model thread: bounded by its count of work (app/lm/constraints.py)
+    bad = client.get("/api/models/mlp/top", params={"pattern": "((a{0,99}){0,99}){0,99}"})
+    assert bad.status_code == 422 and "too large to compile" in bad.json()["detail"][0]["msg"]

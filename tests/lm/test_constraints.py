@@ -6,12 +6,13 @@ import math
 import random
 import re
 
+import interegular
 import pytest
 import torch
 from scipy.stats import chisquare
 
 from app.lm import Bigram, Vocab
-from app.lm.constraints import ConstraintError, TooLarge, build
+from app.lm.constraints import MAX_STATES, MAX_WORK, ConstraintError, TooLarge, build
 from app.lm.sampling import Draw, Knobs, drive, filter_logits, group_sampler, sample
 from app.lm.scoring import log_probs
 from tests.conftest import TINY_NAMES
@@ -66,8 +67,47 @@ def test_impossible_or_bad_constraints_name_their_field(args, field, words):
 
 
 def test_a_pattern_whose_automaton_is_too_large_is_refused_by_a_count():
-    with pytest.raises(TooLarge, match="more than"):
+    with pytest.raises(TooLarge, match=f"more than {MAX_STATES} states") as e:
         build(VOCAB, pattern=".*a.{20}")
+    assert e.value.field == "pattern"
+
+
+LETTERS = Vocab("abcdefghijklmnopqrstuvwxyz")
+
+
+@pytest.mark.parametrize("pattern", ["(a{0,50}){0,50}", "((a{0,99}){0,99}){0,99}",
+                                     "([a-z]{0,30}){0,30}"])
+def test_a_pattern_too_costly_to_compile_is_refused_by_its_count_of_work(pattern):
+    """Nested repeats: small enough in characters, and the first two in states too, but
+    compiling them took 10 to 33 s. The work is counted (MAX_WORK steps), not timed."""
+    with pytest.raises(TooLarge, match=f"too large to compile: .* more than {MAX_WORK:,} steps"
+                       ) as e:
+        build(LETTERS, pattern=pattern)
+    assert e.value.field == "pattern"
+
+
+@pytest.mark.parametrize(("pattern", "states"), [("ma.*(lyn|lee)", 9), (".*a.{8}", 513),
+                                                 ("[a-z]{2,12}", 13)])
+def test_patterns_within_the_bounds_compile(pattern, states):
+    """`.*a.{8}` is the largest of these (2^9 + 1 states): the bounds keep it."""
+    c = build(LETTERS, pattern=pattern)
+    assert c.automaton.n_states == states
+    rng = random.Random(1)
+    for w in ["malyn", "mara", "a" * 9, "ba" + "b" * 8, "b" * 13, *(
+            "".join(rng.choice("amlyneb") for _ in range(rng.randint(1, 14)))
+            for _ in range(2000))]:
+        assert c.fits(w) == bool(re.fullmatch(pattern, w)), w
+
+
+def test_a_refused_pattern_is_compiled_once(monkeypatch):
+    """A refusal spends the whole budget of work: it is kept, whatever the other fields."""
+    parsed = []
+    real = interegular.parse_pattern
+    monkeypatch.setattr(interegular, "parse_pattern", lambda p: parsed.append(p) or real(p))
+    for max_len in (20, 30, 20):
+        with pytest.raises(TooLarge, match="steps"):
+            build(LETTERS, suffix="a", pattern="(b{0,50}){0,50}", max_len=max_len)
+    assert parsed.count("(b{0,50}){0,50}") == 1
 
 
 # --- exact sampling for the bigram ----------------------------------------------------------------

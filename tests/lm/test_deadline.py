@@ -10,12 +10,14 @@ import torch
 
 from app.lm import Bigram, Vocab
 from app.lm import deadline as deadlines
+from app.lm.constraints import build
 from app.lm.deadline import Deadline
-from app.lm.sampling import sample_scored
+from app.lm.sampling import Draw, Drawn, drive, group_sampler, sample_scored
 from app.lm.search import most_probable
 from tests.conftest import TINY_NAMES
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
+VOCAB = BIGRAM.vocab
 
 
 def after_looks(k: int) -> Deadline:
@@ -27,15 +29,40 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def drawn(model, draws: list[Draw], **options) -> list[Drawn]:
+    (result,) = drive(model, [group_sampler(model, draws, **options)])
+    return result
+
+
 @pytest.mark.parametrize("steps", [1, 3, 5, 8])
-def test_sampling_stops_at_the_deadline_with_the_names_finished_by_then(steps):
-    full_names, full_lps = sample_scored(BIGRAM, 300, gen(3), max_len=20)
-    names, lps = sample_scored(BIGRAM, 300, gen(3), max_len=20, deadline=after_looks(steps + 1))
-    # `steps` forward passes ran: a name of L letters finishes at the pass after its last letter
-    kept = [(x, lp) for x, lp in zip(full_names, full_lps, strict=True) if len(x) < steps]
-    assert names == [x for x, _ in kept]
-    assert lps == pytest.approx([lp for _, lp in kept])
-    assert len(names) < 300
+@pytest.mark.parametrize("constrained", [False, True])
+def test_a_draw_the_deadline_stops_partway_gives_no_names(tiny_mlp, steps, constrained):
+    """Only whole draws count. The names finished when the deadline passes are the short ones
+    (before, the answer here was every name of fewer than `steps` letters), and the rejected
+    rows counted as drawn while the growing ones did not: the mass estimate ran low. The
+    bigram is sampled exactly, the MLP by rejection."""
+    options = {"constraint": build(VOCAB, suffix="a", max_len=20)} if constrained else {}
+    for model in (BIGRAM, tiny_mlp):
+        (whole,) = drawn(model, [Draw(300, gen(3))], **options)
+        (cut,) = drawn(model, [Draw(300, gen(3), after_looks(steps + 1))], **options)
+        assert whole.drawn == 300 and len(whole.names) > 0 and not whole.timed_out
+        assert any(len(x) < steps for x in whole.names) or steps == 1  # what was kept before
+        assert (cut.names, cut.drawn, cut.fits, cut.timed_out) == ([], 0, 0, True)
+        assert cut.mass == whole.mass  # the bigram's exact mass does not depend on the draws
+
+
+def test_a_draw_whose_rows_all_ended_before_its_deadline_is_whole(tiny_mlp):
+    """In a group, a draw whose rows have all ended keeps them when its deadline passes while
+    another draw's rows still grow; one look earlier, its row was growing: no names."""
+    c = build(VOCAB, max_len=12)
+    (alone,) = drawn(tiny_mlp, [Draw(1, gen(1))], constraint=c)
+    (name,) = alone.names  # its row ended at step len(name), the look after its last letter
+    for looks, whole in ((len(name) + 2, True), (len(name) + 1, False)):
+        got, other = drawn(tiny_mlp, [Draw(1, gen(1), after_looks(looks)), Draw(200, gen(2))],
+                           constraint=c)
+        assert got.names == (alone.names if whole else []) and got.timed_out is not whole
+        assert got.log_probs == pytest.approx(alone.log_probs if whole else [])
+        assert other.drawn == 200 and max(len(x) for x in other.names) > looks  # still growing
 
 
 def test_a_deadline_that_never_passes_changes_nothing(tiny_mlp):

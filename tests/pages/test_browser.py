@@ -57,6 +57,21 @@ def test_sample_form_returns_n_names_and_the_same_seed_gives_the_same_names(page
     assert page.locator("#samples td.name").all_text_contents() == first
 
 
+def test_the_sample_form_refuses_top_p_0_and_min_p_1_as_the_server_does(page, base_url):
+    """The browser checks an input against its bounds; HTML has no exclusive one, so the form
+    gives top_p and min_p the next value inside on a step of 0.001 (app.params.form_bounds)."""
+    page.goto(base_url + "/sample")
+    page.locator("details.more-options summary").click()
+    for name, value, valid in (("top_p", "0", False), ("top_p", "0.001", True),
+                               ("top_p", "0.9", True), ("top_p", "1", True),
+                               ("min_p", "1", False), ("min_p", "0.999", True),
+                               ("min_p", "0.05", True), ("min_p", "0", True)):
+        box = page.locator(f"input[name={name}]")
+        box.fill(value)
+        assert box.evaluate("e => e.checkValidity()") is valid, (name, value)
+        box.fill("")
+
+
 def test_score_page_shows_one_coloured_letter_per_character(page, base_url):
     page.goto(base_url + "/score")
     page.fill("textarea[name=names]", "emma\nxavier")

@@ -123,6 +123,8 @@ def test_without_more_options_the_group_is_folded_and_no_mass_is_shown(client):
 
 @pytest.mark.parametrize(("query", "words"), [("pattern=(ab", "not a valid regular expression"),
                                               ("suffix=lyn&max_len=2", "no name of 1 to 2"),
+                                              ("pattern=%28a%7B0%2C50%7D%29%7B0%2C50%7D",
+                                               "too large to compile"),
                                               ("top_p=2", "top-p must be")])
 def test_a_bad_constraint_is_an_error_in_the_page(client, query, words):
     r = client.get(f"/sample?model=bigram&{query}")
