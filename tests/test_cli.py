@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import fields, replace
+from itertools import pairwise
 
 import pytest
 import torch
@@ -199,7 +200,7 @@ def test_a_model_trained_through_the_cli_learns(capsys, tmp_path, kind):
         assert val["nll"] < bigram + 0.02, (val["nll"], bigram)
     history = ckpt.meta.history  # it moved at every pass, downhill (a converged model may
     assert len(set(history.val)) == 4  # wobble in the 5th decimal)
-    assert all(b < a + 1e-3 for a, b in zip(history.val, history.val[1:])), history.val
+    assert all(b < a + 1e-3 for a, b in pairwise(history.val)), history.val
 
 
 def test_eval_recomputes_the_checkpoints_own_split(capsys, models_dir, tiny_names_file):
