@@ -3,7 +3,6 @@ import logging
 from fastapi.testclient import TestClient
 
 from app.lm import KINDS
-from app.lm.base import LanguageModel
 from app.main import create_app
 
 
@@ -22,8 +21,7 @@ def test_readyz_lists_the_loaded_models_and_which_are_batched(client):
     # What the batcher does, whatever this CPU's kernels make of the models' shapes.
     assert body["batched"] == {
         m.name: {"scoring": m.model.rows_independent,
-                 "sampling": m.model.rows_independent
-                 and type(m.model).decoder is LanguageModel.decoder}
+                 "sampling": m.model.groups_sampling}
         for m in registry.models.values()}
 
 
