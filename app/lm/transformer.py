@@ -276,11 +276,13 @@ class Rowwise:
         self.linears = tuple((transposed(b.attn.qkv), transposed(b.attn.proj),
                               transposed(b.mlp[0]), transposed(b.mlp[2])) for b in m.blocks)
         self.head = transposed(m.head)
+        # Checked on whole sequences of three lengths (a pass's rows are sequences x length),
+        # and on the decoder over the whole block: its every step (each position's cache).
         V, T = len(m.vocab), m.block_size
         self.rows_independent = all(
             independent_rows(network, V, L, sizes=(1, 3, 16, 100), rows=256)
-            for network in (self.sequence_logits, self.decoded)
-            for L in sorted({1, min(5, T), T}))
+            for network, L in [*((self.sequence_logits, L) for L in sorted({1, min(5, T), T})),
+                               (self.decoded, T)])
 
     @torch.no_grad()
     def sequence_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 import logging
+import re
 
 from fastapi.testclient import TestClient
 
@@ -33,6 +34,15 @@ def test_start_up_logs_which_models_are_batched(settings, caplog):
         scoring = "batched" if m.model.rows_independent else "one request at a time"
         assert any(line.startswith(f"model {m.name}: scoring {scoring}, sampling ")
                    for line in lines), lines
+
+
+def test_start_up_logs_each_models_load_time(settings, caplog):
+    with caplog.at_level(logging.INFO, logger="namelab"), TestClient(create_app(settings)) as c:
+        names = c.app.state.registry.names()
+    lines = [r.getMessage() for r in caplog.records if r.name == "namelab.registry"]
+    for name in names:
+        assert any(re.fullmatch(rf"loaded model {re.escape(name)} \(\S+\) from .* in \d+\.\d\d s",
+                                line) for line in lines), (name, lines)
 
 
 def test_readyz_is_503_before_the_models_load(settings):
