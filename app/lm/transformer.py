@@ -39,6 +39,7 @@ MAX_LAYERS = 16
 MAX_EMBD = 1024
 
 WORDS_PER_PASS = 128  # words (of one length) per pass when scoring: bounds the memory of a pass
+SHORT_LETTERS = 2  # histories of at most this many letters are looked up (27**2 of them: 4.5 MB)
 
 
 def starts(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,6 +277,7 @@ class Rowwise:
         self.linears = tuple((transposed(b.attn.qkv), transposed(b.attn.proj),
                               transposed(b.mlp[0]), transposed(b.mlp[2])) for b in m.blocks)
         self.head = transposed(m.head)
+        self.short_logits, self.short_cache = self.short_histories()
         # Checked on whole sequences of three lengths (a pass's rows are sequences x length),
         # and on the decoder over the whole block: its every step (each position's cache).
         V, T = len(m.vocab), m.block_size
@@ -346,6 +348,19 @@ class Rowwise:
             logits = self.step(x[:, pos], cache, pos)
         return logits
 
+    def short_histories(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every name starts with the same few positions: the logits after each history of at
+        most SHORT_LETTERS ids after the start ('.', '.a', ..., '.zz': `short_row` orders
+        them), and the cache of the longest ones, computed once (a decoder looks them up)."""
+        V, K = len(self.m.vocab), min(SHORT_LETTERS, self.m.block_size - 1)
+        logits = []
+        for k in range(K + 1):
+            letters = (torch.arange(V**k)[:, None] // V ** torch.arange(k - 1, -1, -1)) % V
+            x = padded(torch.cat([torch.zeros(V**k, 1, dtype=torch.long), letters], dim=1))
+            cache = self.new_cache(len(x))
+            logits.append(self.prefill(x, cache)[: V**k])
+        return torch.cat(logits), cache[: K + 1, :, : V**K].clone()
+
     def decoded(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) sequences -> the logits after them (B, V), step by step: what the decoder
         computes (`rows_independent` checks it too)."""
@@ -369,7 +384,9 @@ class KVDecoder(Decoder):
     many their first letters) through the blocks, attending to the keys and values its earlier
     characters left in the cache. Row by row the same bits whatever else is in the batch
     (`Rowwise.rows_independent`), so several requests can be one decoder (app/lm/sampling.py,
-    `group_sampler`). Once the names fill the block, the windows take over (the base Decoder).
+    `group_sampler`). Histories of at most SHORT_LETTERS letters are looked up
+    (`Rowwise.short_histories`); once the names fill the block, the windows take over (the
+    base Decoder).
 
     The cache holds the live histories in order, gathered after each step (one copy). Keeping
     each history in a slot of its own instead (a first child taking its parent's, dead slots
@@ -380,24 +397,31 @@ class KVDecoder(Decoder):
         super().__init__(model, ctx)
         self.fast: Rowwise = model._fast
         x, n = starts(ctx)
-        self.pos = int(n[0])  # positions run so far
+        self.pos = int(n[0])  # positions run (or looked up) so far
         # (block_size, n_layer, R, 2 C): the keys and values of the distinct histories, R
-        # rounded up to a multiple of ROW_MULTIPLE; None once the windows have taken over.
+        # rounded up to a multiple of ROW_MULTIPLE; None while they are looked up, and once
+        # the windows have taken over.
         self.cache: torch.Tensor | None = None
+        self.short: torch.Tensor | None = None  # (U,): while looked up, each history's row
         self.which = torch.zeros(0, dtype=torch.long)  # (L,): each name's history
         self.tokens = torch.zeros(0, dtype=torch.long)  # (R,): each history's newest id
         self._logits: torch.Tensor | None = None  # (R, V)
-        if bool((n == self.pos).all()) and self.pos < model.block_size:
-            if bool((x == x[:1]).all()):  # one start for every name (as the sampler's)
-                seqs, self.which = x[:1], torch.zeros(len(x), dtype=torch.long)
-            else:
-                seqs, self.which = torch.unique(x, dim=0, return_inverse=True)  # (U, pos)
+        if not bool((n == self.pos).all()) or self.pos >= model.block_size:
+            return  # the windows
+        if bool((x == x[:1]).all()):  # one start for every name (as the sampler's)
+            seqs, self.which = x[:1], torch.zeros(len(x), dtype=torch.long)
+        else:
+            seqs, self.which = torch.unique(x, dim=0, return_inverse=True)  # (U, pos)
+        if self.pos <= len(self.fast.short_cache):
+            self.short = short_row(seqs[:, 1:], len(model.vocab))
+            self._logits = self.fast.short_logits[self.short]
+        else:
             seqs = padded(seqs)
             self.cache = self.fast.new_cache(len(seqs))
             self._logits = self.fast.prefill(seqs, self.cache)
 
     def logits(self) -> torch.Tensor:
-        if self.cache is None:
+        if self.cache is None and self.short is None:
             return super().logits()
         if self._logits is None:
             self._logits = self.fast.step(self.tokens, self.cache, self.pos)
@@ -406,17 +430,38 @@ class KVDecoder(Decoder):
 
     def advance(self, keep: torch.Tensor, ix: torch.Tensor) -> None:
         super().advance(keep, ix)
-        if self.cache is None:
+        if self.cache is None and self.short is None:
             return
         if self.pos >= self.model.block_size:  # the block is full: windows from here on
             self.cache = None
             return
         V = len(self.model.vocab)
         keys, self.which = torch.unique(self.which[keep] * V + ix[keep], return_inverse=True)
-        parent, self.tokens = padded(keys // V), padded(keys % V)  # (R,) each
+        parent, token = keys // V, keys % V  # (U,) each
+        if self.short is not None:
+            # The parents' rows among the histories of their length (pos - 1 letters).
+            local = self.short[parent] - (V ** (self.pos - 1) - 1) // (V - 1)
+            if self.pos < len(self.fast.short_cache):  # the children are in the table too
+                self.short = local * V + token + (V**self.pos - 1) // (V - 1)
+                self._logits = self.fast.short_logits[self.short]
+                self.pos += 1
+                return
+            parent = padded(local)
+            self.cache = self.fast.new_cache(len(parent))
+            self.cache[: self.pos] = self.fast.short_cache[:, :, parent]
+            self.short, self.tokens, self._logits = None, padded(token), None
+            return
+        parent, self.tokens = padded(parent), padded(token)  # (R,) each
         cache = self.fast.new_cache(len(parent))
         torch.index_select(self.cache[: self.pos], 2, parent, out=cache[: self.pos])
         self.cache, self._logits = cache, None
+
+
+def short_row(letters: torch.Tensor, V: int) -> torch.Tensor:
+    """(U, k) ids after the start -> their rows in `Rowwise.short_histories`' table: the
+    histories of fewer letters first, then in the order of their ids."""
+    k = letters.shape[1]
+    return (letters * V ** torch.arange(k - 1, -1, -1)).sum(dim=1) + (V**k - 1) // (V - 1)
 
 
 KIND = Kind(
