@@ -39,7 +39,8 @@ MAX_LAYERS = 16
 MAX_EMBD = 1024
 
 WORDS_PER_PASS = 128  # words (of one length) per pass when scoring: bounds the memory of a pass
-SHORT_LETTERS = 2  # histories of at most this many letters are looked up (27**2 of them: 4.5 MB)
+SHORT_LETTERS = 2  # histories of at most this many letters are looked up (27**2 of them: 4.5 MB
+SHORT_FLOATS = 1 << 22  # for the shipped model), fewer if their cache would exceed 16 MB
 
 
 def starts(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,7 +353,10 @@ class Rowwise:
         """Every name starts with the same few positions: the logits after each history of at
         most SHORT_LETTERS ids after the start ('.', '.a', ..., '.zz': `short_row` orders
         them), and the cache of the longest ones, computed once (a decoder looks them up)."""
-        V, K = len(self.m.vocab), min(SHORT_LETTERS, self.m.block_size - 1)
+        m = self.m
+        V, K = len(m.vocab), min(SHORT_LETTERS, m.block_size - 1)
+        while K and (K + 1) * len(m.blocks) * V**K * 2 * m.cfg.n_embd > SHORT_FLOATS:
+            K -= 1
         logits = []
         for k in range(K + 1):
             letters = (torch.arange(V**k)[:, None] // V ** torch.arange(k - 1, -1, -1)) % V
