@@ -278,6 +278,16 @@ class Rowwise:
         self.linears = tuple((transposed(b.attn.qkv), transposed(b.attn.proj),
                               transposed(b.mlp[0]), transposed(b.mlp[2])) for b in m.blocks)
         self.head = transposed(m.head)
+        # The first block's input and its queries, keys and values depend only on the id and
+        # its position: computed once for each (block_size, V, ...), looked up by `step`.
+        with torch.no_grad():
+            b, (qkv, _, _, _) = m.blocks[0], self.linears[0]
+            self.inputs = m.wte.weight[None] + m.wpe.weight[:, None]  # (block_size, V, C)
+            C = m.cfg.n_embd
+            a = F.layer_norm(self.inputs.reshape(-1, C), (C,), b.ln_1.weight, b.ln_1.bias,
+                             b.ln_1.eps)
+            self.first_qkv = torch.addmm(qkv[1], padded(a), qkv[0])[: len(a)].view(
+                *self.inputs.shape[:2], 3 * C)  # (block_size, V, 3C)
         self.short_logits, self.short_cache = self.short_histories()
         # Checked on whole sequences of three lengths (a pass's rows are sequences x length),
         # and on the decoder over the whole block: its every step (each position's cache).
@@ -325,11 +335,14 @@ class Rowwise:
         m = self.m
         C, nh = m.cfg.n_embd, m.cfg.n_head
         R, hs, t = len(tokens), C // nh, pos + 1
-        h = m.wte.weight[tokens] + m.wpe.weight[pos]  # (R, C)
+        h = self.inputs[pos][tokens]  # (R, C)
         for i, (block, (qkv, proj, fc, out)) in enumerate(
                 zip(m.blocks, self.linears, strict=True)):
-            a = F.layer_norm(h, (C,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
-            qkv_ = torch.addmm(qkv[1], a, qkv[0])  # (R, 3C)
+            if i == 0:
+                qkv_ = self.first_qkv[pos][tokens]  # (R, 3C)
+            else:
+                a = F.layer_norm(h, (C,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
+                qkv_ = torch.addmm(qkv[1], a, qkv[0])
             cache[pos, i, :R] = qkv_[:, C:]
             kv = cache[:t, i, :R].view(t, R, 2, nh, hs)  # this position's and the earlier ones
             att = ((kv[:, :, 0] * qkv_[:, :C].view(R, nh, hs)).sum(dim=3)
