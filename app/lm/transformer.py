@@ -450,7 +450,7 @@ class KVDecoder(Decoder):
         if self.cache is None and self.short is None:
             return
         if self.pos >= self.model.block_size:  # the block is full: windows from here on
-            self.cache = None
+            self.cache = self.short = None
             return
         V = len(self.model.vocab)
         keys, self.which = torch.unique(self.which[keep] * V + ix[keep], return_inverse=True)

@@ -104,8 +104,10 @@ def test_an_unfrozen_model_samples_through_the_windows():
         assert type(m.decoder(torch.zeros(2, 6, dtype=torch.long))) is Decoder
 
 
-@pytest.mark.parametrize("cfg", [CFG, TransformerConfig(dropout=0.0)])
-@pytest.mark.parametrize("start", ["", "ab"])
+@pytest.mark.parametrize("cfg", [CFG, TransformerConfig(dropout=0.0),  # and blocks that end
+                                 *(TransformerConfig(block_size=b, n_layer=1, n_head=1, n_embd=8,
+                                                     dropout=0.0) for b in (2, 3))])  # in the table
+@pytest.mark.parametrize("start", ["", "a", "ab"])
 def test_the_decoder_gives_the_full_passs_logits(cfg, start):
     """Oracle: at every step, the KV-cached decoder's logits are those of the layers as
     written on the names' windows (`layer_logits`, the whole sequence in one pass), while the
