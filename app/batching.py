@@ -18,10 +18,9 @@ Each request gets exactly what it would get alone, to the last bit:
   pads its rows and keeps its weights transposed: app/lm/base.py, ROW_MULTIPLE); a model for
   which it does not hold (`rows_independent` false) is served one request at a time, still
   queued here.
-- sampling is batched only for models whose decoder is the base window one
-  (`type(model).decoder is LanguageModel.decoder`): a kind with its own decoder (the
-  Transformer's KVDecoder keeps keys and values per history) samples each request alone
-  through it (`services.shares_sampling`).
+- sampling is batched for models whose decoder's rows are independent of the batch
+  (`LanguageModel.groups_sampling`, `services.shares_sampling`): the base window decoder's,
+  and the Transformer's KV-cached decoder, checked at load (app/lm/transformer.py).
 tests/test_batching.py sends the same requests alone and interleaved and compares the bytes.
 
 The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts bound the work)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,7 +161,8 @@ class Registry:
             try:
                 reason = cls._skip_reason(path)
                 if reason is None:
-                    reg.add(load_checkpoint(path, limits))
+                    start = time.perf_counter()
+                    reg.add(load_checkpoint(path, limits), time.perf_counter() - start)
                     continue
             except CheckpointError as e:
                 reason = e.reason
@@ -190,10 +192,13 @@ class Registry:
                     "1-64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
         return None
 
-    def add(self, ckpt: Checkpoint) -> LoadedModel:
+    def add(self, ckpt: Checkpoint, seconds: float | None = None) -> LoadedModel:
+        """Serve `ckpt`; `seconds`, the time its loading took, goes into the log line."""
         loaded = LoadedModel.from_checkpoint(ckpt)
         self.models[loaded.name] = loaded
-        log.info("loaded model %s (%s) from %s", loaded.name, ckpt.meta.model_type, ckpt.path)
+        took = "" if seconds is None else f" in {seconds:.2f} s"
+        log.info("loaded model %s (%s) from %s%s", loaded.name, ckpt.meta.model_type, ckpt.path,
+                 took)
         return loaded
 
     def names(self) -> list[str]:

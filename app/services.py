@@ -221,9 +221,9 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
 
 
 def shares_sampling(model: LanguageModel) -> bool:
-    """Whether concurrent requests may share sampling steps: the model's rows are independent
-    of the batch, and it samples through the base window Decoder (which `drive` batches)."""
-    return model.rows_independent and type(model).decoder is LanguageModel.decoder
+    """Whether concurrent requests may share sampling steps: the rows of the model's decoder
+    are independent of the batch (`LanguageModel.groups_sampling`)."""
+    return model.groups_sampling
 
 
 def _one(steps: Steps[SampleResult]) -> Steps[list[SampleResult]]:

@@ -10,7 +10,7 @@ so that the client does not take the server's CPU. Each endpoint gets `--seconds
 endpoint and round: requests/s, p50 and p99 latency, non-2xx responses, and the ratio of the
 requests/s to `/healthz`'s in the same round; then the issue's targets against the lower of the
 rounds' ratios. Last, the latency of one big request at a time (one connection): `sample n=1000`
-and `score 1000 names` on the MLP.
+from each kind of model and `score 1000 names` on the MLP.
 
 Exits 1 if any response was not 2xx or a socket error happened.
 """
@@ -38,10 +38,14 @@ NAMES_1000 = [f"{a}{b}{c}" for a in "abcdefghij" for b in "aeiouy" for c in
 # (label, method, path, JSON body or None, target ratio to /healthz or None)
 ENDPOINTS = [
     ("GET /healthz", "GET", "/healthz", None, None),
-    ("POST mlp/score 1 name", "POST", "/api/models/mlp/score", {"names": ["emma"]}, 0.5),
+    ("POST mlp/score 1 name", "POST", "/api/models/mlp/score", {"names": ["emma"]}, 0.7),
     ("POST bigram/score 1 name", "POST", "/api/models/bigram/score", {"names": ["emma"]}, None),
-    ("POST mlp/sample n=20", "POST", "/api/models/mlp/sample", {"n": 20, "seed": 1}, 0.25),
-    ("GET /bigram?model=bigram", "GET", "/bigram?model=bigram", None, 0.5),
+    ("POST mlp/sample n=20", "POST", "/api/models/mlp/sample", {"n": 20, "seed": 1}, 0.4),
+    ("POST transformer/sample n=20", "POST", "/api/models/transformer/sample",
+     {"n": 20, "seed": 1}, 0.2),
+    ("POST wavenet/sample n=20", "POST", "/api/models/wavenet/sample", {"n": 20, "seed": 1},
+     None),
+    ("GET /bigram?model=bigram", "GET", "/bigram?model=bigram", None, 0.9),
     ("GET /score?names=emma", "GET", "/score?names=emma", None, 0.25),
     # Not the issue's rows, to show what the caches and shared contexts above leave out: a new
     # seed for every request (no two requests share their names' contexts), and a new name for
@@ -51,7 +55,8 @@ ENDPOINTS = [
 ]
 # One request at a time: the latency of a big request must not suffer from batching.
 SINGLE = [
-    ("POST mlp/sample n=1000", "POST", "/api/models/mlp/sample", {"n": 1000, "seed": 1}),
+    *((f"POST {kind}/sample n=1000", "POST", f"/api/models/{kind}/sample", {"n": 1000, "seed": 1})
+      for kind in ("bigram", "neural-bigram", "mlp", "wavenet", "transformer")),
     ("POST mlp/score 1000 names", "POST", "/api/models/mlp/score", {"names": NAMES_1000}),
 ]
 

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.lm import KINDS, MLPConfig
 from app.lm.config import OptimConfig
 from app.lm.deadline import Deadline, bounded
+from app.lm.transformer import KVDecoder
 from app.main import create_app
 from app.params import InvalidParam, SampleParams
 from app.training import train_to_checkpoint
@@ -218,3 +219,20 @@ def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
 
     assert [str(e) for e in run_async(go())] == ["bug"] * 3
     assert b.queues == {}
+
+
+def test_the_transformers_requests_with_the_same_options_are_one_kv_decoder(client, monkeypatch):
+    """Concurrent Transformer sample requests are batched as the MLP's (issue 28): one
+    KV-cached decoder for the group when its rows are independent of the batch, and each
+    request's names what it gets alone."""
+    m = client.app.state.registry.get("transformer")
+    made: list = []
+    decoder = type(m.model).decoder
+    monkeypatch.setattr(type(m.model), "decoder",
+                        lambda self, ctx: made.append(decoder(self, ctx)) or made[-1])
+    params = [SampleParams(n=n, seed=s) for n, s in ((3, 1), (20, 2), (7, 3))]
+    alone = [services.sample_names(m, p) for p in params]
+    made.clear()
+    assert services.sample_many(m, params) == alone
+    assert all(isinstance(d, KVDecoder) for d in made)  # the fast path, never the windows
+    assert len(made) == (1 if m.model.groups_sampling else len(params))

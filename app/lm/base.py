@@ -92,6 +92,14 @@ class LanguageModel(nn.Module):
         return bool(getattr(self._fast, "rows_independent", False))
 
     @property
+    def groups_sampling(self) -> bool:
+        """True when several sampling requests may be the rows of one decoder and so share
+        its steps (app/batching.py, app/lm/sampling.py `group_sampler`): each row's logits
+        must then be independent of the batch. The base window Decoder's are the model's rows
+        (`rows_independent`); a kind with its own decoder says whether its rows are."""
+        return self.rows_independent and type(self).decoder is LanguageModel.decoder
+
+    @property
     def frozen(self) -> bool:
         """Between freeze() and train(): every kind, with a fast form or without one."""
         return self._frozen

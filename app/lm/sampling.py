@@ -163,8 +163,9 @@ def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
     """Run sampling generators together: each step, every run still going yields its decoder
     and is sent the logits of its own rows. Runs whose decoders are the base window `Decoder`
     share one forward pass (each distinct window once) if the model's rows are independent of
-    the batch (`rows_independent`); otherwise (the WaveNet), and for a kind's own decoder (the
-    Transformer's KVDecoder keeps state per history), each run gets its logits alone.
+    the batch (`rows_independent`); otherwise, and for a kind's own decoder (the Transformer's
+    KVDecoder keeps state per history: requests with the same options share one through
+    `group_sampler` instead), each run gets its logits alone.
     Returns each run's result, or the exception it raised (which ends only that run)."""
     results: list[Any] = [None] * len(runs)
     live: list[tuple[int, Steps[R], Decoder]] = []

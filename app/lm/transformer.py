@@ -38,8 +38,9 @@ MAX_BLOCK = 64
 MAX_LAYERS = 16
 MAX_EMBD = 1024
 
-KV = tuple[torch.Tensor, torch.Tensor]  # one block's keys and values: (B, n_head, T, head size)
 WORDS_PER_PASS = 128  # words (of one length) per pass when scoring: bounds the memory of a pass
+SHORT_LETTERS = 2  # histories of at most this many letters are looked up (27**2 of them: 4.5 MB
+SHORT_FLOATS = 1 << 22  # for the shipped model), fewer if their cache would exceed 16 MB
 
 
 def starts(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,16 +78,13 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.proj_drop = Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, past: KV | None = None) -> tuple[torch.Tensor, KV]:
-        """(B, T, C) -> (B, T, C), and the keys and values of every position so far. With
-        `past` (decoding), x holds the positions after those: T = 1, one new character."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)  # (B, nh, T, hs)
-        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C))), (k, v)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
 class Block(nn.Module):
@@ -102,10 +100,9 @@ class Block(nn.Module):
             Dropout(cfg.dropout),
         )
 
-    def forward(self, x: torch.Tensor, past: KV | None = None) -> tuple[torch.Tensor, KV]:
-        a, present = self.attn(self.ln_1(x), past)
-        x = x + a
-        return x + self.mlp(self.ln_2(x)), present
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(LanguageModel):
@@ -141,19 +138,11 @@ class Transformer(LanguageModel):
     def sequence_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T) sequences from their start, T <= block_size -> (B, T, V): the logits after
         each prefix."""
-        return self.run(x, 0)[0]
-
-    def run(self, x: torch.Tensor, start: int, pasts: list[KV] | None = None
-            ) -> tuple[torch.Tensor, list[KV]]:
-        """Positions start, start + 1, ... of (B, T) ids -> their logits (B, T, V), and every
-        block's keys and values so far (what `pasts` held before them, and theirs)."""
         T = x.shape[1]
-        h = self.drop(self.wte(x) + self.wpe.weight[start : start + T])  # (B, T, n_embd)
-        presents = []
-        for i, block in enumerate(self.blocks):
-            h, kv = block(h, None if pasts is None else pasts[i])
-            presents.append(kv)
-        return self.head(self.ln_f(h)), presents
+        h = self.drop(self.wte(x) + self.wpe.weight[:T])  # (B, T, n_embd)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.ln_f(h))
 
     def layer_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, block_size) '.'-padded windows -> (B, V). A window holding k < block_size letters
@@ -224,7 +213,15 @@ class Transformer(LanguageModel):
         return out
 
     def decoder(self, ctx: torch.Tensor) -> Decoder:
-        return KVDecoder(self, ctx)
+        """Frozen (as served), the KV-cached `KVDecoder`; else the base windows."""
+        if isinstance(self._fast, Rowwise) and not torch.is_grad_enabled():
+            return KVDecoder(self, ctx)
+        return Decoder(self, ctx)
+
+    @property
+    def groups_sampling(self) -> bool:
+        """The KVDecoder's rows are checked too (`Rowwise.rows_independent`)."""
+        return self.rows_independent
 
     def inference_form(self) -> Rowwise:
         return Rowwise(self)
@@ -248,7 +245,7 @@ class Transformer(LanguageModel):
             q, k = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k))  # (B, nh, T, hs)
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(C // nh)  # (B, nh, T, T)
             maps.append(scores.masked_fill(~causal, -torch.inf).softmax(dim=-1))
-            h, _ = block(h)
+            h = block(h)
         return torch.stack(maps, dim=1)
 
     def activation_layers(self) -> list[tuple[str, nn.Module, str]]:
@@ -281,10 +278,24 @@ class Rowwise:
         self.linears = tuple((transposed(b.attn.qkv), transposed(b.attn.proj),
                               transposed(b.mlp[0]), transposed(b.mlp[2])) for b in m.blocks)
         self.head = transposed(m.head)
+        # The first block's input and its queries, keys and values depend only on the id and
+        # its position: computed once for each (block_size, V, ...), looked up by `step`.
+        with torch.no_grad():
+            b, (qkv, _, _, _) = m.blocks[0], self.linears[0]
+            self.inputs = m.wte.weight[None] + m.wpe.weight[:, None]  # (block_size, V, C)
+            C = m.cfg.n_embd
+            a = F.layer_norm(self.inputs.reshape(-1, C), (C,), b.ln_1.weight, b.ln_1.bias,
+                             b.ln_1.eps)
+            self.first_qkv = torch.addmm(qkv[1], padded(a), qkv[0])[: len(a)].view(
+                *self.inputs.shape[:2], 3 * C)  # (block_size, V, 3C)
+        self.short_logits, self.short_cache = self.short_histories()
+        # Checked on whole sequences of three lengths (a pass's rows are sequences x length),
+        # and on the decoder over the whole block: its every step (each position's cache).
         V, T = len(m.vocab), m.block_size
         self.rows_independent = all(
-            independent_rows(self.sequence_logits, V, L, sizes=(1, 3, 16, 100), rows=256)
-            for L in sorted({1, min(5, T), T}))
+            independent_rows(network, V, L, sizes=(1, 3, 16, 100), rows=256)
+            for network, L in [*((self.sequence_logits, L) for L in sorted({1, min(5, T), T})),
+                               (self.decoded, T)])
 
     @torch.no_grad()
     def sequence_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -305,6 +316,74 @@ class Rowwise:
         h = F.layer_norm(h, (C,), m.ln_f.weight, m.ln_f.bias, m.ln_f.eps)
         return (torch.mm(h, self.head[0]) + self.head[1]).view(b, L, -1)[:B]
 
+    def new_cache(self, rows: int) -> torch.Tensor:
+        """Room for the keys and values of every position of `rows` histories:
+        (block_size, n_layer, rows, 2 * n_embd), each layer's rows of a position together."""
+        m = self.m
+        return torch.empty(m.block_size, len(m.blocks), rows, 2 * m.cfg.n_embd)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, cache: torch.Tensor, pos: int) -> torch.Tensor:
+        """One position of R histories (R a multiple of ROW_MULTIPLE): `tokens` (R,) their ids
+        at position `pos`, the first R rows of `cache` (`new_cache`) the keys and values of
+        their positions before it -> (R, V) the logits after them; this position's keys and
+        values are written into `cache`. What a KV-cached decoder needs and no more: the new
+        position of each row through the linear layers (the weights transposed, as
+        `sequence_logits`), attending to its cached keys and values with elementwise products
+        and sums along each row (where `sequence_logits` attends over whole sequences); the same
+        function, to float32 rounding."""
+        m = self.m
+        C, nh = m.cfg.n_embd, m.cfg.n_head
+        R, hs, t = len(tokens), C // nh, pos + 1
+        h = self.inputs[pos][tokens]  # (R, C)
+        for i, (block, (qkv, proj, fc, out)) in enumerate(
+                zip(m.blocks, self.linears, strict=True)):
+            if i == 0:
+                qkv_ = self.first_qkv[pos][tokens]  # (R, 3C)
+            else:
+                a = F.layer_norm(h, (C,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
+                qkv_ = torch.addmm(qkv[1], a, qkv[0])
+            cache[pos, i, :R] = qkv_[:, C:]
+            kv = cache[:t, i, :R].view(t, R, 2, nh, hs)  # this position's and the earlier ones
+            att = ((kv[:, :, 0] * qkv_[:, :C].view(R, nh, hs)).sum(dim=3)
+                   / math.sqrt(hs)).softmax(dim=0)  # (t, R, nh): over the positions
+            y = (att[..., None] * kv[:, :, 1]).sum(dim=0)  # (R, nh, hs)
+            h = h + torch.addmm(proj[1], y.view(R, C), proj[0])
+            a = F.layer_norm(h, (C,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+            h = h + torch.addmm(out[1], F.gelu(torch.addmm(fc[1], a, fc[0])), out[0])
+        h = F.layer_norm(h, (C,), m.ln_f.weight, m.ln_f.bias, m.ln_f.eps)
+        return torch.addmm(self.head[1], h, self.head[0])
+
+    def prefill(self, x: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
+        """(R, L) sequences from their start, R a multiple of ROW_MULTIPLE, 1 <= L <= block_size
+        -> the logits after them (R, V), their keys and values in the first R rows of `cache`:
+        `step` at each position."""
+        for pos in range(x.shape[1]):
+            logits = self.step(x[:, pos], cache, pos)
+        return logits
+
+    def short_histories(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every name starts with the same few positions: the logits after each history of at
+        most SHORT_LETTERS ids after the start ('.', '.a', ..., '.zz': `short_row` orders
+        them), and the cache of the longest ones, computed once (a decoder looks them up)."""
+        m = self.m
+        V, K = len(m.vocab), min(SHORT_LETTERS, m.block_size - 1)
+        while K and (K + 1) * len(m.blocks) * V**K * 2 * m.cfg.n_embd > SHORT_FLOATS:
+            K -= 1
+        logits = []
+        for k in range(K + 1):
+            letters = (torch.arange(V**k)[:, None] // V ** torch.arange(k - 1, -1, -1)) % V
+            x = padded(torch.cat([torch.zeros(V**k, 1, dtype=torch.long), letters], dim=1))
+            cache = self.new_cache(len(x))
+            logits.append(self.prefill(x, cache)[: V**k])
+        return torch.cat(logits), cache[: K + 1, :, : V**K].clone()
+
+    def decoded(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) sequences -> the logits after them (B, V), step by step: what the decoder
+        computes (`rows_independent` checks it too)."""
+        rows = padded(x)
+        return self.prefill(rows, self.new_cache(len(rows)))[: len(x)]
+
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, block_size) '.'-padded windows -> (B, V), as `Transformer.layer_logits`: the
         windows holding sequences of each length together."""
@@ -317,44 +396,89 @@ class Rowwise:
 
 
 class KVDecoder(Decoder):
-    """Sampling with keys and values kept: each step runs only the new characters through the
-    blocks, attending to what the earlier ones left, and each distinct name-so-far once (all
-    names of a call share their start, and many their first letters). Once the names fill the
-    block, the windows take over (the base Decoder)."""
+    """Sampling through a frozen model's `Rowwise.step`: each step runs only the newest
+    character of each distinct name-so-far (a history: all names of a call share their start,
+    many their first letters) through the blocks, attending to the keys and values its earlier
+    characters left in the cache. Row by row the same bits whatever else is in the batch
+    (`Rowwise.rows_independent`), so several requests can be one decoder (app/lm/sampling.py,
+    `group_sampler`). Histories of at most SHORT_LETTERS letters are looked up
+    (`Rowwise.short_histories`); once the names fill the block, the windows take over (the
+    base Decoder).
+
+    The cache holds the live histories in order, gathered after each step (one copy). Keeping
+    each history in a slot of its own instead (a first child taking its parent's, dead slots
+    skipped until half were dead) copied less but computed the dead slots: no faster on the
+    shipped model (docs/engineering.md), and more to read."""
 
     def __init__(self, model: Transformer, ctx: torch.Tensor) -> None:
         super().__init__(model, ctx)
+        self.fast: Rowwise = model._fast
         x, n = starts(ctx)
-        self.pasts: list[KV] | None = None  # the keys and values of each distinct history
-        self.pos = int(n[0])  # positions so far
-        self.tokens: torch.Tensor | None = None  # (U,): each history's newest id, not yet run
-        self._logits: torch.Tensor | None = None  # (U, V)
-        if bool((n == self.pos).all()) and self.pos < model.block_size:
-            seqs, self.which = torch.unique(x, dim=0, return_inverse=True)  # (U, pos), (L,)
-            logits, self.pasts = model.run(seqs, 0)
-            self._logits = logits[:, -1]
+        self.pos = int(n[0])  # positions run (or looked up) so far
+        # (block_size, n_layer, R, 2 C): the keys and values of the distinct histories, R
+        # rounded up to a multiple of ROW_MULTIPLE; None while they are looked up, and once
+        # the windows have taken over.
+        self.cache: torch.Tensor | None = None
+        self.short: torch.Tensor | None = None  # (U,): while looked up, each history's row
+        self.which = torch.zeros(0, dtype=torch.long)  # (L,): each name's history
+        self.tokens = torch.zeros(0, dtype=torch.long)  # (R,): each history's newest id
+        self._logits: torch.Tensor | None = None  # (R, V)
+        if not bool((n == self.pos).all()) or self.pos >= model.block_size:
+            return  # the windows
+        if bool((x == x[:1]).all()):  # one start for every name (as the sampler's)
+            seqs, self.which = x[:1], torch.zeros(len(x), dtype=torch.long)
+        else:
+            seqs, self.which = torch.unique(x, dim=0, return_inverse=True)  # (U, pos)
+        if self.pos <= len(self.fast.short_cache):
+            self.short = short_row(seqs[:, 1:], len(model.vocab))
+            self._logits = self.fast.short_logits[self.short]
+        else:
+            seqs = padded(seqs)
+            self.cache = self.fast.new_cache(len(seqs))
+            self._logits = self.fast.prefill(seqs, self.cache)
 
     def logits(self) -> torch.Tensor:
-        if self.pasts is None:
+        if self.cache is None and self.short is None:
             return super().logits()
         if self._logits is None:
-            logits, self.pasts = self.model.run(self.tokens[:, None], self.pos, self.pasts)
-            self._logits = logits[:, -1]
+            self._logits = self.fast.step(self.tokens, self.cache, self.pos)
             self.pos += 1
         return self._logits[self.which]  # (L, V)
 
     def advance(self, keep: torch.Tensor, ix: torch.Tensor) -> None:
         super().advance(keep, ix)
-        if self.pasts is None:
+        if self.cache is None and self.short is None:
             return
         if self.pos >= self.model.block_size:  # the block is full: windows from here on
-            self.pasts = None
+            self.cache = self.short = None
             return
         V = len(self.model.vocab)
         keys, self.which = torch.unique(self.which[keep] * V + ix[keep], return_inverse=True)
-        parent, self.tokens = keys // V, keys % V
-        self.pasts = [(k[parent], v[parent]) for k, v in self.pasts]
-        self._logits = None
+        parent, token = keys // V, keys % V  # (U,) each
+        if self.short is not None:
+            # The parents' rows among the histories of their length (pos - 1 letters).
+            local = self.short[parent] - (V ** (self.pos - 1) - 1) // (V - 1)
+            if self.pos < len(self.fast.short_cache):  # the children are in the table too
+                self.short = local * V + token + (V**self.pos - 1) // (V - 1)
+                self._logits = self.fast.short_logits[self.short]
+                self.pos += 1
+                return
+            parent = padded(local)
+            self.cache = self.fast.new_cache(len(parent))
+            self.cache[: self.pos] = self.fast.short_cache[:, :, parent]
+            self.short, self.tokens, self._logits = None, padded(token), None
+            return
+        parent, self.tokens = padded(parent), padded(token)  # (R,) each
+        cache = self.fast.new_cache(len(parent))
+        torch.index_select(self.cache[: self.pos], 2, parent, out=cache[: self.pos])
+        self.cache, self._logits = cache, None
+
+
+def short_row(letters: torch.Tensor, V: int) -> torch.Tensor:
+    """(U, k) ids after the start -> their rows in `Rowwise.short_histories`' table: the
+    histories of fewer letters first, then in the order of their ids."""
+    k = letters.shape[1]
+    return (letters * V ** torch.arange(k - 1, -1, -1)).sum(dim=1) + (V**k - 1) // (V - 1)
 
 
 KIND = Kind(

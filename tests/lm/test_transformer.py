@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from app.lm.base import Decoder, build_examples
-from app.lm.sampling import sample_scored
+from app.lm.sampling import Draw, drive, group_sampler, sample_scored
 from app.lm.scoring import log_probs
 from app.lm.transformer import KVDecoder, Rowwise, Transformer, TransformerConfig
 from app.lm.vocab import Vocab
@@ -67,11 +67,28 @@ def test_training_rows_give_the_nll_of_the_windows():
     assert whole.item() == pytest.approx(windows.item(), rel=1e-5)
 
 
+def spy_steps(monkeypatch) -> list[int]:
+    """The rows of every `Rowwise.step` from now on: the KV-cached decoder's work."""
+    rows: list[int] = []
+    step = Rowwise.step
+
+    def spy(self, tokens, cache, pos):
+        rows.append(len(tokens))
+        return step(self, tokens, cache, pos)
+
+    monkeypatch.setattr(Rowwise, "step", spy)
+    return rows
+
+
 @pytest.mark.parametrize("prefix", ["", "ab", "abcde", "abcdefgh"])
-def test_kv_decoding_samples_what_the_windows_sample(prefix):
-    m = random_transformer()
-    assert isinstance(m.decoder(torch.zeros(2, 6, dtype=torch.long)), KVDecoder)
+def test_kv_decoding_samples_what_the_windows_sample(prefix, monkeypatch):
+    m = random_transformer().freeze()
+    with torch.no_grad():
+        assert isinstance(m.decoder(torch.zeros(2, 6, dtype=torch.long)), KVDecoder)
+    steps = spy_steps(monkeypatch)
     got, lps = sample_scored(m, 40, torch.Generator().manual_seed(3), prefix=prefix, max_len=12)
+    # The fast path was taken (unless the prefix fills the block: windows from the start).
+    assert (len(steps) > 0) == (len(prefix) < m.block_size - 1)
     m.decoder = lambda ctx: Decoder(m, ctx)  # the plain windows, every step
     again, lps2 = sample_scored(m, 40, torch.Generator().manual_seed(3), prefix=prefix,
                                 max_len=12)
@@ -79,6 +96,65 @@ def test_kv_decoding_samples_what_the_windows_sample(prefix):
     assert lps == pytest.approx(lps2, abs=1e-5)
     assert lps == pytest.approx(log_probs(m, got), abs=1e-5)
     assert all(n.startswith(prefix) for n in got)
+
+
+def test_an_unfrozen_model_samples_through_the_windows():
+    m = random_transformer()
+    with torch.no_grad():
+        assert type(m.decoder(torch.zeros(2, 6, dtype=torch.long))) is Decoder
+
+
+@pytest.mark.parametrize("cfg", [CFG, TransformerConfig(dropout=0.0),  # and blocks that end
+                                 *(TransformerConfig(block_size=b, n_layer=1, n_head=1, n_embd=8,
+                                                     dropout=0.0) for b in (2, 3))])  # in the table
+@pytest.mark.parametrize("start", ["", "a", "ab"])
+def test_the_decoder_gives_the_full_passs_logits(cfg, start):
+    """Oracle: at every step, the KV-cached decoder's logits are those of the layers as
+    written on the names' windows (`layer_logits`, the whole sequence in one pass), while the
+    names branch, share histories, end, and outgrow the block (the windows take over)."""
+    m = random_transformer(cfg).freeze()
+    g = torch.Generator().manual_seed(5)
+    ctx = torch.tensor([([0] * m.block_size + VOCAB.encode(start))[-m.block_size:]] * 50)
+    with torch.no_grad():
+        dec = m.decoder(ctx)
+        assert isinstance(dec, KVDecoder)
+        for _ in range(m.block_size + 3):
+            got = dec.logits()
+            torch.testing.assert_close(got, m.layer_logits(dec.ctx), rtol=1e-5, atol=1e-5)
+            ix = torch.multinomial(torch.softmax(got, dim=1), 1, generator=g).squeeze(1)
+            keep = torch.rand(len(ix), generator=g) > 0.1  # some names end
+            dec.advance(keep, torch.where(keep, ix.clamp_min(1), 0))
+        assert dec.cache is None and len(dec.ctx) > 0  # past the block: the windows
+
+
+@pytest.mark.parametrize("cfg", [CFG, TransformerConfig(dropout=0.0)])  # tests', shipped shape
+def test_requests_grouped_in_one_decoder_get_the_bits_they_get_alone(cfg, monkeypatch):
+    """What serving sampling requests together relies on (app/batching.py): a group of draws
+    in one KVDecoder gives each draw its names and log-probabilities to the bit, when the model
+    says its decoder's rows are independent of the batch (else it is never grouped)."""
+    m = random_transformer(cfg).freeze()
+    sizes = [(1, 3), (20, 4), (7, 5), (300, 6)]
+    alone = [sample_scored(m, n, torch.Generator().manual_seed(s)) for n, s in sizes]
+    decoders = []
+    monkeypatch.setattr(m, "decoder", lambda ctx: decoders.append(KVDecoder(m, ctx))
+                        or decoders[-1])
+    (together,) = drive(m, [group_sampler(
+        m, [Draw(n, torch.Generator().manual_seed(s)) for n, s in sizes])])
+    assert len(decoders) == 1  # one decoder for the group
+    got = [(d.names, d.log_probs) for d in together]
+    if m.groups_sampling:
+        assert got == alone
+    else:  # never grouped when served; its names still scored as the layers score them
+        for names, lps in got:
+            assert lps == pytest.approx(log_probs(m, names), abs=1e-5)
+
+
+def test_groups_sampling_is_false_when_the_batch_changes_the_decoders_bits(monkeypatch):
+    step = Rowwise.step
+    monkeypatch.setattr(Rowwise, "step", lambda self, tokens, cache, pos:
+                        step(self, tokens, cache, pos) * (1 + 1e-6 * (len(tokens) > 16)))
+    m = random_transformer().freeze()
+    assert not m.rows_independent and not m.groups_sampling
 
 
 def test_the_frozen_form_matches_the_layers():
