@@ -364,8 +364,8 @@ def cmd_score(args) -> int:
     if good and not plaus.available:
         print(f"plausibility n/a: {plaus.reason}")
     elif good:
-        print(f"plausible: the share of {plaus.n_names:,} held-out names (validation names the "
-              f"model never trained on) with a worse NLL per character"
+        print(f"plausible: the share of {plaus.n_names:,} held-out names (validation and test "
+              f"names the model never trained on) with a worse NLL per character"
               f"{', among names of the same length' if plaus.by_length else ''}; in data: in "
               f"the model's data (its training split or held out)")
     for message in bad:

@@ -53,6 +53,27 @@ class Split:
     test: list[str]
 
 
+def spec_in_words(spec: str) -> str:
+    """What a spec holds, for a reader: 'US baby names of 2017 (SSA)', 'US girls' names of
+    1920-1929 (SSA)', 'the names in mine.txt'. Reads nothing."""
+    m = SSA_SPEC.fullmatch(spec.strip())
+    if not m:
+        return f"the names in {Path(spec.strip()).name or spec}"
+    years = m.group(1) + (f"-{m.group(2)}" if m.group(2) and m.group(2) != m.group(1) else "")
+    who = {"F": "girls' names", "M": "boys' names"}.get((m.group(3) or "").upper(), "names")
+    return f"US baby {who} of {years} (SSA)"
+
+
+def specs_in_words(specs: list[str]) -> str:
+    """What several models were trained on, in one phrase (each card says which)."""
+    specs = sorted(set(specs))
+    if len(specs) == 1:
+        return spec_in_words(specs[0])
+    if specs and all(SSA_SPEC.fullmatch(x.strip()) for x in specs):
+        return "US baby names (SSA) of different years: each card says which"
+    return "different data: each card says which"
+
+
 def load_dataset(spec: str = DEFAULT_SPEC) -> Dataset:
     """Resolve a spec to its words, or raise DataError saying what is wrong."""
     spec = spec.strip()

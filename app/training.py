@@ -37,14 +37,19 @@ def namelab_version() -> str:
         return "0+unknown"
 
 
-def held_out(model: LanguageModel, val: list[str], train: list[str]) -> HeldOut | None:
-    """Plausibility's reference: the distinct validation names the model never trained on,
-    overall and by length (app.lm.scoring.length_quantiles)."""
-    names = sorted(set(val) - set(train))
+def held_out(model: LanguageModel, split: Split) -> HeldOut | None:
+    """Plausibility's reference: the distinct names of the validation and test splits the
+    model never trained on, overall and by length (app.lm.scoring.length_quantiles).
+
+    Both held-out parts, not the validation split alone: a length's reference is a median of
+    its names, and at 3 or 10 letters one part has only 20-40 of them, too few for the median
+    to be within 15 points of a new name's (docs/defaults.md). Nothing else is fitted on the
+    test split: the training loop never sees it."""
+    names = sorted(set(split.val + split.test) - set(split.train))
     if not names:
         return None
     centre, scale, zq = length_quantiles(model, names, MAX_NAME_LEN)
-    return HeldOut(n_names=len(names), quantiles=nll_quantiles(model, names),
+    return HeldOut(split="val+test", n_names=len(names), quantiles=nll_quantiles(model, names),
                    length_centre=centre, length_scale=scale, length_quantiles=zq)
 
 
@@ -88,7 +93,7 @@ def calibrate(path: Path | str, data: str | None = None) -> CheckpointMeta:
     if sorted(set(split.train)) != ckpt.training_names:
         raise DataError(f"the split of {dataset.spec!r} (seed {meta.split.seed}) does not give "
                         f"the training names {ckpt.name} holds")
-    new = meta.model_copy(update={"held_out": held_out(ckpt.model, split.val, split.train)})
+    new = meta.model_copy(update={"held_out": held_out(ckpt.model, split)})
     tensors = read_tensors(path)
     tensors[OTHER_NAMES_TENSOR] = names_tensor(other_names(split))
     write_tensors(path, tensors, new)
@@ -156,7 +161,7 @@ def train_to_checkpoint(
         torch_version=torch.__version__,
         namelab_version=namelab_version(),
         history=history,
-        held_out=held_out(model, split.val, split.train),
+        held_out=held_out(model, split),
     )
     path = save_checkpoint(target, model, meta, split.train, other_names(split))
     return TrainResult(path=path, model=model, meta=meta)

@@ -32,6 +32,7 @@ from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import TEMPLATES_DIR
+from app.data import spec_in_words, specs_in_words
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
 from app.params import InvalidParam
@@ -139,7 +140,8 @@ templates.env.globals.update(NAV=NAV, query=query, path_for=path_for,
                              # the bounds the pages name when a result stopped at one
                              MODEL_SECONDS=MODEL_SECONDS, MAX_EXPANSIONS=MAX_EXPANSIONS,
                              MAX_SAMPLE_DRAWS=MAX_SAMPLE_DRAWS)
-templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal, attrs=attrs)
+templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal, attrs=attrs,
+                             data_in_words=spec_in_words, all_data_in_words=specs_in_words)
 
 
 def render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:

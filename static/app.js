@@ -6,6 +6,22 @@
   var readout = document.getElementById("readout");
   if (!readout) return;
   readout.textContent = "Hover, tap or focus (Tab, then the arrow keys) a cell for its details.";
+  // Reserve the height of the longest text the line will show (monospace: the most letters),
+  // so that showing a cell's details never moves the table under a finger or the pointer.
+  var longest = readout.textContent;
+  document.querySelectorAll("svg.heatmap .cell title").forEach(function (t) {
+    if (t.textContent.length > longest.length) longest = t.textContent;
+  });
+  function reserve() {
+    var shown = readout.textContent;
+    readout.style.minHeight = "";
+    readout.textContent = longest;
+    var height = readout.getBoundingClientRect().height;
+    readout.textContent = shown;
+    readout.style.minHeight = height + "px";
+  }
+  reserve();
+  window.addEventListener("resize", reserve);
   var active = null;
   function show(cell) {
     var title = cell.querySelector("title");

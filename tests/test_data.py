@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from app.data import DataError, load_dataset, split_words
+from app.data import DataError, load_dataset, spec_in_words, specs_in_words, split_words
 from app.lm.vocab import Vocab
 from tests.conftest import SHARED_NAMES
 
@@ -99,3 +99,20 @@ def test_names_txt_cross_check():
     assert ds.sha256 == hashlib.sha256(SHARED_NAMES.read_bytes()).hexdigest()
     split = split_words(ds.words)
     assert (len(split.train), len(split.val), len(split.test)) == (25_626, 3_203, 3_204)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("ssa:2017", "US baby names of 2017 (SSA)"),
+    ("ssa:1880-1889", "US baby names of 1880-1889 (SSA)"),
+    ("ssa:1920-1929:F", "US baby girls' names of 1920-1929 (SSA)"),
+    ("ssa:2017:m", "US baby boys' names of 2017 (SSA)"),
+    ("/home/me/data/mine.txt", "the names in mine.txt"),
+])
+def test_a_spec_in_words(spec, words):
+    assert spec_in_words(spec) == words
+
+
+def test_several_specs_in_words():
+    assert specs_in_words(["ssa:2017", "ssa:2017"]) == "US baby names of 2017 (SSA)"
+    assert specs_in_words(["ssa:2017", "ssa:1880-1889"]).startswith("US baby names (SSA) of")
+    assert specs_in_words(["ssa:2017", "mine.txt"]) == "different data: each card says which"

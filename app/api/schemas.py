@@ -120,8 +120,9 @@ class ModelCard(BaseModel):
     history: History = Field(description="loss curves: steps, training and validation NLL")
     held_out: HeldOut | None = Field(
         None, description="the reference of `plausibility`: how many held-out names (distinct "
-                          "validation names that are not training names) and their NLL per "
-                          "character at 0%, 1%, ..., 100%; null for a checkpoint without them")
+                          "validation and test names that are not training names; `split` says "
+                          "which parts) and their NLL per character at 0%, 1%, ..., 100%, and "
+                          "by length; null for a checkpoint without them")
     plausibility_unavailable: str | None = Field(
         None, description="why scores under this model have a null plausibility, if they do")
     hidden_layers: HealthOut | None = Field(
@@ -231,11 +232,14 @@ class NameScoreOut(BaseModel):
                                                    "log_prob")
     perplexity: float | None = Field(description="exp(nll_per_char); null with log_prob")
     plausibility: float | None = Field(
-        description="percentile of this NLL per character among held-out names: the distinct "
-                    "names of the model's validation split that are not training names, whose "
-                    "quantiles the checkpoint stores. 90 = a lower NLL per character than 90% "
-                    "of real names the model never saw; e.g. emma at 2.54 nats per character "
-                    "under the shipped bigram beats ~37% of them, xqzvk (5.65) none. Null when "
+        description="percentile among held-out names of the same length: the distinct names "
+                    "of the model's validation and test splits that are not training names. "
+                    "The name's NLL per character is standardised by the median and spread of "
+                    "held-out names of its length (pooled with the nearest lengths where they "
+                    "are few) and read off the quantiles of all held-out names' standardised "
+                    "NLL, which the checkpoint stores. 90 = more plausible than 90% of real "
+                    "names of its length the model never saw, 50 a typical one; e.g. emma "
+                    "under the shipped bigram ~55, bob ~10, xqzvk 0. Null when "
                     "the checkpoint has no held-out quantiles (made before they existed, or "
                     "trained without a validation split): the model card says why")
     in_data: bool = Field(description=IN_DATA)

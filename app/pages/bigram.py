@@ -165,11 +165,17 @@ def download_bigram_json(request: Request, registry: RegistryDep, model: str = "
 # --- two models compared -------------------------------------------------------------------
 
 
+MIN_COUNT = 20  # times a pair is seen in one model's data before its change is listed
+MIN_PROB = 0.01  # the bar without counts (a neural bigram): P >= 1% in either model
+
+
 @dataclass(frozen=True)
 class Change:
     pair: str
     p_a: float
     p_b: float
+    count_a: int | None  # None: the model has no counts (a neural bigram)
+    count_b: int | None
 
     @property
     def log_ratio(self) -> float:
@@ -181,8 +187,18 @@ class Comparison:
     a: Table
     b: Table
     heat: plots.Heatmap
-    rises: list[Change]  # most more likely in b, among pairs with P >= 1% in either
+    rises: list[Change]  # most more likely in b, among the pairs with evidence (`evident`)
     falls: list[Change]
+    by_counts: bool  # the pairs are picked by their counts (else by P >= MIN_PROB)
+
+
+def evident(c: Change, by_counts: bool) -> bool:
+    """A change to list: a pair seen MIN_COUNT times in either model's data (when a model has
+    counts), else one with P >= MIN_PROB in either. Without this the lists were smoothing:
+    'xg', 'qb'..., never seen in either era's names, differ only by each era's add-one share."""
+    if by_counts:
+        return max(c.count_a or 0, c.count_b or 0) >= MIN_COUNT
+    return max(c.p_a, c.p_b) >= MIN_PROB
 
 
 def compare_tables(a: Table, b: Table, top: int = 8) -> Comparison:
@@ -202,10 +218,15 @@ def compare_tables(a: Table, b: Table, top: int = 8) -> Comparison:
                for j, y in enumerate(labels)] for i, x in enumerate(labels)]
     heat = plots.heatmap(labels, diff, texts, titles, -span, span, plots.RDBU,
                          f"log P({b.model.name}) - log P({a.model.name})", gradient_id="diff")
-    changes = [Change(x + y, pa[i][j], pb[i][j]) for i, x in enumerate(labels)
-               for j, y in enumerate(labels) if max(pa[i][j], pb[i][j]) >= 0.01]
-    changes.sort(key=lambda c: c.log_ratio)
-    return Comparison(a, b, heat, rises=changes[::-1][:top], falls=changes[:top])
+    ca = [[a.counts[i][j] for j in ia] for i in ia] if a.counts else None
+    cb = [[b.counts[i][j] for j in ib] for i in ib] if b.counts else None
+    by_counts = ca is not None or cb is not None
+    changes = [Change(x + y, pa[i][j], pb[i][j], ca[i][j] if ca else None,
+                      cb[i][j] if cb else None)
+               for i, x in enumerate(labels) for j, y in enumerate(labels)]
+    changes = sorted((c for c in changes if evident(c, by_counts)), key=lambda c: c.log_ratio)
+    return Comparison(a, b, heat, rises=changes[::-1][:top], falls=changes[:top],
+                      by_counts=by_counts)
 
 
 def compare_defaults(registry: Registry, a: str, b: str) -> tuple[str, str] | None:
@@ -236,7 +257,7 @@ def compare_bigrams(request: Request, registry: RegistryDep, a: str = "", b: str
                   for x in pair or (a, b))
         ta, tb = Table.of(ma), Table.of(mb)
         pmax = max(max(map(max, ta.probs)), max(map(max, tb.probs)))  # one colour scale
-        ctx.update(cmp=compare_tables(ta, tb),
+        ctx.update(cmp=compare_tables(ta, tb), min_count=MIN_COUNT,
                    heat_a=table_heatmap(ta, "probs", "grad-a", 20, False, pmax),
                    heat_b=table_heatmap(tb, "probs", "grad-b", 20, False, pmax))
     except USER_ERRORS as e:

@@ -129,6 +129,7 @@ def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
     ctx = {"nav": "embeddings", "title": "Character embeddings", "x": x or "", "y": y or "",
            "letter": letter or "", "views": VIEWS,
            "emb_models": [m for m in registry.models.values() if has_embeddings(m)]}
+    m = dim = None  # the error view keeps the form as far as it got: model, view, x, y
     try:
         m = default_model(registry, model)
         dim = m.model.embedding_table().shape[1]
@@ -143,7 +144,8 @@ def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
                              equal=key != "tsne")
     except USER_ERRORS as e:
         err = page_error(e, registry)
-        return render(request, "embeddings.html", {**ctx, "error": err}, err.status)
+        kept = {"m": m, "dim": dim, "key": (view or "").strip() or ("dims" if x or y else "")}
+        return render(request, "embeddings.html", {**ctx, **kept, "error": err}, err.status)
     # Cosines of 2-D vectors are only angles (nearly all +-1): a 2-D table's neighbours are the
     # letters nearest on the plot, and its similarity heatmap would say nothing.
     near = closest(ev) if dim == 2 else None
@@ -151,5 +153,6 @@ def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
     found_near = (near or ev.neighbours)[found] if found else []
     marks = {found: "found"} | {b: "near" for b, _ in found_near} if found else {}
     return render(request, "embeddings.html", {
-        **ctx, "m": m, "view": ev, "key": key, "plot": plot, "sim": sim, "closest": near,
-        "found": found, "found_near": found_near, "marks": marks, "kept": kept_variance(ev)})
+        **ctx, "m": m, "dim": dim, "view": ev, "key": key, "plot": plot, "sim": sim,
+        "closest": near, "found": found, "found_near": found_near, "marks": marks,
+        "kept": kept_variance(ev)})

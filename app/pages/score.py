@@ -46,6 +46,19 @@ class Cell:
         return plots.percent_width(s.plausibility) if s and s.plausibility is not None else 0.0
 
 
+@dataclass(frozen=True)
+class Row:
+    """One name under every model; `error` when no model can score it (said once)."""
+
+    name: str
+    cells: list[Cell]
+
+    @property
+    def error(self) -> str | None:
+        errors = {c.error for c in self.cells}
+        return errors.pop() if len(errors) == 1 and None not in errors else None
+
+
 def letters_of(s: NameScore) -> tuple[list[Letter], Letter]:
     out = []
     for k, step in enumerate(s.steps):
@@ -91,12 +104,12 @@ async def score_page(request: Request, registry: RegistryDep, names: str = ""):
     try:
         given = split_names(names)
         cells = iter(await asyncio.gather(*(score_cell(m, x) for x in given for m in models)))
-        rows = [(x, [next(cells) for _ in models]) for x in given]
+        rows = [Row(x, [next(cells) for _ in models]) for x in given]
     except BadInput as e:
         err = page_error(e, registry)
         return render(request, "score.html", {**ctx, "error": err}, err.status)
-    scored = any(c.score for _, cells in rows for c in cells)
+    scored = any(c.score for row in rows for c in row.cells)
     err = None if scored or not rows else PageError(
         422, "None of the names could be scored.", "Use letters of the alphabet only.")
-    return render(request, "score.html", {**ctx, "rows": rows, "error": err},
+    return render(request, "score.html", {**ctx, "rows": rows, "models": models, "error": err},
                   err.status if err else 200)

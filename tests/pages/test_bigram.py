@@ -10,7 +10,8 @@ from html import escape as html_escape
 
 import pytest
 
-from app.pages.bigram import Table, compare_tables
+from app.pages.bigram import MIN_COUNT, Table, compare_tables
+from tests.conftest import forget_pages
 from tests.pages.oracle import bigram_prob, pair_count, tooltip
 
 LETTERS = ".abcdefghijklmnopqrstuvwxyz"
@@ -124,6 +125,32 @@ def test_compare_difference_is_the_log_ratio(client):
     assert all(x.log_ratio >= y.log_ratio for x, y in zip(cmp.rises, cmp.rises[1:],
                                                             strict=False))
     assert cmp.heat.legend.ticks[0].text.startswith("-")  # symmetric diverging scale
+
+
+def test_the_most_changed_pairs_need_evidence_and_show_their_counts(client, monkeypatch):
+    """Issue 21: pairs never seen in either model's data were listed (smoothing noise). With
+    a counted model, a listed pair is seen MIN_COUNT times in one of them; its counts shown.
+    (The tiny data has no pair seen MIN_COUNT times: the page says so; the rule is checked
+    with a bar of 3.)"""
+    html = client.get("/bigram/compare?a=bigram&b=neural-bigram").text
+    assert f"No pair is seen {MIN_COUNT} times in either model's data." in html
+    monkeypatch.setattr("app.pages.bigram.MIN_COUNT", 3)
+    forget_pages(client.app)
+    registry = client.app.state.registry
+    a, b = Table.of(registry.get("bigram")), Table.of(registry.get("neural-bigram"))
+    cmp = compare_tables(a, b)
+    assert cmp.by_counts and cmp.rises and cmp.falls
+    for c in cmp.rises + cmp.falls:
+        i, j = a.labels.index(c.pair[0]), a.labels.index(c.pair[1])
+        assert c.count_a == a.counts[i][j] >= 3 and c.count_b is None
+    seen = [(i, j) for i in range(27) for j in range(27) if a.counts[i][j] >= 3]
+    assert len(cmp.rises) == min(8, len(seen))
+    html = client.get("/bigram/compare?a=bigram&b=neural-bigram").text
+    forget_pages(client.app)  # the next test sees the page of the real bar
+    assert "pairs seen at least 3 times" in html
+    c = cmp.falls[0]
+    assert re.search(rf"<code>{re.escape(c.pair)}</code>(?:(?!</tr>).)*<td class=\"count\">"
+                     rf"{c.count_a:,}</td><td class=\"count\">—</td>", html, re.S)
 
 
 def test_compare_with_a_model_without_a_table(client):

@@ -77,9 +77,10 @@ def test_score_page_shows_one_coloured_letter_per_character(page, base_url):
     page.fill("textarea[name=names]", "emma\nxavier")
     page.click("form.score-form button[type=submit]")
     page.wait_for_url(re.compile(r"names="))
-    for i, name in enumerate(["emma", "xavier"], start=1):
-        section = page.locator(f'section[aria-labelledby="name-{i}"]')
-        strips = section.locator(".strip")
+    for i, name in enumerate(["emma", "xavier"]):
+        row = page.locator("table.score-table tbody tr").nth(i)
+        assert row.locator("th.name").text_content() == name
+        strips = row.locator(".strip")
         assert strips.count() == len(KINDS)  # one per model: conftest's, one per kind
         for k in range(len(KINDS)):
             letters = strips.nth(k).locator(".letter")
@@ -105,7 +106,7 @@ def test_xss_attempt_renders_as_text(page, base_url):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(base_url + "/score?names=" + quote(attack))
-    assert page.locator("section.scored h2").first.text_content() == attack
+    assert page.locator("table.score-table th.name").first.text_content() == attack
     assert page.locator("textarea[name=names]").input_value() == attack
     assert page.locator("main script").count() == 0
     assert dialogs == []

@@ -88,4 +88,4 @@ def test_the_card_says_an_mlp_and_why_the_curves_train_loss_differs(client):
     html = client.get("/models/mlp").text
     assert "An MLP with" in html and "A mlp" not in html
     assert "mean loss on the minibatches" in html
-    assert "held-out names (validation names not in the training data)" in html
+    assert "held-out names (validation and test names not in the training data)" in html

@@ -11,17 +11,29 @@ from tests.pages.oracle import bigram_prob
 
 
 def sections(html: str) -> list[str]:
-    return re.findall(r'<section class="scored".*?</section>', html, re.S)
+    """The table's rows, one per name."""
+    body = re.search(r'<table class="score-table">.*?</table>', html, re.S)
+    return re.findall(r"<tr>\s*<th scope=\"row\".*?</tr>", body.group(0), re.S) if body else []
+
+
+def cell(html: str, model: str) -> str:
+    return re.search(rf'<td class="score-cell" data-model="{model}">.*?</td>', html,
+                     re.S).group(0)
 
 
 def test_each_name_under_each_model(client):
+    """A table of names (rows) by models (columns); each cell's letters folded in a <details>
+    (open on demand, without JavaScript)."""
     r = client.get("/score", params={"names": "emma\nquinn"})
     assert r.status_code == 200
     secs = sections(r.text)
     assert len(secs) == 2
     for sec, name in zip(secs, ["emma", "quinn"], strict=True):
-        assert sec.count('<div class="model-score">') == len(KINDS)  # conftest: one per kind
-        strips = re.findall(r'<p class="strip".*?</p>', sec, re.S)
+        assert f'<th scope="row" class="name">{name}</th>' in sec
+        assert sec.count('<td class="score-cell"') == len(KINDS)  # conftest: one per kind
+        strips = re.findall(r'<details class="letters"><summary>letters</summary>'
+                            r'<p class="strip".*?</p></details>', sec, re.S)
+        assert len(strips) == len(KINDS)
         for strip in strips:
             letters = re.findall(r'<a class="letter surprise-\d"[^>]*>(.)</a>', strip)
             assert "".join(letters) == name
@@ -31,9 +43,9 @@ def test_each_name_under_each_model(client):
 def test_log_probability_matches_a_sum_written_out(client):
     html = client.get("/score", params={"names": "emma"}).text
     want = sum(math.log(bigram_prob(a, b)) for a, b in zip(".emma", "emma.", strict=True))
-    cell = re.search(r'<a href="/models/bigram">bigram</a>.*?</dl>', html, re.S).group(0)
-    assert f"<dd>{want:.3f}</dd>" in cell
-    assert f"<dd>{-want / 5:.3f}</dd>" in cell
+    got = cell(html, "bigram")
+    assert f"log P <b>{want:.3f}</b>" in got
+    assert f"NLL <b>{-want / 5:.3f}</b>" in got
 
 
 def test_letter_tooltips_give_the_probability(client):
@@ -42,10 +54,13 @@ def test_letter_tooltips_give_the_probability(client):
     assert f"&#39;m&#39; after &#39;e&#39;: P = {p:.4f}" in html
 
 
-def test_bad_names_are_explained_per_model(client):
+def test_a_bad_name_is_explained_once(client):
+    """Issue 21: one error was repeated in every model's cell."""
     r = client.get("/score", params={"names": "emma\nbob1"})
     assert r.status_code == 200
-    assert "outside the alphabet: &#39;1&#39;" in r.text
+    assert r.text.count("outside the alphabet: &#39;1&#39;") == 1
+    (row,) = [x for x in sections(r.text) if ">bob1<" in x]
+    assert f'colspan="{len(KINDS)}"' in row and "score-cell" not in row
 
 
 def test_nothing_scorable_is_a_422(client):
@@ -72,7 +87,7 @@ def test_a_name_longer_than_the_api_allows_is_refused_like_there(client):
     """The API's bound (app/params.py: 64 characters) holds on the page too."""
     r = client.get("/score", params={"names": "a" * 65 + " emma"})
     assert r.status_code == 200
-    assert "name must be at most 64 characters, got 65." in r.text
+    assert r.text.count("name must be at most 64 characters, got 65.") == 1
     assert client.get("/api/compare", params={"name": "a" * 65}).status_code == 422
 
 
