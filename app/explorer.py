@@ -17,11 +17,11 @@ from app.lm import inspect as lm_inspect
 from app.lm.inspect import Attention, LayerHealth
 from app.lm.sampling import Knobs
 from app.lm.scoring import Step, score_names
-from app.params import MAX_LEN, InvalidParam, NextParams, TopParams
+from app.params import InvalidParam, NextParams, TopParams
 from app.registry import LoadedModel
 from app.services import (
     TopResult,
-    checked_prefix,
+    checked_constraint,
     checked_top_k,
     knobs_of,
     normalized,
@@ -42,7 +42,8 @@ class Symbol:
     prob: float
     log_prob: float
     sampling_prob: float
-    kept: bool
+    kept: bool  # survives the knobs
+    fits: bool  # can still lead to a name that fits the constraints
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,16 @@ class NextView:
     log_prob: float  # log P(the prefix's letters), no end
     symbols: list[Symbol]  # most probable first (ties in vocabulary order)
     greedy: str
-    at_max: bool  # the prefix is as long as a name may be: nothing can be appended
+    at_max: bool  # the prefix is as long as a name may be (max_len): nothing can be appended
+    exact: bool  # sampling_prob is the sampler's exact conditional (app/lm/inspect.py)
+    mass: float | None  # exact kinds: P(the name fits | prefix) at the knobs
+    constraints: dict[str, str]  # the constraints asked beyond the prefix and max_len
+
+    @property
+    def constraint_text(self) -> str:
+        """The constraints asked, as the form labels them: "ends with 'a', max length 6"."""
+        return ", ".join(f"{NextParams.label(k)} {v!r}" if k in ("suffix", "contains", "pattern")
+                         else f"{NextParams.label(k)} {v}" for k, v in self.constraints.items())
 
     @property
     def nll_per_letter(self) -> float | None:
@@ -60,28 +70,35 @@ class NextView:
 
 
 def next_view(m: LoadedModel, p: NextParams) -> NextView:
-    """The next-letter distribution after p.prefix under m, with p's knobs applied as the
-    sampler applies them, the prefix's own steps and the greedy continuation."""
+    """The next-letter distribution after p.prefix under m, with p's knobs and constraints
+    applied as the sampler applies them, the prefix's own steps and the greedy continuation."""
     checked_top_k(m, p.top_k)
-    prefix = checked_prefix(m, p.prefix, MAX_LEN)
-    model = m.model
-    nl = lm_inspect.next_letters(model, prefix, Knobs(**knobs_of(p)))
+    c = checked_constraint(m, p)
+    prefix, model = c.prefix, m.model
+    nl = lm_inspect.next_letters(model, prefix, Knobs(**knobs_of(p)), c)
     steps = score_names(model, [prefix])[0].steps[:-1] if prefix else []
     itos = model.vocab.itos
-    symbols = [Symbol(char=c, label=END if i == 0 else c, prob=math.exp(lp), log_prob=lp,
-                      sampling_prob=sp, kept=k)
-               for i, (c, lp, sp, k) in enumerate(zip(itos, nl.log_probs, nl.sampling, nl.kept,
-                                                      strict=True))]
+    symbols = [Symbol(char=ch, label=END if i == 0 else ch, prob=math.exp(lp), log_prob=lp,
+                      sampling_prob=sp, kept=k, fits=f)
+               for i, (ch, lp, sp, k, f) in enumerate(zip(itos, nl.log_probs, nl.sampling,
+                                                          nl.kept, nl.fits, strict=True))]
     symbols.sort(key=lambda s: -s.log_prob)  # stable: ties stay in vocabulary order
+    asked = {k: str(getattr(p, k)) for k in ("suffix", "contains", "pattern") if getattr(p, k)}
+    if p.min_len > 1:
+        asked["min_len"] = str(p.min_len)
     return NextView(prefix=prefix, steps=steps, log_prob=sum(s["log_prob"] for s in steps),
-                    symbols=symbols, greedy=nl.greedy, at_max=len(prefix) >= MAX_LEN)
+                    symbols=symbols, greedy=nl.greedy, at_max=len(prefix) >= p.max_len,
+                    exact=nl.exact, mass=nl.mass, constraints=asked)
 
 
-def top_with(m: LoadedModel, prefix: str) -> TopResult:
-    """The TOP most probable complete names starting with the (normalised) prefix: the exact
-    search of the model card, bounded by its count of expansions (and the deadline, a safety
-    net: `timed_out`)."""
-    return top_names(m, TopParams(k=TOP, prefix=prefix, max_len=MAX_LEN))
+def top_with(m: LoadedModel, p: NextParams) -> TopResult:
+    """The TOP most probable complete names starting with p's (normalised) prefix that fit its
+    constraints: the exact search of the model card, bounded by its count of expansions (and
+    the deadline, a safety net: `timed_out`)."""
+    return top_names(m, TopParams(k=TOP, **{f: getattr(p, f) for f in CONSTRAINTS}))
+
+
+CONSTRAINTS = ("prefix", "suffix", "contains", "pattern", "min_len", "max_len")
 
 
 # --- attention ----------------------------------------------------------------------------

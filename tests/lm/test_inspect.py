@@ -5,6 +5,7 @@ statistics against activations and statistics computed here by hand."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app.lm import KINDS, Vocab
+from app.lm import KINDS, Vocab, constraints
 from app.lm.inspect import (
     HIST_BINS,
     SATURATED,
@@ -22,7 +23,7 @@ from app.lm.inspect import (
     next_letters,
     sample_words,
 )
-from app.lm.sampling import Knobs, exact_kind, sample
+from app.lm.sampling import Knobs, exact_kind, filtered, sample
 from app.lm.scoring import score_names
 from app.lm.vocab import MAX_NAME_LEN
 from app.registry import Registry
@@ -69,39 +70,140 @@ def test_the_distribution_gives_the_score_pages_steps(registry, kind):
             assert abs(nl.log_probs[stoi[step["char"]]] - step["log_prob"]) < 1e-6, (name, k)
 
 
+# top-p and min-p off the simple ratios the bigram's counts make (a tie at the bound is float
+# rounding's to decide)
+KNOBS = [Knobs(1.0), Knobs(0.7, 3), Knobs(1.6, 5), Knobs(1.0, 1), Knobs(1.0, None, 0.55),
+         Knobs(0.8, None, 0.93, 0.11), Knobs(1.0, None, None, 0.21), Knobs(1.3, 6, 0.71, 0.053)]
+
+
+def kept_by_hand(lp: torch.Tensor, knobs: Knobs, first: bool) -> torch.Tensor:
+    """The knobs' cut written out on the model's log-probabilities, one rule at a time: the
+    temperature, then the k most likely (ties in), then the most likely whose mass (of what is
+    left) before them is below p, then those at least min_p times the most likely."""
+    p = torch.exp(lp / knobs.temperature)
+    if first:
+        p[0] = 0.0  # a name has a letter
+    keep = p > 0
+    if knobs.top_k is not None:
+        kth = p.sort(descending=True).values[knobs.top_k - 1]
+        keep &= p >= kth * (1 - 1e-9)
+    if knobs.top_p is not None:
+        q = torch.where(keep, p, 0.0)
+        q = q / q.sum()
+        keep &= torch.tensor([float(q[q > q[j] * (1 + 1e-9)].sum()) < knobs.top_p
+                              for j in range(len(q))])
+    q = torch.where(keep, p, 0.0)
+    keep &= q >= knobs.min_p * q.max() * (1 - 1e-9)
+    return keep
+
+
 @pytest.mark.parametrize("kind", ["bigram", "mlp", "transformer"])
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.7, 3), (1.6, 5), (1.0, 1)])
+@pytest.mark.parametrize("knobs", KNOBS, ids=str)
 def test_the_knobs_cut_what_the_sampler_cuts_and_the_same_seed_draws_the_same(
-        registry, kind, temperature, top_k):
+        registry, kind, knobs):
     model = registry.get(kind).model
-    V = len(model.vocab)
+    stoi = model.vocab.stoi
     for prefix in ["", "a", "el"]:
-        nl = next_letters(model, prefix, Knobs(temperature, top_k))
-        lp = torch.tensor(nl.log_probs)
-        # top-k by the model's own ranking; the end is cut after an empty prefix
-        allowed = torch.ones(V, dtype=torch.bool)
-        if not prefix:
-            allowed[0] = False
-        k = top_k or V
-        kth = lp.masked_fill(~allowed, -math.inf).sort(descending=True).values[min(k, V) - 1]
-        want = allowed & (lp >= kth - 1e-6)
-        assert nl.kept == want.tolist()
+        nl = next_letters(model, prefix, knobs)
+        lp = window_log_probs(model, prefix)
+        ctx = ([0] * model.block_size + [stoi[c] for c in prefix])[-model.block_size:]
+        with torch.no_grad():
+            own = filtered(model(torch.tensor([ctx]))[0].float(), knobs, first=not prefix)
+        assert nl.kept == (own[0] > -math.inf).tolist()  # the sampler's own filter
+        assert nl.kept == kept_by_hand(lp, knobs, not prefix).tolist()  # and by hand
         assert all(p == 0 for p, kept in zip(nl.sampling, nl.kept, strict=True) if not kept)
-        # the drawn probabilities are the model's at this temperature, renormalised on the kept
-        w = torch.where(want, torch.exp(lp / temperature), torch.zeros(V, dtype=torch.float64))
-        assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-5)
-        if exact_kind(model):
-            # the bigram kinds sample P(name | it fits max_len) exactly (backward messages), not
-            # this step's distribution as it stands: the same cut, another draw per uniform
-            continue
+        assert math.isclose(sum(nl.sampling), 1.0, abs_tol=1e-9)
+        if not exact_kind(model):
+            # the step's distribution at this temperature, renormalised on the kept
+            keep = torch.tensor(nl.kept)
+            w = torch.where(keep, torch.exp(lp / knobs.temperature), 0.0)
+            assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-6)
+        # the bigram kinds: the sampler's exact conditional (by enumeration in the next test)
         for seed in range(20):
-            name = sample(model, 1, torch.Generator().manual_seed(seed), temperature=temperature,
-                          top_k=top_k, prefix=prefix, max_len=32)[0]
+            name = sample(model, 1, torch.Generator().manual_seed(seed),
+                          temperature=knobs.temperature, top_k=knobs.top_k, top_p=knobs.top_p,
+                          min_p=knobs.min_p, prefix=prefix, max_len=MAX_NAME_LEN)[0]
             u = torch.rand(1, generator=torch.Generator().manual_seed(seed)).item()
             cum = np.cumsum(nl.sampling)
             ix = int((cum <= u * cum[-1]).sum())
             drawn = name[len(prefix)] if len(name) > len(prefix) else "."
             assert drawn == model.vocab.itos[ix], (prefix, seed)
+
+
+def enumerate_names(vocab, prefix: str, max_len: int):
+    """Every name of len(prefix)..max_len letters that starts with the prefix (and at least one
+    letter)."""
+    for n in range(max(len(prefix), 1), max_len + 1):
+        for rest in itertools.product(vocab.chars, repeat=n - len(prefix)):
+            yield prefix + "".join(rest)
+
+
+@pytest.mark.parametrize("kind", ["bigram", "neural-bigram"])
+@pytest.mark.parametrize(("prefix", "fields", "knobs"), [
+    ("el", {"max_len": 4}, Knobs()),
+    ("el", {"suffix": "a", "max_len": 5}, Knobs(0.8, None, 0.9, 0.05)),
+    ("", {"contains": "nn", "max_len": 3}, Knobs(1.2, 8)),
+    ("ma", {"pattern": "ma[aeiou].*", "min_len": 4, "max_len": 5}, Knobs(1.0, None, None, 0.1)),
+])
+def test_the_bigram_kinds_bars_are_the_exact_conditional_by_enumeration(
+        registry, kind, prefix, fields, knobs):
+    """For a kind sampled exactly, the bars are P(next symbol | prefix, the name fits) at the
+    knobs: every fitting name written out, its probability the product of its steps' (the
+    knobs' table from a forward pass of each letter, built here), summed by next symbol."""
+    model = registry.get(kind).model
+    vocab = model.vocab
+    c = constraints.build(vocab, prefix=prefix, **fields)
+    nl = next_letters(model, prefix, knobs, c)
+    V = len(vocab)
+    with torch.no_grad():
+        table = model(torch.arange(V)[:, None])[0].double()  # (V, V): after each symbol
+    rows = [filtered(table[i:i + 1], knobs, first=(i == 0 and not prefix))[0]
+            for i in range(V)]
+    Q = torch.softmax(torch.stack(rows), dim=1)
+    by_next = torch.zeros(V, dtype=torch.float64)
+    for name in enumerate_names(vocab, prefix, c.max_len):
+        if not c.fits(name):
+            continue
+        ids = [0, *vocab.encode(name), 0]
+        p = math.prod(float(Q[a, b]) for a, b in itertools.pairwise(ids[len(prefix):]))
+        by_next[ids[len(prefix) + 1]] += p
+    assert nl.exact and by_next.sum() > 0
+    assert np.allclose(nl.sampling, (by_next / by_next.sum()).numpy(), atol=1e-9)
+    assert math.isclose(nl.mass, float(by_next.sum()), rel_tol=1e-9)
+    assert nl.fits == [bool(f) for f in fits_by_enumeration(c, prefix)]
+
+
+def fits_by_enumeration(c, prefix: str) -> list[bool]:
+    """Whether some name going on with each symbol fits c (whatever the model)."""
+    out = [False] * len(c.vocab)
+    for name in enumerate_names(c.vocab, prefix, c.max_len):
+        if c.fits(name):
+            out[0 if name == prefix else c.vocab.stoi[name[len(prefix)]]] = True
+    return out
+
+
+@pytest.mark.parametrize("kind", ["mlp", "wavenet", "transformer"])
+@pytest.mark.parametrize(("prefix", "fields"), [
+    ("el", {"suffix": "a", "max_len": 3}),
+    ("el", {"suffix": "na", "max_len": 5}),
+    ("", {"pattern": "[aeiou]{2}.*", "max_len": 3}),
+    ("jo", {"min_len": 4, "max_len": 5, "contains": "y"}),
+])
+def test_the_other_kinds_cut_what_cannot_fit_and_renormalise_the_rest(
+        registry, kind, prefix, fields):
+    """For a kind sampled by rejection, the symbols that cannot lead to a fitting name are cut
+    (checked by writing the names out) and the others keep the step's distribution at the
+    knobs, renormalised; the view says it is not exact."""
+    model = registry.get(kind).model
+    c = constraints.build(model.vocab, prefix=prefix, **fields)
+    knobs = Knobs(0.9, None, 0.95)
+    nl = next_letters(model, prefix, knobs, c)
+    assert not nl.exact and nl.mass is None
+    assert nl.fits == fits_by_enumeration(c, prefix)
+    plain = next_letters(model, prefix, knobs)
+    w = torch.tensor(plain.sampling) * torch.tensor(nl.fits)
+    assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-9)
+    assert c.fits(nl.greedy)  # the greedy name takes only letters that can still fit
 
 
 @pytest.mark.parametrize("kind", MODELS)
