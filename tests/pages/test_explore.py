@@ -249,3 +249,11 @@ def test_the_page_is_kept_unless_its_search_timed_out(fresh_client, deadline_aft
     assert "time limit" not in full.text and full.headers["cache-control"] == "no-cache"
     again = fresh_client.get(url, headers={"If-None-Match": full.headers["etag"]})
     assert again.status_code == 304  # kept
+
+
+def test_the_card_names_the_parameters_it_does_not_apply(client):
+    html = htmllib.unescape(client.get("/models/mlp?temperature=0.5&top_k=3").text)
+    assert re.search(r'role="status">Not applied: \'temperature\', \'top_k\'', html)
+    html = htmllib.unescape(client.get("/models/mlp?colour=red").text)
+    assert "Ignored 'colour'" in html
+    assert 'class="note" role="status"' not in client.get("/models/transformer?name=ava").text
