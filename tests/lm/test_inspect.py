@@ -235,11 +235,17 @@ def test_greedy_takes_a_most_likely_symbol_each_step(registry, kind):
 def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The Transformer written out on its state dict's tensors: every block's attention
     weights (n_head, T, T), and the logits (T, V) computed with them."""
+    maps, logits, _ = plain_blocks(model, [0] + [model.vocab.stoi[c] for c in name])
+    return maps, logits
+
+
+def plain_blocks(model, x: list[int]):
+    """The Transformer on the ids x (from position 0), written out: every block's attention
+    weights (n_head, T, T), the logits (T, V), and every block's GELU outputs (T, 4 n_embd)."""
     sd = {k: v.double() for k, v in model.state_dict().items()}
     cfg = model.cfg
     C, nh = cfg.n_embd, cfg.n_head
     hs = C // nh
-    x = [0] + [model.vocab.stoi[c] for c in name]
     T = len(x)
 
     def ln(h, p):
@@ -248,7 +254,7 @@ def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]
         return (h - mu) / torch.sqrt(var + 1e-5) * sd[p + ".weight"] + sd[p + ".bias"]
 
     h = sd["wte.weight"][x] + sd["wpe.weight"][:T]  # (T, C)
-    maps = []
+    maps, gelus = [], []
     for i in range(cfg.n_layer):
         b = f"blocks.{i}."
         a = ln(h, b + "ln_1")
@@ -264,9 +270,10 @@ def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]
         h = h + y @ sd[b + "attn.proj.weight"].T + sd[b + "attn.proj.bias"]
         a = ln(h, b + "ln_2")
         g = F.gelu(a @ sd[b + "mlp.0.weight"].T + sd[b + "mlp.0.bias"])
+        gelus.append(g)
         h = h + g @ sd[b + "mlp.2.weight"].T + sd[b + "mlp.2.bias"]
     logits = ln(h, "ln_f") @ sd["head.weight"].T + sd["head.bias"]
-    return maps, logits
+    return maps, logits, gelus
 
 
 @pytest.mark.parametrize("name", ["", "emma", "abcdefg"])
@@ -379,21 +386,68 @@ def test_a_saturated_or_silent_unit_is_dead():
     assert math.isclose(got.saturated, 2 / model.cfg.n_hidden)
 
 
-@pytest.mark.parametrize("kind", ["wavenet", "transformer"])
-def test_every_kind_with_hidden_layers_reports_each_of_them(registry, kind):
-    model = registry.get(kind).model
+def wavenet_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every level's tanh of a WaveNet, written out on its state dict: each prediction's
+    window of block_size ids embedded, neighbours joined two at a time, a linear map (no bias),
+    LayerNorm, tanh; a row per window and fused position."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    B = model.block_size
+    windows = []
+    for w in words:
+        ids = [0] * B + [model.vocab.stoi[c] for c in w] + [0]
+        windows += [ids[i:i + B] for i in range(len(w) + 1)]
+    x = sd["C.weight"][torch.tensor(windows)]  # (N, B, n_embd)
+    out = []
+    for i in range(model.cfg.n_levels):
+        N, T, C = x.shape
+        z = x.reshape(N, T // 2, 2 * C) @ sd[f"levels.{i}.linear.weight"].T
+        mu, var = z.mean(-1, keepdim=True), z.var(-1, unbiased=False, keepdim=True)
+        x = torch.tanh((z - mu) / torch.sqrt(var + 1e-5) * sd[f"levels.{i}.norm.weight"]
+                       + sd[f"levels.{i}.norm.bias"])
+        out.append(x.reshape(-1, x.shape[-1]).numpy())
+    return out
+
+
+def transformer_mlp_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every block's GELU (its MLP's hidden layer) of a Transformer, from the blocks written
+    out (`plain_blocks`): a row per prediction. A name that fits the block is read from its
+    start ('.' + the name: a prediction at each position); a longer one's later predictions are
+    read at the last position of the window of block_size ids before them."""
+    T = model.block_size
+    rows: list[list[np.ndarray]] = [[] for _ in range(model.cfg.n_layer)]
+    for w in words:
+        ids = [0] + [model.vocab.stoi[c] for c in w] + [0]
+        reads = [(ids[:T], range(min(T, len(ids) - 1)))]
+        reads += [(ids[t - T + 1:t + 1], [T - 1]) for t in range(T, len(ids) - 1)]
+        for x, positions in reads:
+            gelus = plain_blocks(model, x)[2]
+            for layer, g in zip(rows, gelus, strict=True):
+                layer.append(g[list(positions)].numpy())
+    return [np.concatenate(layer) for layer in rows]
+
+
+def test_wavenet_health_is_its_levels_recomputed_by_hand(registry):
+    model = registry.get("wavenet").model
     words = sample_words(TINY_NAMES, 200)
-    preds = sum(len(w) + 1 for w in words)
     got = layer_health(model, words)
-    assert [g.label for g in got] == [label for label, _, _ in model.activation_layers()]
-    for g, a in zip(got, model.hidden_activations(words), strict=True):
-        assert g.rows == a.shape[0]
-        check(g, a.double().numpy(), g.activation)
-    if kind == "transformer":  # a row per prediction, the padding dropped
-        assert all(g.rows == preds for g in got)
-    else:  # a row per prediction and fused position: 2, 1 per context with block 4
-        assert [g.rows for g in got] == [preds * model.block_size // 2 ** (i + 1)
-                                         for i in range(len(got))]
+    by_hand = wavenet_activations(model, words)
+    assert [g.label for g in got] == [f"level {i + 1}" for i in range(len(by_hand))]
+    preds = sum(len(w) + 1 for w in words)
+    for i, (g, a) in enumerate(zip(got, by_hand, strict=True)):
+        assert a.shape[0] == preds * model.block_size // 2 ** (i + 1)  # a row per position
+        check(g, a, "tanh")
+
+
+def test_transformer_health_is_its_mlp_blocks_recomputed_by_hand(registry):
+    model = registry.get("transformer").model
+    words = sample_words(TINY_NAMES, 200)
+    assert any(len(w) >= model.block_size for w in words)  # the windows past the block too
+    got = layer_health(model, words)
+    by_hand = transformer_mlp_activations(model, words)
+    assert [g.label for g in got] == [f"block {i + 1} MLP" for i in range(len(by_hand))]
+    for g, a in zip(got, by_hand, strict=True):
+        assert a.shape == (sum(len(w) + 1 for w in words), 4 * model.cfg.n_embd)
+        check(g, a, "gelu")
 
 
 def test_bigrams_have_no_hidden_layers(registry):
