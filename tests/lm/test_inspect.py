@@ -329,15 +329,20 @@ def stats_by_hand(a: np.ndarray, fn: str):
     return a.mean(), a.std(), saturated, dead.tolist(), hist.tolist()
 
 
-def mlp_activations(model, words: list[str]) -> list[np.ndarray]:
-    """Every hidden layer's tanh of an MLP, written out: embeddings, linear, LayerNorm, tanh."""
-    sd = {k: v.double() for k, v in model.state_dict().items()}
+def windows_by_hand(model, words: list[str]) -> torch.Tensor:
+    """(N, block_size): the '.'-padded window before each prediction of the words."""
     B = model.block_size
     rows = []
     for w in words:
         ids = [0] * B + [model.vocab.stoi[c] for c in w] + [0]
         rows += [ids[i:i + B] for i in range(len(w) + 1)]
-    x = sd["C.weight"][torch.tensor(rows)].flatten(1)
+    return torch.tensor(rows)
+
+
+def mlp_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every hidden layer's tanh of an MLP, written out: embeddings, linear, LayerNorm, tanh."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    x = sd["C.weight"][windows_by_hand(model, words)].flatten(1)
     out = []
     for i in range(model.cfg.n_layers):
         z = x @ sd[f"hidden.{4 * i}.weight"].T + sd[f"hidden.{4 * i}.bias"]
@@ -391,12 +396,7 @@ def wavenet_activations(model, words: list[str]) -> list[np.ndarray]:
     window of block_size ids embedded, neighbours joined two at a time, a linear map (no bias),
     LayerNorm, tanh; a row per window and fused position."""
     sd = {k: v.double() for k, v in model.state_dict().items()}
-    B = model.block_size
-    windows = []
-    for w in words:
-        ids = [0] * B + [model.vocab.stoi[c] for c in w] + [0]
-        windows += [ids[i:i + B] for i in range(len(w) + 1)]
-    x = sd["C.weight"][torch.tensor(windows)]  # (N, B, n_embd)
+    x = sd["C.weight"][windows_by_hand(model, words)]  # (N, B, n_embd)
     out = []
     for i in range(model.cfg.n_levels):
         N, T, C = x.shape
