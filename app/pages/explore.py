@@ -95,9 +95,13 @@ def next_chart(v: NextView, link, width: float = 360, bar: float = 18,
     readable with three models side by side."""
     col = 48.0  # each number column, right-aligned
     columns = [(width - 4 - (2 - i) * col, h) for i, h in enumerate(("drawn", "P", "log P"))]
-    left, top = 30.0, 26.0
+    left, top = 40.0, 26.0  # room for 'end' left of the bars
     plot_width = columns[0][0] - col - 8 - left
-    scale = plots.Linear(0.0, 1.0, 0.0, plot_width)
+    # the axis ends at a round number above the longest bar or tick (at most 1), not at 1: a
+    # flat distribution's bars would be a few pixels long
+    most = max([s.prob for s in v.symbols] + [s.sampling_prob for s in v.symbols] + [0.05])
+    hi = min(plots.nice_domain(0.0, most, 4)[1], 1.0)
+    scale = plots.Linear(0.0, hi, 0.0, plot_width)
     bars = []
     for k, s in enumerate(v.symbols):
         end = s.char == "."
@@ -114,7 +118,7 @@ def next_chart(v: NextView, link, width: float = 360, bar: float = 18,
                             scale(s.sampling_prob) if shown else 0.0, left + scale(s.prob),
                             shown, texts, title))
     bottom = top + len(bars) * (bar + gap)
-    ticks = [plots.Tick(left + scale(t), plots.fmt_tick(t)) for t in (0, 0.25, 0.5, 0.75, 1)]
+    ticks = [plots.Tick(left + scale(t), plots.fmt_tick(t)) for t in plots.nice_ticks(0, hi, 4)]
     return NextChart(width, bottom + 30, left, plot_width, bar, 14.0, columns, bars, ticks)
 
 
