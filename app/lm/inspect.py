@@ -196,14 +196,20 @@ def sample_words(words: list[str], predictions: int = N_CONTEXTS, seed: int = 0)
     return out
 
 
+HIST_TOP = 0.999  # GELU and ReLU: the histogram's axis ends at this quantile of the activations
+
+
 def histogram_range(activation: str, a: torch.Tensor) -> tuple[float, float]:
     """tanh's whole range; for GELU and ReLU from their least value (GELU's is about -0.17) to
-    the largest activation seen, rounded up."""
+    the HIST_TOP quantile of the activations, rounded up (the last bin then holds the few
+    larger ones: up to the largest, a handful of outliers would squeeze the rest into a bin or
+    two)."""
     if activation == "tanh":
         return -1.0, 1.0
     lo = -0.2 if activation == "gelu" else 0.0
-    hi = max(float(a.max()), lo + 1.0)
-    return lo, math.ceil(hi * 10) / 10
+    flat = a.flatten()
+    top = float(flat.kthvalue(max(1, math.ceil(HIST_TOP * flat.numel()))).values)
+    return lo, math.ceil(max(top, lo + 1.0) * 10) / 10
 
 
 @torch.no_grad()

@@ -282,8 +282,10 @@ def histogram(layer: LayerHealth, width: float = 360, height: float = 170) -> Hi
     bars = []
     for i, s in enumerate(shares):
         a, b = layer.lo + i * step, layer.lo + (i + 1) * step
+        span = (f"{a:.2f} and above" if i == n - 1 and layer.activation != "tanh"
+                else f"{a:.2f} to {b:.2f}")
         bars.append((sx(a), sy(s), sx(b) - sx(a), bottom - sy(s),
-                     f"{a:.2f} to {b:.2f}: {100 * s:.1f}% of the activations"))
+                     f"{span}: {100 * s:.1f}% of the activations"))
     marks = [sx(-0.97), sx(0.97)] if layer.activation == "tanh" else []
     return Histogram(width, height, left, top, bottom, right, bars,
                      [plots.Tick(sx(t), plots.fmt_tick(t))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from app.lm import KINDS, Vocab, constraints
 from app.lm.inspect import (
     HIST_BINS,
+    HIST_TOP,
     SATURATED,
     attention,
     greedy,
@@ -324,7 +325,9 @@ def stats_by_hand(a: np.ndarray, fn: str):
         lo, hi = -1.0, 1.0
     else:
         saturated, dead = None, np.flatnonzero((a <= 0).all(axis=0))
-        lo, hi = -0.2, math.ceil(max(a.max(), 0.8) * 10) / 10
+        flat = np.sort(a.flatten())
+        top = flat[max(1, math.ceil(HIST_TOP * flat.size)) - 1]  # the 99.9th percentile
+        lo, hi = -0.2, math.ceil(max(top, 0.8) * 10) / 10
     hist, _ = np.histogram(np.clip(a, lo, hi), bins=HIST_BINS, range=(lo, hi))
     return a.mean(), a.std(), saturated, dead.tolist(), hist.tolist()
 
