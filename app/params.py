@@ -228,7 +228,9 @@ class EmbeddingsParams(Params):
 
 
 class NextParams(Params):
-    """The next-letter view: a prefix and the sampling knobs, bounded as the sample page's."""
+    """The next-letter view: a prefix, the sampling knobs and the constraints a name must fit,
+    bounded as the sample page's (the fields of sampling that shape one step's draw; n, seed,
+    unique and exclude_training do not)."""
 
     prefix: str = Field("", max_length=MAX_LEN,
                         description="the letters so far (normalised like names); empty: the "
@@ -237,3 +239,8 @@ class NextParams(Params):
     top_k: int | None = SampleParams.model_fields["top_k"]
     top_p: float | None = SampleParams.model_fields["top_p"]
     min_p: float = SampleParams.model_fields["min_p"]
+    suffix: str = SampleParams.model_fields["suffix"]
+    contains: str = SampleParams.model_fields["contains"]
+    pattern: str = SampleParams.model_fields["pattern"]
+    min_len: int = SampleParams.model_fields["min_len"]
+    max_len: int = SampleParams.model_fields["max_len"]

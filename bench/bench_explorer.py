@@ -48,11 +48,16 @@ def median_of(client: httpx.Client, urls: list[str]) -> float:
 def routes(model: str, card: dict) -> dict[str, tuple[list[str], bool]]:
     """route label -> (one URL per run, whether the page cache keeps it)."""
     out = {
-        "GET /next (page)": ([f"/next?model={model}&prefix={p}" for p in PREFIXES], False),
+        "GET /next (page)": ([f"/next?model={model}&prefix={p}" for p in PREFIXES], True),
         "GET /next, 3 models": ([f"/next?model={model}&model=mlp&model=bigram&prefix={p}"
-                                 for p in PREFIXES], False),
+                                 for p in PREFIXES], True),
+        "GET /next, ends with a, at most 8": (
+            [f"/next?model={model}&prefix={p}&suffix=a&max_len=8" for p in PREFIXES], True),
         "GET /api/.../next": ([f"/api/models/{model}/next?prefix={p}&top_k=5"
                                for p in PREFIXES], True),
+        "GET /api/.../next, ends with a": (
+            [f"/api/models/{model}/next?prefix={p}&suffix=a&max_len=8" for p in PREFIXES],
+            True),
         "GET /models/{m} (card page)": ([f"/models/{model}?name={n}" for n in NAMES], False),
     }
     if card["type"] == "transformer":

@@ -25,13 +25,14 @@ NO_ATTENTION = {404: {"model": ErrorMessage,
 @model_thread
 def next_letter(m: ModelDep, q: Annotated[NextParams, Query()]) -> Response:
     """Every symbol's probability after `prefix` (empty: the first letter), most probable
-    first, what sampling with `temperature`, `top_k`, `top_p` and `min_p` draws it with (in
-    that order, as the sampler applies them) and whether the knobs
-    cut it; the prefix's own steps and log P; the greedy continuation."""
+    first, what sampling with `temperature`, `top_k`, `top_p` and `min_p` (in that order, as
+    the sampler applies them) under the constraints (`suffix`, `contains`, `pattern`,
+    `min_len`, `max_len`) draws it with, whether the knobs cut it and whether it can still
+    fit; the prefix's own steps and log P; the greedy continuation."""
     v = next_view(m, q)
     return json_response({
-        "model": m.name, "prefix": v.prefix, "temperature": q.temperature, "top_k": q.top_k,
-        "top_p": q.top_p, "min_p": q.min_p,
+        "model": m.name, "prefix": v.prefix, **q.model_dump(exclude={"prefix"}),
+        "exact": v.exact, "constraint_mass": v.mass,
         "log_prob": v.log_prob, "nll_per_letter": v.nll_per_letter, "steps": v.steps,
         "greedy": v.greedy, "symbols": v.symbols})
 

@@ -355,10 +355,14 @@ class SymbolOut(BaseModel):
     prob: float = Field(description="P(symbol | prefix) under the model (temperature 1): the "
                                     "score page's number for this step")
     log_prob: float | None = Field(description=NULL_IF_ZERO)
-    sampling_prob: float = Field(description="the probability sampling with these knobs draws "
-                                             "it with; 0 when cut")
-    kept: bool = Field(description="false when the knobs cut it (top-k; and the end of the "
-                                   "name after an empty prefix: a name has a letter)")
+    sampling_prob: float = Field(description="the probability of drawing it at this step with "
+                                             "these knobs and constraints (see `exact`); 0 when "
+                                             "cut")
+    kept: bool = Field(description="false when the knobs cut it (temperature, top-k, top-p, "
+                                   "min-p; and the end of the name after an empty prefix: a "
+                                   "name has a letter)")
+    fits: bool = Field(description="false when no name going on with it can fit the "
+                                   "constraints (suffix, contains, pattern, min_len, max_len)")
 
 
 class NextResponse(BaseModel):
@@ -368,12 +372,26 @@ class NextResponse(BaseModel):
     top_k: int | None
     top_p: float | None
     min_p: float
+    suffix: str
+    contains: str
+    pattern: str
+    min_len: int
+    max_len: int
+    exact: bool = Field(description="true (the bigram kinds): sampling_prob is exactly what the "
+                                    "sampler draws this step from, P(next | prefix, the name "
+                                    "fits) (max_len included); false (the other kinds): the "
+                                    "knobs' distribution renormalised over the symbols that "
+                                    "fit, not the exact conditional the rejection sampler "
+                                    "draws from")
+    constraint_mass: float | None = Field(description="exact kinds: P(the name fits | prefix) "
+                                                      "at the knobs; null otherwise")
     log_prob: float | None = Field(description="log P(the prefix's letters), no end token; "
                                                + NULL_IF_ZERO)
     nll_per_letter: float | None = Field(description="-log_prob / letters; null for an empty "
                                                      "prefix")
     steps: list[StepOut] = Field(description="the prefix's letters, as /score gives them")
-    greedy: str = Field(description="the prefix continued by the most likely symbol each step")
+    greedy: str = Field(description="the prefix continued by the most likely symbol that can "
+                                    "still fit, each step")
     symbols: list[SymbolOut] = Field(description="every symbol of the vocabulary, most "
                                                  "probable first")
 

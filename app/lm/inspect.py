@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from app.lm.base import LanguageModel
-from app.lm.sampling import Knobs, filtered
+from app.lm.constraints import Constraint
+from app.lm.sampling import Knobs, Messages, constraint_of, exact_kind, exact_table, filtered
 from app.lm.vocab import MAX_NAME_LEN
 
 # --- the next letter ------------------------------------------------------------------------
@@ -24,14 +25,27 @@ class NextLetters:
     """What the model says after `prefix`, symbol by symbol in vocabulary order ('.' = the end).
 
     log_probs is the model's own distribution (temperature 1, as scoring and the score page's
-    steps give it); sampling is what the sampler draws from once the knobs are applied
-    (app/lm/sampling.py, `filtered`), 0 for every symbol they cut; kept says which survive."""
+    steps give it). kept says which symbols survive the knobs (app/lm/sampling.py, `filtered`);
+    fits which can still lead to a name that fits the constraint (its automaton not dead, enough
+    letters left, the end only in an accepting state between min_len and max_len letters).
+    sampling is what the next step is drawn with, 0 for every symbol cut by either:
+    - exact (the kinds sampled exactly, `exact_kind`): the sampler's own conditional
+      P(next | prefix, the name fits) from the backward messages (`Messages`), which is what
+      the exact sampler draws this step from (max_len included, even with no other constraint);
+      `mass` is then P(the name fits | prefix) at the knobs;
+    - not exact (the others, sampled by rejection): the knobs' distribution renormalised over
+      the symbols that fit. The rejection sampler draws from the exact conditional, which would
+      need every continuation's probability; this is an approximation of it (equal to it when
+      only max_len constrains and the prefix is short), and `mass` is None."""
 
     prefix: str
     log_probs: list[float]
     sampling: list[float]
     kept: list[bool]
-    greedy: str  # the name the most likely symbol at every step makes from the prefix
+    fits: list[bool]
+    exact: bool
+    mass: float | None
+    greedy: str  # the name the most likely symbol that fits makes at every step from the prefix
 
 
 def window(model: LanguageModel, text: str) -> torch.Tensor:
@@ -40,27 +54,68 @@ def window(model: LanguageModel, text: str) -> torch.Tensor:
     return torch.tensor([([0] * B + model.vocab.encode(text))[-B:]], dtype=torch.long)
 
 
+def can_fit(c: Constraint, text: str) -> torch.Tensor:
+    """(V,) bool: which symbols after `text` (which starts with c.prefix) can still lead to a
+    name that fits c, whatever the model: the automaton's structure and the length bounds."""
+    V = len(c.vocab)
+    t = len(text)
+    state = c.automaton.run(c.vocab.encode(text))
+    out = torch.zeros(V, dtype=torch.bool)
+    if state < 0:
+        return out
+    out[0] = bool(c.automaton.accepting[state]) and max(c.min_len, 1) <= t <= c.max_len
+    nxt = c.automaton.delta[state, 1:]
+    alive = nxt >= 0
+    out[1:] = alive & (t + 1 + c.to_accept[nxt.clamp_min(0)] <= c.max_len)
+    return out
+
+
 @torch.no_grad()
-def next_letters(model: LanguageModel, prefix: str, knobs: Knobs | None = None) -> NextLetters:
+def next_letters(model: LanguageModel, prefix: str, knobs: Knobs | None = None,
+                 constraint: Constraint | None = None) -> NextLetters:
     """The distribution over the symbol after `prefix` (normalised, in the vocabulary), and
-    the one sampling with these knobs draws from. An empty prefix cannot end (a name has at
-    least one letter), as in the sampler."""
+    the one sampling with these knobs and this constraint (None: names of 1..MAX_NAME_LEN
+    letters; its prefix must be `prefix`) draws it from. An empty prefix cannot end (a name has
+    at least one letter), as in the sampler."""
+    knobs = knobs or Knobs()
+    c = constraint_of(model, prefix, MAX_NAME_LEN, constraint)
+    if c.prefix != prefix:
+        raise ValueError(f"the constraint's prefix {c.prefix!r} is not {prefix!r}")
     raw = model(window(model, prefix))[0]  # (1, V)
     logp = torch.log_softmax(raw.double(), dim=1)[0]
-    cut = filtered(raw.float(), knobs, first=not prefix)
-    draw = torch.softmax(cut, dim=1)[0]  # the normalised weights exp(cut) the sampler uses
+    kept = filtered(raw.float(), knobs, first=not prefix)[0] > -torch.inf
+    fits = can_fit(c, prefix)
+    mass = None
+    if exact_kind(model):
+        V = len(model.vocab)
+        every = model(torch.arange(V)[:, None])[0]  # (V, V): after each symbol, as sampled
+        msgs = Messages.of(exact_table(model, every, knobs, prefix), c)
+        ids = model.vocab.encode(prefix)
+        w = msgs.Q[ids[-1] if ids else 0] * msgs.G[len(prefix)][c.start_state]
+        mass = msgs.mass
+    else:
+        w = torch.softmax(filtered(raw.double(), knobs, first=not prefix), dim=1)[0]
+        w = torch.where(fits, w, 0.0)
+    total = float(w.sum())
+    draw = w / total if total > 0 else w
     return NextLetters(prefix=prefix, log_probs=logp.tolist(), sampling=draw.tolist(),
-                       kept=(cut[0] > -torch.inf).tolist(), greedy=greedy(model, prefix))
+                       kept=kept.tolist(), fits=fits.tolist(), exact=exact_kind(model),
+                       mass=mass, greedy=greedy(model, prefix, c))
 
 
 @torch.no_grad()
-def greedy(model: LanguageModel, prefix: str, max_len: int = MAX_NAME_LEN) -> str:
-    """The prefix continued by the most likely symbol at each step until the end (or max_len
-    letters): at most max_len forward passes of one row."""
+def greedy(model: LanguageModel, prefix: str, constraint: Constraint | None = None) -> str:
+    """The prefix continued by the most likely symbol that can still fit the constraint (None:
+    1..MAX_NAME_LEN letters) at each step until the end: at most max_len forward passes of one
+    row. Stops where no symbol can fit (a constraint the model cannot meet)."""
+    c = constraint_of(model, prefix, MAX_NAME_LEN, constraint)
     name = prefix
-    while len(name) < max_len:
-        logits = filtered(model(window(model, name))[0].float(), first=not name)
-        ix = int(logits[0].argmax())
+    while True:
+        logits = filtered(model(window(model, name))[0].float(), first=not name)[0]
+        logits = logits.masked_fill(~can_fit(c, name), -torch.inf)
+        if not bool((logits > -torch.inf).any()):
+            break
+        ix = int(logits.argmax())
         if ix == 0:
             break
         name += model.vocab.itos[ix]
@@ -141,14 +196,20 @@ def sample_words(words: list[str], predictions: int = N_CONTEXTS, seed: int = 0)
     return out
 
 
+HIST_TOP = 0.999  # GELU and ReLU: the histogram's axis ends at this quantile of the activations
+
+
 def histogram_range(activation: str, a: torch.Tensor) -> tuple[float, float]:
     """tanh's whole range; for GELU and ReLU from their least value (GELU's is about -0.17) to
-    the largest activation seen, rounded up."""
+    the HIST_TOP quantile of the activations, rounded up (the last bin then holds the few
+    larger ones: up to the largest, a handful of outliers would squeeze the rest into a bin or
+    two)."""
     if activation == "tanh":
         return -1.0, 1.0
     lo = -0.2 if activation == "gelu" else 0.0
-    hi = max(float(a.max()), lo + 1.0)
-    return lo, math.ceil(hi * 10) / 10
+    flat = a.flatten()
+    top = float(flat.kthvalue(max(1, math.ceil(HIST_TOP * flat.numel()))).values)
+    return lo, math.ceil(max(top, lo + 1.0) * 10) / 10
 
 
 @torch.no_grad()

@@ -10,9 +10,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.explorer import Health, NextView, attention_view, health, next_view, top_with
+from app.explorer import (
+    Health,
+    NextView,
+    attention_kinds,
+    attention_view,
+    health,
+    next_view,
+    top_with,
+)
 from app.lm.inspect import LayerHealth, max_attention_letters
-from app.params import MAX_LEN, InvalidParam, NameParam, NextParams
+from app.pages.common import unknown_params
+from app.params import InvalidParam, NameParam, NextParams
 from app.registry import LoadedModel, Registry
 from app.services import TopName
 from app.web import (
@@ -43,9 +52,8 @@ class NextBar:
     y: float
     width: float  # the sampling probability's bar
     model_x: float  # where the model's own probability (temperature 1) ends, for its tick
-    text_x: float  # right of the bar and of the tick
-    kept: bool
-    text: str  # 'P 0.251 · log −1.382' (and 'drawn 0.427' when the knobs change it)
+    kept: bool  # drawn: neither the knobs nor the constraints cut it
+    texts: tuple[str, str, str]  # the columns: drawn ('cut', 'no fit'), P, log P
     title: str
 
 
@@ -56,6 +64,8 @@ class NextChart:
     left: float
     plot_width: float
     bar: float
+    head: float  # y of the columns' headings
+    columns: list[tuple[float, str]]  # (right edge, heading) of the number columns
     bars: list[NextBar]
     ticks: list[plots.Tick]
 
@@ -80,46 +90,78 @@ def signed(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}f}".replace("-", "−")
 
 
-def next_chart(v: NextView, link, knobs_change: bool, width: float = 480,
-               bar: float = 18, gap: float = 4) -> NextChart:
-    """Sorted horizontal bars: the length is the probability sampling draws the symbol with;
-    a tick marks the model's own probability; a cut symbol has no bar and says so."""
-    left, right = 44.0, 230.0  # room for the texts right of a full bar
-    plot_width = width - left - right
-    scale = plots.Linear(0.0, 1.0, 0.0, plot_width)
+def short_prob(p: float) -> str:
+    """A probability in 5 characters for the chart's columns (the tooltip has 4 digits)."""
+    return f"{p:.3f}" if p >= 0.001 or p == 0 else f"{p:.0e}"
+
+
+def next_chart(v: NextView, link, width: float = 360, bar: float = 18,
+               gap: float = 4) -> NextChart:
+    """Sorted horizontal bars: the length is the probability the next step is drawn with; a
+    tick marks the model's own probability; then the numbers in columns (drawn, P, log P). A
+    cut symbol has no bar and says why. Drawn at about its own size in a column of the page
+    (360 units: a third of the widest page, a phone's width), so its 12-unit texts stay
+    readable with three models side by side."""
+    col = 48.0  # each number column, right-aligned
+    columns = [(width - 4 - (2 - i) * col, h) for i, h in enumerate(("drawn", "P", "log P"))]
+    left, top = 40.0, 26.0  # room for 'end' left of the bars
+    plot_width = columns[0][0] - col - 8 - left
+    # the axis ends at a round number above the longest bar or tick (at most 1), not at 1: a
+    # flat distribution's bars would be a few pixels long
+    most = max([s.prob for s in v.symbols] + [s.sampling_prob for s in v.symbols] + [0.05])
+    hi = min(plots.nice_domain(0.0, most, 4)[1], 1.0)
+    scale = plots.Linear(0.0, hi, 0.0, plot_width)
     bars = []
     for k, s in enumerate(v.symbols):
         end = s.char == "."
         what = "the end of the name" if end else repr(s.char)
-        text = f"P {fmt_prob(s.prob)} · log {signed(s.log_prob)}"
-        if not s.kept:
-            text = f"cut · {text}"
-        elif knobs_change:
-            text = f"drawn {fmt_prob(s.sampling_prob)} · {text}"
-        drawn = (f"sampling draws it with {fmt_prob(s.sampling_prob)}" if s.kept
-                 else "cut by the sampling knobs")
+        shown = s.kept and s.fits
+        drawn = (f"sampling draws it with {fmt_prob(s.sampling_prob)}" if shown
+                 else "cut by the sampling knobs" if not s.kept
+                 else "cut: no name going on with it fits the constraints")
         title = (f"{what} after {v.prefix or 'the start'!r}: P = {fmt_prob(s.prob)}, log P = "
                  f"{signed(s.log_prob, 4)}; {drawn}")
-        href = None if not s.kept or (v.at_max and not end) else link(s.char)
-        width_ = scale(s.sampling_prob) if s.kept else 0.0
-        model_x = left + scale(s.prob)
-        bars.append(NextBar(s.label, href, 10 + k * (bar + gap), width_, model_x,
-                            max(left + width_, model_x) + 6, s.kept, text, title))
-    bottom = 10 + len(bars) * (bar + gap)
-    ticks = [plots.Tick(left + scale(t), plots.fmt_tick(t)) for t in (0, 0.25, 0.5, 0.75, 1)]
-    return NextChart(width, bottom + 30, left, plot_width, bar, bars, ticks)
+        texts = (short_prob(s.sampling_prob) if shown else "cut" if not s.kept else "no fit",
+                 short_prob(s.prob), signed(s.log_prob, 2))
+        bars.append(NextBar(s.label, link(s.char) if shown else None, top + k * (bar + gap),
+                            scale(s.sampling_prob) if shown else 0.0, left + scale(s.prob),
+                            shown, texts, title))
+    bottom = top + len(bars) * (bar + gap)
+    ticks = [plots.Tick(left + scale(t), plots.fmt_tick(t)) for t in plots.nice_ticks(0, hi, 4)]
+    return NextChart(width, bottom + 30, left, plot_width, bar, 14.0, columns, bars, ticks)
 
 
-KNOBS = ("temperature", "top_k", "top_p", "min_p")  # the sampling knobs the view applies
+# What the view applies: the sampling knobs and the constraints, as the sample page names them.
+KNOBS = ("temperature", "top_k", "top_p", "min_p")
+CONSTRAINTS = ("suffix", "contains", "pattern", "min_len", "max_len")
+APPLIED = (*KNOBS, *CONSTRAINTS)
+# Sampling's fields that do not shape one step's draw (how many, which seed, repeats): named
+# in a notice rather than ignored.
+NOT_APPLIED = ("n", "seed", "unique", "exclude", "exclude_training")
 
 
 def next_href(models: list[str], prefix: str, knobs: dict[str, str]) -> str:
-    """The next-letter page's address for these models, prefix and knobs (the form's values;
-    blank ones left out; the models repeat `model=`)."""
+    """The next-letter page's address for these models, prefix, knobs and constraints (the
+    form's values; blank ones left out; the models repeat `model=`)."""
     kept = [("model", n) for n in models] + [
-        (k, v) for k, v in (("prefix", prefix), *((k, knobs.get(k)) for k in KNOBS))
+        (k, v) for k, v in (("prefix", prefix), *((k, knobs.get(k)) for k in APPLIED))
         if v is not None and v != ""]
     return "/next?" + urlencode(kept) if kept else "/next"
+
+
+def next_notice(q) -> str | None:
+    """What the page does not apply, named: sampling's fields that do not shape a step's
+    draw, and any parameter it does not read."""
+    skipped = [k for k in NOT_APPLIED if k in q]
+    notes = []
+    if skipped:
+        notes.append(f"Not applied: {', '.join(repr(k) for k in skipped)}: they choose how many "
+                     "names are drawn and which, not what one step draws from.")
+    other = unknown_params({k: "" for k in q.keys() if k not in NOT_APPLIED},
+                           ("model", "prefix", *APPLIED))
+    if other:
+        notes.append(other)
+    return " ".join(notes) or None
 
 
 def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
@@ -145,9 +187,8 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
             return "/score" + query(names=v.prefix)
         return next_href(models, v.prefix + char, knobs)
 
-    cutting = (p.temperature, p.top_k, p.top_p, p.min_p) != (1, None, None, 0)
-    top = top_with(m, v.prefix)
-    return NextColumn(m, v, None, next_chart(v, link, cutting), top.names, top.exhausted,
+    top = top_with(m, p)
+    return NextColumn(m, v, None, next_chart(v, link), top.names, top.exhausted,
                       top.timed_out)
 
 
@@ -157,9 +198,11 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
 def show_next(request: Request, registry: RegistryDep):
     """The next-letter distribution after a prefix, under up to three models side by side."""
     q = request.query_params
-    form = {k: q.get(k, "") for k in ("prefix", *KNOBS)}
+    form = {k: q.get(k, "") for k in ("prefix", *APPLIED)}
     ctx = {"nav": "next", "title": "Next letter", "models": registry.names(), "form": form,
            "params": NextParams, "chosen": q.getlist("model"), "max_models": MAX_MODELS,
+           "more_open": any(form[k] for k in (*KNOBS[2:], *CONSTRAINTS)),
+           "notice": next_notice(q),
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()),
                              default=27)}
     try:
@@ -174,10 +217,13 @@ def show_next(request: Request, registry: RegistryDep):
     prefix = ok[0].view.prefix if ok else form["prefix"]
     up = next_href(names, prefix[:-1], form)
     err = None if ok else page_error(InvalidParam("prefix", columns[0].error, prefix), registry)
-    return render(request, "next.html", {**ctx, "chosen": names, "columns": columns,
-                                         "prefix": prefix, "up": up if prefix else None,
-                                         "p": p, "max_len": MAX_LEN, "error": err},
-                  err.status if err else 200)
+    response = render(request, "next.html", {**ctx, "chosen": names, "columns": columns,
+                                             "prefix": prefix, "up": up if prefix else None,
+                                             "p": p, "error": err},
+                      err.status if err else 200)
+    if any(c.top_timed_out for c in columns):  # its top names depend on the load: not kept
+        response.headers["cache-control"] = "no-store"
+    return response
 
 
 # --- the model card: attention ------------------------------------------------------------
@@ -246,8 +292,10 @@ def histogram(layer: LayerHealth, width: float = 360, height: float = 170) -> Hi
     bars = []
     for i, s in enumerate(shares):
         a, b = layer.lo + i * step, layer.lo + (i + 1) * step
+        span = (f"{a:.2f} and above" if i == n - 1 and layer.activation != "tanh"
+                else f"{a:.2f} to {b:.2f}")
         bars.append((sx(a), sy(s), sx(b) - sx(a), bottom - sy(s),
-                     f"{a:.2f} to {b:.2f}: {100 * s:.1f}% of the activations"))
+                     f"{span}: {100 * s:.1f}% of the activations"))
     marks = [sx(-0.97), sx(0.97)] if layer.activation == "tanh" else []
     return Histogram(width, height, left, top, bottom, right, bars,
                      [plots.Tick(sx(t), plots.fmt_tick(t))
@@ -266,6 +314,7 @@ class Inside:
     attention_error: str | None
     name: str  # the attention box's text
     max_letters: int | None
+    attention_kinds: list[str]  # the kinds that have attention (named on a card without)
 
 
 def inside_card(m: LoadedModel, name: str | None) -> Inside:
@@ -278,4 +327,4 @@ def inside_card(m: LoadedModel, name: str | None) -> Inside:
         except InvalidParam as e:
             err = str(e)
     longest = max_attention_letters(m.model) if m.kind.has_attention else None
-    return Inside(h, hists, maps, err, raw, longest)
+    return Inside(h, hists, maps, err, raw, longest, attention_kinds())

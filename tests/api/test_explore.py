@@ -6,9 +6,12 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from api_helpers import ALPHABET, assert_422
 
 from app.lm import KINDS
+from app.lm.inspect import window
+from app.lm.sampling import Knobs, filtered
 from tests.conftest import forget_pages
 
 MODELS = list(KINDS)
@@ -131,3 +134,46 @@ def test_next_and_attention_answers_are_cached_pages(client):
     first = client.get("/api/models/mlp/next?prefix=av")
     assert client.get("/api/models/mlp/next?prefix=av",
                       headers={"if-none-match": first.headers["etag"]}).status_code == 304
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp", "wavenet"])
+def test_top_p_and_min_p_keep_what_the_samplers_filter_keeps(client, loaded, model):
+    knobs = Knobs(0.7, None, 0.61, 0.137)
+    body = client.get(f"/api/models/{model}/next", params={
+        "prefix": "el", "temperature": 0.7, "top_p": 0.61, "min_p": 0.137}).json()
+    assert (body["top_p"], body["min_p"]) == (0.61, 0.137)
+    m = loaded(model).model
+    with torch.no_grad():
+        logits = m(window(m, "el"))[0].float()
+    want = (filtered(logits, knobs)[0] > -math.inf).tolist()
+    got = {s["char"]: s["kept"] for s in body["symbols"]}
+    assert [got[c] for c in m.vocab.itos] == want and 0 < sum(want) < len(want)
+    assert math.isclose(sum(s["sampling_prob"] for s in body["symbols"]), 1.0, abs_tol=1e-9)
+
+
+def test_next_applies_the_constraints_exactly_for_the_bigrams_and_says_so(client):
+    q = {"prefix": "em", "suffix": "ly", "max_len": 6}
+    exact = client.get("/api/models/bigram/next", params=q).json()
+    approx = client.get("/api/models/mlp/next", params=q).json()
+    assert exact["exact"] is True and 0 < exact["constraint_mass"] < 1
+    assert approx["exact"] is False and approx["constraint_mass"] is None
+    for body in (exact, approx):
+        assert (body["suffix"], body["max_len"]) == ("ly", 6)
+        end = next(s for s in body["symbols"] if s["char"] == ".")
+        assert end["kept"] and not end["fits"] and end["sampling_prob"] == 0  # 'em' does not
+        assert math.isclose(sum(s["sampling_prob"] for s in body["symbols"]), 1.0,
+                            abs_tol=1e-9)
+        assert body["greedy"].endswith("ly") and len(body["greedy"]) <= 6
+
+
+@pytest.mark.parametrize(("params", "field", "words"), [
+    ({"suffix": "l1"}, "suffix", ["alphabet"]),
+    ({"contains": "é!"}, "contains", ["alphabet"]),
+    ({"pattern": "(("}, "pattern", []),
+    ({"min_len": 5, "max_len": 4}, "min_len", ["at most"]),
+    ({"prefix": "emmanuelle", "max_len": 6}, "max_len", ["prefix"]),
+    ({"prefix": "em", "suffix": "q", "pattern": "e.*a"}, "pattern", ["no name"]),
+    ({"max_len": 0}, "max_len", []),
+])
+def test_next_refuses_constraints_it_cannot_apply_naming_them(client, params, field, words):
+    assert_422(client.get("/api/models/mlp/next", params=params), field, *words)

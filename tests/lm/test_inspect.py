@@ -5,6 +5,7 @@ statistics against activations and statistics computed here by hand."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app.lm import KINDS, Vocab
+from app.lm import KINDS, Vocab, constraints
 from app.lm.inspect import (
     HIST_BINS,
+    HIST_TOP,
     SATURATED,
     attention,
     greedy,
@@ -22,7 +24,7 @@ from app.lm.inspect import (
     next_letters,
     sample_words,
 )
-from app.lm.sampling import Knobs, exact_kind, sample
+from app.lm.sampling import Knobs, exact_kind, filtered, sample
 from app.lm.scoring import score_names
 from app.lm.vocab import MAX_NAME_LEN
 from app.registry import Registry
@@ -69,39 +71,140 @@ def test_the_distribution_gives_the_score_pages_steps(registry, kind):
             assert abs(nl.log_probs[stoi[step["char"]]] - step["log_prob"]) < 1e-6, (name, k)
 
 
+# top-p and min-p off the simple ratios the bigram's counts make (a tie at the bound is float
+# rounding's to decide)
+KNOBS = [Knobs(1.0), Knobs(0.7, 3), Knobs(1.6, 5), Knobs(1.0, 1), Knobs(1.0, None, 0.55),
+         Knobs(0.8, None, 0.93, 0.11), Knobs(1.0, None, None, 0.21), Knobs(1.3, 6, 0.71, 0.053)]
+
+
+def kept_by_hand(lp: torch.Tensor, knobs: Knobs, first: bool) -> torch.Tensor:
+    """The knobs' cut written out on the model's log-probabilities, one rule at a time: the
+    temperature, then the k most likely (ties in), then the most likely whose mass (of what is
+    left) before them is below p, then those at least min_p times the most likely."""
+    p = torch.exp(lp / knobs.temperature)
+    if first:
+        p[0] = 0.0  # a name has a letter
+    keep = p > 0
+    if knobs.top_k is not None:
+        kth = p.sort(descending=True).values[knobs.top_k - 1]
+        keep &= p >= kth * (1 - 1e-9)
+    if knobs.top_p is not None:
+        q = torch.where(keep, p, 0.0)
+        q = q / q.sum()
+        keep &= torch.tensor([float(q[q > q[j] * (1 + 1e-9)].sum()) < knobs.top_p
+                              for j in range(len(q))])
+    q = torch.where(keep, p, 0.0)
+    keep &= q >= knobs.min_p * q.max() * (1 - 1e-9)
+    return keep
+
+
 @pytest.mark.parametrize("kind", ["bigram", "mlp", "transformer"])
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.7, 3), (1.6, 5), (1.0, 1)])
+@pytest.mark.parametrize("knobs", KNOBS, ids=str)
 def test_the_knobs_cut_what_the_sampler_cuts_and_the_same_seed_draws_the_same(
-        registry, kind, temperature, top_k):
+        registry, kind, knobs):
     model = registry.get(kind).model
-    V = len(model.vocab)
+    stoi = model.vocab.stoi
     for prefix in ["", "a", "el"]:
-        nl = next_letters(model, prefix, Knobs(temperature, top_k))
-        lp = torch.tensor(nl.log_probs)
-        # top-k by the model's own ranking; the end is cut after an empty prefix
-        allowed = torch.ones(V, dtype=torch.bool)
-        if not prefix:
-            allowed[0] = False
-        k = top_k or V
-        kth = lp.masked_fill(~allowed, -math.inf).sort(descending=True).values[min(k, V) - 1]
-        want = allowed & (lp >= kth - 1e-6)
-        assert nl.kept == want.tolist()
+        nl = next_letters(model, prefix, knobs)
+        lp = window_log_probs(model, prefix)
+        ctx = ([0] * model.block_size + [stoi[c] for c in prefix])[-model.block_size:]
+        with torch.no_grad():
+            own = filtered(model(torch.tensor([ctx]))[0].float(), knobs, first=not prefix)
+        assert nl.kept == (own[0] > -math.inf).tolist()  # the sampler's own filter
+        assert nl.kept == kept_by_hand(lp, knobs, not prefix).tolist()  # and by hand
         assert all(p == 0 for p, kept in zip(nl.sampling, nl.kept, strict=True) if not kept)
-        # the drawn probabilities are the model's at this temperature, renormalised on the kept
-        w = torch.where(want, torch.exp(lp / temperature), torch.zeros(V, dtype=torch.float64))
-        assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-5)
-        if exact_kind(model):
-            # the bigram kinds sample P(name | it fits max_len) exactly (backward messages), not
-            # this step's distribution as it stands: the same cut, another draw per uniform
-            continue
+        assert math.isclose(sum(nl.sampling), 1.0, abs_tol=1e-9)
+        if not exact_kind(model):
+            # the step's distribution at this temperature, renormalised on the kept
+            keep = torch.tensor(nl.kept)
+            w = torch.where(keep, torch.exp(lp / knobs.temperature), 0.0)
+            assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-6)
+        # the bigram kinds: the sampler's exact conditional (by enumeration in the next test)
         for seed in range(20):
-            name = sample(model, 1, torch.Generator().manual_seed(seed), temperature=temperature,
-                          top_k=top_k, prefix=prefix, max_len=32)[0]
+            name = sample(model, 1, torch.Generator().manual_seed(seed),
+                          temperature=knobs.temperature, top_k=knobs.top_k, top_p=knobs.top_p,
+                          min_p=knobs.min_p, prefix=prefix, max_len=MAX_NAME_LEN)[0]
             u = torch.rand(1, generator=torch.Generator().manual_seed(seed)).item()
             cum = np.cumsum(nl.sampling)
             ix = int((cum <= u * cum[-1]).sum())
             drawn = name[len(prefix)] if len(name) > len(prefix) else "."
             assert drawn == model.vocab.itos[ix], (prefix, seed)
+
+
+def enumerate_names(vocab, prefix: str, max_len: int):
+    """Every name of len(prefix)..max_len letters that starts with the prefix (and at least one
+    letter)."""
+    for n in range(max(len(prefix), 1), max_len + 1):
+        for rest in itertools.product(vocab.chars, repeat=n - len(prefix)):
+            yield prefix + "".join(rest)
+
+
+@pytest.mark.parametrize("kind", ["bigram", "neural-bigram"])
+@pytest.mark.parametrize(("prefix", "fields", "knobs"), [
+    ("el", {"max_len": 4}, Knobs()),
+    ("el", {"suffix": "a", "max_len": 5}, Knobs(0.8, None, 0.9, 0.05)),
+    ("", {"contains": "nn", "max_len": 3}, Knobs(1.2, 8)),
+    ("ma", {"pattern": "ma[aeiou].*", "min_len": 4, "max_len": 5}, Knobs(1.0, None, None, 0.1)),
+])
+def test_the_bigram_kinds_bars_are_the_exact_conditional_by_enumeration(
+        registry, kind, prefix, fields, knobs):
+    """For a kind sampled exactly, the bars are P(next symbol | prefix, the name fits) at the
+    knobs: every fitting name written out, its probability the product of its steps' (the
+    knobs' table from a forward pass of each letter, built here), summed by next symbol."""
+    model = registry.get(kind).model
+    vocab = model.vocab
+    c = constraints.build(vocab, prefix=prefix, **fields)
+    nl = next_letters(model, prefix, knobs, c)
+    V = len(vocab)
+    with torch.no_grad():
+        table = model(torch.arange(V)[:, None])[0].double()  # (V, V): after each symbol
+    rows = [filtered(table[i:i + 1], knobs, first=(i == 0 and not prefix))[0]
+            for i in range(V)]
+    Q = torch.softmax(torch.stack(rows), dim=1)
+    by_next = torch.zeros(V, dtype=torch.float64)
+    for name in enumerate_names(vocab, prefix, c.max_len):
+        if not c.fits(name):
+            continue
+        ids = [0, *vocab.encode(name), 0]
+        p = math.prod(float(Q[a, b]) for a, b in itertools.pairwise(ids[len(prefix):]))
+        by_next[ids[len(prefix) + 1]] += p
+    assert nl.exact and by_next.sum() > 0
+    assert np.allclose(nl.sampling, (by_next / by_next.sum()).numpy(), atol=1e-9)
+    assert math.isclose(nl.mass, float(by_next.sum()), rel_tol=1e-9)
+    assert nl.fits == [bool(f) for f in fits_by_enumeration(c, prefix)]
+
+
+def fits_by_enumeration(c, prefix: str) -> list[bool]:
+    """Whether some name going on with each symbol fits c (whatever the model)."""
+    out = [False] * len(c.vocab)
+    for name in enumerate_names(c.vocab, prefix, c.max_len):
+        if c.fits(name):
+            out[0 if name == prefix else c.vocab.stoi[name[len(prefix)]]] = True
+    return out
+
+
+@pytest.mark.parametrize("kind", ["mlp", "wavenet", "transformer"])
+@pytest.mark.parametrize(("prefix", "fields"), [
+    ("el", {"suffix": "a", "max_len": 3}),
+    ("el", {"suffix": "na", "max_len": 5}),
+    ("", {"pattern": "[aeiou]{2}.*", "max_len": 3}),
+    ("jo", {"min_len": 4, "max_len": 5, "contains": "y"}),
+])
+def test_the_other_kinds_cut_what_cannot_fit_and_renormalise_the_rest(
+        registry, kind, prefix, fields):
+    """For a kind sampled by rejection, the symbols that cannot lead to a fitting name are cut
+    (checked by writing the names out) and the others keep the step's distribution at the
+    knobs, renormalised; the view says it is not exact."""
+    model = registry.get(kind).model
+    c = constraints.build(model.vocab, prefix=prefix, **fields)
+    knobs = Knobs(0.9, None, 0.95)
+    nl = next_letters(model, prefix, knobs, c)
+    assert not nl.exact and nl.mass is None
+    assert nl.fits == fits_by_enumeration(c, prefix)
+    plain = next_letters(model, prefix, knobs)
+    w = torch.tensor(plain.sampling) * torch.tensor(nl.fits)
+    assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-9)
+    assert c.fits(nl.greedy)  # the greedy name takes only letters that can still fit
 
 
 @pytest.mark.parametrize("kind", MODELS)
@@ -133,11 +236,17 @@ def test_greedy_takes_a_most_likely_symbol_each_step(registry, kind):
 def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The Transformer written out on its state dict's tensors: every block's attention
     weights (n_head, T, T), and the logits (T, V) computed with them."""
+    maps, logits, _ = plain_blocks(model, [0] + [model.vocab.stoi[c] for c in name])
+    return maps, logits
+
+
+def plain_blocks(model, x: list[int]):
+    """The Transformer on the ids x (from position 0), written out: every block's attention
+    weights (n_head, T, T), the logits (T, V), and every block's GELU outputs (T, 4 n_embd)."""
     sd = {k: v.double() for k, v in model.state_dict().items()}
     cfg = model.cfg
     C, nh = cfg.n_embd, cfg.n_head
     hs = C // nh
-    x = [0] + [model.vocab.stoi[c] for c in name]
     T = len(x)
 
     def ln(h, p):
@@ -146,7 +255,7 @@ def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]
         return (h - mu) / torch.sqrt(var + 1e-5) * sd[p + ".weight"] + sd[p + ".bias"]
 
     h = sd["wte.weight"][x] + sd["wpe.weight"][:T]  # (T, C)
-    maps = []
+    maps, gelus = [], []
     for i in range(cfg.n_layer):
         b = f"blocks.{i}."
         a = ln(h, b + "ln_1")
@@ -162,9 +271,10 @@ def plain_attention(model, name: str) -> tuple[list[torch.Tensor], torch.Tensor]
         h = h + y @ sd[b + "attn.proj.weight"].T + sd[b + "attn.proj.bias"]
         a = ln(h, b + "ln_2")
         g = F.gelu(a @ sd[b + "mlp.0.weight"].T + sd[b + "mlp.0.bias"])
+        gelus.append(g)
         h = h + g @ sd[b + "mlp.2.weight"].T + sd[b + "mlp.2.bias"]
     logits = ln(h, "ln_f") @ sd["head.weight"].T + sd["head.bias"]
-    return maps, logits
+    return maps, logits, gelus
 
 
 @pytest.mark.parametrize("name", ["", "emma", "abcdefg"])
@@ -215,20 +325,27 @@ def stats_by_hand(a: np.ndarray, fn: str):
         lo, hi = -1.0, 1.0
     else:
         saturated, dead = None, np.flatnonzero((a <= 0).all(axis=0))
-        lo, hi = -0.2, math.ceil(max(a.max(), 0.8) * 10) / 10
+        flat = np.sort(a.flatten())
+        top = flat[max(1, math.ceil(HIST_TOP * flat.size)) - 1]  # the 99.9th percentile
+        lo, hi = -0.2, math.ceil(max(top, 0.8) * 10) / 10
     hist, _ = np.histogram(np.clip(a, lo, hi), bins=HIST_BINS, range=(lo, hi))
     return a.mean(), a.std(), saturated, dead.tolist(), hist.tolist()
 
 
-def mlp_activations(model, words: list[str]) -> list[np.ndarray]:
-    """Every hidden layer's tanh of an MLP, written out: embeddings, linear, LayerNorm, tanh."""
-    sd = {k: v.double() for k, v in model.state_dict().items()}
+def windows_by_hand(model, words: list[str]) -> torch.Tensor:
+    """(N, block_size): the '.'-padded window before each prediction of the words."""
     B = model.block_size
     rows = []
     for w in words:
         ids = [0] * B + [model.vocab.stoi[c] for c in w] + [0]
         rows += [ids[i:i + B] for i in range(len(w) + 1)]
-    x = sd["C.weight"][torch.tensor(rows)].flatten(1)
+    return torch.tensor(rows)
+
+
+def mlp_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every hidden layer's tanh of an MLP, written out: embeddings, linear, LayerNorm, tanh."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    x = sd["C.weight"][windows_by_hand(model, words)].flatten(1)
     out = []
     for i in range(model.cfg.n_layers):
         z = x @ sd[f"hidden.{4 * i}.weight"].T + sd[f"hidden.{4 * i}.bias"]
@@ -277,21 +394,63 @@ def test_a_saturated_or_silent_unit_is_dead():
     assert math.isclose(got.saturated, 2 / model.cfg.n_hidden)
 
 
-@pytest.mark.parametrize("kind", ["wavenet", "transformer"])
-def test_every_kind_with_hidden_layers_reports_each_of_them(registry, kind):
-    model = registry.get(kind).model
+def wavenet_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every level's tanh of a WaveNet, written out on its state dict: each prediction's
+    window of block_size ids embedded, neighbours joined two at a time, a linear map (no bias),
+    LayerNorm, tanh; a row per window and fused position."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    x = sd["C.weight"][windows_by_hand(model, words)]  # (N, B, n_embd)
+    out = []
+    for i in range(model.cfg.n_levels):
+        N, T, C = x.shape
+        z = x.reshape(N, T // 2, 2 * C) @ sd[f"levels.{i}.linear.weight"].T
+        mu, var = z.mean(-1, keepdim=True), z.var(-1, unbiased=False, keepdim=True)
+        x = torch.tanh((z - mu) / torch.sqrt(var + 1e-5) * sd[f"levels.{i}.norm.weight"]
+                       + sd[f"levels.{i}.norm.bias"])
+        out.append(x.reshape(-1, x.shape[-1]).numpy())
+    return out
+
+
+def transformer_mlp_activations(model, words: list[str]) -> list[np.ndarray]:
+    """Every block's GELU (its MLP's hidden layer) of a Transformer, from the blocks written
+    out (`plain_blocks`): a row per prediction. A name that fits the block is read from its
+    start ('.' + the name: a prediction at each position); a longer one's later predictions are
+    read at the last position of the window of block_size ids before them."""
+    T = model.block_size
+    rows: list[list[np.ndarray]] = [[] for _ in range(model.cfg.n_layer)]
+    for w in words:
+        ids = [0] + [model.vocab.stoi[c] for c in w] + [0]
+        reads = [(ids[:T], range(min(T, len(ids) - 1)))]
+        reads += [(ids[t - T + 1:t + 1], [T - 1]) for t in range(T, len(ids) - 1)]
+        for x, positions in reads:
+            gelus = plain_blocks(model, x)[2]
+            for layer, g in zip(rows, gelus, strict=True):
+                layer.append(g[list(positions)].numpy())
+    return [np.concatenate(layer) for layer in rows]
+
+
+def test_wavenet_health_is_its_levels_recomputed_by_hand(registry):
+    model = registry.get("wavenet").model
     words = sample_words(TINY_NAMES, 200)
-    preds = sum(len(w) + 1 for w in words)
     got = layer_health(model, words)
-    assert [g.label for g in got] == [label for label, _, _ in model.activation_layers()]
-    for g, a in zip(got, model.hidden_activations(words), strict=True):
-        assert g.rows == a.shape[0]
-        check(g, a.double().numpy(), g.activation)
-    if kind == "transformer":  # a row per prediction, the padding dropped
-        assert all(g.rows == preds for g in got)
-    else:  # a row per prediction and fused position: 2, 1 per context with block 4
-        assert [g.rows for g in got] == [preds * model.block_size // 2 ** (i + 1)
-                                         for i in range(len(got))]
+    by_hand = wavenet_activations(model, words)
+    assert [g.label for g in got] == [f"level {i + 1}" for i in range(len(by_hand))]
+    preds = sum(len(w) + 1 for w in words)
+    for i, (g, a) in enumerate(zip(got, by_hand, strict=True)):
+        assert a.shape[0] == preds * model.block_size // 2 ** (i + 1)  # a row per position
+        check(g, a, "tanh")
+
+
+def test_transformer_health_is_its_mlp_blocks_recomputed_by_hand(registry):
+    model = registry.get("transformer").model
+    words = sample_words(TINY_NAMES, 200)
+    assert any(len(w) >= model.block_size for w in words)  # the windows past the block too
+    got = layer_health(model, words)
+    by_hand = transformer_mlp_activations(model, words)
+    assert [g.label for g in got] == [f"block {i + 1} MLP" for i in range(len(by_hand))]
+    for g, a in zip(got, by_hand, strict=True):
+        assert a.shape == (sum(len(w) + 1 for w in words), 4 * model.cfg.n_embd)
+        check(g, a, "gelu")
 
 
 def test_bigrams_have_no_hidden_layers(registry):

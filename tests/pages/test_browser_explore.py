@@ -24,6 +24,19 @@ TEXT_BOXES = """() => Array.from(document.querySelectorAll('main svg')).map(svg 
     return [t.textContent, b.left, b.top, b.right, b.bottom]; }))"""
 
 
+# Every <text> of the next-letter charts with its rendered size: the font size (svg units)
+# times the svg's scale on screen.
+TEXT_SIZES = """(sel) => Array.from(document.querySelectorAll(sel)).flatMap(svg =>
+  Array.from(svg.querySelectorAll('text')).filter(t => t.textContent.trim()).map(t =>
+    [t.textContent, parseFloat(getComputedStyle(t).fontSize) * svg.getScreenCTM().a]))"""
+MIN_PX = 11  # rendered, at 1280 px with three models side by side and on a phone
+
+
+def too_small(page, selector: str = "main svg.next-bars") -> tuple[list, int]:
+    sizes = page.evaluate(TEXT_SIZES, selector)
+    return [(t, round(px, 1)) for t, px in sizes if px < MIN_PX], len(sizes)
+
+
 def overlapping(page) -> list[tuple[str, str]]:
     """Pairs of texts of one svg whose boxes overlap (by more than half a pixel)."""
     out = []
@@ -51,6 +64,8 @@ def test_each_view_fits_reads_and_overlaps_nothing(sized, shipped_url, path):
     low, n, _ = low_contrast(page)
     assert n > 20 and low == [], f"{len(low)} of {n} texts below 4.5:1, e.g. {low[:5]}"
     assert overlapping(page) == []
+    small, n = too_small(page)
+    assert small == [], f"{len(small)} of {n} chart texts below {MIN_PX} px, e.g. {small[:5]}"
 
 
 def test_the_attention_cells_are_readable_and_their_tooltips_show(page, shipped_url):

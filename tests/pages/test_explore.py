@@ -9,8 +9,12 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import torch
 
+from app import worker
 from app.lm import KINDS
+from app.lm.inspect import window
+from app.lm.sampling import Knobs, filtered
 from tests.pages.oracle import bigram_prob
 
 
@@ -140,9 +144,13 @@ def test_the_card_says_when_the_name_cannot_be_read(client, loaded):
 
 
 @pytest.mark.parametrize("model", [m for m in KINDS if not KINDS[m].has_attention])
-def test_cards_without_attention_have_no_attention_section(client, model):
-    html = client.get(f"/models/{model}").text
-    assert 'id="attention"' not in html
+def test_cards_without_attention_say_so_and_name_the_kinds_that_have_it(client, model):
+    html = htmllib.unescape(client.get(f"/models/{model}").text)
+    section = re.search(r'<section[^>]*id="attention">(.*?)</section>', html, re.S).group(1)
+    assert "This kind has no attention" in section and "<svg" not in section
+    have = [k for k in KINDS if KINDS[k].has_attention]
+    assert have and f"The kinds that have attention: {', '.join(have)}." in " ".join(
+        section.split())
     assert ("Hidden layers' health" in html) == (model in ("mlp", "wavenet"))
 
 
@@ -167,3 +175,85 @@ def test_the_embedding_search_rings_a_letter_and_its_neighbours(client):
     assert f"keeps <strong>{100 * sum(kept):.1f}%</strong>" in html
     r = client.get("/embeddings", params={"model": "mlp", "letter": "ab"})
     assert r.status_code == 422 and 'role="alert"' in r.text
+
+
+def filter_keeps(model, prefix: str, knobs) -> set[str]:
+    """The symbols the sampler's own filter (app/lm/sampling.py `filtered`) keeps after the
+    prefix, as the bars label them."""
+    with torch.no_grad():
+        logits = model(window(model, prefix))[0].float()
+    kept = filtered(logits, knobs, first=not prefix)[0] > -math.inf
+    return {"end" if i == 0 else model.vocab.itos[i] for i in kept.nonzero().flatten().tolist()}
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp", "transformer"])
+def test_top_p_and_min_p_keep_what_the_samplers_filter_keeps(client, loaded, model):
+    html = client.get("/next", params={"model": model, "prefix": "el", "temperature": "0.7",
+                                       "top_p": "0.61", "min_p": "0.137"}).text
+    (col,) = columns(html)
+    kept = {s for cut, s, _ in BAR.findall(col) if not cut}
+    want = filter_keeps(loaded(model).model, "el", Knobs(0.7, None, 0.61, 0.137))
+    assert kept == want and 0 < len(kept) < 27
+    q = parse_qs(urlsplit(bar_links(col)[min(kept - {"end"})]).query)
+    assert q["top_p"] == ["0.61"] and q["min_p"] == ["0.137"] and q["temperature"] == ["0.7"]
+
+
+def test_the_constraints_cut_what_cannot_fit_and_the_page_says_what_the_bars_are(client):
+    html = client.get("/next?model=bigram&model=mlp&prefix=el&suffix=a&max_len=3").text
+    bigram, mlp = columns(html)
+    for col in (bigram, mlp):  # only 'ela' fits: every other letter and the end are cut
+        bars = BAR.findall(col)
+        assert [s for cut, s, _ in bars if not cut] == ["a"]
+        assert all("no name going on with it fits" in t for cut, s, t in bars if cut)
+        assert set(bar_links(col)) == {"a"}
+        assert parse_qs(urlsplit(bar_links(col)["a"]).query)["suffix"] == ["a"]
+        assert re.search(r'<ol class="top-names">\s*<li><a [^>]*>ela</a>', col)
+    assert "exactly what sampling draws this letter from" in bigram
+    assert "not the exact conditional" in htmllib.unescape(mlp)
+    r = client.get("/next?model=mlp&prefix=el&suffix=1")
+    assert r.status_code == 422 and "suffix" in htmllib.unescape(r.text)
+
+
+def test_the_page_names_the_parameters_it_does_not_apply(client):
+    html = htmllib.unescape(client.get("/next?model=mlp&prefix=e&n=5&seed=3&colour=red").text)
+    notice = re.search(r'<p class="note" role="status">(.*?)</p>', html, re.S).group(1)
+    assert "'n', 'seed'" in notice and "'colour'" in notice
+    assert "suffix" in notice  # what it does read
+    assert 'class="note" role="status"' not in client.get("/next?model=mlp&suffix=a").text
+
+
+def test_the_overviews_and_the_sample_pages_names_link_here_with_their_knobs(client):
+    html = htmllib.unescape(client.get("/").text)
+    samples = re.findall(r'<ol class="samples">(.*?)</ol>', html, re.S)
+    assert samples and all(re.search(r'<li><a href="/next\?model=[^&"]+&prefix=[a-z]+"', s)
+                           for s in samples)
+    html = htmllib.unescape(client.get("/sample?model=mlp&n=3&seed=3&temperature=0.8&top_k=9"
+                                       "&top_p=0.9&min_p=0.01&max_len=12").text)
+    names = re.findall(r'<td class="name"><a [^>]*>([a-z]+)</a>', html)
+    assert len(names) == 3
+    for name in names:
+        assert (f'href="/next?model=mlp&prefix={name}&temperature=0.8&top_k=9&top_p=0.9'
+                f'&min_p=0.01&max_len=12"') in html
+
+
+def test_the_page_is_kept_unless_its_search_timed_out(fresh_client, deadline_after,
+                                                      monkeypatch):
+    url = "/next?model=mlp&prefix=q"
+    real = worker.request_deadline
+    deadline_after(2)
+    cut = fresh_client.get(url)
+    assert cut.status_code == 200 and "time limit" in cut.text
+    assert cut.headers["cache-control"] == "no-store" and "etag" not in cut.headers
+    monkeypatch.setattr(worker, "request_deadline", real)
+    full = fresh_client.get(url)  # not kept: searched again, in full this time
+    assert "time limit" not in full.text and full.headers["cache-control"] == "no-cache"
+    again = fresh_client.get(url, headers={"If-None-Match": full.headers["etag"]})
+    assert again.status_code == 304  # kept
+
+
+def test_the_card_names_the_parameters_it_does_not_apply(client):
+    html = htmllib.unescape(client.get("/models/mlp?temperature=0.5&top_k=3").text)
+    assert re.search(r'role="status">Not applied: \'temperature\', \'top_k\'', html)
+    html = htmllib.unescape(client.get("/models/mlp?colour=red").text)
+    assert "Ignored 'colour'" in html
+    assert 'class="note" role="status"' not in client.get("/models/transformer?name=ava").text

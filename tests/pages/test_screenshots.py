@@ -52,14 +52,17 @@ def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
         side = "&".join(f"model={m}" for m in neural)
         out += [("next.png", f"/next?{side}&prefix=em&top_k=5&temperature=0.8", 1280, 1250,
                  None),
-                ("next-phone.png", f"/next?model={neural[-1]}&prefix=em", 390, 844, None),
+                ("next-phone.png", f"/next?model={neural[-1]}&prefix=em", 390, 844,
+                 "section.next-model"),
                 ("embeddings-search.png", f"/embeddings?model={neural[0]}&letter=a", 1280, 960,
                  None)]
     for m in neural:
         out.append((f"health-{m}.png", f"/models/{m}", 1280, 900,
                     "section[aria-labelledby=health-title]"))
     if "transformer" in models:
-        out.append(("attention.png", "/models/transformer?name=emma", 1280, 900, "#attention"))
+        # a window as tall as the maps: the readout, pinned to the window's bottom, then sits
+        # in its place below them (in a shorter one, the capture shows it mid-way)
+        out.append(("attention.png", "/models/transformer?name=emma", 1280, 1600, "#attention"))
     return out
 
 
@@ -68,6 +71,8 @@ def test_screenshots(browser):
     out.mkdir(parents=True, exist_ok=True)
     with live_server(MODELS) as base:
         models = [m["name"] for m in httpx.get(base + "/api/models").json()]
+        for m in models:  # each model's kept top 100, searched once, as on a running server
+            httpx.get(f"{base}/models/{m}", timeout=60)
         for name, path, width, height, element in shots(models):
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()
