@@ -20,7 +20,6 @@ from app.explorer import (
     top_with,
 )
 from app.lm.inspect import LayerHealth, max_attention_letters
-from app.pages.common import unknown_params
 from app.params import InvalidParam, NameParam, NextParams
 from app.registry import LoadedModel, Registry
 from app.services import TopName
@@ -150,18 +149,13 @@ def next_href(models: list[str], prefix: str, knobs: dict[str, str]) -> str:
 
 
 def next_notice(q) -> str | None:
-    """What the page does not apply, named: sampling's fields that do not shape a step's
-    draw, and any parameter it does not read."""
+    """Sampling's fields that do not shape a step's draw, named as not applied (any other
+    parameter the page does not read is named by web.render's notice)."""
     skipped = [k for k in NOT_APPLIED if k in q]
-    notes = []
-    if skipped:
-        notes.append(f"Not applied: {', '.join(repr(k) for k in skipped)}: they choose how many "
-                     "names are drawn and which, not what one step draws from.")
-    other = unknown_params({k: "" for k in q.keys() if k not in NOT_APPLIED},
-                           ("model", "prefix", *APPLIED))
-    if other:
-        notes.append(other)
-    return " ".join(notes) or None
+    if not skipped:
+        return None
+    return (f"Not applied: {', '.join(repr(k) for k in skipped)}: they choose how many names "
+            "are drawn and which, not what one step draws from.")
 
 
 def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
@@ -193,7 +187,7 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
 
 
 @router.get("/next", response_class=HTMLResponse, summary="Next-letter page")
-@reads("model", "prefix", *KNOBS)
+@reads("model", "prefix", *APPLIED, *NOT_APPLIED)  # NOT_APPLIED: named by next_notice
 @model_thread
 def show_next(request: Request, registry: RegistryDep):
     """The next-letter distribution after a prefix, under up to three models side by side."""
@@ -202,7 +196,7 @@ def show_next(request: Request, registry: RegistryDep):
     ctx = {"nav": "next", "title": "Next letter", "models": registry.names(), "form": form,
            "params": NextParams, "chosen": q.getlist("model"), "max_models": MAX_MODELS,
            "more_open": any(form[k] for k in (*KNOBS[2:], *CONSTRAINTS)),
-           "notice": next_notice(q),
+           "not_applied": next_notice(q),
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()),
                              default=27)}
     try:

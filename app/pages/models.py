@@ -8,12 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.pages.common import unknown_params
 from app.pages.explore import inside_card
 from app.params import SampleParams, TopParams
 from app.registry import LoadedModel, Registry
 from app.services import top_names
-from app.web import USER_ERRORS, RegistryDep, error_page, page_error, render
+from app.web import USER_ERRORS, RegistryDep, error_page, page_error, reads, render
 from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
@@ -76,6 +75,7 @@ def twin_verdict(m: LoadedModel, twin: LoadedModel) -> TwinVerdict | None:
 
 
 @router.get("/models/{model}", response_class=HTMLResponse, summary="Model card page")
+@reads(*SampleParams.model_fields)  # named as not applied by card_notice
 @model_thread
 def show_model(request: Request, registry: RegistryDep, model: str, name: str | None = None):
     """Everything a checkpoint says about itself, its loss curves, its top-10 names, its
@@ -90,14 +90,14 @@ def show_model(request: Request, registry: RegistryDep, model: str, name: str | 
         "nav": None, "title": f"Model {m.name}", "m": m, "chart": loss_chart(m, twin),
         "twin": twin, "verdict": twin_verdict(m, twin) if twin else None,
         "peers": same_data(registry, m), "top": top,
-        "inside": inside_card(m, name), "notice": card_notice(request.query_params)})
+        "inside": inside_card(m, name), "not_applied": card_notice(request.query_params)})
 
 
 def card_notice(q) -> str | None:
     """The card reads only `name` (its attention box); sampling's knobs and constraints do not
     shape what it shows (its top names are the model's own), so they are named, not ignored."""
     knobs = [k for k in q.keys() if k in SampleParams.model_fields]
-    if knobs:
-        return (f"Not applied: {', '.join(repr(k) for k in knobs)}: the card shows the model's "
-                "own distribution; the next-letter and sample pages take sampling's settings.")
-    return unknown_params(q, ("name",))
+    if not knobs:
+        return None  # any other parameter it does not read: web.render's notice names it
+    return (f"Not applied: {', '.join(repr(k) for k in knobs)}: the card shows the model's "
+            "own distribution; the next-letter and sample pages take sampling's settings.")
