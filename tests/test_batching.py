@@ -77,9 +77,7 @@ async def send_all(app, reqs, together: bool) -> list[tuple[int, bytes]]:
 
 
 def queued() -> int:
-    with batching.scoring.lock, batching.sampling.lock:
-        return sum(len(q) for b in (batching.scoring, batching.sampling)
-                   for q in b.queues.values())
+    return batching.scoring.queued() + batching.sampling.queued()
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +162,22 @@ def test_a_batched_request_past_its_deadline_answers_exhausted(client, monkeypat
     assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []
 
 
+def serve_items(m, items, gone):
+    return items
+    yield
+
+
+def whole(m, item):
+    return [(item, len(item), 0)]
+
+
 def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
         client, monkeypatch):
     m = client.app.state.registry.get("bigram")
     seen: list[list] = []
-    b = batching.Batcher(lambda m, items: seen.append(items) or items, rows=len,
-                         batches=batching.batches_scoring, max_rows=5)
+    b = batching.Batcher(lambda m, items, gone: seen.append(items) or serve_items(m, items, gone),
+                         whole, lambda parts: parts[0], batches=batching.batches_scoring,
+                         max_rows=5)
 
     async def go():
         gate = threading.Event()
@@ -180,7 +188,7 @@ def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
         return await asyncio.gather(*tasks)
 
     assert run_async(go()) == [["x"] * k for k in (2, 2, 2, 1, 6)]
-    assert [[len(x) for x in batch] for batch in seen] == [[2, 2], [2, 1], [6]]
+    assert [[len(x) for x in batch] for batch in seen] == [[2, 2, 1], [2], [6]]
     seen.clear()
     monkeypatch.setattr(type(m.model), "rows_independent", property(lambda self: False))
     run_async(go())
@@ -190,10 +198,12 @@ def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
 def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
     m = client.app.state.registry.get("bigram")
 
-    def broken(m, items):
+    def broken(m, items, gone):
         raise RuntimeError("bug")
+        yield
 
-    b = batching.Batcher(broken, rows=len, batches=batching.batches_scoring)
+    b = batching.Batcher(broken, whole, lambda parts: parts[0],
+                         batches=batching.batches_scoring)
 
     async def go():
         return await asyncio.gather(*(b.submit(m, ["x"]) for _ in range(3)),

@@ -65,7 +65,7 @@ def test_model_work_of_the_app_runs_on_the_model_thread(client, monkeypatch, met
         return wrapped
 
     monkeypatch.setattr(scoring, "_step_log_probs", spy(scoring._step_log_probs))
-    monkeypatch.setattr(services, "drive", spy(services.drive))
+    monkeypatch.setattr(services, "drive_steps", spy(services.drive_steps))
     monkeypatch.setattr(services, "most_probable", spy(services.most_probable))
     # the kept search of the model's best names (read, or searched on first use)
     monkeypatch.setattr(services, "most_probable_of", spy(services.most_probable_of))
