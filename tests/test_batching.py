@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app import batching, services, worker
+from app import batching, cost, services, worker
 from app.config import Settings
 from app.lm import KINDS, MLPConfig
 from app.lm.deadline import Deadline, bounded
@@ -211,3 +211,27 @@ def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
 
     assert [str(e) for e in run_async(go())] == ["bug"] * 3
     assert b.queues == {}
+
+
+@pytest.mark.parametrize("model", list(KINDS))
+def test_requests_served_in_small_chunks_get_the_bytes_they_get_in_one(client, monkeypatch,
+                                                                      model):
+    """Chunked (a chunk of a few letters: every step of sampling, a few names of scoring, a
+    turn each) or not (no budget: one call), the same requests give the same bytes."""
+    m = client.app.state.registry.get(model)
+    names = [f"{a}{b}{c}" for a in "abklm" for b in "aeiou" for c in ["", "na", "lynne"]]
+    samples = [SampleParams(**body) for body in SAMPLES]
+
+    async def go():
+        scores = await asyncio.gather(*(batching.score(m, names[k:]) for k in range(0, 60, 20)))
+        drawn = await asyncio.gather(*(batching.sample(m, p) for p in samples))
+        return scores, drawn
+
+    monkeypatch.setattr(cost, "limits", None)
+    chunks = worker.executor().chunks
+    whole = run_async(go())
+    one_go = worker.executor().chunks - chunks
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 4 * cost.letter_flops(m.model)))
+    chunks = worker.executor().chunks
+    assert run_async(go()) == whole
+    assert worker.executor().chunks - chunks > 3 * one_go  # it was cut, many times over
