@@ -77,6 +77,8 @@ class Waiting(Generic[T]):
     left: int = 0  # pieces not yet served
     cancelled: bool = False
     started: bool = False
+    since: int = 0  # the model thread's chunks when it joined the queue
+    light: bool = True  # one chunk of work at most
 
 
 class Batcher(Generic[T, R]):
@@ -100,16 +102,20 @@ class Batcher(Generic[T, R]):
     async def submit(self, m: LoadedModel, item: T) -> R:
         loop = asyncio.get_running_loop()
         parts = self.split(m.model, item)
-        w = Waiting(deque(p for p, _, _ in parts), deque((r, f) for _, r, f in parts),
-                    worker.client(), loop.create_future(), loop, left=len(parts))
         thread = worker.executor()
+        chunk = cost.limits.chunk_flops if cost.limits is not None else None
+        w = Waiting(deque(p for p, _, _ in parts), deque((r, f) for _, r, f in parts),
+                    worker.client(), loop.create_future(), loop, left=len(parts),
+                    since=thread.chunks,
+                    light=len(parts) == 1 and (chunk is None or parts[0][2] <= chunk))
         thread.admit()  # QueueFull: 503
         try:
             with self.lock:
                 queue = self.queues.setdefault(id(m), OrderedDict())
                 queue.setdefault(w.client, deque()).append(w)
-            thread.put(worker.Job(self._job(m, w), w.client, lambda result: None))
-            return await worker.until_gone(w.future, lambda: self._cancel(m, w))
+            job = worker.Job(self._job(m, w), w.client, lambda result: None)
+            thread.put(job)
+            return await worker.until_gone(w.future, lambda: self._cancel(m, w, job))
         finally:
             thread.release(worker.outcome(w.cancelled, w.started))
 
@@ -118,9 +124,12 @@ class Batcher(Generic[T, R]):
         with self.lock:
             return sum(len(q) for queue in self.queues.values() for q in queue.values())
 
-    def _cancel(self, m: LoadedModel, w: Waiting[T]) -> None:
+    def _cancel(self, m: LoadedModel, w: Waiting[T], job: worker.Job) -> None:
+        """w's pieces are never taken; its job is dropped unless it started (then it may be
+        serving others' pieces: it ends at its next turn)."""
         with self.lock:
             w.cancelled = True
+            job.unwanted = True
             self._remove(m, w)
 
     def _remove(self, m: LoadedModel, w: Waiting[T]) -> None:
@@ -153,6 +162,7 @@ class Batcher(Generic[T, R]):
                     errors = [r for r in x.results if isinstance(r, Exception)]
                     done = errors[0] if errors else self.join(x.results)
                     worker.settle_on(x.loop, x.future, done)
+                    worker.executor().waited("light" if x.light else "heavy", x.since)
             if not w.pieces:
                 return
             yield  # a chunk done: the others' turn

@@ -53,7 +53,11 @@ from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,6 +70,7 @@ R = TypeVar("R")
 MODEL_SECONDS = 10.0  # model time per request, at most (about: checked between forward passes)
 MAX_QUEUE = 256  # requests in the model thread's hands at once (NAMELAB_MAX_QUEUE)
 RETRY_AFTER = 1  # seconds, in a 503's Retry-After
+WAIT_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, float("inf"))  # in chunks
 Chunks = Generator[None, None, R]  # a job: yields between chunks, returns its result
 
 
@@ -89,6 +94,7 @@ class Job:
                  done: Callable[[Any], None]) -> None:
         self.steps, self.client, self.done = steps, client, done
         self.cancelled = False  # set from the event loop: its client left
+        self.unwanted = False  # likewise, for a job that may serve others once started
         self.started = False
         self.seconds = 0.0  # model time spent on it so far
         self.running_since: float | None = None
@@ -109,6 +115,11 @@ class ModelThread:
         self.admitted = 0  # requests in its hands (waiting or in progress)
         self.counts = {"served": 0, "rejected": 0, "dropped": 0, "stopped": 0}
         self.chunks = 0  # chunks run (a turn each)
+        # chunks run from a request's joining the queue to its answer, by its size: "light"
+        # (one chunk of work) or "heavy"; counted on this thread, so no time enters it
+        self.waits: dict[str, list[int]] = {"light": [0] * len(WAIT_BUCKETS),
+                                            "heavy": [0] * len(WAIT_BUCKETS)}
+        self.wait_sums = {"light": 0, "heavy": 0}
         self.current: Job | None = None
         self.thread = threading.Thread(target=self._loop, name="namelab-model", daemon=True)
         self.thread.start()
@@ -121,6 +132,16 @@ class ModelThread:
                 self.counts["rejected"] += 1
                 raise QueueFull(self.max_queue)
             self.admitted += 1
+
+    def waited(self, size: str, since: int) -> None:
+        """On this thread, as a request is answered: it joined the queue at chunk `since`."""
+        chunks = self.chunks - since
+        with self.cond:
+            counts = self.waits[size]
+            for i, le in enumerate(WAIT_BUCKETS):
+                if chunks <= le:
+                    counts[i] += 1
+            self.wait_sums[size] += chunks
 
     def release(self, outcome: str) -> None:
         with self.cond:
@@ -157,7 +178,7 @@ class ModelThread:
     def _loop(self) -> None:
         while True:
             job = self._take()
-            if job.cancelled:
+            if job.cancelled or (job.unwanted and not job.started):
                 job.done(ClientGone())
                 continue
             job.started, job.running_since, self.current = True, time.monotonic(), job
@@ -231,7 +252,15 @@ async def submit(make: Callable[[], Iterator[None]], counted: bool = True) -> An
     def done(result: Any) -> None:
         settle_on(loop, future, result)
 
-    job = Job(make(), client(), done)
+    since = thread.chunks
+    steps = make()
+
+    def counted_steps():
+        result = yield from steps
+        thread.waited("light", since)
+        return result
+
+    job = Job(counted_steps(), client(), done)
     thread.put(job)
     try:
         return await until_gone(future, lambda: setattr(job, "cancelled", True))
@@ -387,6 +416,8 @@ class QueueMetrics:
         thread = executor()
         with thread.cond:
             counts, admitted, chunks = dict(thread.counts), thread.admitted, thread.chunks
+            waits = {size: list(c) for size, c in thread.waits.items()}
+            sums = dict(thread.wait_sums)
         total = CounterMetricFamily(
             "namelab_model_queue", "requests for the model thread by outcome: served, "
             "rejected (queue full: 503), dropped (client left before its work started), "
@@ -398,6 +429,15 @@ class QueueMetrics:
                                 "requests in the model thread's hands now", value=admitted)
         yield CounterMetricFamily("namelab_model_chunks", "chunks of model work run",
                                   value=chunks)
+        wait = HistogramMetricFamily(
+            "namelab_model_wait_chunks", "chunks finished between a request's joining the "
+            "model thread's queue and its answer (its last one not included), by its size: "
+            "light (one chunk) or heavy", labels=["size"])
+        for size, counts in waits.items():
+            wait.add_metric([size], [("+Inf" if le == float("inf") else str(le), n)
+                                     for le, n in zip(WAIT_BUCKETS, counts, strict=True)],
+                            sum_value=sums[size])
+        yield wait
 
 
 def configure(max_queue: int) -> None:
