@@ -157,8 +157,8 @@ def test_etags_compare_weakly_and_accept_lists():
 @pytest.mark.slow
 def test_padding_in_the_query_never_grows_the_cache_past_its_bound_and_keys_are_counted(
         settings):
-    """2,000 URLs of a cacheable table padded with 60 KB: a parameter the route does not declare is never
-    kept; every byte kept, keys and headers included, counts in the bound."""
+    """2,000 URLs of a cacheable table padded with 60 KB: a parameter the route does not
+    declare is never kept; every byte kept, keys and headers included, counts in the bound."""
     app = create_app(settings)
     with TestClient(app) as c:
         c.get("/healthz")
