@@ -91,8 +91,11 @@ class Batcher(Generic[T, R]):
     def __init__(self, serve: Serve, split: Callable[[LanguageModel, T],
                                                         list[tuple[T, int, int]]],
                  join: Callable[[list[Any]], R], batches: Callable[[LanguageModel], bool],
-                 max_rows: int = MAX_ROWS) -> None:
+                 max_rows: int = MAX_ROWS, chunked_batch: bool = True) -> None:
         self.serve, self.split, self.join, self.max_rows = serve, split, join, max_rows
+        # whether a batch is at most a chunk of FLOPs (scoring), or cut into chunks as it is
+        # served (sampling: its steps)
+        self.chunked_batch = chunked_batch
         self.batches = batches  # whether requests for this model may share a batch
         # by id(model) (the entries hold it), then by client: the round a chunk is filled in
         self.queues: dict[int, OrderedDict[str, deque[Waiting[T]]]] = {}
@@ -172,7 +175,7 @@ class Batcher(Generic[T, R]):
         client's oldest request in turn while they fit (rows, and FLOPs when budgeted)."""
         if w.cancelled or not w.pieces:
             return []
-        chunk = cost.limits.chunk_flops if cost.limits is not None else None
+        chunk = cost.limits.chunk_flops if cost.limits and self.chunked_batch else None
         batch, rows, flops = [], 0, 0
 
         def take(x: Waiting[T]) -> None:
@@ -270,7 +273,8 @@ def one_request(model: LanguageModel, p: SampleParams) -> list[tuple[SampleParam
 
 sampling: Batcher[SampleParams, SampleResult] = Batcher(sample_each, one_request,
                                                         lambda results: results[0],
-                                                        batches=services.shares_sampling)
+                                                        batches=services.shares_sampling,
+                                                        chunked_batch=False)
 
 
 def batched(registry) -> dict[str, dict[str, bool]]:

@@ -45,6 +45,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import logging
 import threading
 import time
 from collections import OrderedDict, deque
@@ -66,6 +67,7 @@ from app.lm.deadline import Deadline, bounded
 
 P = ParamSpec("P")
 R = TypeVar("R")
+log = logging.getLogger("namelab.worker")
 
 MODEL_SECONDS = 10.0  # model time per request, at most (about: checked between forward passes)
 MAX_QUEUE = 256  # requests in the model thread's hands at once (NAMELAB_MAX_QUEUE)
@@ -179,21 +181,29 @@ class ModelThread:
         while True:
             job = self._take()
             if job.cancelled or (job.unwanted and not job.started):
-                job.done(ClientGone())
+                _finish(job, ClientGone())
                 continue
             job.started, job.running_since, self.current = True, time.monotonic(), job
             try:
                 next(job.steps)
             except StopIteration as stop:
-                job.done(stop.value)
+                _finish(job, stop.value)
             except BaseException as e:  # the job's error, to whoever awaits it
-                job.done(e)
+                _finish(job, e)
             else:  # more to do: at the head of its client's jobs, its client at the back
                 self.put(job, first=True)
             finally:
                 job.seconds = job.clock()
                 job.running_since, self.current = None, None
                 self.chunks += 1
+
+
+def _finish(job: Job, result: Any) -> None:
+    """Hand a job's result over; nothing its receiver does may stop the model thread."""
+    try:
+        job.done(result)
+    except Exception:  # e.g. a concurrent Future cancelled by its waiter
+        log.exception("model thread: could not hand over a result")
 
 
 _thread: ModelThread | None = None
