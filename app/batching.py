@@ -1,46 +1,58 @@
-"""Dynamic batching on the model thread: concurrent requests for the same model and the same
-operation are served together, one forward pass per step for all of them.
+"""Dynamic batching on the model thread, in chunks: concurrent requests for the same model and
+the same operation are served together, one forward pass per step for all of them, and no
+request holds the model thread for more than a chunk at a time.
 
-A route awaits `score(m, names)` or `sample(m, **kwargs)` on the event loop. The request joins
-the queue of its model and operation; if that queue had no drain pending, one is submitted to the
-model thread (app/worker.py). When the model thread reaches it, the drain takes everything
-queued by then, up to MAX_ROWS names (always at least one request), and serves it with one call
-of `services.score_many` / `services.sample_many`; if requests are left, another drain is queued
-behind the model thread's other work. A request never waits for a batch to fill: a batch is what
-queued up while the model thread was busy, and a request alone is a batch of one.
+A route awaits `score(m, names)` or `sample(m, **kwargs)` on the event loop. Its cost is
+checked first (app/cost.py: over the request budget is a 422 naming it). The request joins the
+queue of its model and operation, and a job for it joins the model thread's queue under its
+client (app/worker.py: round-robin over clients, a chunk a turn). When the job's turn comes it
+serves a chunk: its own request's next piece, and, for a model whose rows are independent of
+the batch, pieces of the other requests queued for the model (one from each client in turn)
+while the chunk's budget and MAX_ROWS allow. A request never waits for a batch to fill: a batch
+is what queued up while the model thread was busy, and a request alone is a batch of one.
 
-Each request gets exactly what it would get alone, to the last bit:
+- Scoring: a request's names are cut, in order, into pieces of at most one chunk of cost
+  (NAMELAB_CHUNK_FLOPS), where the cut depends on the names alone; a chunk scores pieces.
+- Sampling: a batch of requests is driven together step by step (app/lm/sampling.py,
+  `drive_steps`), and the job goes back to the queue whenever the steps run since its last turn
+  cost a chunk (a step is never cut: a chunk is at least one step).
+
+Each request gets exactly what it would get alone, to the last bit, chunked or not:
 - sampling: each request keeps its own torch.Generator and draws only for its own rows; the
-  batch shares only the forward pass (app/lm/sampling.py, `drive`);
+  batch shares only the forward pass (app/lm/sampling.py, `drive`); pausing between steps
+  changes nothing;
 - scoring: a name's steps depend only on its own rows of the forward pass;
 - and a row's logits do not depend on the other rows of the pass. That holds for table lookups
   and is checked at load for the fast forms of the MLP, the WaveNet and the Transformer (each
   pads its rows and keeps its weights transposed: app/lm/base.py, ROW_MULTIPLE); a model for
   which it does not hold (`rows_independent` false) is served one request at a time, still
-  queued here.
+  queued here, and its names cut where the cost alone says.
 - sampling is batched for models whose decoder's rows are independent of the batch
   (`LanguageModel.groups_sampling`, `services.shares_sampling`): the base window decoder's,
   and the Transformer's KV-cached decoder, checked at load (app/lm/transformer.py).
-tests/test_batching.py sends the same requests alone and interleaved and compares the bytes.
+tests/test_batching.py sends the same requests alone, interleaved, and in small chunks, and
+compares the bytes.
 
 The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts bound the work)
-bounds each request of a batch: each sampling request gets its own, started when the model
-thread picks the batch up (as it would alone), checks it before each of its steps and stops with
-the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`); scoring is
-bounded by the size of its input.
+bounds each sampling request of a batch: each gets its own, started when the model thread picks
+the batch up, counting only the batch's own chunks; it checks it before each of its steps and
+stops with the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`). A
+request whose client has left is taken out of the queue; one in a sampling batch stops at its
+next step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from app import services, worker
+from app import cost, services, worker
 from app.lm.base import LanguageModel
+from app.lm.deadline import Deadline
 from app.params import InvalidParam, SampleParams
 from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
@@ -49,89 +61,220 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_ROWS = 2048  # names scored or drawn per batch (a request of MAX_SCORE names always fits)
+Serve = Callable[[LoadedModel, list[T], list[Callable[[], bool]]], worker.Chunks[list[Any]]]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Waiting(Generic[T]):
-    item: T
-    rows: int
+    """A request in a Batcher's queue: its pieces not yet taken into a chunk, in order."""
+
+    pieces: deque[T]
+    sizes: deque[tuple[int, int]]  # each piece's (rows, FLOPs)
+    client: str
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    results: list[Any] = field(default_factory=list)
+    left: int = 0  # pieces not yet served
+    cancelled: bool = False
+    started: bool = False
+    since: int = 0  # the model thread's chunks when it joined the queue
+    light: bool = True  # one chunk of work at most
 
 
 class Batcher(Generic[T, R]):
-    """One operation (`serve(model, items) -> results or exceptions, in order`), batched per
-    model. Thread-safe: requests arrive on event loops, drains run on the model thread."""
+    """One operation, batched per model and served in chunks. `serve(model, items, gone)` is a
+    job (app/worker.py: yields between chunks) returning each item's result or exception, in
+    order; `split(model, item)` cuts a request into pieces with their (rows, FLOPs); `join`
+    makes the request's result of its pieces'. Thread-safe: requests arrive on event loops,
+    jobs run on the model thread."""
 
-    def __init__(self, serve: Callable[[LoadedModel, list[T]], list[R | Exception]],
-                 rows: Callable[[T], int], batches: Callable[[LanguageModel], bool],
-                 max_rows: int = MAX_ROWS) -> None:
-        self.serve, self.rows, self.max_rows = serve, rows, max_rows
+    def __init__(self, serve: Serve, split: Callable[[LanguageModel, T],
+                                                        list[tuple[T, int, int]]],
+                 join: Callable[[list[Any]], R], batches: Callable[[LanguageModel], bool],
+                 max_rows: int = MAX_ROWS, chunked_batch: bool = True) -> None:
+        self.serve, self.split, self.join, self.max_rows = serve, split, join, max_rows
+        # whether a batch is at most a chunk of FLOPs (scoring), or cut into chunks as it is
+        # served (sampling: its steps)
+        self.chunked_batch = chunked_batch
         self.batches = batches  # whether requests for this model may share a batch
-        self.queues: dict[int, deque[Waiting[T]]] = {}  # by id(model): the entries hold it
+        # by id(model) (the entries hold it), then by client: the round a chunk is filled in
+        self.queues: dict[int, OrderedDict[str, deque[Waiting[T]]]] = {}
         self.lock = threading.Lock()
-        self.batch_sizes: list[int] = []  # requests per batch served, for tests and benchmarks
+        self.batch_sizes: list[int] = []  # pieces per chunk served, for tests and benchmarks
 
     async def submit(self, m: LoadedModel, item: T) -> R:
         loop = asyncio.get_running_loop()
-        waiting = Waiting(item, self.rows(item), loop.create_future(), loop)
-        with self.lock:
-            queue = self.queues.get(id(m))
-            idle = queue is None
-            if idle:
-                queue = self.queues[id(m)] = deque()
-            queue.append(waiting)
-        if idle:
-            worker.executor().submit(self._drain, m)
-        result = await waiting.future
-        if isinstance(result, Exception):
-            raise result
-        return result
+        parts = self.split(m.model, item)
+        thread = worker.executor()
+        chunk = cost.limits.chunk_flops if cost.limits is not None else None
+        w = Waiting(deque(p for p, _, _ in parts), deque((r, f) for _, r, f in parts),
+                    worker.client(), loop.create_future(), loop, left=len(parts),
+                    since=thread.chunks,
+                    light=len(parts) == 1 and (chunk is None or parts[0][2] <= chunk))
+        thread.admit()  # QueueFull: 503
+        try:
+            with self.lock:
+                queue = self.queues.setdefault(id(m), OrderedDict())
+                queue.setdefault(w.client, deque()).append(w)
+            job = worker.Job(self._job(m, w), w.client, lambda result: None)
+            thread.put(job)
+            return await worker.until_gone(w.future, lambda: self._cancel(m, w, job))
+        finally:
+            thread.release(worker.outcome(w.cancelled, w.started))
 
-    def _drain(self, m: LoadedModel) -> None:
-        """On the model thread: serve what is queued for m, up to max_rows."""
+    def queued(self) -> int:
+        """Requests with pieces waiting to be taken into a chunk."""
         with self.lock:
-            queue = self.queues[id(m)]
-            batch = [queue.popleft()]
-            rows = batch[0].rows
-            if self.batches(m.model):
-                while queue and rows + queue[0].rows <= self.max_rows:
-                    batch.append(queue.popleft())
-                    rows += batch[-1].rows
-            if queue:
-                worker.executor().submit(self._drain, m)
-            else:
-                del self.queues[id(m)]
+            return sum(len(q) for queue in self.queues.values() for q in queue.values())
+
+    def _cancel(self, m: LoadedModel, w: Waiting[T], job: worker.Job) -> None:
+        """w's pieces are never taken; its job is dropped unless it started (then it may be
+        serving others' pieces: it ends at its next turn)."""
+        with self.lock:
+            w.cancelled = True
+            job.unwanted = True
+            self._remove(m, w)
+
+    def _remove(self, m: LoadedModel, w: Waiting[T]) -> None:
+        queue = self.queues.get(id(m), {})
+        mine = queue.get(w.client)
+        if mine is not None and w in mine:
+            mine.remove(w)
+            if not mine:
+                del queue[w.client]
+        if not queue:
+            self.queues.pop(id(m), None)
+
+    def _job(self, m: LoadedModel, w: Waiting[T]) -> Iterator[None]:
+        """On the model thread: a chunk at a time until w's pieces are all taken (by this job
+        or by the others of its model, which fill their chunks with them)."""
+        while True:
+            with self.lock:
+                batch = self._take(m, w)
+            if not batch:
+                return
+            try:
+                results = yield from self.serve(m, [piece for _, piece in batch],
+                                                [lambda x=x: x.cancelled for x, _ in batch])
+            except Exception as e:  # a bug: every request of the batch fails with it
+                results = [e] * len(batch)
+            for (x, _), result in zip(batch, results, strict=True):
+                x.results.append(result)
+                x.left -= 1
+                if x.left == 0:
+                    errors = [r for r in x.results if isinstance(r, Exception)]
+                    done = errors[0] if errors else self.join(x.results)
+                    worker.settle_on(x.loop, x.future, done)
+                    worker.executor().waited("light" if x.light else "heavy", x.since)
+            if not w.pieces:
+                return
+            yield  # a chunk done: the others' turn
+
+    def _take(self, m: LoadedModel, w: Waiting[T]) -> list[tuple[Waiting[T], T]]:
+        """A chunk's pieces: w's next one, then, where the model batches, one piece from each
+        client's oldest request in turn while they fit (rows, and FLOPs when budgeted)."""
+        if w.cancelled or not w.pieces:
+            return []
+        chunk = cost.limits.chunk_flops if cost.limits and self.chunked_batch else None
+        batch, rows, flops = [], 0, 0
+
+        def take(x: Waiting[T]) -> None:
+            nonlocal rows, flops
+            r, f = x.sizes.popleft()
+            batch.append((x, x.pieces.popleft()))
+            rows, flops = rows + r, flops + f
+            x.started = True
+            if not x.pieces:
+                self._remove(m, x)
+
+        def fits(x: Waiting[T]) -> bool:
+            r, f = x.sizes[0]
+            return rows + r <= self.max_rows and (chunk is None or flops + f <= chunk)
+
+        take(w)
+        queue = self.queues.get(id(m))
+        while queue and self.batches(m.model):
+            took = False
+            for mine in list(queue.values()):
+                x = next((x for x in mine if x.pieces and fits(x)), None)
+                if x is not None:
+                    take(x)
+                    took = True
+            if not took:
+                break
         self.batch_sizes.append(len(batch))
         del self.batch_sizes[:-1000]
-        try:
-            results: list[Any] = self.serve(m, [w.item for w in batch])
-        except Exception as e:  # a bug: every request of the batch fails with it
-            results = [e] * len(batch)
-        for w, result in zip(batch, results, strict=True):
-            w.loop.call_soon_threadsafe(_settle, w.future, result)
-
-
-def _settle(future: asyncio.Future, result: Any) -> None:
-    if not future.done():  # a request whose client went away was cancelled
-        future.set_result(result)
+        return batch
 
 
 def batches_scoring(model: LanguageModel) -> bool:
     return model.rows_independent
 
 
-scoring: Batcher[list[str], list[NameScore]] = Batcher(services.score_many, rows=len,
+def score_pieces(model: LanguageModel, names: list[str]) -> list[tuple[list[str], int, int]]:
+    """The names cut, in order, into pieces of at most a chunk of cost each (whole, unbudgeted)."""
+    costs = [cost.score_flops(model, [x]) for x in names]
+    if cost.limits is None:
+        return [(names, len(names), sum(costs))]
+    pieces, start = [], 0
+    for end in cost.chunks(costs, cost.limits.chunk_flops):
+        pieces.append((names[start:end], end - start, sum(costs[start:end])))
+        start = end
+    return pieces
+
+
+def serve_scores(m: LoadedModel, pieces: list[list[str]],
+                 gone: list[Callable[[], bool]]) -> worker.Chunks[list[Any]]:
+    return services.score_many(m, pieces)
+    yield  # one chunk
+
+
+def joined(results: list[list[NameScore]]) -> list[NameScore]:
+    return [s for part in results for s in part]
+
+
+scoring: Batcher[list[str], list[NameScore]] = Batcher(serve_scores, score_pieces, joined,
                                                        batches=batches_scoring)
-def sample_each(m: LoadedModel, requests: list[SampleParams]) -> list[SampleResult | Exception]:
+
+
+class Unless(Deadline):
+    """A request's deadline that also passes once its client has gone."""
+
+    def __init__(self, deadline: Deadline, gone: Callable[[], bool]) -> None:
+        self.deadline, self.gone = deadline, gone
+
+    def passed(self) -> bool:
+        return self.gone() or self.deadline.passed()
+
+
+def sample_each(m: LoadedModel, requests: list[SampleParams],
+                gone: list[Callable[[], bool]]) -> worker.Chunks[list[Any]]:
     """services.sample_many with a deadline of its own for each request, all started now (when
-    the model thread picks the batch up), as each would get alone."""
-    return services.sample_many(m, requests, [worker.request_deadline() for _ in requests])
+    the model thread picks the batch up), as each would get alone; the model thread goes back
+    to its queue whenever the steps run cost a chunk."""
+    deadlines = [Unless(worker.request_deadline(), g) for g in gone]
+    steps = services.sample_many_steps(m, requests, deadlines)
+    letter = cost.letter_flops(m.model)
+    spent = 0
+    while True:
+        try:
+            rows = next(steps)
+        except StopIteration as done:
+            return done.value
+        spent += rows * letter
+        if cost.limits is not None and spent >= cost.limits.chunk_flops:
+            spent = 0
+            yield
 
 
-sampling: Batcher[SampleParams, SampleResult] = Batcher(sample_each,
-                                                        rows=lambda p: p.n,
-                                                        batches=services.shares_sampling)
+def one_request(model: LanguageModel, p: SampleParams) -> list[tuple[SampleParams, int, int]]:
+    return [(p, p.n, p.n * cost.draw_flops(model, p.prefix, p.max_len))]
+
+
+sampling: Batcher[SampleParams, SampleResult] = Batcher(sample_each, one_request,
+                                                        lambda results: results[0],
+                                                        batches=services.shares_sampling,
+                                                        chunked_batch=False)
 
 
 def batched(registry) -> dict[str, dict[str, bool]]:
@@ -142,11 +285,20 @@ def batched(registry) -> dict[str, dict[str, bool]]:
             for m in registry.models.values()}
 
 
+def checked_cost(m: LoadedModel, names: list[str]) -> None:
+    """InvalidParam (422) if scoring `names` costs more than the request budget."""
+    letters = sum(len(x) for x in names)
+    cost.check(cost.score_flops(m.model, names), "names", f"{len(names)} names",
+               f"scoring {len(names)} names ({letters} letters) with model {m.name!r}")
+
+
 async def score(m: LoadedModel, names: list[str], field: str = "names",
                 indexed: bool = True) -> list[NameScore]:
     """services.score(m, names, field, indexed), served together with the other requests
-    queued for m. The names are checked here first, so an InvalidParam names the route's field."""
+    queued for m. The names are checked here first, so an InvalidParam names the route's field;
+    so is their cost."""
     services.normalized_all(m, names, field, indexed)
+    checked_cost(m, names)
     return await scoring.submit(m, names)
 
 
@@ -155,13 +307,14 @@ async def score_valid(m: LoadedModel, names: list[str]) -> tuple[list[NameScore]
     """The names that can be scored, scored (in order, batched as `score`), and an
     InvalidParam for each one that cannot (its index in `names`)."""
     good, bad = services.split_valid(m, names)
+    checked_cost(m, good)
     return (await scoring.submit(m, good) if good else []), bad
 
 
 async def sample(m: LoadedModel, p: SampleParams) -> SampleResult:
     """services.sample_names(m, p), served together with the others queued for m. The
-    parameters are checked here first, so a bad request never joins a batch: on a thread of
-    the pool, since compiling a pattern takes up to its bound of work (app/lm/constraints.py,
-    MAX_WORK) and the event loop serves every route meanwhile."""
+    parameters are checked here first (their cost too), so a bad request never joins a batch:
+    on a thread of the pool, since compiling a pattern takes up to its bound of work
+    (app/lm/constraints.py, MAX_WORK) and the event loop serves every route meanwhile."""
     await asyncio.to_thread(services.checked_sample, m, p)
     return await sampling.submit(m, p)

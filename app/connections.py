@@ -25,8 +25,11 @@ uvicorn's own options cover the rest: `timeout_keep_alive` (idle connections bet
 NAMELAB_KEEP_ALIVE_SECONDS) and `timeout_graceful_shutdown`. `serve` runs uvicorn with all of
 it and stops within NAMELAB_SHUTDOWN_GRACE_SECONDS of a SIGTERM whatever is stuck: requests in
 flight are cancelled a second before the grace ends (uvicorn), and a watchdog ends the
-process at the grace (a model thread in a loop would otherwise keep it alive: the executor's
-thread is joined at exit).
+process at the grace (a model thread in a loop would otherwise keep it alive). With
+`--workers N`, uvicorn's supervisor makes each worker's server itself and waits for the workers
+without a timeout (`Multiprocess.join_all`): `GracefulMultiprocess` gives each worker a
+GracefulServer (its own watchdog, the grace read from NAMELAB_SHUTDOWN_GRACE_SECONDS as the
+worker reads its other settings) and kills a worker still alive a second after its grace.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import Multiprocess, multiprocess
 
 from app.config import Settings
 
@@ -267,6 +272,48 @@ def _stop_now(sig: int, grace: float) -> None:
     os._exit(128 + sig)
 
 
+class GracefulProcess(multiprocess.Process):
+    """A uvicorn worker process whose server is a GracefulServer."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = GracefulServer(self.config, Settings().shutdown_grace_seconds)
+        return self._server
+
+
+class GracefulMultiprocess(Multiprocess):
+    """uvicorn's supervisor with GracefulProcess workers, and a bounded wait for them."""
+
+    def __init__(self, config: uvicorn.Config, sockets, grace: float) -> None:
+        super().__init__(config, sockets=sockets)
+        self.grace = grace
+
+    def run(self) -> None:
+        with _workers(GracefulProcess):  # the name uvicorn's supervisor makes workers with
+            super().run()
+
+    def join_all(self) -> None:
+        deadline = time.monotonic() + self.grace + 1
+        for process in self.processes:
+            process.process.join(max(0.0, deadline - time.monotonic()))
+            if process.process.is_alive():
+                log.error("worker %s still running %g s after SIGTERM: killing it",
+                          process.pid, self.grace + 1)
+                process.kill()
+                process.process.join()
+
+
+@contextmanager
+def _workers(kind: type[multiprocess.Process]) -> Iterator[None]:
+    real = multiprocess.Process
+    multiprocess.Process = kind  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        multiprocess.Process = real  # type: ignore[misc]
+
+
 def serve(app, settings: Settings, **options) -> bool:
     """Run uvicorn (one GracefulServer, or settings.workers under uvicorn's supervisor); False
     when the one process failed to start."""
@@ -280,8 +327,7 @@ def serve(app, settings: Settings, **options) -> bool:
         server = GracefulServer(config, grace)
         server.run()
         return server.started
-    # uvicorn's supervisor makes each worker's server itself (a plain uvicorn.Server): there,
-    # timeout_graceful_shutdown alone stops a worker (it cancels what runs, then exits).
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    # uvicorn's supervisor makes each worker's server itself: a GracefulServer here too.
+    GracefulMultiprocess(config, [config.bind_socket()], grace).run()
     return True
 

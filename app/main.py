@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from app import api, batching, middleware, pages, static, web, worker
+from app import api, batching, cost, middleware, pages, static, web, worker
 from app.checkpoints import Limits
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
@@ -47,6 +47,8 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     middleware.configure_logging(settings.log_level)
+    cost.configure(cost.Limits(settings.request_flops, settings.chunk_flops))
+    worker.configure(settings.max_queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     web.install(app)  # the error handlers of both (in any order with the two above)
     app.mount(static.MOUNT, HashedStaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
-    middleware.install(app, settings)
+    middleware.install(app, settings, collectors=[worker.QueueMetrics()])
+    worker.install(app)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))
     return app

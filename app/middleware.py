@@ -28,10 +28,11 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
@@ -65,8 +66,9 @@ INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 NOT_LIMITED = ("/healthz", "/readyz", "/metrics")  # probes and scrapes are never rate limited
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the middleware (each add_middleware wraps the previous ones) and /metrics."""
+def install(app: FastAPI, settings: Settings, collectors: Sequence[Collector] = ()) -> None:
+    """Add the middleware (each add_middleware wraps the previous ones) and /metrics (with
+    `collectors` of the app's own)."""
     app.add_middleware(Methods, routes=app.router.routes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
@@ -81,6 +83,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     document_refusals(app, settings)
     registry = CollectorRegistry()  # one per app: tests build many apps in one process
     ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
+    for collector in collectors:
+        registry.register(collector)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False)
 

@@ -17,7 +17,14 @@ Invalidation does not trust any counter: the cache remembers the very `LoadedMod
 was filled with (strong references, so their identities cannot be reused) and drops everything
 the moment the app's registry holds a different set of objects, whatever the names. A loaded
 model never changes in place: it is frozen at load and serving only reads it
-(app/lm/base.py). The cache is bounded in bytes and evicts the least recently used pages.
+(app/lm/base.py).
+
+The cache is bounded in bytes, every byte it keeps counted (the key, the headers, the body and
+an allowance for the objects holding them), and evicts the least recently used pages. Its key
+is normalised: the path and the query's parameters sorted by name (the values of a repeated
+one in their order), and a URL with a parameter its route does not declare (a FastAPI query
+parameter, or a field of the parameters model it takes) is served but never kept: padding in
+a query cannot make distinct entries, and what is kept is bounded by the routes' own bounds.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import hashlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The URLs whose answer depends only on the URL and the loaded models. Not /top nor the model
@@ -43,6 +52,7 @@ CACHEABLE = re.compile(
 NOT_KEPT = b"no-store"  # a 200 answer whose Cache-Control says so is sent on, not kept
 MAX_BYTES = 32 * 2**20  # bodies kept, in all
 CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)
+ENTRY_BYTES = 512  # an entry's objects beyond its bytes (the Page, its lists, tuples, dict slot)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,39 @@ class Page:
     headers: list[tuple[bytes, bytes]]  # with ETag and Cache-Control
     body: bytes
     etag: bytes
+
+    def size(self, key: tuple[str, bytes]) -> int:
+        """Every byte it keeps, with its key's."""
+        return (len(key[0]) + len(key[1]) + len(self.body) + len(self.etag) + ENTRY_BYTES
+                + sum(len(k) + len(v) for k, v in self.headers))
+
+
+def normalised(query: bytes) -> tuple[bytes, set[str]]:
+    """The query with its parameters sorted by name (stable: a repeated one's values keep
+    their order), and their names."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    pairs.sort(key=lambda kv: kv[0])
+    return urlencode(pairs).encode("latin-1"), {k for k, _ in pairs}
+
+
+def declared(route) -> set[str] | None:
+    """The query parameters a FastAPI route declares (a parameters model: its fields), or None
+    when it is not such a route."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    names: set[str] = set()
+    todo = [dependant]
+    while todo:
+        d = todo.pop()
+        todo.extend(d.dependencies)
+        for p in d.query_params:
+            kind = getattr(p.field_info, "annotation", None)
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                names.update(f.alias or n for n, f in kind.model_fields.items())
+            else:
+                names.add(p.alias)
+    return names
 
 
 def etag_of(body: bytes) -> bytes:
@@ -67,7 +110,8 @@ class PageCache:
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BYTES) -> None:
         self.app, self.max_bytes = app, max_bytes
         self.pages: OrderedDict[tuple[str, bytes], Page] = OrderedDict()
-        self.size = 0
+        self.sizes: dict[tuple[str, bytes], int] = {}
+        self.size = 0  # every byte kept (Page.size)
         self.models: dict[str, object] = {}  # what the pages were rendered from
         self.hits = self.misses = 0
 
@@ -79,14 +123,17 @@ class PageCache:
         if registry is None:  # not started yet
             return await self.app(scope, receive, send)
         self._follow(registry.models)
-        key = (scope["path"], scope["query_string"])
+        query, names = normalised(scope["query_string"])
+        key = (scope["path"], query)
         page = self.pages.get(key)
         if page is None:
             self.misses += 1
             page = await self._render(scope, receive, send)
             if page is None:  # not a 200: already sent as it was
                 return
-            self._store(key, page)
+            known = declared(scope.get("route"))  # the router notes the route it ran
+            if known is not None and names <= known:
+                self._store(key, page)
         else:
             self.hits += 1
             self.pages.move_to_end(key)
@@ -102,6 +149,7 @@ class PageCache:
 
     def clear(self) -> None:
         self.pages.clear()
+        self.sizes.clear()
         self.size = 0
 
     async def _render(self, scope: Scope, receive: Receive, send: Send) -> Page | None:
@@ -133,16 +181,16 @@ class PageCache:
         return Page(200, headers, body, etag)
 
     def _store(self, key: tuple[str, bytes], page: Page) -> None:
-        if len(page.body) > self.max_bytes:
+        size = page.size(key)
+        if size > self.max_bytes:
             return
-        old = self.pages.pop(key, None)
-        if old is not None:
-            self.size -= len(old.body)
-        self.pages[key] = page
-        self.size += len(page.body)
+        if self.pages.pop(key, None) is not None:
+            self.size -= self.sizes.pop(key)
+        self.pages[key], self.sizes[key] = page, size
+        self.size += size
         while self.size > self.max_bytes:
-            _, evicted = self.pages.popitem(last=False)
-            self.size -= len(evicted.body)
+            evicted, _ = self.pages.popitem(last=False)
+            self.size -= self.sizes.pop(evicted)
 
     @staticmethod
     async def _send(scope: Scope, page: Page, send: Send) -> None:

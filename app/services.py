@@ -12,12 +12,14 @@ import functools
 import hashlib
 import math
 import secrets
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 
+from app import cost
 from app.lm import constraints
 from app.lm import deadline as deadlines
 from app.lm.base import LanguageModel
@@ -31,7 +33,16 @@ from app.lm.embeddings import (
     similarity_order,
 )
 from app.lm.fitting_search import most_probable_fitting
-from app.lm.sampling import Draw, Drawn, Steps, drive, exact_kind, group_sampler, sampler
+from app.lm.sampling import (
+    Draw,
+    Drawn,
+    Steps,
+    drive_steps,
+    exact_kind,
+    finish,
+    group_sampler,
+    sampler,
+)
 from app.lm.scoring import Step, score_names
 from app.lm.search import SearchResult, most_probable
 from app.lm.vocab import InvalidName, Vocab
@@ -148,9 +159,14 @@ def checked_top_k(m: LoadedModel, top_k: int | None) -> None:
 
 def checked_sample(m: LoadedModel, p: SampleParams) -> Constraint:
     """What of p depends on the model, checked: top_k at most the vocabulary size, the text
-    fields in its alphabet, the constraints possible (InvalidParam if not). The Constraint."""
+    fields in its alphabet, the constraints possible, n draws within the request budget
+    (app/cost.py; InvalidParam if not). The Constraint."""
     checked_top_k(m, p.top_k)
-    return checked_constraint(m, p)
+    c = checked_constraint(m, p)
+    cost.check(p.n * cost.draw_flops(m.model, c.prefix, p.max_len), "n", p.n,
+               f"sampling {p.n} names of up to {p.max_len} letters after a prefix of "
+               f"{len(c.prefix)} from model {m.name!r}")
+    return c
 
 
 def knobs_of(p: SampleParams) -> dict[str, Any]:
@@ -177,8 +193,16 @@ def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
 def sample_many(m: LoadedModel, requests: list[SampleParams],
                 each: list[deadlines.Deadline | None] | None = None,
                 ) -> list[SampleResult | Exception]:
-    """sample_names(m, p) for each of `requests`, driven together (app.lm.sampling.drive: one
-    forward pass per step for all when the model's decoder is the base window one); each result
+    """sample_names(m, p) for each of `requests` (`sample_many_steps`, to the end)."""
+    return finish(sample_many_steps(m, requests, each))
+
+
+def sample_many_steps(m: LoadedModel, requests: list[SampleParams],
+                      each: list[deadlines.Deadline | None] | None = None,
+                      ) -> Generator[int, None, list[SampleResult | Exception]]:
+    """sample_names(m, p) for each of `requests`, driven together (app.lm.sampling.drive_steps:
+    one forward pass per step for all when the model's decoder is the base window one),
+    yielding after each step the rows it ran (the model thread may pause there); each result
     is what the request alone gives (or the InvalidParam it raised). Request i checks its own
     deadline `each[i]` (by default the deadline of the work in progress) before every step and
     stops there with the names of its whole rounds of draws.
@@ -214,7 +238,8 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
         runs.append(_group_results(m, run, [requests[i] for i in members], seeds,
                                    [each[i] for i in members], c))
         slots.append(members)
-    for members, got in zip(slots, drive(m.model, runs), strict=True):
+    got_all = yield from drive_steps(m.model, runs)
+    for members, got in zip(slots, got_all, strict=True):
         for k, i in enumerate(members):
             results[i] = got if isinstance(got, Exception) else got[k]
     return results
@@ -256,6 +281,7 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
     rare = c.beyond_prefix or c.min_len > 1
     exact = exact_kind(m.model)  # sampled from P(name | fits): every draw fits
     budget = max(MAX_CONSTRAINED_DRAWS if rare else MIN_SAMPLE_DRAWS, MAX_SAMPLE_DRAWS * n)
+    budget = cost.draws_within(m.model, c.prefix, p.max_len, budget)  # what the budget pays
     kept: list[tuple[str, float]] = []
     seen: set[str] = set()
     drawn = fits = 0

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app import batching, services, worker
+from app import batching, cost, services, worker
 from app.config import Settings
 from app.lm import KINDS, MLPConfig
 from app.lm.config import OptimConfig
@@ -78,9 +78,7 @@ async def send_all(app, reqs, together: bool) -> list[tuple[int, bytes]]:
 
 
 def queued() -> int:
-    with batching.scoring.lock, batching.sampling.lock:
-        return sum(len(q) for b in (batching.scoring, batching.sampling)
-                   for q in b.queues.values())
+    return batching.scoring.queued() + batching.sampling.queued()
 
 
 @pytest.fixture(scope="module")
@@ -182,12 +180,22 @@ def test_a_batched_request_past_its_deadline_answers_exhausted(client, monkeypat
     assert r.status_code == 200 and r.json()["exhausted"] is True and r.json()["names"] == []
 
 
+def serve_items(m, items, gone):
+    return items
+    yield
+
+
+def whole(m, item):
+    return [(item, len(item), 0)]
+
+
 def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
         client, monkeypatch):
     m = client.app.state.registry.get("bigram")
     seen: list[list] = []
-    b = batching.Batcher(lambda m, items: seen.append(items) or items, rows=len,
-                         batches=batching.batches_scoring, max_rows=5)
+    b = batching.Batcher(lambda m, items, gone: seen.append(items) or serve_items(m, items, gone),
+                         whole, lambda parts: parts[0], batches=batching.batches_scoring,
+                         max_rows=5)
 
     async def go():
         gate = threading.Event()
@@ -198,7 +206,7 @@ def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
         return await asyncio.gather(*tasks)
 
     assert run_async(go()) == [["x"] * k for k in (2, 2, 2, 1, 6)]
-    assert [[len(x) for x in batch] for batch in seen] == [[2, 2], [2, 1], [6]]
+    assert [[len(x) for x in batch] for batch in seen] == [[2, 2, 1], [2], [6]]
     seen.clear()
     monkeypatch.setattr(type(m.model), "rows_independent", property(lambda self: False))
     run_async(go())
@@ -208,10 +216,12 @@ def test_a_batch_is_capped_and_a_model_without_independent_rows_goes_one_by_one(
 def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
     m = client.app.state.registry.get("bigram")
 
-    def broken(m, items):
+    def broken(m, items, gone):
         raise RuntimeError("bug")
+        yield
 
-    b = batching.Batcher(broken, rows=len, batches=batching.batches_scoring)
+    b = batching.Batcher(broken, whole, lambda parts: parts[0],
+                         batches=batching.batches_scoring)
 
     async def go():
         return await asyncio.gather(*(b.submit(m, ["x"]) for _ in range(3)),
@@ -236,3 +246,27 @@ def test_the_transformers_requests_with_the_same_options_are_one_kv_decoder(clie
     assert services.sample_many(m, params) == alone
     assert all(isinstance(d, KVDecoder) for d in made)  # the fast path, never the windows
     assert len(made) == (1 if m.model.groups_sampling else len(params))
+
+
+@pytest.mark.parametrize("model", list(KINDS))
+def test_requests_served_in_small_chunks_get_the_bytes_they_get_in_one(client, monkeypatch,
+                                                                      model):
+    """Chunked (a chunk of a few letters: every step of sampling, a few names of scoring, a
+    turn each) or not (no budget: one call), the same requests give the same bytes."""
+    m = client.app.state.registry.get(model)
+    names = [f"{a}{b}{c}" for a in "abklm" for b in "aeiou" for c in ["", "na", "lynne"]]
+    samples = [SampleParams(**body) for body in SAMPLES]
+
+    async def go():
+        scores = await asyncio.gather(*(batching.score(m, names[k:]) for k in range(0, 60, 20)))
+        drawn = await asyncio.gather(*(batching.sample(m, p) for p in samples))
+        return scores, drawn
+
+    monkeypatch.setattr(cost, "limits", None)
+    chunks = worker.executor().chunks
+    whole = run_async(go())
+    one_go = worker.executor().chunks - chunks
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 4 * cost.letter_flops(m.model)))
+    chunks = worker.executor().chunks
+    assert run_async(go()) == whole
+    assert worker.executor().chunks - chunks > 3 * one_go  # it was cut, many times over

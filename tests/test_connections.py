@@ -307,3 +307,79 @@ def test_start_up_raises_the_soft_descriptor_limit_to_fit_or_says_why(monkeypatc
     with pytest.raises(ValueError, match="NAMELAB_MAX_CONNECTIONS=8000 needs 8064 file "
                                          "descriptors but the limit is 4096"):
         fit_descriptor_limit(8000)
+
+
+# STUCK, once the app imports app.pages.models (importing it at start-up would hold up the
+# spawned workers past uvicorn's health check), and a thread that is joined at exit and never
+# ends, as a ThreadPoolExecutor's thread stuck in model code is (the model thread is a daemon).
+STUCK_ON_IMPORT = """
+import importlib.util
+import multiprocessing
+import sys
+import threading
+
+
+class Stuck:
+    def find_spec(self, name, path, target=None):
+        if name != "app.pages.models":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            module.top_names = spin
+            if multiprocessing.parent_process() is not None:  # a worker
+                threading.Thread(target=spin, daemon=False).start()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def spin(*args, **kwargs):
+    while True:
+        pass
+
+
+sys.meta_path.insert(0, Stuck())
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_worker_within_its_grace_while_their_model_threads_are_stuck(
+        one_model, tmp_path):
+    """`--workers 2`: each worker's model thread stuck (patched in every process, the spawned
+    workers too, through sitecustomize), SIGTERM to the supervisor stops it all in time."""
+    (tmp_path / "sitecustomize.py").write_text(STUCK_ON_IMPORT)
+    root = Path(__file__).resolve().parents[1]
+    env = {"OMP_NUM_THREADS": "1", "NAMELAB_SHUTDOWN_GRACE_SECONDS": "2",
+           "NAMELAB_WORKERS": "2", "PYTHONPATH": f"{tmp_path}:{root}"}
+    with live_process(one_model, cli=True, env=env) as (base, proc):
+        stuck = [threading.Thread(target=lambda: httpx.get(base + "/models/bigram",
+                                                           timeout=BOUND), daemon=True)
+                 for _ in range(4)]  # the kernel spreads them over the workers
+        for t in stuck:
+            t.start()
+        time.sleep(1)
+        workers = children(proc.pid)
+        assert len(workers) >= 2
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=BOUND)
+        assert time.monotonic() - start < 2 + 1 + 5
+        assert not [pid for pid in workers if alive(pid)]
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes of uvicorn's supervisor (not multiprocessing's resource tracker)."""
+    pids = [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -135,16 +137,62 @@ def test_a_model_added_to_the_registry_empties_the_cache(fresh, settings):
 
 
 def test_the_cache_is_bounded_in_bytes_and_drops_the_least_recently_used():
-    cache = PageCache(app=None, max_bytes=1000)
-    page = Page(200, [], b"x" * 400, etag_of(b"x" * 400))
+    page = Page(200, [(b"content-type", b"text/plain")], b"x" * 400, etag_of(b"x" * 400))
+    each = page.size(("/p0", b""))
+    assert each == 3 + 400 + len(page.etag) + len(b"content-typetext/plain") + 512
+    cache = PageCache(app=None, max_bytes=2 * each + 1)
     for i in range(5):
         cache._store((f"/p{i}", b""), page)
-        assert cache.size <= 1000
+        assert cache.size <= cache.max_bytes
     assert list(cache.pages) == [("/p3", b""), ("/p4", b"")]
-    cache._store(("/huge", b""), Page(200, [], b"y" * 1001, b'"y"'))  # never kept
-    assert ("/huge", b"") not in cache.pages and cache.size == 800
+    cache._store(("/huge", b""), Page(200, [], b"y" * 2 * each, b'"y"'))  # never kept
+    assert ("/huge", b"") not in cache.pages and cache.size == 2 * each
 
 
 def test_etags_compare_weakly_and_accept_lists():
     assert matches(b'"a"', b'"a"') and matches(b'W/"a"', b'"a"') and matches(b'"b", "a"', b'"a"')
     assert matches(b"*", b'"a"') and not matches(b'"b"', b'"a"') and not matches(b"", b'"a"')
+
+
+@pytest.mark.slow
+def test_padding_in_the_query_never_grows_the_cache_past_its_bound_and_keys_are_counted(
+        settings):
+    """2,000 URLs of a cacheable table padded with 60 KB: a parameter the route does not
+    declare is never kept; every byte kept, keys and headers included, counts in the bound."""
+    app = create_app(settings)
+    with TestClient(app) as c:
+        c.get("/healthz")
+        cache = cache_of(app)
+        cache.max_bytes = 256 * 2**10
+        pad = "x" * 60_000
+        for i in range(2000):
+            r = c.get(f"/bigram/table.csv?model=bigram&pad={pad}{i}")
+            assert r.status_code == 200
+            assert cache.size <= cache.max_bytes
+        assert cache.pages == {}  # `pad` is not a parameter of the route
+        names = ["".join(x) for x in itertools.product("aeiou", "lmnrs", "aeiou", "lmnrs")]
+        for name in names[:300]:  # distinct pages, each kept with its key, until evicted
+            assert c.get(f"/api/models/bigram/score?name={name}").status_code == 200
+            assert cache.size <= cache.max_bytes
+        kept = sum(len(k[0]) + len(k[1]) + len(p.body) + sum(len(a) + len(b) for a, b in
+                                                              p.headers)
+                   for k, p in cache.pages.items())
+        assert kept < cache.size <= cache.max_bytes  # counted: keys, headers, and more
+        assert 0 < len(cache.pages) < 300
+
+
+def test_the_key_is_normalised_parameters_sorted(fresh):
+    c, calls = fresh
+    first = c.get("/api/models/mlp/next?prefix=a&top_k=3")
+    again = c.get("/api/models/mlp/next?top_k=3&prefix=a")
+    assert first.content == again.content and len(calls) == 1
+    order = [c.get(f"/score?names={a}&names={b}").status_code for a, b in
+             (("emma", "liam"), ("liam", "emma"))]
+    assert order == [200, 200] and len(calls) > 1  # a repeated parameter's order is kept
+
+
+def cache_of(app) -> PageCache:
+    node = app.middleware_stack
+    while not isinstance(node, PageCache):
+        node = node.app
+    return node

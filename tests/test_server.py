@@ -137,8 +137,8 @@ def record_servers(monkeypatch) -> list[tuple[object, dict]]:
         self.started = True
 
     class Supervisor:
-        def __init__(self, config, sockets):
-            runs.append((config, {"workers": True}))
+        def __init__(self, config, sockets, grace):
+            runs.append((config, {"workers": True, "grace": grace}))
             for sock in sockets:
                 sock.close()
 
@@ -146,7 +146,7 @@ def record_servers(monkeypatch) -> list[tuple[object, dict]]:
             pass
 
     monkeypatch.setattr(app.connections.GracefulServer, "run", run)
-    monkeypatch.setattr(app.connections, "Multiprocess", Supervisor)
+    monkeypatch.setattr(app.connections, "GracefulMultiprocess", Supervisor)
     return runs
 
 
@@ -172,7 +172,7 @@ def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
                  str(free_port())]) == 0
     config, how = runs[-1]
     assert config.app == "app.main:create_app" and config.factory and config.workers == 3
-    assert how == {"workers": True} and config.timeout_graceful_shutdown == 4
+    assert how == {"workers": True, "grace": 5.0} and config.timeout_graceful_shutdown == 4
     assert config.http == "app.connections:FromEnvironment"  # the workers read NAMELAB_*
     assert os.environ["NAMELAB_MODELS_DIR"] == str(models_dir.resolve())  # for the workers
 

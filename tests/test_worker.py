@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
+import httpx
 import pytest
 from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
-from app import services, worker
+from app import batching, cost, services, worker
 from app.lm import scoring
+from app.main import create_app
 from tests.conftest import forget_pages
 
 
@@ -65,7 +69,7 @@ def test_model_work_of_the_app_runs_on_the_model_thread(client, monkeypatch, met
         return wrapped
 
     monkeypatch.setattr(scoring, "_step_log_probs", spy(scoring._step_log_probs))
-    monkeypatch.setattr(services, "drive", spy(services.drive))
+    monkeypatch.setattr(services, "drive_steps", spy(services.drive_steps))
     monkeypatch.setattr(services, "most_probable", spy(services.most_probable))
     # the kept search of the model's best names (read, or searched on first use)
     monkeypatch.setattr(services, "most_probable_of", spy(services.most_probable_of))
@@ -101,3 +105,161 @@ def test_a_model_thread_route_runs_under_the_request_deadline(monkeypatch):
     with TestClient(app) as c:
         assert 0 < c.get("/budget").json()["left"] <= 0.25
     assert deadlines.current() is None  # nothing leaks out of the request
+
+
+# --- the queue: fair, bounded, forgetting clients who left (issue 22) -------------------------
+
+
+def run_async(coro):
+    """asyncio.run on a thread of its own (the browser tests keep a loop on the main one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def as_client(address: str, coro):
+    """Await coro as a request of the client at `address` (what WatchDisconnect sets)."""
+    worker._client.set(address)  # a task's own context: set for this task only
+    return await coro
+
+
+def chunked(log: list[str], who: str, chunks: int):
+    """A job of `chunks` chunks, each noted in `log` as it runs."""
+    def job():
+        for _ in range(chunks):
+            log.append(who)
+            yield
+        return who
+    return job
+
+
+def test_a_light_request_waits_one_chunk_per_busy_client_however_many_requests_they_send():
+    log: list[str] = []
+
+    async def go():
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        flood = [asyncio.ensure_future(as_client("10.0.0.1", worker.submit(
+            chunked(log, "heavy", 10)))) for _ in range(8)]
+        await asyncio.sleep(0.05)
+        light = asyncio.ensure_future(as_client("10.0.0.2", worker.submit(
+            chunked(log, "light", 1))))
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(light, *flood)
+
+    assert run_async(go()) == ["light"] + ["heavy"] * 8
+    # Counted in chunks: the 80 chunks queued first, round-robin: the light one runs second.
+    assert log.index("light") <= 1 and len(log) == 81
+
+
+def test_scoring_from_a_flooding_client_lets_another_clients_request_in_within_a_chunk(
+        client, monkeypatch):
+    """Batched scoring, in chunks: a client's heavy requests are served a chunk a turn, and
+    another client's one name (on another model) is served after at most one of them."""
+    transformer, bigram = (client.app.state.registry.get(n) for n in ("transformer", "bigram"))
+    letter = cost.letter_flops(transformer.model)
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * 10 * letter))  # 20 names
+    calls: list[str] = []
+    real = services.score_many
+    monkeypatch.setattr(services, "score_many",
+                        lambda m, pieces: calls.append(m.name) or real(m, pieces))
+    heavy = [f"{a}{b}{c}nnnnnn" for a in "abc" for b in "aeiou" for c in "lmnrst"]  # 90 names
+
+    async def go():
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        flood = [asyncio.ensure_future(as_client("10.0.0.1", batching.score(transformer, heavy)))
+                 for _ in range(4)]
+        await asyncio.sleep(0.05)
+        light = asyncio.ensure_future(as_client("10.0.0.2", batching.score(bigram, ["emma"])))
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(light, *flood)
+
+    light, *flood = run_async(go())
+    assert [s.name for s in light] == ["emma"] and all(len(f) == 90 for f in flood)
+    assert calls.count("transformer") == 4 * 5  # 90 names: pieces of 20 names at most, ...
+    assert calls.index("bigram") <= 1  # ... and the light request's turn came after one
+
+
+def test_beyond_max_queue_requests_get_503_with_retry_after_counted_in_the_metrics(settings):
+    app = create_app(settings)
+    with TestClient(app) as c:
+        worker.configure(2)
+        try:
+            before = metric(c, 'namelab_model_queue_total{outcome="rejected"}')
+
+            async def go():
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+                    gate = threading.Event()
+                    worker.executor().submit(gate.wait, 30)
+                    held = [asyncio.ensure_future(ac.get("/api/models/mlp/top?k=2"))
+                            for _ in range(2)]
+                    while worker.executor().admitted < 2:
+                        await asyncio.sleep(0.01)
+                    over = await ac.get("/api/models/bigram/top?k=2")
+                    page = await ac.get("/sample?model=bigram&n=2")
+                    gate.set()
+                    return over, page, [r.status_code for r in await asyncio.gather(*held)]
+
+            over, page, held = run_async(go())
+        finally:
+            worker.configure(settings.max_queue)
+        assert held == [200, 200]
+        for r in (over, page):
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert "NAMELAB_MAX_QUEUE" in r.text
+        assert metric(c, 'namelab_model_queue_total{outcome="rejected"}') == before + 2
+
+
+def metric(c: TestClient, line: str) -> float:
+    text = c.get("/metrics").text
+    return float(next(x for x in text.splitlines() if x.startswith(line + " ")).split()[-1])
+
+
+def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(settings):
+    """An abandoned request (its client disconnected while it waited) never runs: the ASGI
+    disconnect reaches the queue, and the metrics count it."""
+    app = create_app(settings)
+    ran: list[str] = []
+
+    async def go():
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        sent: list[dict] = []
+        left = asyncio.Event()
+
+        async def receive():
+            if not sent:
+                sent.append({})
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/api/models/mlp/top",
+                 "raw_path": b"/api/models/mlp/top", "query_string": b"k=3", "headers": [],
+                 "client": ("10.0.0.3", 1), "server": ("t", 80), "scheme": "http",
+                 "http_version": "1.1", "root_path": "", "app": app}
+        request = asyncio.ensure_future(app(scope, receive, send))
+        while worker.executor().admitted < 1:
+            await asyncio.sleep(0.01)
+        left.set()  # the client goes away while its request waits
+        await asyncio.wait_for(request, 30)
+        gate.set()
+        return [m for m in sent if m.get("type") == "http.response.start"]
+
+    with TestClient(app) as c:
+        real = services.top_names
+        services.top_names = lambda m, q: ran.append(m.name) or real(m, q)
+        try:
+            before = metric(c, 'namelab_model_queue_total{outcome="dropped"}')
+            (start,) = run_async(go())
+            assert c.get("/api/models/bigram/top?k=1").status_code == 200  # the thread goes on
+        finally:
+            services.top_names = real
+        assert start["status"] == 499 and ran == ["bigram"]
+        assert metric(c, 'namelab_model_queue_total{outcome="dropped"}') == before + 1

@@ -158,15 +158,32 @@ def sample_scored(
     return result.names, result.log_probs
 
 
-@torch.no_grad()
 def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
+    """Run sampling generators together to the end (`drive_steps`)."""
+    return finish(drive_steps(model, runs))
+
+
+def finish(steps: Generator[Any, None, R]) -> R:
+    """Run a generator to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+@torch.no_grad()
+def drive_steps(model: LanguageModel, runs: list[Steps[R]]
+                ) -> Generator[int, None, list[R | Exception]]:
     """Run sampling generators together: each step, every run still going yields its decoder
     and is sent the logits of its own rows. Runs whose decoders are the base window `Decoder`
     share one forward pass (each distinct window once) if the model's rows are independent of
     the batch (`rows_independent`); otherwise, and for a kind's own decoder (the Transformer's
     KVDecoder keeps state per history: requests with the same options share one through
     `group_sampler` instead), each run gets its logits alone.
-    Returns each run's result, or the exception it raised (which ends only that run)."""
+    Yields after each step the rows it ran (the model thread may pause there: app/batching.py;
+    nothing a run draws depends on when). Returns each run's result, or the exception it
+    raised (which ends only that run)."""
     results: list[Any] = [None] * len(runs)
     live: list[tuple[int, Steps[R], Decoder]] = []
 
@@ -184,6 +201,7 @@ def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
         advance(i, run, None)
     while live:
         step, live = live, []
+        rows = sum(len(d.ctx) for _, _, d in step)
         shared = [(i, run, d) for i, run, d in step
                   if type(d) is Decoder and model.rows_independent]
         if len(shared) < 2:
@@ -196,6 +214,7 @@ def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
             logits = distinct_logits(model, torch.cat([d.ctx for _, _, d in shared]))
             for (i, run, _), part in zip(shared, logits.split(sizes), strict=True):
                 advance(i, run, part)
+        yield rows
     return results
 
 

@@ -1,0 +1,103 @@
+"""What a request's model work costs, counted before it starts: letters x the cost of a letter.
+
+A letter (one next-letter distribution: one step of a name scored or sampled) costs what one
+forward pass of the model on one window costs, in floating-point operations, as torch's
+FlopCounterMode counts them on the model as written (`layer_logits`), once per model at first
+use; at least V (the distribution itself: a table lookup counts 0). On the shipped models:
+27 for a bigram, 6.3 million for the Transformer (a window of 16 positions through 4 blocks).
+An upper bound: scoring shares a name's first contexts, the Transformer samples its first 15
+letters with keys and values kept. Counted, not timed: the same request costs the same on any
+machine, so the same request is refused, or served the same, everywhere.
+
+Two limits, settings of the server (app/config.py; None here, as for the command line, which
+has no budget):
+    request_flops  a request's cost, at most: more is refused before it starts (422 naming the
+                   budget, the setting and the request's cost)
+    chunk_flops    the model thread's unit of work: a batch of names scored, or the steps of a
+                   sampling batch, up to this cost (a sampling step is never split: a chunk is
+                   at least one step); the thread goes back to its queue between chunks
+                   (app/worker.py), so a light request waits about one chunk per busy client
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from app.lm.base import LanguageModel
+from app.params import InvalidParam
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The settings' (app/config.py, with their defaults)."""
+
+    request_flops: int
+    chunk_flops: int
+
+
+limits: Limits | None = None  # the server's (create_app sets it); None: no budget (the CLI)
+
+
+def configure(new: Limits | None) -> None:
+    global limits
+    limits = new
+
+
+_letter: dict[int, tuple[LanguageModel, int]] = {}  # id(model) -> (model, FLOPs), kept alive
+
+
+def letter_flops(model: LanguageModel) -> int:
+    """FLOPs of one letter of `model`: one window through the model as written, counted."""
+    kept = _letter.get(id(model))
+    if kept is not None and kept[0] is model:
+        return kept[1]
+    window = torch.ones(1, model.block_size, dtype=torch.long)  # full: every position a letter
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.layer_logits(window)
+    flops = max(int(counter.get_total_flops()), len(model.vocab))
+    _letter[id(model)] = (model, flops)
+    return flops
+
+
+def score_flops(model: LanguageModel, names: list[str]) -> int:
+    """Scoring `names`: each of its letters and its end (an upper bound on the normalised
+    name: normalising never lengthens a name past what the bounds allow)."""
+    return sum(len(x) + 1 for x in names) * letter_flops(model)
+
+
+def draw_flops(model: LanguageModel, prefix: str, max_len: int) -> int:
+    """One name drawn: a step for each letter after the prefix and the end, at most."""
+    return max(1, max_len + 1 - len(prefix)) * letter_flops(model)
+
+
+def check(flops: int, field: str, value, what: str) -> None:
+    """InvalidParam (422) on `field` when `flops` is over the request budget."""
+    if limits is not None and flops > limits.request_flops:
+        raise InvalidParam(field, f"{what} costs {flops:,} FLOPs of model work, more than the "
+                                  f"per-request budget of {limits.request_flops:,} "
+                                  f"(NAMELAB_REQUEST_FLOPS): ask for less", value,
+                           type="too_costly", ctx={"budget": limits.request_flops,
+                                                   "cost": flops})
+
+
+def draws_within(model: LanguageModel, prefix: str, max_len: int, count: int) -> int:
+    """`count` draws, or fewer: as many as the request budget pays for (at least one)."""
+    if limits is None:
+        return count
+    return max(1, min(count, limits.request_flops // draw_flops(model, prefix, max_len)))
+
+
+def chunks(costs: list[int], chunk: int) -> list[int]:
+    """Where to cut a list of items of `costs` so each piece costs at most `chunk` (at least
+    one item a piece): the ends of the pieces. Depends on the costs alone, never on the load."""
+    ends, spent = [], 0
+    for i, c in enumerate(costs):
+        if spent and spent + c > chunk:
+            ends.append(i)
+            spent = 0
+        spent += c
+    return [*ends, len(costs)]

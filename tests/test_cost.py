@@ -1,0 +1,81 @@
+"""What model work costs (app/cost.py): counted from the model, checked before it is queued."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from app import cost
+from app.checkpoints import load_checkpoint
+from app.config import DEFAULT_MODELS_DIR, Settings
+
+
+def matmul_flops(module: nn.Module) -> int:
+    """2 x the weights of every Linear: what one row through them costs, written out."""
+    return sum(2 * m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
+
+
+def test_a_letter_costs_one_window_through_the_model_counted_from_its_layers(client):
+    registry = client.app.state.registry
+    V = len(registry.get("bigram").model.vocab)
+    assert cost.letter_flops(registry.get("bigram").model) == V  # a table lookup: the row
+    mlp = registry.get("mlp").model
+    assert cost.letter_flops(mlp) == matmul_flops(mlp)  # one window, one row
+    t = registry.get("transformer").model
+    # every position of a full window through every Linear, plus attention: more than that
+    assert cost.letter_flops(t) > t.block_size * matmul_flops(t.blocks)
+
+
+def test_the_pieces_of_a_request_depend_on_the_costs_alone():
+    assert cost.chunks([3, 3, 3, 3], 6) == [2, 4]
+    assert cost.chunks([7, 1, 1], 6) == [1, 3]  # an item over the chunk is a piece of its own
+    assert cost.chunks([], 6) == [0]
+
+
+def test_a_request_over_the_budget_is_refused_before_it_starts_naming_budget_and_cost(
+        client, monkeypatch):
+    t = client.app.state.registry.get("transformer").model
+    letter = cost.letter_flops(t)
+    monkeypatch.setattr(cost, "limits", cost.Limits(100 * letter, letter))
+    names = ["abcdefghij"] * 10  # 110 letters with their ends
+    r = client.post("/api/models/transformer/score", json={"names": names})
+    assert r.status_code == 422
+    (err,) = r.json()["detail"]
+    assert err["type"] == "too_costly" and err["loc"] == ["body", "names"]
+    assert err["ctx"] == {"budget": 100 * letter, "cost": 110 * letter}
+    assert "NAMELAB_REQUEST_FLOPS" in err["msg"] and f"{110 * letter:,}" in err["msg"]
+    assert client.post("/api/models/transformer/score",
+                       json={"names": names[:9]}).status_code == 200  # 99 letters
+    r = client.post("/api/models/transformer/sample", json={"n": 10, "max_len": 10})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "n"]
+    assert client.post("/api/models/transformer/sample",
+                       json={"n": 10, "max_len": 9}).status_code == 200  # 10 x 10 letters
+    page = client.get("/sample?model=transformer&n=10&max_len=10")
+    assert page.status_code == 422 and "NAMELAB_REQUEST_FLOPS" in page.text
+
+
+def test_filtered_sampling_draws_no_more_than_the_budget_pays_for(client, monkeypatch):
+    m = client.app.state.registry.get("mlp")
+    per_draw = cost.draw_flops(m.model, "", 8)
+    monkeypatch.setattr(cost, "limits", cost.Limits(300 * per_draw, per_draw))
+    r = client.post("/api/models/mlp/sample",
+                    json={"n": 200, "max_len": 8, "unique": True, "seed": 3}).json()
+    assert r["drawn"] <= 300 and r["exhausted"] == (len(r["names"]) < 200)
+
+
+def test_the_default_budget_admits_the_largest_default_sample_of_the_shipped_transformer():
+    """The documented defaults (app/config.py) against the shipped Transformer's cost of a
+    letter, counted from its checkpoint."""
+    s = Settings()
+    letter = cost.letter_flops(load_checkpoint(DEFAULT_MODELS_DIR / "transformer.safetensors")
+                               .model)
+    assert letter == 6_346_752  # what docs/determinism.md quotes
+    assert 1000 * 33 * letter <= s.request_flops < 1000 * 65 * letter
+    assert s.chunk_flops < s.request_flops
+
+
+@pytest.mark.parametrize("kind", ["bigram", "mlp", "transformer", "wavenet"])
+def test_the_cost_is_counted_not_timed(client, kind):
+    m = client.app.state.registry.get(kind).model
+    assert cost.letter_flops(m) == cost.letter_flops(m)  # cached, and the same every time
+    assert cost.score_flops(m, ["ab", "c"]) == 5 * cost.letter_flops(m)
