@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -21,13 +20,7 @@ from app.main import create_app
 from app.params import InvalidParam, SampleParams
 from app.training import train_to_checkpoint
 from tests.conftest import forget_pages
-
-
-def run_async(coro):
-    """asyncio.run on a thread of its own: Playwright's sync API (the browser tests) keeps an
-    event loop running on the main thread for the rest of the session."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()  # its result, or its exception
+from tests.live import run_async
 
 SAMPLES = [
     {"n": 1, "seed": 1},

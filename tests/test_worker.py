@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import httpx
@@ -16,6 +15,7 @@ from app import batching, cost, services, worker
 from app.lm import scoring
 from app.main import create_app
 from tests.conftest import forget_pages
+from tests.live import run_async
 
 
 def model_thread_ident() -> int:
@@ -108,12 +108,6 @@ def test_a_model_thread_route_runs_under_the_request_deadline(monkeypatch):
 
 
 # --- the queue: fair, bounded, forgetting clients who left (issue 22) -------------------------
-
-
-def run_async(coro):
-    """asyncio.run on a thread of its own (the browser tests keep a loop on the main one)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def as_client(address: str, coro):

@@ -12,7 +12,7 @@ import pytest
 
 from app import cost
 from app.checkpoints import load_checkpoint
-from tests.live import live_process
+from tests.live import live_process, run_async
 
 BOUND = 60.0  # seconds: a bound for a slow machine, not a timing target
 HEAVY = {"names": [f"{a}{b}{c}" * 6 for a in "bdklm" for b in "aeiou" for c in "nrst"] * 10}
@@ -58,7 +58,7 @@ def test_after_a_flood_of_abandoned_requests_a_light_one_is_served_at_once(serve
                     return 1
             return sum(await asyncio.gather(*(one() for _ in range(40))))
 
-    assert asyncio.run(abandon()) == 40  # every client gave up
+    assert run_async(abandon()) == 40  # every client gave up
     start = chunks(server)
     r = httpx.get(server + "/api/models/bigram/score?name=emma", timeout=BOUND)
     assert r.status_code == 200
@@ -108,7 +108,7 @@ def test_a_light_request_waits_about_a_chunk_per_busy_client_during_a_heavy_floo
         await asyncio.gather(*floods, return_exceptions=True)
 
     count, _ = light_waits(server)
-    asyncio.run(go())
+    run_async(go())
     count_after, within = light_waits(server)
     assert count_after - count >= 10
     assert within == count_after  # every light request: at most 16 chunks (8 busy clients)
