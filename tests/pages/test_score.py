@@ -96,3 +96,25 @@ def test_repeated_names_are_all_scored_and_unknown_parameters_named(client):
     html = client.get("/score?names=emma&names=liam&model=mlp").text
     assert ">emma<" in html and ">liam<" in html
     assert "Ignored &#39;model&#39;: not a parameter of this page" in html
+
+
+def test_a_page_is_one_model_thread_request_per_model(client, monkeypatch):
+    """20 names under every model: one request per model on the model thread's bounded queue
+    (its names batched), not one per cell (20 x 9 = 180 of the queue's 256 places: two visitors
+    at once got a 503)."""
+    from app import batching
+
+    calls: list[int] = []
+    score = batching.score
+
+    async def counted(m, names, *args, **kwargs):
+        calls.append(len(names))
+        return await score(m, names, *args, **kwargs)
+
+    monkeypatch.setattr(batching, "score", counted)
+    names = [f"{a}{b}na" for a in "bdklm" for b in "aeio"]
+    r = client.get("/score", params={"names": "\n".join(names[:19] + ["r2d2"])})
+    assert r.status_code == 200
+    n_models = len(client.app.state.registry.models)
+    assert len(calls) == n_models and calls == [19] * n_models
+    assert len(sections(r.text)) == 20
