@@ -76,24 +76,27 @@ def normalised(query: bytes) -> tuple[bytes, set[str]]:
     return urlencode(pairs).encode("latin-1"), {k for k, _ in pairs}
 
 
-def declared(route) -> set[str] | None:
-    """The query parameters a FastAPI route declares (a parameters model: its fields), or None
-    when it is not such a route."""
+def declared(route) -> list[str] | None:
+    """The query parameters a FastAPI route reads, in the order it declares them: its
+    arguments' (a parameters model: its fields) and those it marks with `web.reads` (read from
+    request.query_params); None when it is not such a route. The page cache keeps only pages
+    whose parameters are all declared, and the pages name the others (web.unknown_params)."""
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return None
-    names: set[str] = set()
+    names: list[str] = []
     todo = [dependant]
     while todo:
-        d = todo.pop()
+        d = todo.pop(0)
         todo.extend(d.dependencies)
         for p in d.query_params:
             kind = getattr(p.field_info, "annotation", None)
             if isinstance(kind, type) and issubclass(kind, BaseModel):
-                names.update(f.alias or n for n, f in kind.model_fields.items())
+                names.extend(f.alias or n for n, f in kind.model_fields.items())
             else:
-                names.add(p.alias)
-    return names
+                names.append(p.alias)
+    names.extend(getattr(route.endpoint, "reads", ()))
+    return list(dict.fromkeys(names))
 
 
 def etag_of(body: bytes) -> bytes:
@@ -132,7 +135,7 @@ class PageCache:
             if page is None:  # not a 200: already sent as it was
                 return
             known = declared(scope.get("route"))  # the router notes the route it ran
-            if known is not None and names <= known:
+            if known is not None and names <= set(known):
                 self._store(key, page)
         else:
             self.hits += 1

@@ -20,7 +20,6 @@ from urllib.parse import urlencode
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +34,7 @@ from app.config import TEMPLATES_DIR
 from app.data import spec_in_words, specs_in_words
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
+from app.pagecache import declared
 from app.params import InvalidParam
 from app.registry import LoadedModel, Registry, UnknownModel
 from app.services import MAX_SAMPLE_DRAWS, NoTable
@@ -152,19 +152,15 @@ def render(request: Request, name: str, context: dict, status_code: int = 200) -
                                       status_code=status_code)
 
 
-def reads(*params: str):
+def reads(*params: str, named: tuple[str, ...] = ()):
     """Marks a page route that reads these query parameters itself (from
-    request.query_params, beyond its declared arguments), for `unknown_params`."""
+    request.query_params, beyond its declared arguments), and those it reads only to name them
+    in a note of its own as not applied (`named`): neither is an unknown parameter."""
     def mark(route):
-        route.reads = params
+        route.reads = (*params, *named)
+        route.named = named
         return route
     return mark
-
-
-def query_names(d: Dependant) -> list[str]:
-    """The query parameters a route (or a dependency) declares, with its dependencies'."""
-    return [p.alias for p in d.query_params] + [n for sub in d.dependencies
-                                                 for n in query_names(sub)]
 
 
 def unknown_params(request: Request) -> str | None:
@@ -173,12 +169,12 @@ def unknown_params(request: Request) -> str | None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return None  # no page matched (a 404 of an unknown path)
-    known = list(dict.fromkeys(query_names(route.dependant)))
-    known += [p for p in getattr(route.endpoint, "reads", ()) if p not in known]
+    known = declared(route)
     extra = sorted(set(request.query_params.keys()) - set(known))
     if not extra:
         return None
-    reads_ = f"it reads {', '.join(known)}" if known else "it reads no parameters"
+    applied = [k for k in known if k not in getattr(route.endpoint, "named", ())]
+    reads_ = f"it reads {', '.join(applied)}" if applied else "it reads no parameters"
     return (f"Ignored {', '.join(repr(k) for k in extra)}: not a parameter of this page; "
             f"{reads_}.")
 

@@ -67,7 +67,9 @@ def test_a_page_that_never_changes_is_rendered_once(fresh, url):
 
 
 @pytest.mark.parametrize("url", ["/score?names=emma%0Axqzvk", "/api/compare?name=emma",
-                                 "/api/models/mlp/score?name=emma"])
+                                 "/api/models/mlp/score?name=emma",
+                                 "/score?name=emma",  # a parameter the route marks as read
+                                 "/next?model=mlp&prefix=em"])
 def test_scores_are_computed_once_per_url(fresh, url):
     """A name's scores under the loaded models never change while they are loaded: the score
     page and the score APIs read by GET are kept like the other pages (POST is not)."""
