@@ -219,8 +219,11 @@ class Registry:
         return next((m for m in self.ordered() if predicate is None or predicate(m)), None)
 
     def sampler(self) -> LoadedModel | None:
-        """What sampling opens on: the first model, in the order, of a kind that does not count
-        (the best neural model), else the first model."""
+        """What sampling opens on: the default model if one is set (NAMELAB_DEFAULT_MODEL),
+        else the first model, in the order, of a kind that does not count (the best neural
+        model), else the first model."""
+        if self.default is not None:
+            return self.models[self.default]
         return self.first(lambda m: not m.kind.has_counts) or self.first()
 
     def eras(self, predicate=None) -> list[LoadedModel]:

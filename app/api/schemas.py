@@ -174,8 +174,9 @@ class SampleResponse(BaseModel):
         description="true when fewer than n names came back: unique/exclude_training, or "
                     "what the names must fit, made more too hard to find within the bounded "
                     f"effort (at most {DRAWS_BOUND} names drawn; {CONSTRAINED_DRAWS_BOUND} "
-                    "with suffix, contains, pattern or min_len), or the request's deadline "
-                    "passed first "
+                    "with suffix, contains, pattern or min_len; fewer when the request's "
+                    "cost budget, NAMELAB_REQUEST_FLOPS, pays for fewer), or the request's "
+                    "deadline passed first "
                     "(timed_out); the names are then those of the whole rounds of draws "
                     "done by then (a round it stopped partway is dropped: the names it had "
                     "finished would be the short ones)")

@@ -156,6 +156,18 @@ def test_the_default_model_setting_goes_first_for_every_page_that_can_use_it(
         c.__exit__(None, None, None)
 
 
+def test_a_counting_default_model_is_sampled_from_too(settings, models_dir):
+    """The setting names what sampling opens on as well: the best neural model is only the
+    default's default."""
+    s = settings.model_copy(update={"default_model": "bigram"})
+    c = serving(s, laid_out(models_dir, default="bigram"))
+    try:
+        assert selected(c.get("/sample").text) == ["bigram"]
+        assert 'name="model" value="bigram"' in c.get("/").text  # the generate button
+    finally:
+        c.__exit__(None, None, None)
+
+
 def test_the_setting_is_read_from_the_environment_and_loads_that_model_first(
         monkeypatch, models_dir):
     monkeypatch.setenv("NAMELAB_DEFAULT_MODEL", "wavenet")
