@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app import batching
 from app.pages.common import flag, pick_model
 from app.params import SampleParams
-from app.services import fit_sentence, sample_names
+from app.services import fit_sentence
 from app.web import USER_ERRORS, RegistryDep, page_error, reads, render
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 
@@ -31,8 +31,7 @@ def sample_params(q) -> SampleParams:
 
 @router.get("/sample", response_class=HTMLResponse, summary="Sampling page")
 @reads(*FIELDS, "exclude_training")
-@model_thread
-def sample_page(request: Request, registry: RegistryDep):
+async def sample_page(request: Request, registry: RegistryDep):
     """Sample names from a model; the seed is shown so the same URL gives the same names."""
     q = request.query_params
     form = {k: q.get(k, "") for k in FIELDS}
@@ -45,7 +44,7 @@ def sample_page(request: Request, registry: RegistryDep):
         # none named: the best neural model (app/registry.py's order)
         m = pick_model(registry, q.get("model")) if q.get("model") else registry.sampler()
         params = sample_params(q)
-        result = sample_names(m, params)
+        result = await batching.sample(m, params)  # the API's queue: chunked, fair
     except USER_ERRORS as e:
         err = page_error(e, registry)
         return render(request, "sample.html", {**ctx, "error": err}, err.status)

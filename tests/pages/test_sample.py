@@ -141,3 +141,23 @@ def test_the_apis_parameter_names_work_and_unknown_ones_are_named(client):
     assert 'name="exclude" value="1" checked' in html and "Ignored" not in html
     html = client.get("/sample?model=bigram&n=3&seed=1&colour=red").text
     assert "Ignored &#39;colour&#39;: not a parameter of this page" in html
+
+
+def test_the_page_samples_through_the_apis_chunked_queue(client, monkeypatch):
+    """The page's names come from the queue the API's requests take (app/batching.py: served
+    in chunks, a turn per client), never from one uninterrupted run on the model thread."""
+    from app import batching
+
+    calls = []
+    sample = batching.sample
+
+    async def spied(m, p):
+        calls.append((m.name, p.n, p.seed))
+        return await sample(m, p)
+
+    monkeypatch.setattr(batching, "sample", spied)
+    r = client.get("/sample", params={"model": "mlp", "n": 7, "seed": 3})
+    assert r.status_code == 200 and calls == [("mlp", 7, 3)]
+    api = client.get("/api/models/mlp/sample", params={"n": 7, "seed": 3}).json()
+    for name in api["names"]:
+        assert f">{name['name']}</a>" in r.text
