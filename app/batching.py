@@ -52,7 +52,6 @@ from typing import Any, Generic, TypeVar
 
 from app import cost, services, worker
 from app.lm.base import LanguageModel
-from app.lm.deadline import Deadline
 from app.params import InvalidParam, SampleParams
 from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
@@ -237,22 +236,12 @@ scoring: Batcher[list[str], list[NameScore]] = Batcher(serve_scores, score_piece
                                                        batches=batches_scoring)
 
 
-class Unless(Deadline):
-    """A request's deadline that also passes once its client has gone."""
-
-    def __init__(self, deadline: Deadline, gone: Callable[[], bool]) -> None:
-        self.deadline, self.gone = deadline, gone
-
-    def passed(self) -> bool:
-        return self.gone() or self.deadline.passed()
-
-
 def sample_each(m: LoadedModel, requests: list[SampleParams],
                 gone: list[Callable[[], bool]]) -> worker.Chunks[list[Any]]:
     """services.sample_many with a deadline of its own for each request, all started now (when
     the model thread picks the batch up), as each would get alone; the model thread goes back
     to its queue whenever the steps run cost a chunk."""
-    deadlines = [Unless(worker.request_deadline(), g) for g in gone]
+    deadlines = [worker.Unless(worker.request_deadline(), g) for g in gone]
     steps = services.sample_many_steps(m, requests, deadlines)
     letter = cost.letter_flops(m.model)
     spent = 0

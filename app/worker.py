@@ -31,7 +31,9 @@ Since requests queue for it, no request may hold it long, and a flood must not s
   (namelab_model_queue_total{outcome="rejected"}).
 - A request whose client has gone (`WatchDisconnect` sees the disconnect) is dropped before its
   model work starts, and work in progress stops at its next chunk (a sampling request at its
-  next step: its deadline passes).
+  next step: its deadline passes). A route on the model thread (`model_thread`: pages, /top,
+  /compare) runs as one chunk; its deadline (`request_deadline`) passes once its client has
+  gone, so its sampling or search stops at its next step, and its answer is dropped.
 
 Each request also runs under a deadline of MODEL_SECONDS of its own model time (from when the
 thread picks the request up, counting only the chunks run for it; `app.lm.deadline`), a safety
@@ -335,11 +337,27 @@ def model_thread(route: Callable[P, R]) -> Callable[P, R]:
     return on_model_thread  # type: ignore[return-value]
 
 
+class Unless(Deadline):
+    """A deadline that also passes once `gone()` (its client has left)."""
+
+    def __init__(self, deadline: Deadline, gone: Callable[[], bool]) -> None:
+        self.deadline, self.gone = deadline, gone
+        self.clock, self.at = deadline.clock, deadline.at
+
+    def passed(self) -> bool:
+        return self.gone() or self.deadline.passed()
+
+
 def request_deadline() -> Deadline:
     """A request's deadline, started when the model thread picks the request up; it counts
-    the model time of the job running it (not the chunks of others run in between)."""
+    the model time of the job running it (not the chunks of others run in between), and
+    passes at once when that job is cancelled (its client left): a route run as one chunk
+    (`model_thread`) is never stopped between chunks, so its sampling or search stops at its
+    next look at the deadline instead."""
     job = executor().current
-    return Deadline(MODEL_SECONDS, clock=job.clock if job is not None else None)
+    if job is None:
+        return Deadline(MODEL_SECONDS)
+    return Unless(Deadline(MODEL_SECONDS, clock=job.clock), lambda: job.cancelled)
 
 
 def _within_deadline(route: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

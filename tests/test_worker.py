@@ -212,6 +212,29 @@ def metric(c: TestClient, line: str) -> float:
     return float(next(x for x in text.splitlines() if x.startswith(line + " ")).split()[-1])
 
 
+def leaving(app, path: str, query: bytes, left: asyncio.Event) -> tuple[asyncio.Future,
+                                                                        list[dict]]:
+    """A GET of `path` sent straight to the ASGI app by a client who disconnects once `left`
+    is set: the request's task, and the messages the app sent."""
+    sent: list[dict] = []
+
+    async def receive():
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": query, "headers": [], "client": ("10.0.0.3", 1),
+             "server": ("t", 80), "scheme": "http", "http_version": "1.1", "root_path": "",
+             "app": app}
+    return asyncio.ensure_future(app(scope, receive, send)), sent
+
+
 def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(settings):
     """An abandoned request (its client disconnected while it waited) never runs: the ASGI
     disconnect reaches the queue, and the metrics count it."""
@@ -221,24 +244,8 @@ def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(set
     async def go():
         gate = threading.Event()
         worker.executor().submit(gate.wait, 30)
-        sent: list[dict] = []
         left = asyncio.Event()
-
-        async def receive():
-            if not sent:
-                sent.append({})
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await left.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "GET", "path": "/api/models/mlp/top",
-                 "raw_path": b"/api/models/mlp/top", "query_string": b"k=3", "headers": [],
-                 "client": ("10.0.0.3", 1), "server": ("t", 80), "scheme": "http",
-                 "http_version": "1.1", "root_path": "", "app": app}
-        request = asyncio.ensure_future(app(scope, receive, send))
+        request, sent = leaving(app, "/api/models/mlp/top", b"k=3", left)
         while worker.executor().admitted < 1:
             await asyncio.sleep(0.01)
         left.set()  # the client goes away while its request waits
@@ -257,3 +264,36 @@ def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(set
             services.top_names = real
         assert start["status"] == 499 and ran == ["bigram"]
         assert metric(c, 'namelab_model_queue_total{outcome="dropped"}') == before + 1
+
+
+def test_a_model_thread_routes_deadline_passes_once_its_client_has_left(settings):
+    """A route on the model thread is one chunk, never stopped between chunks: its deadline
+    passes when its client disconnects, so its sampling or search stops at its next look."""
+    from app.lm import deadline as deadlines
+
+    app = FastAPI()
+    worker.install(app)
+    started, proceed, looked = threading.Event(), threading.Event(), []
+
+    @app.get("/long")
+    @worker.model_thread
+    def long() -> dict:
+        started.set()
+        looked.append(deadlines.current().passed())  # the client is still there
+        proceed.wait(30)
+        looked.append(deadlines.current().passed())  # it has left
+        return {}
+
+    async def go():
+        left = asyncio.Event()
+        request, sent = leaving(app, "/long", b"", left)
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        left.set()  # the client goes away while its route runs
+        await asyncio.wait_for(request, 30)
+        proceed.set()
+        worker.executor().submit(lambda: None).result(30)  # the route has returned
+        return [m for m in sent if m.get("type") == "http.response.start"]
+
+    (start,) = run_async(go())
+    assert start["status"] == 499 and looked == [False, True]
