@@ -37,8 +37,9 @@ The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts
 bounds each sampling request of a batch: each gets its own, started when the model thread picks
 the batch up, counting only the batch's own chunks; it checks it before each of its steps and
 stops with the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`). A
-request whose client has left is taken out of the queue; one in a sampling batch stops at its
-next step.
+request whose client has left is taken out of the queue, its job out of the model thread's;
+one in a sampling batch stops at its next step. A job whose request's pieces were all taken
+into others' chunks leaves the model thread's queue then: what is queued is what is admitted.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Waiting(Generic[T]):
     started: bool = False
     since: int = 0  # the model thread's chunks when it joined the queue
     light: bool = True  # one chunk of work at most
+    job: worker.Job | None = None  # the model thread's job that takes its pieces
 
 
 class Batcher(Generic[T, R]):
@@ -115,7 +117,7 @@ class Batcher(Generic[T, R]):
             with self.lock:
                 queue = self.queues.setdefault(id(m), OrderedDict())
                 queue.setdefault(w.client, deque()).append(w)
-            job = worker.Job(self._job(m, w), w.client, lambda result: None)
+            job = w.job = worker.Job(self._job(m, w), w.client, lambda result: None)
             thread.put(job)
             return await worker.until_gone(w.future, lambda: self._cancel(m, w, job))
         finally:
@@ -127,12 +129,14 @@ class Batcher(Generic[T, R]):
             return sum(len(q) for queue in self.queues.values() for q in queue.values())
 
     def _cancel(self, m: LoadedModel, w: Waiting[T], job: worker.Job) -> None:
-        """w's pieces are never taken; its job is dropped unless it started (then it may be
-        serving others' pieces: it ends at its next turn)."""
+        """w's pieces are never taken; its job leaves the model thread's queue unless it
+        started (then it may be serving others' pieces: it ends at its next turn)."""
         with self.lock:
             w.cancelled = True
             job.unwanted = True
             self._remove(m, w)
+            if not job.started:
+                worker.executor().discard(job)
 
     def _remove(self, m: LoadedModel, w: Waiting[T]) -> None:
         queue = self.queues.get(id(m), {})
@@ -185,6 +189,8 @@ class Batcher(Generic[T, R]):
             x.started = True
             if not x.pieces:
                 self._remove(m, x)
+                if x is not w and x.job is not None:  # nothing left for x's own job to take
+                    worker.executor().discard(x.job)
 
         def fits(x: Waiting[T]) -> bool:
             r, f = x.sizes[0]

@@ -29,11 +29,12 @@ Since requests queue for it, no request may hold it long, and a flood must not s
 - Bounded: at most NAMELAB_MAX_QUEUE requests in the model thread's hands at once (waiting or
   in progress); one more gets 503 with Retry-After, counted in /metrics
   (namelab_model_queue_total{outcome="rejected"}).
-- A request whose client has gone (`WatchDisconnect` sees the disconnect) is dropped before its
-  model work starts, and work in progress stops at its next chunk (a sampling request at its
-  next step: its deadline passes). A route on the model thread (`model_thread`: pages, /top,
-  /compare) runs as one chunk; its deadline (`request_deadline`) passes once its client has
-  gone, so its sampling or search stops at its next step, and its answer is dropped.
+- A request whose client has gone (`WatchDisconnect` sees the disconnect) is taken out of the
+  queue at once (so the queue holds only requests admitted), and work in progress stops at
+  its next chunk (a sampling request at its next step: its deadline passes). A route on the
+  model thread (`model_thread`: pages, /top, /compare) runs as one chunk; its deadline
+  (`request_deadline`) passes once its client has gone, so its sampling or search stops at
+  its next step, and its answer is dropped.
 
 Each request also runs under a deadline of MODEL_SECONDS of its own model time (from when the
 thread picks the request up, counting only the chunks run for it; `app.lm.deadline`), a safety
@@ -162,6 +163,22 @@ class ModelThread:
             jobs.appendleft(job) if first else jobs.append(job)
             self.cond.notify()
 
+    def cancel(self, job: Job) -> None:
+        """From the event loop: job's client has left; it leaves the queue at once."""
+        with self.cond:
+            job.cancelled = True
+            self.discard(job)
+
+    def discard(self, job: Job) -> None:
+        """Take a job out of its client's queue (if there), so that what is queued is only
+        ever what is admitted, and a flood of requests that left leaves nothing behind."""
+        with self.cond:
+            jobs = self.clients.get(job.client)
+            if jobs is not None and job in jobs:
+                jobs.remove(job)
+                if not jobs:
+                    del self.clients[job.client]
+
     def submit(self, fn: Callable[..., R], *args: Any, client: str = "server") -> Future[R]:
         """fn(*args) as a job of its own, not counted against the bound (start-up, tests)."""
         future: Future[R] = Future()
@@ -275,7 +292,7 @@ async def submit(make: Callable[[], Iterator[None]], counted: bool = True) -> An
     job = Job(counted_steps(), client(), done)
     thread.put(job)
     try:
-        return await until_gone(future, lambda: setattr(job, "cancelled", True))
+        return await until_gone(future, lambda: thread.cancel(job))
     finally:
         if counted:
             thread.release(outcome(job.cancelled, job.started))

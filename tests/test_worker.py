@@ -297,3 +297,67 @@ def test_a_model_thread_routes_deadline_passes_once_its_client_has_left(settings
 
     (start,) = run_async(go())
     assert start["status"] == 499 and looked == [False, True]
+
+
+def queued_jobs() -> int:
+    thread = worker.executor()
+    with thread.cond:
+        return sum(len(jobs) for jobs in thread.clients.values())
+
+
+@pytest.mark.parametrize("route", ["run", "score"])
+def test_requests_whose_clients_left_leave_the_model_threads_queue_at_once(client, route):
+    """A flood of requests abandoned while they wait leaves nothing queued behind it: what
+    the model thread holds is what it admitted."""
+    bigram = client.app.state.registry.get("bigram")
+
+    def request():
+        if route == "run":
+            return worker.run(len, "x")
+        return batching.score(bigram, ["emma"])
+
+    async def go():
+        thread = worker.executor()
+        gate = threading.Event()
+        thread.submit(gate.wait, 30)
+        admitted = thread.admitted
+        tasks = [asyncio.ensure_future(as_client("10.0.0.5", request())) for _ in range(100)]
+        while thread.admitted < admitted + 100:
+            await asyncio.sleep(0.01)
+        full = queued_jobs()
+        for t in tasks:
+            t.cancel()  # what the disconnect does: the request's task ends
+        await asyncio.gather(*tasks, return_exceptions=True)
+        left = queued_jobs(), batching.scoring.queued(), thread.admitted - admitted
+        gate.set()
+        return full, left
+
+    full, left = run_async(go())
+    assert full == 100 and left == (0, 0, 0)
+
+
+def test_a_request_served_in_anothers_chunk_leaves_no_job_behind(client):
+    """Requests whose pieces another job's chunk served leave the model thread's queue then,
+    not one a round afterwards."""
+    bigram = client.app.state.registry.get("bigram")
+
+    async def go():
+        thread = worker.executor()
+        first, second, began = threading.Event(), threading.Event(), threading.Event()
+        thread.submit(first.wait, 30)
+        tasks = [asyncio.ensure_future(as_client("10.0.0.6", batching.score(bigram, ["emma"])))
+                 for _ in range(50)]
+        while batching.scoring.queued() < 50:
+            await asyncio.sleep(0.01)
+        # the turn after the first chunk
+        thread.submit(lambda: began.set() or second.wait(30), client="10.0.0.7")
+        first.set()
+        got = await asyncio.gather(*tasks)  # one chunk served all 50
+        while not began.is_set():
+            await asyncio.sleep(0.01)
+        left = queued_jobs()
+        second.set()
+        return got, left
+
+    got, left = run_async(go())
+    assert all([s.name for s in x] == ["emma"] for x in got) and left == 0
