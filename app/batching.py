@@ -40,11 +40,14 @@ stops with the names of its whole rounds of draws (`exhausted: true`, `timed_out
 request whose client has left is taken out of the queue, its job out of the model thread's;
 one in a sampling batch stops at its next step. A job whose request's pieces were all taken
 into others' chunks leaves the model thread's queue then: what is queued is what is admitted.
+An error in serving a chunk is the answer of each request of it; a bug outside the serving
+(taking pieces, joining a result) is logged and answers every request of the chunk with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -57,6 +60,7 @@ from app.params import InvalidParam, SampleParams
 from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
 
+log = logging.getLogger("namelab.batching")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -150,36 +154,50 @@ class Batcher(Generic[T, R]):
 
     def _job(self, m: LoadedModel, w: Waiting[T]) -> Iterator[None]:
         """On the model thread: a chunk at a time until w's pieces are all taken (by this job
-        or by the others of its model, which fill their chunks with them)."""
-        while True:
+        or by the others of its model, which fill their chunks with them). An error of the
+        serving (`serve`) reaches the requests of its batch as their result; any other (a
+        bug in taking, joining or counting) is logged and reaches w and every request of the
+        batch, which leave the queue: no request waits for an answer that cannot come."""
+        batch: list[tuple[Waiting[T], T]] = []
+        try:
+            while True:
+                batch = []
+                with self.lock:
+                    self._take(m, w, batch)
+                if not batch:
+                    return
+                try:
+                    results = yield from self.serve(m, [piece for _, piece in batch],
+                                                    [lambda x=x: x.cancelled for x, _ in batch])
+                except Exception as e:  # a bug: every request of the batch fails with it
+                    results = [e] * len(batch)
+                for (x, _), result in zip(batch, results, strict=True):
+                    x.results.append(result)
+                    x.left -= 1
+                    if x.left == 0:
+                        errors = [r for r in x.results if isinstance(r, Exception)]
+                        done = errors[0] if errors else self.join(x.results)
+                        worker.settle_on(x.loop, x.future, done)
+                        worker.executor().waited("light" if x.light else "heavy", x.since)
+                if not w.pieces:
+                    return
+                yield  # a chunk done: the others' turn
+        except Exception as e:
+            log.exception("batching: a chunk of %s failed outside its serving", m.name)
             with self.lock:
-                batch = self._take(m, w)
-            if not batch:
-                return
-            try:
-                results = yield from self.serve(m, [piece for _, piece in batch],
-                                                [lambda x=x: x.cancelled for x, _ in batch])
-            except Exception as e:  # a bug: every request of the batch fails with it
-                results = [e] * len(batch)
-            for (x, _), result in zip(batch, results, strict=True):
-                x.results.append(result)
-                x.left -= 1
-                if x.left == 0:
-                    errors = [r for r in x.results if isinstance(r, Exception)]
-                    done = errors[0] if errors else self.join(x.results)
-                    worker.settle_on(x.loop, x.future, done)
-                    worker.executor().waited("light" if x.light else "heavy", x.since)
-            if not w.pieces:
-                return
-            yield  # a chunk done: the others' turn
+                for x in {w, *(x for x, _ in batch)}:  # settled once: the first result stays
+                    self._remove(m, x)
+                    worker.settle_on(x.loop, x.future, e)
 
-    def _take(self, m: LoadedModel, w: Waiting[T]) -> list[tuple[Waiting[T], T]]:
-        """A chunk's pieces: w's next one, then, where the model batches, one piece from each
-        client's oldest request in turn while they fit (rows, and FLOPs when budgeted)."""
+    def _take(self, m: LoadedModel, w: Waiting[T],
+              batch: list[tuple[Waiting[T], T]]) -> None:
+        """A chunk's pieces, into `batch` (so that what was taken is known if it fails): w's
+        next one, then, where the model batches, one piece from each client's oldest request
+        in turn while they fit (rows, and FLOPs when budgeted)."""
         if w.cancelled or not w.pieces:
-            return []
+            return
         chunk = cost.limits.chunk_flops if cost.limits and self.chunked_batch else None
-        batch, rows, flops = [], 0, 0
+        rows, flops = 0, 0
 
         def take(x: Waiting[T]) -> None:
             nonlocal rows, flops
@@ -209,7 +227,6 @@ class Batcher(Generic[T, R]):
                 break
         self.batch_sizes.append(len(batch))
         del self.batch_sizes[:-1000]
-        return batch
 
 
 def batches_scoring(model: LanguageModel) -> bool:
