@@ -15,7 +15,11 @@ is what queued up while the model thread was busy, and a request alone is a batc
   (NAMELAB_CHUNK_FLOPS), where the cut depends on the names alone; a chunk scores pieces.
 - Sampling: a batch of requests is driven together step by step (app/lm/sampling.py,
   `drive_steps`), and the job goes back to the queue whenever the steps run since its last turn
-  cost a chunk (a step is never cut: a chunk is at least one step).
+  cost a chunk (a step is never cut: a chunk is at least one step). Others' requests join a
+  batch only while one step of it (its rows, p.n a request, a letter each) costs at most a
+  chunk, so a light request is not held for every step of a heavy one: it gets its own turn
+  after one of the heavy one's chunks. (A request that draws in rounds, filtered, may run up
+  to services.MAX_ROUND rows a step in its later rounds: only its first round is counted.)
 
 Each request gets exactly what it would get alone, to the last bit, chunked or not:
 - sampling: each request keeps its own torch.Generator and draws only for its own rows; the
@@ -177,8 +181,9 @@ class Batcher(Generic[T, R]):
                     if x.left == 0:
                         errors = [r for r in x.results if isinstance(r, Exception)]
                         done = errors[0] if errors else self.join(x.results)
-                        worker.settle_on(x.loop, x.future, done)
+                        # counted before it is answered: whoever reads the count then sees it
                         worker.executor().waited("light" if x.light else "heavy", x.since)
+                        worker.settle_on(x.loop, x.future, done)
                 if not w.pieces:
                     return
                 yield  # a chunk done: the others' turn
@@ -197,6 +202,11 @@ class Batcher(Generic[T, R]):
         if w.cancelled or not w.pieces:
             return
         chunk = cost.limits.chunk_flops if cost.limits and self.chunked_batch else None
+        # a batch cut into chunks as it runs (sampling) takes others only while one step of
+        # it (its rows, a letter each) fits in a chunk: a light request is never held for a
+        # heavy one's every step, it gets its own turn after one of the heavy one's chunks
+        step = cost.limits.chunk_flops if cost.limits and not self.chunked_batch else None
+        letter = cost.letter_flops(m.model) if step is not None else 0
         rows, flops = 0, 0
 
         def take(x: Waiting[T]) -> None:
@@ -212,7 +222,8 @@ class Batcher(Generic[T, R]):
 
         def fits(x: Waiting[T]) -> bool:
             r, f = x.sizes[0]
-            return rows + r <= self.max_rows and (chunk is None or flops + f <= chunk)
+            return rows + r <= self.max_rows and (chunk is None or flops + f <= chunk) \
+                and (step is None or (rows + r) * letter <= step)
 
         take(w)
         queue = self.queues.get(id(m))

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app import batching, cost, services, worker
 from app.lm import scoring
 from app.main import create_app
+from app.params import SampleParams
 from tests.conftest import forget_pages
 from tests.live import run_async
 
@@ -174,6 +175,44 @@ def test_scoring_from_a_flooding_client_lets_another_clients_request_in_within_a
     assert [s.name for s in light] == ["emma"] and all(len(f) == 90 for f in flood)
     assert calls.count("transformer") == 4 * 5  # 90 names: pieces of 20 names at most, ...
     assert calls.index("bigram") <= 1  # ... and the light request's turn came after one
+
+
+def test_a_small_sample_request_is_not_held_for_every_step_of_a_big_one(client, monkeypatch):
+    """A light sample request of another client, queued as a heavy one of the same model
+    starts, is answered after one of the heavy one's chunks (counted on the model thread), not
+    after all of them: it is not pulled into a batch whose every step is a chunk."""
+    transformer = client.app.state.registry.get("transformer")
+    letter = cost.letter_flops(transformer.model)
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * letter))  # 20 rows a step
+    thread = worker.executor()
+    chunks = []
+
+    async def go():
+        gate = threading.Event()
+        thread.submit(gate.wait, 30)
+        big = asyncio.ensure_future(as_client("10.0.0.8", batching.sample(
+            transformer, SampleParams(n=200, seed=1, max_len=15))))
+        while batching.sampling.queued() < 1:
+            await asyncio.sleep(0.01)
+        small = asyncio.ensure_future(as_client("10.0.0.9", batching.sample(
+            transformer, SampleParams(n=1, seed=2, max_len=15))))
+        while batching.sampling.queued() < 2:
+            await asyncio.sleep(0.01)
+        light = thread.wait_sums["light"]
+        start = thread.chunks
+        gate.set()
+        got = await small
+        chunks.append(thread.wait_sums["light"] - light)  # the small one's wait, in chunks
+        await big
+        chunks.append(thread.chunks - start)  # all of it
+        return got
+
+    got = run_async(go())
+    alone = services.sample_names(transformer, SampleParams(n=1, seed=2, max_len=15))
+    assert got.names == alone.names  # same seed, same name
+    waited, everything = chunks
+    assert everything >= 5  # the heavy request runs a chunk a step, ...
+    assert waited <= 2  # ... and the light one waits the gate and one of them
 
 
 def test_beyond_max_queue_requests_get_503_with_retry_after_counted_in_the_metrics(settings):
