@@ -18,8 +18,10 @@ is what queued up while the model thread was busy, and a request alone is a batc
   cost a chunk (a step is never cut: a chunk is at least one step). Others' requests join a
   batch only while one step of it (its rows, p.n a request, a letter each) costs at most a
   chunk, so a light request is not held for every step of a heavy one: it gets its own turn
-  after one of the heavy one's chunks. (A request that draws in rounds, filtered, may run up
-  to services.MAX_ROUND rows a step in its later rounds: only its first round is counted.)
+  after one of the heavy one's chunks. Each request of a batch is answered as soon as its own
+  run ends (a group of requests with the same options is one run), not when the batch ends.
+  (A request that draws in rounds, filtered, may run up to services.MAX_ROUND rows a step in
+  its later rounds: only its first round is counted.)
 
 Each request gets exactly what it would get alone, to the last bit, chunked or not:
 - sampling: each request keeps its own torch.Generator and draws only for its own rows; the
@@ -54,7 +56,7 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -69,7 +71,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_ROWS = 2048  # names scored or drawn per batch (a request of MAX_SCORE names always fits)
-Serve = Callable[[LoadedModel, list[T], list[Callable[[], bool]]], worker.Chunks[list[Any]]]
+# a batch's serving: yields None between chunks, or (k, result) once item k is done (the
+# others may run on), and returns every item's result
+Served = Generator[tuple[int, Any] | None, None, list[Any]]
+Serve = Callable[[LoadedModel, list[T], list[Callable[[], bool]]], Served]
 
 
 @dataclass(eq=False)
@@ -170,20 +175,26 @@ class Batcher(Generic[T, R]):
                     self._take(m, w, batch)
                 if not batch:
                     return
+                early: set[int] = set()  # pieces whose results came before the batch ended
                 try:
-                    results = yield from self.serve(m, [piece for _, piece in batch],
-                                                    [lambda x=x: x.cancelled for x, _ in batch])
+                    steps = self.serve(m, [piece for _, piece in batch],
+                                       [lambda x=x: x.cancelled for x, _ in batch])
+                    while True:
+                        try:
+                            out = next(steps)
+                        except StopIteration as stop:
+                            results = stop.value
+                            break
+                        if out is None:
+                            yield  # a chunk done: the others' turn
+                        else:  # (k, result): piece k is done, the others run on
+                            early.add(out[0])
+                            self._answer(batch[out[0]][0], out[1])
                 except Exception as e:  # a bug: every request of the batch fails with it
                     results = [e] * len(batch)
-                for (x, _), result in zip(batch, results, strict=True):
-                    x.results.append(result)
-                    x.left -= 1
-                    if x.left == 0:
-                        errors = [r for r in x.results if isinstance(r, Exception)]
-                        done = errors[0] if errors else self.join(x.results)
-                        # counted before it is answered: whoever reads the count then sees it
-                        worker.executor().waited("light" if x.light else "heavy", x.since)
-                        worker.settle_on(x.loop, x.future, done)
+                for k, ((x, _), result) in enumerate(zip(batch, results, strict=True)):
+                    if k not in early:
+                        self._answer(x, result)
                 if not w.pieces:
                     return
                 yield  # a chunk done: the others' turn
@@ -193,6 +204,17 @@ class Batcher(Generic[T, R]):
                 for x in {w, *(x for x, _ in batch)}:  # settled once: the first result stays
                     self._remove(m, x)
                     worker.settle_on(x.loop, x.future, e)
+
+    def _answer(self, x: Waiting[T], result: Any) -> None:
+        """One of x's pieces is done: x is answered once all are."""
+        x.results.append(result)
+        x.left -= 1
+        if x.left == 0:
+            errors = [r for r in x.results if isinstance(r, Exception)]
+            done = errors[0] if errors else self.join(x.results)
+            # counted before it is answered: whoever reads the count then sees it
+            worker.executor().waited("light" if x.light else "heavy", x.since)
+            worker.settle_on(x.loop, x.future, done)
 
     def _take(self, m: LoadedModel, w: Waiting[T],
               batch: list[tuple[Waiting[T], T]]) -> None:
@@ -271,12 +293,15 @@ scoring: Batcher[list[str], list[NameScore]] = Batcher(serve_scores, score_piece
 
 
 def sample_each(m: LoadedModel, requests: list[SampleParams],
-                gone: list[Callable[[], bool]]) -> worker.Chunks[list[Any]]:
+                gone: list[Callable[[], bool]]) -> Served:
     """services.sample_many with a deadline of its own for each request, all started now (when
-    the model thread picks the batch up), as each would get alone; the model thread goes back
-    to its queue whenever the steps run cost a chunk."""
+    the model thread picks the batch up), as each would get alone; each request's result is
+    handed over as soon as its run ends; the model thread goes back to its queue whenever the
+    steps run cost a chunk."""
     deadlines = [worker.Unless(worker.request_deadline(), g) for g in gone]
-    steps = services.sample_many_steps(m, requests, deadlines)
+    ready: list[tuple[int, Any]] = []
+    steps = services.sample_many_steps(m, requests, deadlines,
+                                       lambda i, result: ready.append((i, result)))
     letter = cost.letter_flops(m.model)
     spent = 0
     while True:
@@ -284,6 +309,8 @@ def sample_each(m: LoadedModel, requests: list[SampleParams],
             rows = next(steps)
         except StopIteration as done:
             return done.value
+        yield from ready  # each request answered as soon as its own run ends
+        ready.clear()
         spent += rows * letter
         if cost.limits is not None and spent >= cost.limits.chunk_flops:
             spent = 0

@@ -215,6 +215,41 @@ def test_a_small_sample_request_is_not_held_for_every_step_of_a_big_one(client, 
     assert waited <= 2  # ... and the light one waits the gate and one of them
 
 
+def test_a_request_of_a_sampling_batch_is_answered_when_its_own_run_ends(client, monkeypatch):
+    """Two requests share a batch (each step fits in a chunk); the short one is answered when
+    its own names are drawn, chunks before the long one's last step."""
+    transformer = client.app.state.registry.get("transformer")
+    letter = cost.letter_flops(transformer.model)
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 60 * letter))  # 60 rows a step
+    thread = worker.executor()
+    long = SampleParams(n=20, seed=1, max_len=30, temperature=3.0)
+    short = SampleParams(n=1, seed=2, max_len=3)
+    chunks = []
+
+    async def go():
+        gate = threading.Event()
+        thread.submit(gate.wait, 30)
+        tasks = [asyncio.ensure_future(as_client(f"10.0.1.{k}", batching.sample(transformer, p)))
+                 for k, p in enumerate((long, short))]
+        while batching.sampling.queued() < 2:
+            await asyncio.sleep(0.01)
+        light, start = thread.wait_sums["light"], thread.chunks
+        gate.set()
+        got = await tasks[1]
+        chunks.append(thread.wait_sums["light"] - light)  # the short one's wait, in chunks
+        await tasks[0]
+        chunks.append(thread.chunks - start)
+        return got
+
+    got = run_async(go())
+    assert got.names == services.sample_names(transformer, short).names  # same seed, same name
+    assert batching.sampling.batch_sizes[-1] == 2  # one batch, ...
+    waited, everything = chunks
+    # ... its short request answered at its own end (a few rounds of draws: names longer
+    # than 3 are drawn again), not at the long one's (before: 19 chunks of 20)
+    assert everything >= 12 and waited <= everything // 2
+
+
 def test_beyond_max_queue_requests_get_503_with_retry_after_counted_in_the_metrics(settings):
     app = create_app(settings)
     with TestClient(app) as c:
