@@ -15,7 +15,13 @@ is what queued up while the model thread was busy, and a request alone is a batc
   (NAMELAB_CHUNK_FLOPS), where the cut depends on the names alone; a chunk scores pieces.
 - Sampling: a batch of requests is driven together step by step (app/lm/sampling.py,
   `drive_steps`), and the job goes back to the queue whenever the steps run since its last turn
-  cost a chunk (a step is never cut: a chunk is at least one step).
+  cost a chunk (a step is never cut: a chunk is at least one step). Others' requests join a
+  batch only while one step of it (its rows, p.n a request, a letter each) costs at most a
+  chunk, so a light request is not held for every step of a heavy one: it gets its own turn
+  after one of the heavy one's chunks. Each request of a batch is answered as soon as its own
+  run ends (a group of requests with the same options is one run), not when the batch ends.
+  (A request that draws in rounds, filtered, may run up to services.MAX_ROUND rows a step in
+  its later rounds: only its first round is counted.)
 
 Each request gets exactly what it would get alone, to the last bit, chunked or not:
 - sampling: each request keeps its own torch.Generator and draws only for its own rows; the
@@ -37,31 +43,38 @@ The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts
 bounds each sampling request of a batch: each gets its own, started when the model thread picks
 the batch up, counting only the batch's own chunks; it checks it before each of its steps and
 stops with the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`). A
-request whose client has left is taken out of the queue; one in a sampling batch stops at its
-next step.
+request whose client has left is taken out of the queue, its job out of the model thread's;
+one in a sampling batch stops at its next step. A job whose request's pieces were all taken
+into others' chunks leaves the model thread's queue then: what is queued is what is admitted.
+An error in serving a chunk is the answer of each request of it; a bug outside the serving
+(taking pieces, joining a result) is logged and answers every request of the chunk with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from app import cost, services, worker
 from app.lm.base import LanguageModel
-from app.lm.deadline import Deadline
 from app.params import InvalidParam, SampleParams
 from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
 
+log = logging.getLogger("namelab.batching")
 T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_ROWS = 2048  # names scored or drawn per batch (a request of MAX_SCORE names always fits)
-Serve = Callable[[LoadedModel, list[T], list[Callable[[], bool]]], worker.Chunks[list[Any]]]
+# a batch's serving: yields None between chunks, or (k, result) once item k is done (the
+# others may run on), and returns every item's result
+Served = Generator[tuple[int, Any] | None, None, list[Any]]
+Serve = Callable[[LoadedModel, list[T], list[Callable[[], bool]]], Served]
 
 
 @dataclass(eq=False)
@@ -79,6 +92,7 @@ class Waiting(Generic[T]):
     started: bool = False
     since: int = 0  # the model thread's chunks when it joined the queue
     light: bool = True  # one chunk of work at most
+    job: worker.Job | None = None  # the model thread's job that takes its pieces
 
 
 class Batcher(Generic[T, R]):
@@ -116,7 +130,7 @@ class Batcher(Generic[T, R]):
             with self.lock:
                 queue = self.queues.setdefault(id(m), OrderedDict())
                 queue.setdefault(w.client, deque()).append(w)
-            job = worker.Job(self._job(m, w), w.client, lambda result: None)
+            job = w.job = worker.Job(self._job(m, w), w.client, lambda result: None)
             thread.put(job)
             return await worker.until_gone(w.future, lambda: self._cancel(m, w, job))
         finally:
@@ -128,12 +142,14 @@ class Batcher(Generic[T, R]):
             return sum(len(q) for queue in self.queues.values() for q in queue.values())
 
     def _cancel(self, m: LoadedModel, w: Waiting[T], job: worker.Job) -> None:
-        """w's pieces are never taken; its job is dropped unless it started (then it may be
-        serving others' pieces: it ends at its next turn)."""
+        """w's pieces are never taken; its job leaves the model thread's queue unless it
+        started (then it may be serving others' pieces: it ends at its next turn)."""
         with self.lock:
             w.cancelled = True
             job.unwanted = True
             self._remove(m, w)
+            if not job.started:
+                worker.executor().discard(job)
 
     def _remove(self, m: LoadedModel, w: Waiting[T]) -> None:
         queue = self.queues.get(id(m), {})
@@ -147,36 +163,73 @@ class Batcher(Generic[T, R]):
 
     def _job(self, m: LoadedModel, w: Waiting[T]) -> Iterator[None]:
         """On the model thread: a chunk at a time until w's pieces are all taken (by this job
-        or by the others of its model, which fill their chunks with them)."""
-        while True:
+        or by the others of its model, which fill their chunks with them). An error of the
+        serving (`serve`) reaches the requests of its batch as their result; any other (a
+        bug in taking, joining or counting) is logged and reaches w and every request of the
+        batch, which leave the queue: no request waits for an answer that cannot come."""
+        batch: list[tuple[Waiting[T], T]] = []
+        try:
+            while True:
+                batch = []
+                with self.lock:
+                    self._take(m, w, batch)
+                if not batch:
+                    return
+                early: set[int] = set()  # pieces whose results came before the batch ended
+                try:
+                    steps = self.serve(m, [piece for _, piece in batch],
+                                       [lambda x=x: x.cancelled for x, _ in batch])
+                    while True:
+                        try:
+                            out = next(steps)
+                        except StopIteration as stop:
+                            results = stop.value
+                            break
+                        if out is None:
+                            yield  # a chunk done: the others' turn
+                        else:  # (k, result): piece k is done, the others run on
+                            early.add(out[0])
+                            self._answer(batch[out[0]][0], out[1])
+                except Exception as e:  # a bug: every request of the batch fails with it
+                    results = [e] * len(batch)
+                for k, ((x, _), result) in enumerate(zip(batch, results, strict=True)):
+                    if k not in early:
+                        self._answer(x, result)
+                if not w.pieces:
+                    return
+                yield  # a chunk done: the others' turn
+        except Exception as e:
+            log.exception("batching: a chunk of %s failed outside its serving", m.name)
             with self.lock:
-                batch = self._take(m, w)
-            if not batch:
-                return
-            try:
-                results = yield from self.serve(m, [piece for _, piece in batch],
-                                                [lambda x=x: x.cancelled for x, _ in batch])
-            except Exception as e:  # a bug: every request of the batch fails with it
-                results = [e] * len(batch)
-            for (x, _), result in zip(batch, results, strict=True):
-                x.results.append(result)
-                x.left -= 1
-                if x.left == 0:
-                    errors = [r for r in x.results if isinstance(r, Exception)]
-                    done = errors[0] if errors else self.join(x.results)
-                    worker.settle_on(x.loop, x.future, done)
-                    worker.executor().waited("light" if x.light else "heavy", x.since)
-            if not w.pieces:
-                return
-            yield  # a chunk done: the others' turn
+                for x in {w, *(x for x, _ in batch)}:  # settled once: the first result stays
+                    self._remove(m, x)
+                    worker.settle_on(x.loop, x.future, e)
 
-    def _take(self, m: LoadedModel, w: Waiting[T]) -> list[tuple[Waiting[T], T]]:
-        """A chunk's pieces: w's next one, then, where the model batches, one piece from each
-        client's oldest request in turn while they fit (rows, and FLOPs when budgeted)."""
+    def _answer(self, x: Waiting[T], result: Any) -> None:
+        """One of x's pieces is done: x is answered once all are."""
+        x.results.append(result)
+        x.left -= 1
+        if x.left == 0:
+            errors = [r for r in x.results if isinstance(r, Exception)]
+            done = errors[0] if errors else self.join(x.results)
+            # counted before it is answered: whoever reads the count then sees it
+            worker.executor().waited("light" if x.light else "heavy", x.since)
+            worker.settle_on(x.loop, x.future, done)
+
+    def _take(self, m: LoadedModel, w: Waiting[T],
+              batch: list[tuple[Waiting[T], T]]) -> None:
+        """A chunk's pieces, into `batch` (so that what was taken is known if it fails): w's
+        next one, then, where the model batches, one piece from each client's oldest request
+        in turn while they fit (rows, and FLOPs when budgeted)."""
         if w.cancelled or not w.pieces:
-            return []
+            return
         chunk = cost.limits.chunk_flops if cost.limits and self.chunked_batch else None
-        batch, rows, flops = [], 0, 0
+        # a batch cut into chunks as it runs (sampling) takes others only while one step of
+        # it (its rows, a letter each) fits in a chunk: a light request is never held for a
+        # heavy one's every step, it gets its own turn after one of the heavy one's chunks
+        step = cost.limits.chunk_flops if cost.limits and not self.chunked_batch else None
+        letter = cost.letter_flops(m.model) if step is not None else 0
+        rows, flops = 0, 0
 
         def take(x: Waiting[T]) -> None:
             nonlocal rows, flops
@@ -186,10 +239,13 @@ class Batcher(Generic[T, R]):
             x.started = True
             if not x.pieces:
                 self._remove(m, x)
+                if x is not w and x.job is not None:  # nothing left for x's own job to take
+                    worker.executor().discard(x.job)
 
         def fits(x: Waiting[T]) -> bool:
             r, f = x.sizes[0]
-            return rows + r <= self.max_rows and (chunk is None or flops + f <= chunk)
+            return rows + r <= self.max_rows and (chunk is None or flops + f <= chunk) \
+                and (step is None or (rows + r) * letter <= step)
 
         take(w)
         queue = self.queues.get(id(m))
@@ -204,7 +260,6 @@ class Batcher(Generic[T, R]):
                 break
         self.batch_sizes.append(len(batch))
         del self.batch_sizes[:-1000]
-        return batch
 
 
 def batches_scoring(model: LanguageModel) -> bool:
@@ -237,23 +292,16 @@ scoring: Batcher[list[str], list[NameScore]] = Batcher(serve_scores, score_piece
                                                        batches=batches_scoring)
 
 
-class Unless(Deadline):
-    """A request's deadline that also passes once its client has gone."""
-
-    def __init__(self, deadline: Deadline, gone: Callable[[], bool]) -> None:
-        self.deadline, self.gone = deadline, gone
-
-    def passed(self) -> bool:
-        return self.gone() or self.deadline.passed()
-
-
 def sample_each(m: LoadedModel, requests: list[SampleParams],
-                gone: list[Callable[[], bool]]) -> worker.Chunks[list[Any]]:
+                gone: list[Callable[[], bool]]) -> Served:
     """services.sample_many with a deadline of its own for each request, all started now (when
-    the model thread picks the batch up), as each would get alone; the model thread goes back
-    to its queue whenever the steps run cost a chunk."""
-    deadlines = [Unless(worker.request_deadline(), g) for g in gone]
-    steps = services.sample_many_steps(m, requests, deadlines)
+    the model thread picks the batch up), as each would get alone; each request's result is
+    handed over as soon as its run ends; the model thread goes back to its queue whenever the
+    steps run cost a chunk."""
+    deadlines = [worker.Unless(worker.request_deadline(), g) for g in gone]
+    ready: list[tuple[int, Any]] = []
+    steps = services.sample_many_steps(m, requests, deadlines,
+                                       lambda i, result: ready.append((i, result)))
     letter = cost.letter_flops(m.model)
     spent = 0
     while True:
@@ -261,6 +309,8 @@ def sample_each(m: LoadedModel, requests: list[SampleParams],
             rows = next(steps)
         except StopIteration as done:
             return done.value
+        yield from ready  # each request answered as soon as its own run ends
+        ready.clear()
         spent += rows * letter
         if cost.limits is not None and spent >= cost.limits.chunk_flops:
             spent = 0

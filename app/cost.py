@@ -2,12 +2,14 @@
 
 A letter (one next-letter distribution: one step of a name scored or sampled) costs what one
 forward pass of the model on one window costs, in floating-point operations, as torch's
-FlopCounterMode counts them on the model as written (`layer_logits`), once per model at first
-use; at least V (the distribution itself: a table lookup counts 0). On the shipped models:
-27 for a bigram, 6.3 million for the Transformer (a window of 16 positions through 4 blocks).
-An upper bound: scoring shares a name's first contexts, the Transformer samples its first 15
-letters with keys and values kept. Counted, not timed: the same request costs the same on any
-machine, so the same request is refused, or served the same, everywhere.
+FlopCounterMode counts them on the model as written (`layer_logits`), once per model as the
+registry loads it (app/registry.py, `Registry.add`: on the model thread in a server, since it
+runs model code), and only read afterwards; at least V (the distribution itself: a table lookup
+counts 0). On the shipped models: 27 for a bigram, 6.3 million for the Transformer (a window of
+16 positions through 4 blocks). An upper bound: scoring shares a name's first contexts, the
+Transformer samples its first 15 letters with keys and values kept. Counted, not timed: the
+same request costs the same on any machine, so the same request is refused, or served the same,
+everywhere.
 
 Two limits, settings of the server (app/config.py; None here, as for the command line, which
 has no budget):
@@ -50,7 +52,8 @@ _letter: dict[int, tuple[LanguageModel, int]] = {}  # id(model) -> (model, FLOPs
 
 
 def letter_flops(model: LanguageModel) -> int:
-    """FLOPs of one letter of `model`: one window through the model as written, counted."""
+    """FLOPs of one letter of `model`: one window through the model as written, counted
+    the first time (for a served model, as it is loaded), then read."""
     kept = _letter.get(id(model))
     if kept is not None and kept[0] is model:
         return kept[1]

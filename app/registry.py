@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import cost
 from app.checkpoints import (
     PICKLE_SUFFIXES,
     SUFFIX,
@@ -195,6 +196,9 @@ class Registry:
     def add(self, ckpt: Checkpoint, seconds: float | None = None) -> LoadedModel:
         """Serve `ckpt`; `seconds`, the time its loading took, goes into the log line."""
         loaded = LoadedModel.from_checkpoint(ckpt)
+        # counted now, on the thread that loads (the model thread in a server), never later
+        # on the event loop or a pool thread where a request asks for it (app/worker.py)
+        cost.letter_flops(ckpt.model)
         self.models[loaded.name] = loaded
         took = "" if seconds is None else f" in {seconds:.2f} s"
         log.info("loaded model %s (%s) from %s%s", loaded.name, ckpt.meta.model_type, ckpt.path,

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import math
 import secrets
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -199,6 +199,7 @@ def sample_many(m: LoadedModel, requests: list[SampleParams],
 
 def sample_many_steps(m: LoadedModel, requests: list[SampleParams],
                       each: list[deadlines.Deadline | None] | None = None,
+                      ready: Callable[[int, SampleResult | Exception], None] | None = None,
                       ) -> Generator[int, None, list[SampleResult | Exception]]:
     """sample_names(m, p) for each of `requests`, driven together (app.lm.sampling.drive_steps:
     one forward pass per step for all when the model's decoder is the base window one),
@@ -211,7 +212,8 @@ def sample_many_steps(m: LoadedModel, requests: list[SampleParams],
     and no filtering (unique, exclude_training, constraints beyond prefix and max_len: those
     draw in rounds until they have n names) are one `group_sampler`: their names also share
     each step's arithmetic. A member whose first round lost names (longer than max_len) draws
-    its next rounds alone, as it would alone."""
+    its next rounds alone, as it would alone. `ready(i, result)` hears of request i's result
+    as soon as its run ends (the others may run on)."""
     if each is None:
         each = [deadlines.current()] * len(requests)
     results: list[SampleResult | Exception | None] = [None] * len(requests)
@@ -238,10 +240,13 @@ def sample_many_steps(m: LoadedModel, requests: list[SampleParams],
         runs.append(_group_results(m, run, [requests[i] for i in members], seeds,
                                    [each[i] for i in members], c))
         slots.append(members)
-    got_all = yield from drive_steps(m.model, runs)
-    for members, got in zip(slots, got_all, strict=True):
-        for k, i in enumerate(members):
+    def finished(run: int, got: list[SampleResult] | Exception) -> None:
+        for k, i in enumerate(slots[run]):
             results[i] = got if isinstance(got, Exception) else got[k]
+            if ready is not None:
+                ready(i, results[i])
+
+    yield from drive_steps(m.model, runs, finished)  # every run ends through `finished`
     return results
 
 

@@ -29,9 +29,12 @@ Since requests queue for it, no request may hold it long, and a flood must not s
 - Bounded: at most NAMELAB_MAX_QUEUE requests in the model thread's hands at once (waiting or
   in progress); one more gets 503 with Retry-After, counted in /metrics
   (namelab_model_queue_total{outcome="rejected"}).
-- A request whose client has gone (`WatchDisconnect` sees the disconnect) is dropped before its
-  model work starts, and work in progress stops at its next chunk (a sampling request at its
-  next step: its deadline passes).
+- A request whose client has gone (`WatchDisconnect` sees the disconnect) is taken out of the
+  queue at once (so the queue holds only requests admitted), and work in progress stops at
+  its next chunk (a sampling request at its next step: its deadline passes). A route on the
+  model thread (`model_thread`: pages, /top, /compare) runs as one chunk; its deadline
+  (`request_deadline`) passes once its client has gone, so its sampling or search stops at
+  its next step, and its answer is dropped.
 
 Each request also runs under a deadline of MODEL_SECONDS of its own model time (from when the
 thread picks the request up, counting only the chunks run for it; `app.lm.deadline`), a safety
@@ -160,6 +163,22 @@ class ModelThread:
             jobs.appendleft(job) if first else jobs.append(job)
             self.cond.notify()
 
+    def cancel(self, job: Job) -> None:
+        """From the event loop: job's client has left; it leaves the queue at once."""
+        with self.cond:
+            job.cancelled = True
+            self.discard(job)
+
+    def discard(self, job: Job) -> None:
+        """Take a job out of its client's queue (if there), so that what is queued is only
+        ever what is admitted, and a flood of requests that left leaves nothing behind."""
+        with self.cond:
+            jobs = self.clients.get(job.client)
+            if jobs is not None and job in jobs:
+                jobs.remove(job)
+                if not jobs:
+                    del self.clients[job.client]
+
     def submit(self, fn: Callable[..., R], *args: Any, client: str = "server") -> Future[R]:
         """fn(*args) as a job of its own, not counted against the bound (start-up, tests)."""
         future: Future[R] = Future()
@@ -273,7 +292,7 @@ async def submit(make: Callable[[], Iterator[None]], counted: bool = True) -> An
     job = Job(counted_steps(), client(), done)
     thread.put(job)
     try:
-        return await until_gone(future, lambda: setattr(job, "cancelled", True))
+        return await until_gone(future, lambda: thread.cancel(job))
     finally:
         if counted:
             thread.release(outcome(job.cancelled, job.started))
@@ -335,11 +354,27 @@ def model_thread(route: Callable[P, R]) -> Callable[P, R]:
     return on_model_thread  # type: ignore[return-value]
 
 
+class Unless(Deadline):
+    """A deadline that also passes once `gone()` (its client has left)."""
+
+    def __init__(self, deadline: Deadline, gone: Callable[[], bool]) -> None:
+        self.deadline, self.gone = deadline, gone
+        self.clock, self.at = deadline.clock, deadline.at
+
+    def passed(self) -> bool:
+        return self.gone() or self.deadline.passed()
+
+
 def request_deadline() -> Deadline:
     """A request's deadline, started when the model thread picks the request up; it counts
-    the model time of the job running it (not the chunks of others run in between)."""
+    the model time of the job running it (not the chunks of others run in between), and
+    passes at once when that job is cancelled (its client left): a route run as one chunk
+    (`model_thread`) is never stopped between chunks, so its sampling or search stops at its
+    next look at the deadline instead."""
     job = executor().current
-    return Deadline(MODEL_SECONDS, clock=job.clock if job is not None else None)
+    if job is None:
+        return Deadline(MODEL_SECONDS)
+    return Unless(Deadline(MODEL_SECONDS, clock=job.clock), lambda: job.cancelled)
 
 
 def _within_deadline(route: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

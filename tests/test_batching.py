@@ -224,6 +224,40 @@ def test_an_error_in_the_batch_reaches_every_request_and_nothing_hangs(client):
     assert b.queues == {}
 
 
+def broken_join(parts):
+    raise RuntimeError("join bug")
+
+
+def broken_batches(model):
+    raise RuntimeError("take bug")
+
+
+@pytest.mark.parametrize(("join", "batches", "error", "expected"), [
+    (broken_join, batching.batches_scoring, "join bug", ["join bug"] * 3),
+    # each job fails in its own _take, but the last, alone in the queue, never asks
+    (lambda parts: parts[0], broken_batches, "take bug", ["take bug"] * 2 + [str(["x"] * 3)])])
+def test_an_error_outside_the_serving_is_logged_and_reaches_every_request(
+        client, caplog, join, batches, error, expected):
+    """A bug in taking a chunk's pieces or joining a request's result reaches every request
+    of the batch (none waits for its client to leave) and is logged."""
+    m = client.app.state.registry.get("bigram")
+    b = batching.Batcher(serve_items, whole, join, batches=batches)
+
+    async def go():
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        tasks = [asyncio.ensure_future(b.submit(m, ["x"] * k)) for k in (1, 2, 3)]
+        while b.queued() < 3:
+            await asyncio.sleep(0.01)
+        gate.set()
+        # a guard, not a measure: before the fix the requests wait for ever
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+    got = run_async(go())
+    assert [str(e) for e in got] == expected and b.queued() == 0
+    assert any(error in r.exc_text for r in caplog.records if r.exc_text)
+
+
 def test_the_transformers_requests_with_the_same_options_are_one_kv_decoder(client, monkeypatch):
     """Concurrent Transformer sample requests are batched as the MLP's (issue 28): one
     KV-cached decoder for the group when its rows are independent of the batch, and each

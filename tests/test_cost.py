@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from fastapi.testclient import TestClient
 from torch import nn
 
-from app import cost
+from app import cost, worker
 from app.checkpoints import load_checkpoint
 from app.config import DEFAULT_MODELS_DIR, Settings
+from app.main import create_app
 
 
 def matmul_flops(module: nn.Module) -> int:
@@ -79,3 +83,27 @@ def test_the_cost_is_counted_not_timed(client, kind):
     m = client.app.state.registry.get(kind).model
     assert cost.letter_flops(m) == cost.letter_flops(m)  # cached, and the same every time
     assert cost.score_flops(m, ["ab", "c"]) == 5 * cost.letter_flops(m)
+
+
+def test_a_letters_cost_is_counted_at_load_on_the_model_thread_and_only_read_after(
+        settings, monkeypatch):
+    """Counting runs model code: it happens as the models load (on the model thread), never
+    where a request asks for the cost (the event loop, a pool thread)."""
+    counted: list[int] = []
+    real = cost.FlopCounterMode
+
+    def spy(*args, **kwargs):
+        counted.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cost, "FlopCounterMode", spy)
+    app = create_app(settings)
+    with TestClient(app) as c:
+        model_thread = worker.executor().submit(threading.get_ident).result()
+        assert counted and set(counted) == {model_thread}  # at start-up, on the model thread
+        counted.clear()
+        for m in ("bigram", "mlp", "transformer"):
+            assert c.post(f"/api/models/{m}/score", json={"names": ["emma"]}).status_code == 200
+            assert c.post(f"/api/models/{m}/sample", json={"n": 2}).status_code == 200
+            assert c.get(f"/sample?model={m}&n=2").status_code == 200
+    assert counted == []  # every cost looked up since was read

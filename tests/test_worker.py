@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app import batching, cost, services, worker
 from app.lm import scoring
 from app.main import create_app
+from app.params import SampleParams
 from tests.conftest import forget_pages
 from tests.live import run_async
 
@@ -176,6 +177,79 @@ def test_scoring_from_a_flooding_client_lets_another_clients_request_in_within_a
     assert calls.index("bigram") <= 1  # ... and the light request's turn came after one
 
 
+def test_a_small_sample_request_is_not_held_for_every_step_of_a_big_one(client, monkeypatch):
+    """A light sample request of another client, queued as a heavy one of the same model
+    starts, is answered after one of the heavy one's chunks (counted on the model thread), not
+    after all of them: it is not pulled into a batch whose every step is a chunk."""
+    transformer = client.app.state.registry.get("transformer")
+    letter = cost.letter_flops(transformer.model)
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * letter))  # 20 rows a step
+    thread = worker.executor()
+    chunks = []
+
+    async def go():
+        gate = threading.Event()
+        thread.submit(gate.wait, 30)
+        big = asyncio.ensure_future(as_client("10.0.0.8", batching.sample(
+            transformer, SampleParams(n=200, seed=1, max_len=15))))
+        while batching.sampling.queued() < 1:
+            await asyncio.sleep(0.01)
+        small = asyncio.ensure_future(as_client("10.0.0.9", batching.sample(
+            transformer, SampleParams(n=1, seed=2, max_len=15))))
+        while batching.sampling.queued() < 2:
+            await asyncio.sleep(0.01)
+        light = thread.wait_sums["light"]
+        start = thread.chunks
+        gate.set()
+        got = await small
+        chunks.append(thread.wait_sums["light"] - light)  # the small one's wait, in chunks
+        await big
+        chunks.append(thread.chunks - start)  # all of it
+        return got
+
+    got = run_async(go())
+    alone = services.sample_names(transformer, SampleParams(n=1, seed=2, max_len=15))
+    assert got.names == alone.names  # same seed, same name
+    waited, everything = chunks
+    assert everything >= 5  # the heavy request runs a chunk a step, ...
+    assert waited <= 2  # ... and the light one waits the gate and one of them
+
+
+def test_a_request_of_a_sampling_batch_is_answered_when_its_own_run_ends(client, monkeypatch):
+    """Two requests share a batch (each step fits in a chunk); the short one is answered when
+    its own names are drawn, chunks before the long one's last step."""
+    transformer = client.app.state.registry.get("transformer")
+    letter = cost.letter_flops(transformer.model)
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 60 * letter))  # 60 rows a step
+    thread = worker.executor()
+    long = SampleParams(n=20, seed=1, max_len=30, temperature=3.0)
+    short = SampleParams(n=1, seed=2, max_len=3)
+    chunks = []
+
+    async def go():
+        gate = threading.Event()
+        thread.submit(gate.wait, 30)
+        tasks = [asyncio.ensure_future(as_client(f"10.0.1.{k}", batching.sample(transformer, p)))
+                 for k, p in enumerate((long, short))]
+        while batching.sampling.queued() < 2:
+            await asyncio.sleep(0.01)
+        light, start = thread.wait_sums["light"], thread.chunks
+        gate.set()
+        got = await tasks[1]
+        chunks.append(thread.wait_sums["light"] - light)  # the short one's wait, in chunks
+        await tasks[0]
+        chunks.append(thread.chunks - start)
+        return got
+
+    got = run_async(go())
+    assert got.names == services.sample_names(transformer, short).names  # same seed, same name
+    assert batching.sampling.batch_sizes[-1] == 2  # one batch, ...
+    waited, everything = chunks
+    # ... its short request answered at its own end (a few rounds of draws: names longer
+    # than 3 are drawn again), not at the long one's (before: 19 chunks of 20)
+    assert everything >= 12 and waited <= everything // 2
+
+
 def test_beyond_max_queue_requests_get_503_with_retry_after_counted_in_the_metrics(settings):
     app = create_app(settings)
     with TestClient(app) as c:
@@ -212,6 +286,29 @@ def metric(c: TestClient, line: str) -> float:
     return float(next(x for x in text.splitlines() if x.startswith(line + " ")).split()[-1])
 
 
+def leaving(app, path: str, query: bytes, left: asyncio.Event) -> tuple[asyncio.Future,
+                                                                        list[dict]]:
+    """A GET of `path` sent straight to the ASGI app by a client who disconnects once `left`
+    is set: the request's task, and the messages the app sent."""
+    sent: list[dict] = []
+
+    async def receive():
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": query, "headers": [], "client": ("10.0.0.3", 1),
+             "server": ("t", 80), "scheme": "http", "http_version": "1.1", "root_path": "",
+             "app": app}
+    return asyncio.ensure_future(app(scope, receive, send)), sent
+
+
 def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(settings):
     """An abandoned request (its client disconnected while it waited) never runs: the ASGI
     disconnect reaches the queue, and the metrics count it."""
@@ -221,24 +318,8 @@ def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(set
     async def go():
         gate = threading.Event()
         worker.executor().submit(gate.wait, 30)
-        sent: list[dict] = []
         left = asyncio.Event()
-
-        async def receive():
-            if not sent:
-                sent.append({})
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await left.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "GET", "path": "/api/models/mlp/top",
-                 "raw_path": b"/api/models/mlp/top", "query_string": b"k=3", "headers": [],
-                 "client": ("10.0.0.3", 1), "server": ("t", 80), "scheme": "http",
-                 "http_version": "1.1", "root_path": "", "app": app}
-        request = asyncio.ensure_future(app(scope, receive, send))
+        request, sent = leaving(app, "/api/models/mlp/top", b"k=3", left)
         while worker.executor().admitted < 1:
             await asyncio.sleep(0.01)
         left.set()  # the client goes away while its request waits
@@ -257,3 +338,100 @@ def test_a_request_whose_client_left_is_dropped_before_its_model_work_starts(set
             services.top_names = real
         assert start["status"] == 499 and ran == ["bigram"]
         assert metric(c, 'namelab_model_queue_total{outcome="dropped"}') == before + 1
+
+
+def test_a_model_thread_routes_deadline_passes_once_its_client_has_left(settings):
+    """A route on the model thread is one chunk, never stopped between chunks: its deadline
+    passes when its client disconnects, so its sampling or search stops at its next look."""
+    from app.lm import deadline as deadlines
+
+    app = FastAPI()
+    worker.install(app)
+    started, proceed, looked = threading.Event(), threading.Event(), []
+
+    @app.get("/long")
+    @worker.model_thread
+    def long() -> dict:
+        started.set()
+        looked.append(deadlines.current().passed())  # the client is still there
+        proceed.wait(30)
+        looked.append(deadlines.current().passed())  # it has left
+        return {}
+
+    async def go():
+        left = asyncio.Event()
+        request, sent = leaving(app, "/long", b"", left)
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        left.set()  # the client goes away while its route runs
+        await asyncio.wait_for(request, 30)
+        proceed.set()
+        worker.executor().submit(lambda: None).result(30)  # the route has returned
+        return [m for m in sent if m.get("type") == "http.response.start"]
+
+    (start,) = run_async(go())
+    assert start["status"] == 499 and looked == [False, True]
+
+
+def queued_jobs() -> int:
+    thread = worker.executor()
+    with thread.cond:
+        return sum(len(jobs) for jobs in thread.clients.values())
+
+
+@pytest.mark.parametrize("route", ["run", "score"])
+def test_requests_whose_clients_left_leave_the_model_threads_queue_at_once(client, route):
+    """A flood of requests abandoned while they wait leaves nothing queued behind it: what
+    the model thread holds is what it admitted."""
+    bigram = client.app.state.registry.get("bigram")
+
+    def request():
+        if route == "run":
+            return worker.run(len, "x")
+        return batching.score(bigram, ["emma"])
+
+    async def go():
+        thread = worker.executor()
+        gate = threading.Event()
+        thread.submit(gate.wait, 30)
+        admitted = thread.admitted
+        tasks = [asyncio.ensure_future(as_client("10.0.0.5", request())) for _ in range(100)]
+        while thread.admitted < admitted + 100:
+            await asyncio.sleep(0.01)
+        full = queued_jobs()
+        for t in tasks:
+            t.cancel()  # what the disconnect does: the request's task ends
+        await asyncio.gather(*tasks, return_exceptions=True)
+        left = queued_jobs(), batching.scoring.queued(), thread.admitted - admitted
+        gate.set()
+        return full, left
+
+    full, left = run_async(go())
+    assert full == 100 and left == (0, 0, 0)
+
+
+def test_a_request_served_in_anothers_chunk_leaves_no_job_behind(client):
+    """Requests whose pieces another job's chunk served leave the model thread's queue then,
+    not one a round afterwards."""
+    bigram = client.app.state.registry.get("bigram")
+
+    async def go():
+        thread = worker.executor()
+        first, second, began = threading.Event(), threading.Event(), threading.Event()
+        thread.submit(first.wait, 30)
+        tasks = [asyncio.ensure_future(as_client("10.0.0.6", batching.score(bigram, ["emma"])))
+                 for _ in range(50)]
+        while batching.scoring.queued() < 50:
+            await asyncio.sleep(0.01)
+        # the turn after the first chunk
+        thread.submit(lambda: began.set() or second.wait(30), client="10.0.0.7")
+        first.set()
+        got = await asyncio.gather(*tasks)  # one chunk served all 50
+        while not began.is_set():
+            await asyncio.sleep(0.01)
+        left = queued_jobs()
+        second.set()
+        return got, left
+
+    got, left = run_async(go())
+    assert all([s.name for s in x] == ["emma"] for x in got) and left == 0

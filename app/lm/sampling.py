@@ -34,7 +34,7 @@ mass would run low).
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -173,7 +173,8 @@ def finish(steps: Generator[Any, None, R]) -> R:
 
 
 @torch.no_grad()
-def drive_steps(model: LanguageModel, runs: list[Steps[R]]
+def drive_steps(model: LanguageModel, runs: list[Steps[R]],
+                finished: Callable[[int, Any], None] | None = None,
                 ) -> Generator[int, None, list[R | Exception]]:
     """Run sampling generators together: each step, every run still going yields its decoder
     and is sent the logits of its own rows. Runs whose decoders are the base window `Decoder`
@@ -183,7 +184,7 @@ def drive_steps(model: LanguageModel, runs: list[Steps[R]]
     `group_sampler` instead), each run gets its logits alone.
     Yields after each step the rows it ran (the model thread may pause there: app/batching.py;
     nothing a run draws depends on when). Returns each run's result, or the exception it
-    raised (which ends only that run)."""
+    raised (which ends only that run); `finished(i, result)` hears of each as it ends."""
     results: list[Any] = [None] * len(runs)
     live: list[tuple[int, Steps[R], Decoder]] = []
 
@@ -196,6 +197,9 @@ def drive_steps(model: LanguageModel, runs: list[Steps[R]]
             results[i] = e
         else:
             live.append((i, run, dec))
+            return
+        if finished is not None:
+            finished(i, results[i])
 
     for i, run in enumerate(runs):
         advance(i, run, None)
