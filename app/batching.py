@@ -2,7 +2,7 @@
 the same operation are served together, one forward pass per step for all of them, and no
 request holds the model thread for more than a chunk at a time.
 
-A route awaits `score(m, names)` or `sample(m, **kwargs)` on the event loop. Its cost is
+A route awaits `score(m, names)` or `sample(m, p)` on the event loop. Its cost is
 checked first (app/cost.py: over the request budget is a 422 naming it). The request joins the
 queue of its model and operation, and a job for it joins the model thread's queue under its
 client (app/worker.py: round-robin over clients, a chunk a turn). When the job's turn comes it
@@ -114,7 +114,6 @@ class Batcher(Generic[T, R]):
         # by id(model) (the entries hold it), then by client: the round a chunk is filled in
         self.queues: dict[int, OrderedDict[str, deque[Waiting[T]]]] = {}
         self.lock = threading.Lock()
-        self.batch_sizes: list[int] = []  # pieces per chunk served, for tests and benchmarks
 
     async def submit(self, m: LoadedModel, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -258,8 +257,6 @@ class Batcher(Generic[T, R]):
                     took = True
             if not took:
                 break
-        self.batch_sizes.append(len(batch))
-        del self.batch_sizes[:-1000]
 
 
 def batches_scoring(model: LanguageModel) -> bool:

@@ -89,3 +89,17 @@ def run_async(coro: Coroutine):
     event loop running on the main thread for the rest of the session."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()  # its result, or its exception
+
+
+def served(monkeypatch, batcher) -> list[int]:
+    """The sizes of the chunks `batcher` (an app.batching.Batcher) serves from now on (pieces
+    per chunk), counted by wrapping its `serve`."""
+    sizes: list[int] = []
+    serve = batcher.serve
+
+    def counted(m, items, *rest):  # a job of the model thread (app/worker.py), as serve is
+        sizes.append(len(items))
+        return (yield from serve(m, items, *rest))
+
+    monkeypatch.setattr(batcher, "serve", counted)
+    return sizes

@@ -20,7 +20,7 @@ from app.main import create_app
 from app.params import InvalidParam, SampleParams
 from app.training import train_to_checkpoint
 from tests.conftest import forget_pages
-from tests.live import run_async
+from tests.live import run_async, served
 
 SAMPLES = [
     {"n": 1, "seed": 1},
@@ -89,7 +89,8 @@ def wide_client(tmp_path_factory, tiny_names_file):
 
 @pytest.mark.parametrize(("fixture", "model"), [
     *(("client", kind) for kind in KINDS), ("wide_client", "mlp5")])
-def test_requests_batched_together_get_the_bytes_they_get_alone(request, fixture, model):
+def test_requests_batched_together_get_the_bytes_they_get_alone(request, monkeypatch, fixture,
+                                                                model):
     """For every kind: batched exactly when its rows are independent of the batch (a property
     of the weights' shapes and of this CPU's kernels, checked at load), sampling only through
     the base decoder; the same bytes either way."""
@@ -97,20 +98,20 @@ def test_requests_batched_together_get_the_bytes_they_get_alone(request, fixture
     lm = client.app.state.registry.get(model).model
     reqs = requests_for(model) + [(m, u.format(m=model), b) for m, u, b in BAD]
     alone = run_async(send_all(client.app, reqs, together=False))
-    before = len(batching.sampling.batch_sizes), len(batching.scoring.batch_sizes)
+    sizes = {op: served(monkeypatch, getattr(batching, op)) for op in ("sampling", "scoring")}
     together = run_async(send_all(client.app, reqs, together=True))
     assert [s for s, _ in alone] == [200] * (len(reqs) - 2) + [422, 422]
     for req, a, t in zip(reqs, alone, together, strict=True):
         assert a == t, req
     # They really were served together: one batch per operation (or one request at a time).
     if services.shares_sampling(lm):
-        assert batching.sampling.batch_sizes[before[0]:] == [len(SAMPLES) + 1]
+        assert sizes["sampling"] == [len(SAMPLES) + 1]
     else:
-        assert batching.sampling.batch_sizes[before[0]:] == [1] * (len(SAMPLES) + 1)
+        assert sizes["sampling"] == [1] * (len(SAMPLES) + 1)
     if batching.batches_scoring(lm):
-        assert batching.scoring.batch_sizes[before[1]:] == [len(SCORES) + 1]
+        assert sizes["scoring"] == [len(SCORES) + 1]
     else:
-        assert batching.scoring.batch_sizes[before[1]:] == [1] * (len(SCORES) + 1)
+        assert sizes["scoring"] == [1] * (len(SCORES) + 1)
 
 
 def test_interleaved_with_other_models_and_pages(client):

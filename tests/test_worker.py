@@ -16,7 +16,7 @@ from app.lm import scoring
 from app.main import create_app
 from app.params import SampleParams
 from tests.conftest import forget_pages
-from tests.live import run_async
+from tests.live import run_async, served
 
 
 def model_thread_ident() -> int:
@@ -241,9 +241,10 @@ def test_a_request_of_a_sampling_batch_is_answered_when_its_own_run_ends(client,
         chunks.append(thread.chunks - start)
         return got
 
+    sizes = served(monkeypatch, batching.sampling)
     got = run_async(go())
     assert got.names == services.sample_names(transformer, short).names  # same seed, same name
-    assert batching.sampling.batch_sizes[-1] == 2  # one batch, ...
+    assert sizes[-1] == 2  # one batch, ...
     waited, everything = chunks
     # ... its short request answered at its own end (a few rounds of draws: names longer
     # than 3 are drawn again), not at the long one's (before: 19 chunks of 20)
