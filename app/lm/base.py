@@ -50,7 +50,7 @@ class LanguageModel(nn.Module):
         super().__init__()
         self.vocab = vocab
         self.block_size = block_size
-        # Set by freeze(): plain attributes, never in the state dict.
+        # Set by freeze(), until train(): plain attributes, never in the state dict.
         self._frozen = False
         self._fast: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -78,10 +78,6 @@ class LanguageModel(nn.Module):
         same order). Each distinct context once; a kind may read whole words at once."""
         return distinct_logits(self, X)
 
-    @classmethod
-    def has_inference_form(cls) -> bool:
-        return cls.inference_form is not LanguageModel.inference_form
-
     @property
     def rows_independent(self) -> bool:
         """True when a row's logits are the same to the last bit whatever other rows share its
@@ -98,11 +94,6 @@ class LanguageModel(nn.Module):
         must then be independent of the batch. The base window Decoder's are the model's rows
         (`rows_independent`); a kind with its own decoder says whether its rows are."""
         return self.rows_independent and type(self).decoder is LanguageModel.decoder
-
-    @property
-    def frozen(self) -> bool:
-        """Between freeze() and train(): every kind, with a fast form or without one."""
-        return self._frozen
 
     @torch.no_grad()
     def freeze(self) -> Self:

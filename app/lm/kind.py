@@ -39,10 +39,6 @@ class Kind:
     has_attention: bool = False  # self-attention: model.attention_weights(x)
 
     @property
-    def has_fast_inference(self) -> bool:
-        return self.model.has_inference_form()
-
-    @property
     def trains_by_counting(self) -> bool:
         return self.training is None
 

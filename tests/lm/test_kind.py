@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from app.data import split_words
-from app.lm import KINDS, Kind, Vocab
+from app.lm import KINDS, Kind, LanguageModel, Vocab
 from app.lm.config import OptimConfig, check_fields, param
 from app.lm.kind import register
 from app.lm.mlp import MLP, MLPConfig
@@ -32,7 +32,8 @@ def test_capabilities_are_what_the_model_answers(tiny_models, name):
     assert kind.has_counts == (model.bigram_counts() is not None)
     assert kind.has_table == (model.bigram_probs() is not None)
     assert kind.has_embeddings == (model.embedding_table() is not None)
-    assert kind.has_fast_inference == (model.inference_form() is not None)
+    overrides = kind.model.inference_form is not LanguageModel.inference_form
+    assert overrides == (model.inference_form() is not None)
     assert model.kind == name and kind.title and kind.description
 
 
@@ -92,10 +93,10 @@ def test_freeze_and_train_again_for_every_kind(name):
     kind = KINDS[name]
     model = kind.build(VOCAB, kind.tiny)
     model.freeze()
-    assert model.frozen and not model.training
+    assert model._frozen and not model.training
     assert not any(p.requires_grad for p in model.parameters())
     model.train()
-    assert not model.frozen and model.training
+    assert not model._frozen and model.training
     assert all(p.requires_grad for p in model.parameters())
 
 

@@ -91,12 +91,12 @@ def test_inference_matches_the_layers_as_written():
 
 def test_the_fast_form_is_used_only_while_frozen():
     m, X = random_mlp(CFG), all_contexts(CFG)
-    assert not m.frozen
+    assert not m._frozen
     with torch.no_grad():
         unfrozen = m.logits(X)  # evaluation of a model being trained: the layers
-    assert not m.frozen and m._fast is None
+    assert not m._frozen and m._fast is None
     m.freeze()
-    assert m.frozen and not any(p.requires_grad for p in m.parameters())
+    assert m._frozen and not any(p.requires_grad for p in m.parameters())
     with torch.no_grad():
         torch.testing.assert_close(m.logits(X), unfrozen, rtol=1e-5, atol=1e-5)
 
