@@ -272,13 +272,6 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: Checkpoint
     return path
 
 
-def read_meta(path: Path) -> CheckpointMeta:
-    """Only the metadata (cheap: a bounded read of the header)."""
-    path = Path(path)
-    with _open(path) as f:
-        return _parse_meta(path, _read_header(path, f)[0])
-
-
 def load_checkpoint(path: Path | str, limits: Limits = Limits()) -> Checkpoint:  # noqa: B008
     """Load and check a checkpoint, or raise CheckpointError naming the file and the problem.
 

@@ -23,7 +23,6 @@ from app.checkpoints import (
     CheckpointMeta,
     Limits,
     load_checkpoint,
-    read_meta,
     save_checkpoint,
 )
 from app.config import Settings
@@ -202,14 +201,15 @@ def test_ten_million_training_names_are_refused_unread(models_dir, tmp_path, no_
 
 def grown(src: Path, dst: Path, config: dict) -> Path:
     """A model of src's kind with a larger config (its initial weights), src's training names."""
-    meta = read_meta(src)
+    ckpt = load_checkpoint(src)
+    meta = ckpt.meta
     kind = KINDS[meta.model_type]
     torch.manual_seed(0)
     model = kind.build(Vocab.from_string(meta.vocab), kind.make_config({**meta.config, **config}))
     fields = {**meta.model_dump(), "config": {**meta.config, **config},
               "n_params": sum(t.numel() for t in model.state_dict().values())}
-    names = load_checkpoint(src).training_names
-    return save_checkpoint(dst, model, CheckpointMeta.model_validate(fields), names)
+    return save_checkpoint(dst, model, CheckpointMeta.model_validate(fields),
+                           ckpt.training_names)
 
 
 MEASURE = textwrap.dedent("""
@@ -238,7 +238,7 @@ def test_a_load_at_the_parameter_limit_needs_no_more_memory_than_estimated(tmp_p
     path = grown(shipped(kind), tmp_path / f"big-{kind}.safetensors", config)
     data = path.read_bytes()
     header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
-    meta = read_meta(path)
+    meta = CheckpointMeta.model_validate(read_parts(path)[0])  # the header's, as written
     assert Limits().max_params * 0.6 < meta.n_params <= Limits().max_params
     model = KINDS[kind].build(Vocab.from_string(meta.vocab),
                               KINDS[kind].make_config(meta.config))

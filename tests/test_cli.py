@@ -388,12 +388,12 @@ def test_calibrate_rewrites_the_reference_and_keeps_the_weights(capsys, tmp_path
                                                                 tiny_names_file):
     from safetensors.torch import load_file
 
-    from app.checkpoints import OTHER_NAMES_TENSOR, read_meta, read_tensors, write_tensors
+    from app.checkpoints import OTHER_NAMES_TENSOR, load_checkpoint, read_tensors, write_tensors
 
     run(capsys, "train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
         str(tmp_path), "--quiet")
     path = tmp_path / "bigram.safetensors"
-    trained = read_meta(path)
+    trained = load_checkpoint(path).meta
     assert trained.held_out.by_length
     # as a checkpoint made before issue 21: per-character quantiles only, no other names
     tensors = read_tensors(path)

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from app.checkpoints import load_checkpoint, read_meta
+from app.checkpoints import load_checkpoint
 from app.lm import KINDS
 from app.lm.bigram import BigramConfig
 from app.lm.scoring import log_probs
@@ -28,7 +28,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(models_dir, name, tiny_na
     gen = torch.Generator().manual_seed(0)
     X = torch.randint(0, 27, (50, ckpt.model.block_size), generator=gen)
     assert torch.equal(ckpt.model(X)[0], again.model(X)[0])
-    assert read_meta(ckpt.path) == meta
+    assert again.meta == meta
 
 
 def test_metadata_is_json_in_the_safetensors_header(models_dir):
