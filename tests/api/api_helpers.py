@@ -1,6 +1,9 @@
-"""Assertions shared by the API tests (imported as `from api_helpers import ...`)."""
+"""Assertions shared by the API tests (`from tests.api.api_helpers import ...`); their fixtures
+are in conftest.py."""
 
 from __future__ import annotations
+
+from typing import Any
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
@@ -16,3 +19,9 @@ def assert_422(r, field: str, *words: str) -> dict:
     for w in words:
         assert w in msg, f"{w!r} not in {msg!r}"
     return mine[0]
+
+
+def ok(r) -> Any:
+    """The JSON body of a 200 (else the test fails showing the body)."""
+    assert r.status_code == 200, r.text
+    return r.json()

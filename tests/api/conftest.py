@@ -1,5 +1,6 @@
-"""API test helpers: the loaded models behind the shared client, and odd models (a bigram
-without smoothing, a 2-D MLP) for the edge cases the shipped ones never hit."""
+"""API test fixtures: the loaded models behind the shared client, and odd models (a bigram
+without smoothing, a 2-D MLP) for the edge cases the shipped ones never hit. The assertions the
+tests share are in api_helpers.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from app.lm import MLPConfig
 from app.lm.bigram import BigramConfig
 from app.lm.config import OptimConfig
 from app.main import create_app
-from app.registry import LoadedModel
 from app.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
 
@@ -25,9 +25,7 @@ def registry(client):
 @pytest.fixture(scope="session")
 def loaded(registry):
     """loaded('mlp') -> the LoadedModel behind /api/models/mlp."""
-    def get(name: str) -> LoadedModel:
-        return registry.get(name)
-    return get
+    return registry.get
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,10 @@
-from api_helpers import assert_422
-
 from app.lm import KINDS
+from tests.api.api_helpers import assert_422, ok
 
 
 def test_compare_scores_the_name_under_every_model(client):
     r = client.get("/api/compare", params={"name": "Zoë"})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = ok(r)
     assert body["name"] == "Zoë" and body["normalized"] == "zoe"
     assert [x["model"] for x in body["results"]] == sorted(KINDS)
     assert [x["type"] for x in body["results"]] == sorted(KINDS)

@@ -7,11 +7,11 @@ import math
 
 import pytest
 import torch
-from api_helpers import ALPHABET, assert_422
 
 from app.lm import KINDS
 from app.lm.inspect import window
 from app.lm.sampling import Knobs, filtered
+from tests.api.api_helpers import ALPHABET, assert_422, ok
 from tests.conftest import forget_pages
 
 MODELS = list(KINDS)
@@ -20,8 +20,7 @@ MODELS = list(KINDS)
 @pytest.mark.parametrize("model", MODELS)
 def test_next_gives_every_symbol_sorted_with_the_score_routes_numbers(client, model):
     r = client.get(f"/api/models/{model}/next", params={"prefix": " EmM "})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = ok(r)
     assert body["prefix"] == "emm" and body["model"] == model
     symbols = body["symbols"]
     assert sorted(s["char"] for s in symbols) == sorted("." + ALPHABET)
@@ -74,8 +73,7 @@ def test_unknown_models_are_404s(client):
 
 def test_attention_has_a_row_per_position_summing_to_one(client):
     r = client.get("/api/models/transformer/attention", params={"name": "Émma"})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = ok(r)
     assert body["name"] == "emma" and body["positions"] == [".", "e", "m", "m", "a"]
     cfg = client.app.state.registry.get("transformer").model.cfg
     assert len(body["weights"]) == cfg.n_layer and len(body["weights"][0]) == cfg.n_head

@@ -6,13 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from api_helpers import ALPHABET, assert_422
 
 from app import services
 from app.api.schemas import SampleResponse
 from app.data import split_words
 from app.lm import KINDS
 from app.lm.constraints import MAX_WORK
+from tests.api.api_helpers import ALPHABET, assert_422, ok
 from tests.conftest import TINY_NAMES
 
 URL = "/api/models/{}/sample"
@@ -20,8 +20,7 @@ URL = "/api/models/{}/sample"
 
 def sample(client, model="mlp", **body):
     r = client.post(URL.format(model), json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
+    return ok(r)
 
 
 def names(resp):
@@ -31,8 +30,7 @@ def names(resp):
 @pytest.mark.parametrize("model", list(KINDS))
 def test_defaults_give_ten_names_and_the_seed_used(client, model):
     r = client.post(URL.format(model))  # no body at all: every field has a default
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = ok(r)
     assert body["model"] == model and not body["exhausted"]
     assert 0 <= body["seed"] <= 2**32 - 1
     assert len(body["names"]) == 10
@@ -224,8 +222,7 @@ def test_a_request_stops_at_its_deadline_with_the_names_found(client, deadline_a
     deadline = deadline_after(30)
     body = {"n": 1000, "unique": True, "temperature": 1e-30, "seed": 1, "max_len": 64}
     r = client.post(URL.format("mlp"), json=body)
-    assert r.status_code == 200, r.text
-    out = r.json()
+    out = ok(r)
     assert out["exhausted"] is True and out["timed_out"] is True
     assert len(out["names"]) == 1  # greedy: one name, found before the deadline
     assert deadline.looks <= 32  # stopped at the deadline (one look per forward pass)

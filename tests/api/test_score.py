@@ -3,7 +3,6 @@ import math
 import statistics
 
 import pytest
-from api_helpers import ALPHABET, assert_422
 from fastapi.testclient import TestClient
 
 from app.api.schemas import ScoreResponse
@@ -11,6 +10,7 @@ from app.config import Settings
 from app.data import load_dataset, split_words
 from app.lm import KINDS
 from app.main import create_app
+from tests.api.api_helpers import ALPHABET, assert_422, ok
 from tests.conftest import TINY_NAMES
 from tests.live import ROOT
 
@@ -19,8 +19,7 @@ URL = "/api/models/{}/score"
 
 def score(client, names, model="mlp"):
     r = client.post(URL.format(model), json={"names": names})
-    assert r.status_code == 200, r.text
-    return r.json()["results"]
+    return ok(r)["results"]
 
 
 def test_results_in_the_order_given_with_the_normalised_form(client):
@@ -135,8 +134,7 @@ def test_get_scores_one_name_like_the_post(client):
 def test_a_zero_probability_is_null_not_an_error(odd_client):
     """A bigram without smoothing gives P('q' -> 'z') = 0: log 0 is null in JSON."""
     r = odd_client.post(URL.format("bigram0"), json={"names": ["qz", "emma"]})
-    assert r.status_code == 200, r.text
-    qz, emma = r.json()["results"]
+    qz, emma = ok(r)["results"]
     assert qz["log_prob"] is None and qz["nll_per_char"] is None and qz["perplexity"] is None
     assert qz["plausibility"] == 0.0
     assert qz["steps"][0]["log_prob"] < 0  # '.' -> 'q' was seen (quinn)
@@ -217,8 +215,7 @@ def test_one_bad_name_does_not_cost_the_rest(client):
     scored the rest. Now a result per valid name and an error per invalid one, in one 200."""
     names = ["emma", "liam", "Mary-Jane", "r2d2", "olivia", "noah", "ava", "José"]
     r = client.post(URL.format("mlp"), json={"names": names})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = ok(r)
     good = [x for x in names if x != "r2d2"]
     assert [x["name"] for x in body["results"]] == good
     assert body["results"] == score(client, good)  # what they get without the bad one

@@ -3,12 +3,12 @@ from collections import Counter
 
 import pytest
 import torch
-from api_helpers import ALPHABET, assert_422
 from fastapi.testclient import TestClient
 
 from app import worker
 from app.lm import KINDS
 from app.main import create_app
+from tests.api.api_helpers import ALPHABET, assert_422, ok
 
 
 def close(got, expected) -> None:
@@ -23,8 +23,7 @@ def close(got, expected) -> None:
 
 def top(client, model="mlp", **params):
     r = client.get(f"/api/models/{model}/top", params=params)
-    assert r.status_code == 200, r.text
-    return r.json()
+    return ok(r)
 
 
 @pytest.mark.parametrize("model", ["bigram", "mlp"])
