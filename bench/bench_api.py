@@ -2,10 +2,11 @@
 
     python bench/bench_api.py [--models-dir models] [--threads 1]
 
-1. The batched sampler (app.lm.sampling.sample: all n names advance one character per forward
-   pass) against the lecture's naive loop (one name at a time, one forward pass per letter), in
-   names per second, for n = 1, 100 and 10,000, for the bigram and the MLP. The naive loop's cost
-   per name does not depend on n, so for large n it is timed on its first NAIVE_CAP names.
+1. The batched sampler (app.lm.sampling, `drive` of one `sampler`: all n names advance one
+   character per forward pass) against the lecture's naive loop (one name at a time, one forward
+   pass per letter), in names per second, for n = 1, 100 and 10,000, for the bigram and the MLP.
+   The naive loop's cost per name does not depend on n, so for large n it is timed on its first
+   NAIVE_CAP names.
 2. The latency of `POST /api/models/{model}/sample` with n=1000 and of
    `POST /api/models/{model}/score` with 1000 names, through a real `namelab serve` on a free
    loopback port, measured with httpx (median and 90th percentile of REQUESTS requests).
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.checkpoints import SUFFIX, load_checkpoint  # noqa: E402
 from app.lm import LanguageModel  # noqa: E402
-from app.lm.sampling import sample  # noqa: E402
+from app.lm.sampling import drive, sampler  # noqa: E402
 
 MODELS = ("bigram", "mlp")  # the sampler against the naive loop
 HTTP_TARGETS = {"mlp": 50, "wavenet": 100, "transformer": 100}  # ms, each HTTP call, if shipped
@@ -87,7 +88,7 @@ def bench_sampler(models_dir: Path) -> dict[str, float]:
         model = load_checkpoint(models_dir / f"{name}{SUFFIX}").model
         naive_rate: dict[int, float] = {}
         for n in SIZES:
-            batched = rate(lambda n=n, m=model: sample(m, n, seeded()), n)
+            batched = rate(lambda n=n, m=model: drive(m, [sampler(m, n, seeded())]), n)
             k = min(n, NAIVE_CAP)
             if k not in naive_rate:
                 naive_rate[k] = rate(lambda k=k, m=model: naive_sample(m, k, seeded()), k)

@@ -125,39 +125,6 @@ def next_letter_probs(logits: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor,
 # --- entry points ------------------------------------------------------------------------------
 
 
-def sample(
-    model: LanguageModel,
-    n: int,
-    generator: torch.Generator,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    prefix: str = "",
-    max_len: int = 32,
-    deadline: Deadline | None = None,
-    **options: Any,
-) -> list[str]:
-    """n draws, and the names among them that fit: every name starts with `prefix` (already
-    normalised and in the vocab) and has 1..max_len letters (`options`: top_p, min_p, and a
-    `constraint` that replaces prefix and max_len). A kind sampled exactly gives n names; the
-    others keep the draws that fit (a name that would outgrow max_len is not one of them).
-    Deterministic for a given generator state; never touches the global RNG.
-    If `deadline` passes before every draw ended, no names (the module's docstring)."""
-    return sample_scored(model, n, generator, temperature=temperature, top_k=top_k,
-                         prefix=prefix, max_len=max_len, deadline=deadline, **options)[0]
-
-
-def sample_scored(
-    model: LanguageModel, n: int, generator: torch.Generator, **options: Any
-) -> tuple[list[str], list[float]]:
-    """`sample`, and each name's log-probability under the model at temperature 1, end token
-    included (what scoring.log_probs gives, up to float32 rounding), collected on the way.
-    `options` are `sample`'s."""
-    (result,) = drive(model, [sampler(model, n, generator, **options)])
-    if isinstance(result, Exception):
-        raise result
-    return result.names, result.log_probs
-
-
 def drive(model: LanguageModel, runs: list[Steps[R]]) -> list[R | Exception]:
     """Run sampling generators together to the end (`drive_steps`)."""
     return finish(drive_steps(model, runs))
@@ -254,9 +221,12 @@ def sampler(
     deadline: Deadline | None = None,
     **options: Any,
 ) -> Steps[Drawn]:
-    """`sample_scored` as steps for `drive`: yields the decoder of the growing names, is sent
-    their logits. Checks `deadline` before each step: once passed, it stops with no names
-    (`timed_out`)."""
+    """n draws as steps for `drive`: yields the decoder of the growing names, is sent their
+    logits; returns the names that fit, with each name's log-probability under the model at
+    temperature 1, end token included (what scoring.log_probs gives, up to float32 rounding),
+    collected on the way. Deterministic for a given generator state; never touches the global
+    RNG. `options`: `group_sampler`'s. Checks `deadline` before each step: once passed, it
+    stops with no names (`timed_out`)."""
     (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)], **options)
     return result
 

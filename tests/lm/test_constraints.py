@@ -13,9 +13,10 @@ from scipy.stats import chisquare
 
 from app.lm import Bigram, Vocab
 from app.lm.constraints import MAX_STATES, MAX_WORK, ConstraintError, TooLarge, build
-from app.lm.sampling import Draw, Knobs, drive, filter_logits, group_sampler, sample
+from app.lm.sampling import Draw, Knobs, drive, filter_logits, group_sampler
 from app.lm.scoring import log_probs
 from tests.conftest import TINY_NAMES
+from tests.lm.sampling_helpers import draw_names
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
 VOCAB = BIGRAM.vocab
@@ -176,7 +177,7 @@ def test_max_len_conditions_on_the_length_and_never_cuts_a_name(model_name, tiny
     model = BIGRAM if model_name == "bigram" else tiny_mlp
     names = [x for k in (1, 2) for x in enumerated(model, k, "")[0]]
     probs = [math.exp(lp) for lp in log_probs(model, names)]
-    got = sample(model, 20_000, gen(3), max_len=2)
+    got = draw_names(model, 20_000, gen(3), max_len=2)
     assert all(1 <= len(x) <= 2 for x in got)
     if model is BIGRAM:
         assert len(got) == 20_000  # exact: no draw is lost

@@ -12,9 +12,10 @@ from app.lm import Bigram, Vocab
 from app.lm import deadline as deadlines
 from app.lm.constraints import build
 from app.lm.deadline import Deadline
-from app.lm.sampling import Draw, Drawn, drive, group_sampler, sample_scored
+from app.lm.sampling import Draw, Drawn, drive, group_sampler
 from app.lm.search import most_probable
 from tests.conftest import TINY_NAMES
+from tests.lm.sampling_helpers import draw_scored
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
 VOCAB = BIGRAM.vocab
@@ -66,8 +67,8 @@ def test_a_draw_whose_rows_all_ended_before_its_deadline_is_whole(tiny_mlp):
 
 
 def test_a_deadline_that_never_passes_changes_nothing(tiny_mlp):
-    a = sample_scored(tiny_mlp, 50, gen(1))
-    assert sample_scored(tiny_mlp, 50, gen(1), deadline=Deadline(3600)) == a
+    a = draw_scored(tiny_mlp, 50, gen(1))
+    assert draw_scored(tiny_mlp, 50, gen(1), deadline=Deadline(3600)) == a
 
 
 def test_search_stops_at_the_deadline_with_the_best_found_so_far():

@@ -24,11 +24,12 @@ from app.lm.inspect import (
     next_letters,
     sample_words,
 )
-from app.lm.sampling import Knobs, exact_kind, filtered, sample
+from app.lm.sampling import Knobs, exact_kind, filtered
 from app.lm.scoring import score_names
 from app.lm.vocab import MAX_NAME_LEN
 from app.registry import Registry
 from tests.conftest import TINY_NAMES
+from tests.lm.sampling_helpers import draw_names
 
 MODELS = list(KINDS)  # conftest: a tiny model of every kind, named after it
 PREFIXES = ["", "e", "em", "xav", "isabell", "abcdefghijklmnop"]  # the last: past every block
@@ -121,9 +122,10 @@ def test_the_knobs_cut_what_the_sampler_cuts_and_the_same_seed_draws_the_same(
             assert np.allclose(nl.sampling, (w / w.sum()).numpy(), atol=1e-6)
         # the bigram kinds: the sampler's exact conditional (by enumeration in the next test)
         for seed in range(20):
-            name = sample(model, 1, torch.Generator().manual_seed(seed),
-                          temperature=knobs.temperature, top_k=knobs.top_k, top_p=knobs.top_p,
-                          min_p=knobs.min_p, prefix=prefix, max_len=MAX_NAME_LEN)[0]
+            name = draw_names(model, 1, torch.Generator().manual_seed(seed),
+                              temperature=knobs.temperature, top_k=knobs.top_k,
+                              top_p=knobs.top_p, min_p=knobs.min_p, prefix=prefix,
+                              max_len=MAX_NAME_LEN)[0]
             u = torch.rand(1, generator=torch.Generator().manual_seed(seed)).item()
             cum = np.cumsum(nl.sampling)
             ix = int((cum <= u * cum[-1]).sum())
@@ -225,8 +227,8 @@ def test_greedy_takes_a_most_likely_symbol_each_step(registry, kind):
             assert lp[chosen] == lp.max(), (name, k)
         if kind != "bigram" and ends:  # counts tie often; there the sampler may take another
             # of them; a greedy loop never ends, and sampling draws again a name past max_len
-            cold = sample(model, 1, torch.Generator().manual_seed(0), temperature=1e-6,
-                          prefix=prefix, max_len=64)[0]
+            cold = draw_names(model, 1, torch.Generator().manual_seed(0), temperature=1e-6,
+                              prefix=prefix, max_len=64)[0]
             assert name == cold
 
 

@@ -9,9 +9,9 @@ from app.lm import Bigram, NeuralBigram, Vocab
 from app.lm.base import build_examples
 from app.lm.bigram import BigramConfig
 from app.lm.neural_bigram import KIND, NeuralBigramConfig
-from app.lm.sampling import sample
 from app.lm.train import evaluate, fit
 from tests.conftest import SHARED_NAMES, TINY_NAMES
+from tests.lm.sampling_helpers import draw_names
 
 VOCAB = Vocab.from_words(TINY_NAMES)
 
@@ -75,7 +75,7 @@ def test_training_and_sampling_are_reproducible():
     b, _ = train_neural_bigram(VOCAB, split, steps=20)
     assert torch.equal(a.W, b.W)
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
-    assert sample(a, 30, g()) == sample(b, 30, g())
+    assert draw_names(a, 30, g()) == draw_names(b, 30, g())
 
 
 @pytest.mark.skipif(not SHARED_NAMES.exists(), reason="shared names.txt not present")

@@ -6,8 +6,9 @@ import torch
 
 from app.lm import Bigram, Vocab
 from app.lm.deadline import Deadline
-from app.lm.sampling import Draw, drive, group_sampler, sample, sample_scored
+from app.lm.sampling import Draw, drive, group_sampler
 from tests.conftest import TINY_NAMES
+from tests.lm.sampling_helpers import draw_names, draw_scored
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
 
@@ -19,9 +20,9 @@ def gen(seed=0):
 @pytest.mark.parametrize("model_name", ["bigram", "mlp"])
 def test_same_seed_same_names(model_name, tiny_mlp):
     model = BIGRAM if model_name == "bigram" else tiny_mlp
-    a = sample(model, 50, gen(7))
-    assert a == sample(model, 50, gen(7))
-    assert a != sample(model, 50, gen(8))
+    a = draw_names(model, 50, gen(7))
+    assert a == draw_names(model, 50, gen(7))
+    assert a != draw_names(model, 50, gen(8))
     assert len(a) == 50 and all(1 <= len(x) <= 32 for x in a)
 
 
@@ -29,16 +30,16 @@ def test_does_not_touch_the_global_rng():
     torch.manual_seed(0)
     expected = torch.rand(1)
     torch.manual_seed(0)
-    sample(BIGRAM, 20, gen())
+    draw_names(BIGRAM, 20, gen())
     assert torch.equal(torch.rand(1), expected)
 
 
 def test_prefix_max_len_and_top_k():
-    names = sample(BIGRAM, 200, gen(), prefix="el", max_len=4)
+    names = draw_names(BIGRAM, 200, gen(), prefix="el", max_len=4)
     assert all(x.startswith("el") and 2 <= len(x) <= 4 for x in names)
     assert any(len(x) == 4 for x in names)
     # top_k=1 is greedy: every name is the argmax chain
-    greedy = sample(BIGRAM, 5, gen(), top_k=1, max_len=10)
+    greedy = draw_names(BIGRAM, 5, gen(), top_k=1, max_len=10)
     P, itos = BIGRAM.bigram_probs(), BIGRAM.vocab.itos
     chain, ix = "", 0
     row = P[0].clone()
@@ -54,12 +55,12 @@ def test_top_k_only_uses_the_k_most_likely_first_letters():
     P = BIGRAM.bigram_probs()[0].clone()
     P[0] = 0
     allowed = {BIGRAM.vocab.itos[i] for i in P.topk(3).indices.tolist()}
-    assert {x[0] for x in sample(BIGRAM, 300, gen(), top_k=3)} <= allowed
+    assert {x[0] for x in draw_names(BIGRAM, 300, gen(), top_k=3)} <= allowed
 
 
 def test_low_temperature_concentrates():
-    cold = sample(BIGRAM, 300, gen(), temperature=0.1)
-    hot = sample(BIGRAM, 300, gen(), temperature=3.0)
+    cold = draw_names(BIGRAM, 300, gen(), temperature=0.1)
+    hot = draw_names(BIGRAM, 300, gen(), temperature=3.0)
     assert len(set(cold)) < len(set(hot))
 
 
@@ -70,18 +71,17 @@ def test_low_temperature_concentrates():
 def test_bad_arguments(kwargs, msg):
     args = {"n": 1, **kwargs}
     with pytest.raises(ValueError, match=msg):
-        sample(BIGRAM, generator=gen(), **args)
+        draw_names(BIGRAM, generator=gen(), **args)
 
 
 def test_a_model_left_in_training_mode_samples_as_in_eval_mode():
     """Sampling switches dropout off before anything runs the model (the prefix included)."""
     from app.lm import MLP, MLPConfig
-    from app.lm.sampling import sample_scored
 
     m = MLP(BIGRAM.vocab, MLPConfig(block_size=3, n_embd=4, n_hidden=32, dropout=0.5))
     m.init_weights(gen(3))
-    expected = sample_scored(m.eval(), 20, gen(), prefix="em")
-    assert sample_scored(m.train(), 20, gen(), prefix="em") == expected
+    expected = draw_scored(m.eval(), 20, gen(), prefix="em")
+    assert draw_scored(m.train(), 20, gen(), prefix="em") == expected
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def ticking(k: int) -> Deadline:
 def test_a_group_gives_each_draw_exactly_what_it_gets_alone(served, options):
     """Names and log-probabilities, to the bit: the group shares only the arithmetic."""
     sizes = [(1, 3), (20, 4), (7, 5), (300, 6)]
-    alone = [sample_scored(served, n, gen(seed), **options) for n, seed in sizes]
+    alone = [draw_scored(served, n, gen(seed), **options) for n, seed in sizes]
     (together,) = drive(served, [group_sampler(
         served, [Draw(n, gen(seed)) for n, seed in sizes], **options)])
     assert [(d.names, d.log_probs) for d in together] == alone
@@ -111,7 +111,7 @@ def test_a_group_gives_each_draw_exactly_what_it_gets_alone(served, options):
 
 def test_each_draw_of_a_group_stops_at_its_own_deadline(served):
     draws = [(20, 1, ticking(3)), (20, 2, None), (9, 3, ticking(1))]
-    alone = [sample_scored(served, n, gen(seed), deadline=d and ticking(k))
+    alone = [draw_scored(served, n, gen(seed), deadline=d and ticking(k))
              for (n, seed, d), k in zip(draws, (3, 0, 1), strict=True)]
     (together,) = drive(served, [group_sampler(
         served, [Draw(n, gen(seed), d) for n, seed, d in draws])])

@@ -3,11 +3,12 @@ import torch
 import torch.nn.functional as F
 
 from app.lm.base import Decoder, build_examples
-from app.lm.sampling import Draw, drive, group_sampler, sample_scored
+from app.lm.sampling import Draw, drive, group_sampler
 from app.lm.scoring import log_probs
 from app.lm.transformer import KVDecoder, Rowwise, Transformer, TransformerConfig
 from app.lm.vocab import Vocab
 from tests.conftest import TINY_NAMES
+from tests.lm.sampling_helpers import draw_scored
 
 VOCAB = Vocab.from_words(TINY_NAMES)
 CFG = TransformerConfig(block_size=6, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
@@ -86,11 +87,11 @@ def test_kv_decoding_samples_what_the_windows_sample(prefix, monkeypatch):
     with torch.no_grad():
         assert isinstance(m.decoder(torch.zeros(2, 6, dtype=torch.long)), KVDecoder)
     steps = spy_steps(monkeypatch)
-    got, lps = sample_scored(m, 40, torch.Generator().manual_seed(3), prefix=prefix, max_len=12)
+    got, lps = draw_scored(m, 40, torch.Generator().manual_seed(3), prefix=prefix, max_len=12)
     # The fast path was taken (unless the prefix fills the block: windows from the start).
     assert (len(steps) > 0) == (len(prefix) < m.block_size - 1)
     m.decoder = lambda ctx: Decoder(m, ctx)  # the plain windows, every step
-    again, lps2 = sample_scored(m, 40, torch.Generator().manual_seed(3), prefix=prefix,
+    again, lps2 = draw_scored(m, 40, torch.Generator().manual_seed(3), prefix=prefix,
                                 max_len=12)
     assert got == again
     assert lps == pytest.approx(lps2, abs=1e-5)
@@ -134,7 +135,7 @@ def test_requests_grouped_in_one_decoder_get_the_bits_they_get_alone(cfg, monkey
     says its decoder's rows are independent of the batch (else it is never grouped)."""
     m = random_transformer(cfg).freeze()
     sizes = [(1, 3), (20, 4), (7, 5), (300, 6)]
-    alone = [sample_scored(m, n, torch.Generator().manual_seed(s)) for n, s in sizes]
+    alone = [draw_scored(m, n, torch.Generator().manual_seed(s)) for n, s in sizes]
     decoders = []
     monkeypatch.setattr(m, "decoder", lambda ctx: decoders.append(KVDecoder(m, ctx))
                         or decoders[-1])
