@@ -23,7 +23,6 @@ from app.services import (
     TopResult,
     checked_constraint,
     checked_top_k,
-    knobs_of,
     normalized,
     top_names,
 )
@@ -83,7 +82,7 @@ def next_view(m: LoadedModel, p: NextParams) -> NextView:
     checked_top_k(m, p.top_k)
     c = checked_constraint(m, p)
     prefix, model = c.prefix, m.model
-    nl = lm_inspect.next_letters(model, prefix, Knobs(**knobs_of(p)), c)
+    nl = lm_inspect.next_letters(model, prefix, Knobs.of(p), c)
     steps = score_names(model, [prefix])[0].steps[:-1] if prefix else []
     itos = model.vocab.itos
     symbols = [Symbol(char=ch, label=END if i == 0 else ch, prob=math.exp(lp), log_prob=lp,

@@ -14,7 +14,7 @@ import math
 import secrets
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 from pydantic import Field
@@ -36,6 +36,8 @@ from app.lm.fitting_search import most_probable_fitting
 from app.lm.sampling import (
     Draw,
     Drawn,
+    Knobs,
+    SamplingOptions,
     Steps,
     drive_steps,
     exact_kind,
@@ -157,20 +159,16 @@ def checked_top_k(m: LoadedModel, top_k: int | None) -> None:
                            top_k, type="less_than_equal", ctx={"le": V})
 
 
-def checked_sample(m: LoadedModel, p: SampleParams) -> Constraint:
+def checked_sample(m: LoadedModel, p: SampleParams) -> SamplingOptions:
     """What of p depends on the model, checked: top_k at most the vocabulary size, the text
     fields in its alphabet, the constraints possible, n draws within the request budget
-    (app/cost.py; InvalidParam if not). The Constraint."""
+    (app/cost.py; InvalidParam if not). What the sampler takes: p's knobs and its Constraint."""
     checked_top_k(m, p.top_k)
     c = checked_constraint(m, p)
     cost.check(p.n * cost.draw_flops(m.model, c.prefix, p.max_len), "n", p.n,
                f"sampling {p.n} names of up to {p.max_len} letters after a prefix of "
                f"{len(c.prefix)} from model {m.name!r}")
-    return c
-
-
-def knobs_of(p: SampleParams) -> dict[str, Any]:
-    return {"temperature": p.temperature, "top_k": p.top_k, "top_p": p.top_p, "min_p": p.min_p}
+    return SamplingOptions.of(p, constraint=c)
 
 
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
@@ -219,26 +217,27 @@ def sample_many_steps(m: LoadedModel, requests: list[SampleParams],
     results: list[SampleResult | Exception | None] = [None] * len(requests)
     runs: list[Steps[list[SampleResult]]] = []
     slots: list[list[int]] = []  # the requests each run serves
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[SamplingOptions, list[int]] = {}
     for i, p in enumerate(requests):
         try:
-            c = checked_sample(m, p)
+            options = checked_sample(m, p)
         except InvalidParam as e:
             results[i] = e
             continue
+        c = options.constraint
         if p.unique or p.exclude_training or c.beyond_prefix or c.min_len > 1 \
                 or not shares_sampling(m.model):
             runs.append(_one(sample_steps(m, p, each[i])))
             slots.append([i])
             continue
-        groups.setdefault((tuple(knobs_of(p).values()), c), []).append(i)
-    for (_, c), members in groups.items():
+        groups.setdefault(options, []).append(i)
+    for options, members in groups.items():
         seeds = [draw_seed() if requests[i].seed is None else requests[i].seed for i in members]
         draws = [Draw(requests[i].n, round_generator(seed, 0), each[i])
                  for i, seed in zip(members, seeds, strict=True)]
-        run = group_sampler(m.model, draws, constraint=c, **knobs_of(requests[members[0]]))
+        run = group_sampler(m.model, draws, options)
         runs.append(_group_results(m, run, [requests[i] for i in members], seeds,
-                                   [each[i] for i in members], c))
+                                   [each[i] for i in members], options.constraint))
         slots.append(members)
     def finished(run: int, got: list[SampleResult] | Exception) -> None:
         for k, i in enumerate(slots[run]):
@@ -279,7 +278,8 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
     """sample_names as steps for app.lm.sampling.drive, bounded by `deadline`: rounds of draws
     (`first`: the first one, already drawn) until n names fit and pass the filters, or the
     budget of draws is spent."""
-    c = checked_sample(m, p)
+    options = checked_sample(m, p)
+    c = options.constraint
     n, unique, exclude_training = p.n, p.unique, p.exclude_training
     if seed is None:
         seed = draw_seed() if p.seed is None else p.seed
@@ -307,8 +307,7 @@ def sample_steps(m: LoadedModel, p: SampleParams, deadline: deadlines.Deadline |
                 rate = fits / drawn if drawn else 1.0
                 batch = max(64, 2 * want, math.ceil(1.2 * want / max(rate, 1e-4)))
                 batch = min(budget - drawn, batch, MAX_ROUND)
-            d = yield from sampler(m.model, batch, round_generator(seed, r), deadline=deadline,
-                                   constraint=c, **knobs_of(p))
+            d = yield from sampler(m.model, batch, round_generator(seed, r), options, deadline)
         r += 1
         drawn, fits, mass = drawn + d.drawn, fits + d.fits, d.mass
         timed_out = d.timed_out
@@ -352,7 +351,7 @@ def fit_sentence(r: SampleResult, p: SampleParams) -> str | None:
     if not parts:
         return None
     whose = "this model's names" + (f" that start with {c.prefix}" if c.prefix else "")
-    if (p.temperature, p.top_k, p.top_p, p.min_p) != (1.0, None, None, 0.0):
+    if Knobs.of(p) != Knobs():
         whose += " at these settings"
     asked = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     mass = 100 * r.constraint_mass

@@ -14,7 +14,7 @@ import torch
 
 from app.lm.base import LanguageModel
 from app.lm.constraints import Constraint
-from app.lm.sampling import Knobs, Messages, constraint_of, exact_kind, exact_table, filtered
+from app.lm.sampling import Knobs, Messages, exact_kind, exact_table, filtered, plain
 from app.lm.vocab import MAX_NAME_LEN
 
 # --- the next letter ------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def next_letters(model: LanguageModel, prefix: str, knobs: Knobs | None = None,
     letters; its prefix must be `prefix`) draws it from. An empty prefix cannot end (a name has
     at least one letter), as in the sampler."""
     knobs = knobs or Knobs()
-    c = constraint_of(model, prefix, MAX_NAME_LEN, constraint)
+    c = constraint or plain(model.vocab, prefix, MAX_NAME_LEN)
     if c.prefix != prefix:
         raise ValueError(f"the constraint's prefix {c.prefix!r} is not {prefix!r}")
     raw = model(window(model, prefix))[0]  # (1, V)
@@ -108,7 +108,7 @@ def greedy(model: LanguageModel, prefix: str, constraint: Constraint | None = No
     """The prefix continued by the most likely symbol that can still fit the constraint (None:
     1..MAX_NAME_LEN letters) at each step until the end: at most max_len forward passes of one
     row. Stops where no symbol can fit (a constraint the model cannot meet)."""
-    c = constraint_of(model, prefix, MAX_NAME_LEN, constraint)
+    c = constraint or plain(model.vocab, prefix, MAX_NAME_LEN)
     name = prefix
     while True:
         logits = filtered(model(window(model, name))[0].float(), first=not name)[0]

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Self, TypeVar
 
 import torch
 
@@ -44,7 +44,7 @@ from app.lm.base import Decoder, LanguageModel, decode_rows, distinct_logits
 from app.lm.constraints import Automaton, Constraint
 from app.lm.deadline import Deadline, passed
 from app.lm.scoring import prefix_log_prob
-from app.lm.vocab import BOUNDARY, MAX_NAME_LEN
+from app.lm.vocab import BOUNDARY, MAX_NAME_LEN, Vocab
 
 R = TypeVar("R")
 Steps = Generator[Decoder, torch.Tensor, R]  # yields its decoder, is sent its logits (L, V)
@@ -67,6 +67,13 @@ class Knobs:
     top_p: float | None = None
     min_p: float = 0.0
 
+    @classmethod
+    def of(cls, params: Any, **given: Any) -> Self:
+        """This class's fields read by name from `params` (a request's parameters:
+        app/params.py's SampleParams, NextParams), but those `given`."""
+        return cls(**{f.name: getattr(params, f.name) for f in fields(cls)
+                      if f.name not in given}, **given)
+
     def check(self, V: int) -> None:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
@@ -76,6 +83,19 @@ class Knobs:
             raise ValueError(f"top_p must be > 0 and <= 1, got {self.top_p}")
         if not 0 <= self.min_p < 1:
             raise ValueError(f"min_p must be >= 0 and < 1, got {self.min_p}")
+
+
+@dataclass(frozen=True)
+class SamplingOptions(Knobs):
+    """Everything a sampling run's names depend on but their count, generator and deadline: the
+    knobs, and the constraint the names fit (None: any name of 1..32 letters, `plain`). Frozen
+    and hashable (a Constraint compares by identity: app/services.py makes one per distinct
+    request): requests with equal options are the rows of one `group_sampler`."""
+
+    constraint: Constraint | None = None
+
+
+PLAIN = SamplingOptions()
 
 
 def filter_logits(logits: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,30 +238,27 @@ def sampler(
     model: LanguageModel,
     n: int,
     generator: torch.Generator,
+    options: SamplingOptions = PLAIN,
     deadline: Deadline | None = None,
-    **options: Any,
 ) -> Steps[Drawn]:
     """n draws as steps for `drive`: yields the decoder of the growing names, is sent their
     logits; returns the names that fit, with each name's log-probability under the model at
     temperature 1, end token included (what scoring.log_probs gives, up to float32 rounding),
     collected on the way. Deterministic for a given generator state; never touches the global
-    RNG. `options`: `group_sampler`'s. Checks `deadline` before each step: once passed, it
-    stops with no names (`timed_out`)."""
-    (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)], **options)
+    RNG. Checks `deadline` before each step: once passed, it stops with no names
+    (`timed_out`)."""
+    (result,) = yield from group_sampler(model, [Draw(n, generator, deadline)], options)
     return result
 
 
-def constraint_of(model: LanguageModel, prefix: str, max_len: int,
-                  constraint: Constraint | None) -> Constraint:
-    """The constraint sampled under: `constraint`, or 'starts with prefix, 1..max_len letters'."""
-    if constraint is not None:
-        return constraint
+def plain(vocab: Vocab, prefix: str = "", max_len: int = 32) -> Constraint:
+    """The constraint 'starts with prefix, 1..max_len letters' (`prefix` normalised and in the
+    vocabulary)."""
     if not 1 <= max_len <= MAX_NAME_LEN:
         raise ValueError(f"max_len must be between 1 and {MAX_NAME_LEN}, got {max_len}")
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} is longer than max_len={max_len}")
-    V = len(model.vocab)
-    return Constraint(model.vocab, Automaton.everything(V), prefix, 1, max_len)
+    return Constraint(vocab, Automaton.everything(len(vocab)), prefix, 1, max_len)
 
 
 def exact_kind(model: LanguageModel) -> bool:
@@ -252,13 +269,7 @@ def exact_kind(model: LanguageModel) -> bool:
 def group_sampler(
     model: LanguageModel,
     draws: list[Draw],
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    prefix: str = "",
-    max_len: int = 32,
-    top_p: float | None = None,
-    min_p: float = 0.0,
-    constraint: Constraint | None = None,
+    options: SamplingOptions = PLAIN,
 ) -> Steps[list[Drawn]]:
     """`sampler` for several requests with the same options at once: their names are the rows
     of one decoder and go through each step's arithmetic together, so a step costs a few tensor
@@ -270,14 +281,13 @@ def group_sampler(
     the others: rejection (the module's docstring)."""
     if any(d.n < 1 for d in draws):
         raise ValueError(f"n must be >= 1, got {min(d.n for d in draws)}")
-    knobs = Knobs(temperature, top_k, top_p, min_p)
-    knobs.check(len(model.vocab))
-    c = constraint_of(model, prefix, max_len, constraint)
+    options.check(len(model.vocab))
+    c = options.constraint or plain(model.vocab)
     if model.training:  # eval() walks every submodule: ~0.2 ms a call on the MLP
         model.eval()
     if exact_kind(model):
-        return (yield from exact_sampler(model, draws, knobs, c))
-    return (yield from rejection_sampler(model, draws, knobs, c))
+        return (yield from exact_sampler(model, draws, options, c))
+    return (yield from rejection_sampler(model, draws, options, c))
 
 
 def _uniforms(draws: list[Draw], rows: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,14 @@ from scipy.stats import chisquare
 
 from app.lm import Bigram, Vocab
 from app.lm.constraints import MAX_STATES, MAX_WORK, ConstraintError, TooLarge, build
-from app.lm.sampling import Draw, Knobs, drive, filter_logits, group_sampler
+from app.lm.sampling import (
+    Draw,
+    Knobs,
+    SamplingOptions,
+    drive,
+    filter_logits,
+    group_sampler,
+)
 from app.lm.scoring import log_probs
 from tests.conftest import TINY_NAMES
 from tests.lm.sampling_helpers import draw_names
@@ -150,7 +157,8 @@ def test_the_bigram_samples_the_enumerated_conditional_distribution(letters, suf
                                                                     max_len):
     names, probs = enumerated(BIGRAM, letters, suffix)
     c = build(VOCAB, suffix=suffix, min_len=min_len, max_len=max_len)
-    (drawn,) = drive(BIGRAM, [group_sampler(BIGRAM, [Draw(20_000, gen(1))], constraint=c)])
+    o = SamplingOptions(constraint=c)
+    (drawn,) = drive(BIGRAM, [group_sampler(BIGRAM, [Draw(20_000, gen(1))], o)])
     (got,) = drawn
     assert got.drawn == got.fits == 20_000  # exact: every draw fits
     # The exact mass: the enumerated sum, among non-empty names (no sampler draws '').
@@ -162,7 +170,8 @@ def test_the_bigram_mass_with_a_prefix_and_a_pattern_is_the_enumerated_sum():
     names, probs = enumerated(BIGRAM, 3, "", prefix="e")
     keep = [(x, p) for x, p in zip(names, probs, strict=True) if re.fullmatch("e.[aeiou].", x)]
     c = build(VOCAB, prefix="e", pattern="e.[aeiou].", min_len=4, max_len=4)
-    (got,) = drive(BIGRAM, [group_sampler(BIGRAM, [Draw(10, gen(2))], constraint=c)])[0]
+    o = SamplingOptions(constraint=c)
+    (got,) = drive(BIGRAM, [group_sampler(BIGRAM, [Draw(10, gen(2))], o)])[0]
     # With a prefix the first step is the prefix's: the mass is conditional on it.
     p_prefix = math.exp(log_probs(BIGRAM, ["e"])[0]) / float(
         torch.softmax(BIGRAM(torch.tensor([[VOCAB.stoi['e']]]))[0].double(), 1)[0, 0])
@@ -186,7 +195,8 @@ def test_max_len_conditions_on_the_length_and_never_cuts_a_name(model_name, tiny
 
 def test_knobs_apply_before_conditioning_the_exact_sampler():
     c = build(VOCAB, suffix="a", max_len=6)
-    got = drive(BIGRAM, [group_sampler(BIGRAM, [Draw(300, gen(4))], top_k=3, constraint=c)])[0]
+    o = SamplingOptions(top_k=3, constraint=c)
+    got = drive(BIGRAM, [group_sampler(BIGRAM, [Draw(300, gen(4))], o)])[0]
     (d,) = got
     first = torch.softmax(BIGRAM(torch.zeros(1, 1, dtype=torch.long))[0][0, 1:], 0)
     allowed = {VOCAB.itos[i + 1] for i in first.topk(3).indices.tolist()}
@@ -200,7 +210,8 @@ def test_knobs_apply_before_conditioning_the_exact_sampler():
 def test_the_mlp_samples_the_enumerated_conditional_distribution(tiny_mlp):
     names, probs = enumerated(tiny_mlp, 2, "a")
     c = build(VOCAB, suffix="a", min_len=3, max_len=3)
-    (got,) = drive(tiny_mlp, [group_sampler(tiny_mlp, [Draw(60_000, gen(5))], constraint=c)])[0]
+    o = SamplingOptions(constraint=c)
+    (got,) = drive(tiny_mlp, [group_sampler(tiny_mlp, [Draw(60_000, gen(5))], o)])[0]
     assert got.drawn == 60_000 and got.fits == len(got.names) > 500
     assert all(len(x) == 3 and x.endswith("a") for x in got.names)
     # The acceptance rate estimates the mass: within 4 standard errors of the enumerated one.
@@ -216,16 +227,16 @@ def test_same_seed_same_fitting_names_alone_and_in_a_group(tiny_mlp):
     served = copy.deepcopy(tiny_mlp).freeze()
     c = build(VOCAB, suffix="a", max_len=8)
     sizes = [(50, 1), (200, 2), (3, 3)]
-    alone = [drive(served, [group_sampler(served, [Draw(n, gen(s))], constraint=c)])[0][0]
+    o = SamplingOptions(constraint=c)
+    alone = [drive(served, [group_sampler(served, [Draw(n, gen(s))], o)])[0][0]
              for n, s in sizes]
-    (together,) = drive(served, [group_sampler(served, [Draw(n, gen(s)) for n, s in sizes],
-                                               constraint=c)])
+    (together,) = drive(served, [group_sampler(served, [Draw(n, gen(s)) for n, s in sizes], o)])
     assert together == alone
     for model in (BIGRAM, served):  # two runs driven together share forward passes only
-        runs = [group_sampler(model, [Draw(n, gen(s))], constraint=c, top_p=0.9)
-                for n, s in sizes]
+        o = SamplingOptions(top_p=0.9, constraint=c)
+        runs = [group_sampler(model, [Draw(n, gen(s))], o) for n, s in sizes]
         assert drive(model, runs) == [drive(model, [group_sampler(
-            model, [Draw(n, gen(s))], constraint=c, top_p=0.9)])[0] for n, s in sizes]
+            model, [Draw(n, gen(s))], o)])[0] for n, s in sizes]
 
 
 # --- top-p and min-p -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from app.lm import Bigram, Vocab
 from app.lm import deadline as deadlines
 from app.lm.constraints import build
 from app.lm.deadline import Deadline
-from app.lm.sampling import Draw, Drawn, drive, group_sampler
+from app.lm.sampling import Draw, Drawn, SamplingOptions, drive, group_sampler
 from app.lm.search import most_probable
 from tests.conftest import TINY_NAMES
 from tests.lm.sampling_helpers import draw_scored
@@ -31,7 +31,7 @@ def gen(seed: int = 0) -> torch.Generator:
 
 
 def drawn(model, draws: list[Draw], **options) -> list[Drawn]:
-    (result,) = drive(model, [group_sampler(model, draws, **options)])
+    (result,) = drive(model, [group_sampler(model, draws, SamplingOptions(**options))])
     return result
 
 

@@ -9,6 +9,7 @@ from app.lm.deadline import Deadline
 from app.lm.sampling import Draw, drive, group_sampler
 from tests.conftest import TINY_NAMES
 from tests.lm.sampling_helpers import draw_names, draw_scored
+from tests.lm.sampling_helpers import options as sampling_options
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
 
@@ -105,7 +106,7 @@ def test_a_group_gives_each_draw_exactly_what_it_gets_alone(served, options):
     sizes = [(1, 3), (20, 4), (7, 5), (300, 6)]
     alone = [draw_scored(served, n, gen(seed), **options) for n, seed in sizes]
     (together,) = drive(served, [group_sampler(
-        served, [Draw(n, gen(seed)) for n, seed in sizes], **options)])
+        served, [Draw(n, gen(seed)) for n, seed in sizes], sampling_options(served, **options))])
     assert [(d.names, d.log_probs) for d in together] == alone
 
 
