@@ -12,6 +12,8 @@ Pydantic and the model package's constants: no FastAPI.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
@@ -29,6 +31,38 @@ MAX_TEMPERATURE = 5.0
 MAX_TOP = 100  # names per top request
 MAX_NEIGHBOURS = 10
 FORM_STEP = 0.001  # a form's step for a number with an exclusive bound (`Params.form_bounds`)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How a page's form shows a field (pydantic keeps it with the field, out of the schema):
+    its label; the text of its bounds (`{min}`, `{max}`: the input's); a placeholder (the input
+    is then empty until a value is given, else it starts at the default); `more`: folded under
+    "more options"; `query`: the page's name for it, when not the field's; `attrs`: HTML
+    attributes of its own."""
+
+    label: str
+    bound: str = ""
+    placeholder: str = ""
+    more: bool = False
+    query: str = ""
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a page's form (`Params.form`): `name` in the query, `field` in Params."""
+
+    name: str
+    field: str
+    shown: Shown
+    type: str  # the input's: number, text, checkbox
+    attrs: dict[str, Any]  # its HTML attributes: bounds, then its own
+    default: str  # the value it starts at when none is given ('' for none)
+
+    @property
+    def bound(self) -> str:
+        return self.shown.bound.format(**self.attrs)
 
 
 class InvalidParam(ValueError):
@@ -81,6 +115,30 @@ class Params(BaseModel):
                 out["min"], out["step"] = round(m.gt + FORM_STEP, 9), FORM_STEP
             elif isinstance(m, Lt):
                 out["max"], out["step"] = round(m.lt - FORM_STEP, 9), FORM_STEP
+        return out
+
+    @classmethod
+    def form(cls, attrs: Mapping[str, Mapping[str, Any]] | None = None) -> list[FormField]:
+        """The inputs of a page's form: the fields that say how they are shown (`Shown`), in
+        their order. `attrs`: by field, attributes known only to the page (a bound that
+        depends on the loaded models)."""
+        out = []
+        for name, info in cls.model_fields.items():
+            shown = next((m for m in info.metadata if isinstance(m, Shown)), None)
+            if shown is None:
+                continue
+            ann = info.annotation
+            kind = ("checkbox" if ann is bool else
+                    "text" if ann is str else "number")
+            own: dict[str, Any] = (
+                {} if kind == "checkbox" else
+                {"autocomplete": "off"} if kind == "text" else
+                {"inputmode": "numeric" if ann in (int, int | None) else "decimal"})
+            default = "" if shown.placeholder or info.default in (None, False) else (
+                f"{info.default:g}" if isinstance(info.default, float) else str(info.default))
+            out.append(FormField(shown.query or name, name, shown, kind,
+                                 {**cls.form_bounds(name), **shown.attrs, **own,
+                                  **(attrs or {}).get(name, {})}, default))
         return out
 
     @classmethod
@@ -148,41 +206,50 @@ Temperature = Annotated[float, Field(gt=0, le=MAX_TEMPERATURE, allow_inf_nan=Fal
 class SampleParams(Params):
     """How to sample: the same fields for the API (body and query), the page, the CLI."""
 
-    n: int = Field(10, ge=1, le=MAX_SAMPLE, description="how many names")
-    temperature: Temperature = Field(
+    n: Annotated[int, Shown("How many", "{min} to {max}")] = Field(
+        10, ge=1, le=MAX_SAMPLE, description="how many names")
+    temperature: Annotated[Temperature, Shown("Temperature", "above {min:g}, at most {max:g}",
+                                              attrs={"min": 0, "step": "any"})] = Field(
         1.0, description="divides the logits: < 1 sharper (safer names), > 1 flatter (wilder)")
-    top_k: int | None = Field(
+    top_k: Annotated[int | None, Shown("Top-k", "{min} to {max}", "all letters")] = Field(
         None, ge=1, title="top-k",
         description="keep only the k most likely next characters at each step; at most the "
                     "model's vocabulary size (27 for the default data); null = off")
-    seed: int | None = Field(
+    seed: Annotated[int | None, Shown("Seed", "0 to 2³²−1", "random")] = Field(
         None, ge=0, le=MAX_SEED,
         description="same seed and knobs, same names; absent: one is drawn and returned")
-    top_p: float | None = Field(
+    top_p: Annotated[float | None, Shown("Top-p", "above 0 (0 excluded), at most 1", "off",
+                                         more=True)] = Field(
         None, gt=0, le=1, allow_inf_nan=False, title="top-p",
         description="nucleus: keep the most likely next characters whose probability (after "
                     "temperature and top-k) adds up to p; null = off")
-    min_p: float = Field(
+    min_p: Annotated[float, Shown("Min-p", "0 to below 1 (1 excluded)", "off",
+                                  more=True)] = Field(
         0.0, ge=0, lt=1, allow_inf_nan=False, title="min-p",
         description="keep only next characters at least min_p times as likely as the most "
                     "likely one (after temperature); 0 = off")
-    prefix: str = Field("", max_length=MAX_LEN,
-                        description="letters every name starts with (normalised like names)")
-    suffix: str = Field("", max_length=MAX_LEN, title="ends with",
-                        description="letters every name ends with (normalised like names)")
-    contains: str = Field("", max_length=MAX_LEN,
-                          description="letters that must appear together in every name")
-    pattern: str = Field(
+    prefix: Annotated[str, Shown("Prefix", "letters only", "e.g. ma")] = Field(
+        "", max_length=MAX_LEN,
+        description="letters every name starts with (normalised like names)")
+    suffix: Annotated[str, Shown("Ends with", "letters", "e.g. lyn", more=True)] = Field(
+        "", max_length=MAX_LEN, title="ends with",
+        description="letters every name ends with (normalised like names)")
+    contains: Annotated[str, Shown("Contains", "letters", "e.g. r", more=True)] = Field(
+        "", max_length=MAX_LEN, description="letters that must appear together in every name")
+    pattern: Annotated[str, Shown("Pattern", "regular expression, whole name",
+                                  "e.g. ma.*(lyn|lee)", more=True,
+                                  attrs={"spellcheck": "false"})] = Field(
         "", max_length=MAX_PATTERN,
         description="a regular expression the whole name must match, over the model's letters "
                     "(`ma.*(lyn|lee)`; lowercased; no anchors or back-references)")
-    min_len: int = Field(1, ge=1, le=MAX_LEN, title="min length",
-                         description="shortest name, in letters")
-    max_len: int = Field(32, ge=1, le=MAX_LEN, title="max length",
-                         description="longest name, in letters: a longer name is drawn again, "
-                                     "never cut")
-    unique: bool = Field(False, description="no name twice in one response")
-    exclude_training: bool = Field(
+    min_len: Annotated[int, Shown("Min length", "{min} to {max} letters", more=True)] = Field(
+        1, ge=1, le=MAX_LEN, title="min length", description="shortest name, in letters")
+    max_len: Annotated[int, Shown("Max length", "{min} to {max} letters")] = Field(
+        32, ge=1, le=MAX_LEN, title="max length",
+        description="longest name, in letters: a longer name is drawn again, never cut")
+    unique: Annotated[bool, Shown("no repeats")] = Field(
+        False, description="no name twice in one response")
+    exclude_training: Annotated[bool, Shown("only new names", query="exclude")] = Field(
         False, description="only new names: none of the model's data (its training split or "
                            "its held-out names)")
 

@@ -3,12 +3,25 @@ and the CLI accept and refuse the same values, at the bounds and just past them.
 
 from __future__ import annotations
 
+import html as htmllib
 import re
+from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pydantic import Field
 
 from app.cli import main
-from app.params import MAX_CLI_SAMPLE, MAX_LEN, MAX_PATTERN, MAX_SAMPLE, MAX_SEED, SampleParams
+from app.params import (
+    MAX_CLI_SAMPLE,
+    MAX_LEN,
+    MAX_PATTERN,
+    MAX_SAMPLE,
+    MAX_SEED,
+    FormField,
+    SampleParams,
+    Shown,
+)
 
 # (field, value, accepted) -- top_k's bound is the tiny models' vocabulary size, 27.
 CASES = [
@@ -112,6 +125,34 @@ def test_the_form_offers_only_what_an_exclusive_bound_lets_through(client):
         assert all(a in tag for a in attrs) and 'step="any"' not in tag, tag
     assert re.search(r"Top-p <span[^>]*>[^<]*0 excluded", html)
     assert re.search(r"Min-p <span[^>]*>[^<]*1 excluded", html)
+
+
+# A value other than the default for every field the form shows, that the bigram takes.
+SET = {"n": "3", "temperature": "0.9", "top_k": "20", "seed": "11", "top_p": "0.95",
+       "min_p": "0.01", "prefix": "a", "suffix": "a", "contains": "n", "pattern": "a.*",
+       "min_len": "2", "max_len": "12", "unique": "1", "exclude": "1"}
+
+
+def test_every_sample_field_is_an_input_and_in_the_permalink(client):
+    """The form's inputs and its permalink are SampleParams' fields (app/params.py: Shown)."""
+    assert {f.field for f in SampleParams.form()} == set(SampleParams.model_fields)
+    html = client.get("/sample", params={"model": "bigram", **SET}).text
+    for f in SampleParams.form():
+        assert re.search(rf'<input type="{f.type}" name="{f.name}"', html), f.name
+    link = re.search(r'<p class="seed".*?<a href="([^"]+)"', html, re.S).group(1)
+    query = parse_qs(urlsplit(htmllib.unescape(link)).query)
+    assert query == {"model": ["bigram"], **{k: [v] for k, v in SET.items()}}
+
+
+def test_a_field_declared_with_how_it_is_shown_is_a_form_input():
+    class Extra(SampleParams):
+        spice: Annotated[float, Shown("Spice", "{min:g} to {max:g}", more=True)] = Field(
+            0.5, ge=0, le=2)
+
+    (spice,) = [f for f in Extra.form() if f.field == "spice"]
+    assert spice == FormField("spice", "spice", Shown("Spice", "{min:g} to {max:g}", more=True),
+                              "number", {"min": 0, "max": 2, "inputmode": "decimal"}, "0.5")
+    assert spice.bound == "0 to 2"
 
 
 def test_the_cli_sample_goes_through_the_service(capsys, models_dir, client):

@@ -199,6 +199,7 @@ def show_next(request: Request, registry: RegistryDep):
            "not_applied": next_notice(q),
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()),
                              default=27)}
+    ctx["inputs"] = NextParams.form({"top_k": {"max": ctx["vocab_size"]}})
     try:
         ms = models_asked(registry, q.getlist("model"))
         p = NextParams.parse(form)

@@ -23,6 +23,8 @@ from app.config import Settings
 from app.lm.bigram import BigramConfig
 from app.main import create_app
 from app.pages import ROUTERS
+from app.pages.sample import FORM as SAMPLE_FORM
+from app.params import FORM_STEP
 from app.training import train_to_checkpoint
 
 EXAMPLES = 40  # per page and parameter
@@ -46,6 +48,19 @@ def ints(lo: int, hi: int) -> st.SearchStrategy:
     return st.integers(lo, hi).map(str)
 
 
+def accepted(f) -> st.SearchStrategy:
+    """Values a form's input (app.params.FormField) takes: within its bounds (a number without
+    an upper one: within the tiny vocabulary), text of a few letters (cheap constraints)."""
+    if f.type == "checkbox":
+        return FLAG
+    if f.type == "text":
+        return st.text(LETTERS, max_size=3)
+    lo, hi = f.attrs.get("min", 0), f.attrs.get("max", 27)
+    if f.attrs.get("inputmode") == "numeric":
+        return ints(lo, hi)
+    return st.floats(lo or FORM_STEP, hi).map(repr)
+
+
 MODEL = st.sampled_from(MODELS)
 DIM = ints(0, 4)
 NAMES = st.lists(st.text(LETTERS + "éÉ ", min_size=1, max_size=70), max_size=25).map(" ".join)
@@ -62,10 +77,8 @@ PAGES: dict[str, dict[str, st.SearchStrategy]] = {
     "/bigram/compare": {"a": MODEL, "b": MODEL},
     "/embeddings": {"model": MODEL, "x": DIM, "y": DIM,
                     "letter": st.sampled_from(list("." + LETTERS))},
-    "/sample": {"model": MODEL, "n": ints(1, 200),
-                "temperature": st.floats(0.001, 10).map(repr), "top_k": ints(1, 27),
-                "prefix": st.text(LETTERS, max_size=8), "seed": ints(0, 2**32 - 1),
-                "unique": FLAG, "exclude": FLAG},
+    "/sample": {"model": MODEL, **{f.name: accepted(f) for f in SAMPLE_FORM},
+                "n": ints(1, 200)},  # SampleParams' fields (at most 200 names: cheap cases)
     "/score": {"names": NAMES},
     "/models/{model}": {"name": st.text(LETTERS, min_size=1, max_size=8)},
     "/next": {"model": MODEL, "prefix": st.text(LETTERS, max_size=8),
