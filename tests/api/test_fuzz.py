@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.config import Settings
 from app.main import create_app
+from app.params import SampleParams
 
 EXAMPLES = 12  # per operation and mode
 
@@ -117,8 +118,7 @@ ANY = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3),
                             st.dictionaries(st.text(max_size=5), inner, max_size=3)),
     max_leaves=8)
-SAMPLE_FIELDS = ["n", "temperature", "top_k", "seed", "prefix", "max_len", "unique",
-                 "exclude_training", "other"]
+SAMPLE_FIELDS = [*SampleParams.model_fields, "other"]
 
 
 @pytest.mark.parametrize(("path", "body"), [
