@@ -20,7 +20,7 @@ from app.explorer import (
     top_with,
 )
 from app.lm.inspect import LayerHealth, max_attention_letters
-from app.params import InvalidParam, NameParam, NextParams
+from app.params import InvalidParam, NameParam, NextParams, SampleParams
 from app.registry import LoadedModel, Registry
 from app.services import TopName
 from app.web import (
@@ -130,13 +130,14 @@ def next_chart(v: NextView, link, width: float = 360, bar: float = 18,
     return NextChart(width, bottom + 30, left, plot_width, bar, 14.0, columns, bars, ticks)
 
 
-# What the view applies: the sampling knobs and the constraints, as the sample page names them.
-KNOBS = ("temperature", "top_k", "top_p", "min_p")
-CONSTRAINTS = ("suffix", "contains", "pattern", "min_len", "max_len")
-APPLIED = (*KNOBS, *CONSTRAINTS)
-# Sampling's fields that do not shape one step's draw (how many, which seed, repeats): named
-# in a notice rather than ignored.
-NOT_APPLIED = ("n", "seed", "unique", "exclude", "exclude_training")
+# What the view applies: NextParams' fields but the prefix (the sampling knobs and the
+# constraints, as the sample page names them).
+APPLIED = tuple(k for k in NextParams.model_fields if k != "prefix")
+# Sampling's fields that do not shape one step's draw (how many, which seed, repeats), by the
+# sample page's names and the API's: named in a notice rather than ignored.
+NOT_APPLIED = tuple(dict.fromkeys(k for f in SampleParams.form()
+                                  if f.field not in NextParams.model_fields
+                                  for k in (f.name, f.field)))
 
 
 def next_href(models: list[str], prefix: str, knobs: dict[str, str]) -> str:
@@ -195,7 +196,7 @@ def show_next(request: Request, registry: RegistryDep):
     form = {k: q.get(k, "") for k in ("prefix", *APPLIED)}
     ctx = {"nav": "next", "title": "Next letter", "models": registry.names(), "form": form,
            "params": NextParams, "chosen": q.getlist("model"), "max_models": MAX_MODELS,
-           "more_open": any(form[k] for k in (*KNOBS[2:], *CONSTRAINTS)),
+           "more_open": any(form[k] for k in APPLIED if k not in ("temperature", "top_k")),
            "not_applied": next_notice(q),
            "vocab_size": max((len(m.model.vocab) for m in registry.models.values()),
                              default=27)}
