@@ -188,7 +188,7 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
 
 
 @router.get("/next", response_class=HTMLResponse, summary="Next-letter page")
-@reads("model", "prefix", *APPLIED, *NOT_APPLIED)  # NOT_APPLIED: named by next_notice
+@reads("model", "prefix", *APPLIED, named=NOT_APPLIED)  # NOT_APPLIED: named by next_notice
 @model_thread
 def show_next(request: Request, registry: RegistryDep):
     """The next-letter distribution after a prefix, under up to three models side by side."""

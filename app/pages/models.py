@@ -75,7 +75,7 @@ def twin_verdict(m: LoadedModel, twin: LoadedModel) -> TwinVerdict | None:
 
 
 @router.get("/models/{model}", response_class=HTMLResponse, summary="Model card page")
-@reads(*SampleParams.model_fields)  # named as not applied by card_notice
+@reads("name", named=tuple(SampleParams.model_fields))  # named as not applied: card_notice
 @model_thread
 def show_model(request: Request, registry: RegistryDep, model: str, name: str | None = None):
     """Everything a checkpoint says about itself, its loss curves, its top-10 names, its

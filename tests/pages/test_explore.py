@@ -219,6 +219,8 @@ def test_the_page_names_the_parameters_it_does_not_apply(client):
     notice = " ".join(re.findall(r'<p class="note" role="status"[^>]*>(.*?)</p>', html, re.S))
     assert "Not applied: 'n', 'seed'" in notice and "Ignored 'colour'" in notice
     assert "suffix" in notice  # what it does read
+    ignored = re.search(r"Ignored 'colour'[^.]*\.", notice).group(0)
+    assert "seed" not in ignored  # not listed as read: it is named as not applied
     assert 'class="note" role="status"' not in client.get("/next?model=mlp&suffix=a").text
 
 
