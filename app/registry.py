@@ -11,8 +11,9 @@ order, which is easier to scan).
 4. the rest (other data: a user's own file, one other year...), best first.
 
 A page that needs something of a model (a bigram table, embeddings) opens on the first model in
-this order that has it; sampling opens on the best neural model (`sampler`: the first model of
-a kind that does not count, so the count bigram only when nothing else is loaded); the compare
+this order that has it; sampling opens on the default model if one is set, else on the best
+neural model (`sampler`: the first model of a kind that does not count, so the count bigram
+only when nothing else is loaded); the compare
 page sets the earliest era against the latest (`eras`).
 """
 

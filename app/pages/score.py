@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import batching, plots, services
+from app import batching, plots
 from app.params import InvalidParam, NameParam
 from app.registry import LoadedModel
 from app.services import NameScore
@@ -77,11 +77,13 @@ async def score_column(m: LoadedModel, names: list[str]) -> list[Cell]:
     for i, name in enumerate(names):
         try:
             NameParam.parse({"name": name})  # the API's bounds: 1..64 characters
-            services.normalized(m, name, "names")  # in the model's alphabet
         except InvalidParam as e:
             errors[i] = str(e)
-    good = [x for i, x in enumerate(names) if i not in errors]
-    scores = iter(await batching.score(m, good, "names", indexed=False) if good else [])
+    kept = [i for i in range(len(names)) if i not in errors]
+    # the API's partial scoring: the names in the model's alphabet scored, an error for the rest
+    scored, bad = await batching.score_valid(m, [names[i] for i in kept])
+    errors.update({kept[e.index]: str(e) for e in bad})
+    scores = iter(scored)
     cells = []
     for i in range(len(names)):
         if i in errors:

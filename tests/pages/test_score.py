@@ -105,13 +105,13 @@ def test_a_page_is_one_model_thread_request_per_model(client, monkeypatch):
     from app import batching
 
     calls: list[int] = []
-    score = batching.score
+    submit = batching.scoring.submit
 
-    async def counted(m, names, *args, **kwargs):
+    async def counted(m, names):  # a request joining the model thread's queue
         calls.append(len(names))
-        return await score(m, names, *args, **kwargs)
+        return await submit(m, names)
 
-    monkeypatch.setattr(batching, "score", counted)
+    monkeypatch.setattr(batching.scoring, "submit", counted)
     names = [f"{a}{b}na" for a in "bdklm" for b in "aeio"]
     r = client.get("/score", params={"names": "\n".join(names[:19] + ["r2d2"])})
     assert r.status_code == 200
