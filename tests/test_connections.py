@@ -277,7 +277,7 @@ app.pages.models.top_names = spin
 def test_sigterm_stops_the_server_within_its_grace_while_the_model_thread_is_stuck(one_model):
     env = {"OMP_NUM_THREADS": "1", "NAMELAB_SHUTDOWN_GRACE_SECONDS": "2"}
     with live_process(one_model, cli=True, env=env, wrap=STUCK) as (base, proc):
-        stuck = threading.Thread(target=lambda: httpx.get(base + "/models/bigram", timeout=BOUND),
+        stuck = threading.Thread(target=lambda: cut_short(base + "/models/bigram"),
                                  daemon=True)
         stuck.start()
         time.sleep(1)  # the card's request holds the model thread
@@ -356,8 +356,7 @@ def test_sigterm_stops_every_worker_within_its_grace_while_their_model_threads_a
     env = {"OMP_NUM_THREADS": "1", "NAMELAB_SHUTDOWN_GRACE_SECONDS": "2",
            "NAMELAB_WORKERS": "2", "PYTHONPATH": f"{tmp_path}:{root}"}
     with live_process(one_model, cli=True, env=env) as (base, proc):
-        stuck = [threading.Thread(target=lambda: httpx.get(base + "/models/bigram",
-                                                           timeout=BOUND), daemon=True)
+        stuck = [threading.Thread(target=lambda: cut_short(base + "/models/bigram"), daemon=True)
                  for _ in range(4)]  # the kernel spreads them over the workers
         for t in stuck:
             t.start()
@@ -369,6 +368,15 @@ def test_sigterm_stops_every_worker_within_its_grace_while_their_model_threads_a
         proc.wait(timeout=BOUND)
         assert time.monotonic() - start < 2 + 1 + 5
         assert not [pid for pid in workers if alive(pid)]
+
+
+def cut_short(url: str) -> None:
+    """A request on a stuck model thread: the shutdown closes its connection unanswered, which
+    is what these tests expect of it (not an error of the thread that sent it)."""
+    try:
+        httpx.get(url, timeout=BOUND)
+    except httpx.TransportError:
+        pass
 
 
 def children(pid: int) -> list[int]:
