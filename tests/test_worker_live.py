@@ -46,7 +46,7 @@ def client(address: str, timeout: float = BOUND) -> httpx.AsyncClient:
 
 @pytest.mark.slow
 def test_after_a_flood_of_abandoned_requests_a_light_one_is_served_at_once(server):
-    before = metrics(server)
+    before = chunks(server)
 
     async def abandon() -> int:
         async with client("127.0.0.1", timeout=0.3) as c:
@@ -67,11 +67,11 @@ def test_after_a_flood_of_abandoned_requests_a_light_one_is_served_at_once(serve
     # The 40 x 48 chunks queued were forgotten: at most those in progress when their
     # clients left (the server learns of 40 disconnects one at a time) ran first.
     assert chunks(server) - start <= 20
-    after = metrics(server)
-    left = sum(after[f'namelab_model_queue_total{{outcome="{o}"}}']
-               - before[f'namelab_model_queue_total{{outcome="{o}"}}']
-               for o in ("dropped", "stopped"))
-    assert left >= 39 and after["namelab_model_queue_requests"] == 0
+    # Of the 1,920 chunks asked for, about one request's worth ran (the one perhaps served in
+    # time, the pieces in progress as clients left); what a request that never reached the
+    # queue or was dropped from it would have cost, never ran.
+    assert chunks(server) - before <= 2 * 48 + 20
+    assert metrics(server)["namelab_model_queue_requests"] == 0
 
 
 def light_waits(base: str) -> tuple[float, float]:
