@@ -62,6 +62,7 @@ from typing import Any, Generic, TypeVar
 
 from app import cost, services, worker
 from app.lm.base import LanguageModel
+from app.lm.flops import letter_flops
 from app.params import InvalidParam, SampleParams
 from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
@@ -227,7 +228,7 @@ class Batcher(Generic[T, R]):
         # it (its rows, a letter each) fits in a chunk: a light request is never held for a
         # heavy one's every step, it gets its own turn after one of the heavy one's chunks
         step = cost.limits.chunk_flops if cost.limits and not self.chunked_batch else None
-        letter = cost.letter_flops(m.model) if step is not None else 0
+        letter = letter_flops(m.model) if step is not None else 0
         rows, flops = 0, 0
 
         def take(x: Waiting[T]) -> None:
@@ -299,7 +300,7 @@ def sample_each(m: LoadedModel, requests: list[SampleParams],
     ready: list[tuple[int, Any]] = []
     steps = services.sample_many_steps(m, requests, deadlines,
                                        lambda i, result: ready.append((i, result)))
-    letter = cost.letter_flops(m.model)
+    letter = letter_flops(m.model)
     spent = 0
     while True:
         try:

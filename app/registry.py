@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import cost
 from app.checkpoints import (
     PICKLE_SUFFIXES,
     SUFFIX,
@@ -37,6 +36,7 @@ from app.checkpoints import (
 )
 from app.data import DEFAULT_SPEC, SSA_SPEC
 from app.lm import KINDS, Kind
+from app.lm.flops import letter_flops
 from app.lm.scoring import Plausibility
 
 log = logging.getLogger("namelab.registry")
@@ -199,7 +199,7 @@ class Registry:
         loaded = LoadedModel.from_checkpoint(ckpt)
         # counted now, on the thread that loads (the model thread in a server), never later
         # on the event loop or a pool thread where a request asks for it (app/worker.py)
-        cost.letter_flops(ckpt.model)
+        letter_flops(ckpt.model)
         self.models[loaded.name] = loaded
         took = "" if seconds is None else f" in {seconds:.2f} s"
         log.info("loaded model %s (%s) from %s%s", loaded.name, ckpt.meta.model_type, ckpt.path,

@@ -14,6 +14,8 @@ from torch import nn
 from app import cost, worker
 from app.checkpoints import load_checkpoint
 from app.config import DEFAULT_MODELS_DIR, Settings
+from app.lm import flops
+from app.lm.flops import letter_flops
 from app.main import create_app
 
 
@@ -25,12 +27,12 @@ def matmul_flops(module: nn.Module) -> int:
 def test_a_letter_costs_one_window_through_the_model_counted_from_its_layers(client):
     registry = client.app.state.registry
     V = len(registry.get("bigram").model.vocab)
-    assert cost.letter_flops(registry.get("bigram").model) == V  # a table lookup: the row
+    assert letter_flops(registry.get("bigram").model) == V  # a table lookup: the row
     mlp = registry.get("mlp").model
-    assert cost.letter_flops(mlp) == matmul_flops(mlp)  # one window, one row
+    assert letter_flops(mlp) == matmul_flops(mlp)  # one window, one row
     t = registry.get("transformer").model
     # every position of a full window through every Linear, plus attention: more than that
-    assert cost.letter_flops(t) > t.block_size * matmul_flops(t.blocks)
+    assert letter_flops(t) > t.block_size * matmul_flops(t.blocks)
 
 
 def test_the_pieces_of_a_request_depend_on_the_costs_alone():
@@ -42,7 +44,7 @@ def test_the_pieces_of_a_request_depend_on_the_costs_alone():
 def test_a_request_over_the_budget_is_refused_before_it_starts_naming_budget_and_cost(
         client, monkeypatch):
     t = client.app.state.registry.get("transformer").model
-    letter = cost.letter_flops(t)
+    letter = letter_flops(t)
     monkeypatch.setattr(cost, "limits", cost.Limits(100 * letter, letter))
     names = ["abcdefghij"] * 10  # 110 letters with their ends
     r = client.post("/api/models/transformer/score", json={"names": names})
@@ -74,7 +76,7 @@ def test_the_default_budget_admits_the_largest_default_sample_of_the_shipped_tra
     """The documented defaults (app/config.py) against the shipped Transformer's cost of a
     letter, counted from its checkpoint."""
     s = Settings()
-    letter = cost.letter_flops(load_checkpoint(DEFAULT_MODELS_DIR / "transformer.safetensors")
+    letter = letter_flops(load_checkpoint(DEFAULT_MODELS_DIR / "transformer.safetensors")
                                .model)
     assert letter == 6_608_896  # what docs/determinism.md quotes
     assert 1000 * 33 * letter <= s.request_flops < 1000 * 65 * letter
@@ -84,8 +86,8 @@ def test_the_default_budget_admits_the_largest_default_sample_of_the_shipped_tra
 @pytest.mark.parametrize("kind", ["bigram", "mlp", "transformer", "wavenet"])
 def test_the_cost_is_counted_not_timed(client, kind):
     m = client.app.state.registry.get(kind).model
-    assert cost.letter_flops(m) == cost.letter_flops(m)  # cached, and the same every time
-    assert cost.score_flops(m, ["ab", "c"]) == 5 * cost.letter_flops(m)
+    assert letter_flops(m) == letter_flops(m)  # cached, and the same every time
+    assert cost.score_flops(m, ["ab", "c"]) == 5 * letter_flops(m)
 
 
 def test_a_letters_cost_is_counted_at_load_on_the_model_thread_and_only_read_after(
@@ -93,13 +95,13 @@ def test_a_letters_cost_is_counted_at_load_on_the_model_thread_and_only_read_aft
     """Counting runs model code: it happens as the models load (on the model thread), never
     where a request asks for the cost (the event loop, a pool thread)."""
     counted: list[int] = []
-    real = cost.Flops
+    real = flops.Flops
 
     def spy(*args, **kwargs):
         counted.append(threading.get_ident())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cost, "Flops", spy)
+    monkeypatch.setattr(flops, "Flops", spy)
     app = create_app(settings)
     with TestClient(app) as c:
         model_thread = worker.executor().submit(threading.get_ident).result()
@@ -116,8 +118,9 @@ def test_the_count_matches_the_products_written_out_and_imports_no_compiler():
     """The Transformer's letter: every Linear of its blocks and head over the 16 positions of a
     window, and attention's two products over every query and key, written out by hand; and
     counting it (as loading does) imports neither torch's compiler nor sympy (start-up)."""
-    code = ("import sys; from app import cost; from app.checkpoints import load_checkpoint; "
-            "m = load_checkpoint(sys.argv[1]).model; print(cost.letter_flops(m)); "
+    code = ("import sys; from app.lm.flops import letter_flops; "
+            "from app.checkpoints import load_checkpoint; "
+            "m = load_checkpoint(sys.argv[1]).model; print(letter_flops(m)); "
             "print(' '.join(x for x in ('torch._dynamo', 'sympy') if x in sys.modules))")
     path = DEFAULT_MODELS_DIR / "transformer.safetensors"
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from app import batching, cost, services, worker
 from app.lm import scoring
+from app.lm.flops import letter_flops
 from app.main import create_app
 from app.params import SampleParams
 from tests.conftest import forget_pages
@@ -152,7 +153,7 @@ def test_scoring_from_a_flooding_client_lets_another_clients_request_in_within_a
     """Batched scoring, in chunks: a client's heavy requests are served a chunk a turn, and
     another client's one name (on another model) is served after at most one of them."""
     transformer, bigram = (client.app.state.registry.get(n) for n in ("transformer", "bigram"))
-    letter = cost.letter_flops(transformer.model)
+    letter = letter_flops(transformer.model)
     monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * 10 * letter))  # 20 names
     calls: list[str] = []
     real = services.score_many
@@ -182,7 +183,7 @@ def test_a_small_sample_request_is_not_held_for_every_step_of_a_big_one(client, 
     starts, is answered after one of the heavy one's chunks (counted on the model thread), not
     after all of them: it is not pulled into a batch whose every step is a chunk."""
     transformer = client.app.state.registry.get("transformer")
-    letter = cost.letter_flops(transformer.model)
+    letter = letter_flops(transformer.model)
     monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * letter))  # 20 rows a step
     thread = worker.executor()
     chunks = []
@@ -219,7 +220,7 @@ def test_a_request_of_a_sampling_batch_is_answered_when_its_own_run_ends(client,
     """Two requests share a batch (each step fits in a chunk); the short one is answered when
     its own names are drawn, chunks before the long one's last step."""
     transformer = client.app.state.registry.get("transformer")
-    letter = cost.letter_flops(transformer.model)
+    letter = letter_flops(transformer.model)
     monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 60 * letter))  # 60 rows a step
     thread = worker.executor()
     long = SampleParams(n=20, seed=1, max_len=30, temperature=3.0)

@@ -10,8 +10,8 @@ import re
 import httpx
 import pytest
 
-from app import cost
 from app.checkpoints import load_checkpoint
+from app.lm.flops import letter_flops
 from tests.live import live_process, run_async
 
 BOUND = 60.0  # seconds: a bound for a slow machine, not a timing target
@@ -21,7 +21,7 @@ HEAVY = {"names": [f"{a}{b}{c}" * 6 for a in "bdklm" for b in "aeiou" for c in "
 @pytest.fixture(scope="module")
 def server(models_dir):
     """Chunks of 400 letters of the tiny Transformer: a heavy request is 48 chunks."""
-    letter = cost.letter_flops(load_checkpoint(models_dir / "transformer.safetensors").model)
+    letter = letter_flops(load_checkpoint(models_dir / "transformer.safetensors").model)
     env = {"OMP_NUM_THREADS": "1", "NAMELAB_CHUNK_FLOPS": str(400 * letter),
            "NAMELAB_MAX_QUEUE": "1000"}
     with live_process(models_dir, cli=True, env=env) as (base, proc):
