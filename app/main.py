@@ -11,11 +11,11 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from app import api, batching, cost, middleware, pages, static, web, worker
-from app.checkpoints import Limits
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
 from app.registry import Registry, UnknownModel
 from app.static import HashedStaticFiles
+from app.store.checkpoints import Limits
 
 log = logging.getLogger("namelab")
 

@@ -25,7 +25,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.checkpoints import (
+from app.data import DEFAULT_SPEC, SSA_SPEC
+from app.lm import KINDS, Kind
+from app.lm.flops import letter_flops
+from app.lm.scoring import Plausibility
+from app.store.checkpoints import (
     PICKLE_SUFFIXES,
     SUFFIX,
     Checkpoint,
@@ -34,10 +38,6 @@ from app.checkpoints import (
     load_checkpoint,
     one_line,
 )
-from app.data import DEFAULT_SPEC, SSA_SPEC
-from app.lm import KINDS, Kind
-from app.lm.flops import letter_flops
-from app.lm.scoring import Plausibility
 
 log = logging.getLogger("namelab.registry")
 

@@ -11,7 +11,13 @@ from typing import Any
 
 import torch
 
-from app.checkpoints import (
+from app.data import DataError, Split, load_dataset, split_words
+from app.lm import KINDS, LanguageModel, Vocab
+from app.lm.config import OptimConfig
+from app.lm.scoring import length_quantiles, nll_quantiles
+from app.lm.train import Progress, evaluate, fit
+from app.lm.vocab import MAX_NAME_LEN
+from app.store.checkpoints import (
     OTHER_NAMES_TENSOR,
     CheckpointMeta,
     HeldOut,
@@ -22,12 +28,6 @@ from app.checkpoints import (
     save_checkpoint,
     write_tensors,
 )
-from app.data import DataError, Split, load_dataset, split_words
-from app.lm import KINDS, LanguageModel, Vocab
-from app.lm.config import OptimConfig
-from app.lm.scoring import length_quantiles, nll_quantiles
-from app.lm.train import Progress, evaluate, fit
-from app.lm.vocab import MAX_NAME_LEN
 
 
 def namelab_version() -> str:

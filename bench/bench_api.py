@@ -34,9 +34,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.checkpoints import SUFFIX, load_checkpoint  # noqa: E402
 from app.lm import LanguageModel  # noqa: E402
 from app.lm.sampling import drive, sampler  # noqa: E402
+from app.store.checkpoints import SUFFIX, load_checkpoint  # noqa: E402
 
 MODELS = ("bigram", "mlp")  # the sampler against the naive loop
 HTTP_TARGETS = {"mlp": 50, "wavenet": 100, "transformer": 100}  # ms, each HTTP call, if shipped

@@ -17,7 +17,9 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from app.checkpoints import (
+from app.lm import KINDS
+from app.registry import Registry
+from app.store.checkpoints import (
     MAX_HEADER_BYTES,
     MAX_WEIGHT,
     META_KEY,
@@ -25,8 +27,6 @@ from app.checkpoints import (
     CheckpointError,
     load_checkpoint,
 )
-from app.lm import KINDS
-from app.registry import Registry
 
 
 class Evil:

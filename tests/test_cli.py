@@ -11,12 +11,12 @@ from itertools import pairwise
 import pytest
 import torch
 
-from app.checkpoints import load_checkpoint
 from app.cli import DEFAULT_MODELS_DIR, main
 from app.data import load_dataset, split_words
 from app.lm import KINDS, Bigram
 from app.lm.config import OptimConfig
 from app.lm.train import evaluate
+from app.store.checkpoints import load_checkpoint
 from tests.conftest import TINY_NAMES
 from tests.live import ROOT
 
@@ -255,7 +255,7 @@ def no_space(*args):
 @pytest.mark.parametrize("where", ["write", "fsync"])
 def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
         capsys, monkeypatch, tmp_path, tiny_names_file, where):
-    import app.checkpoints
+    import app.store.checkpoints
 
     args = ("train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
             str(tmp_path), "--name", "b", "--quiet")
@@ -263,9 +263,9 @@ def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
     old = (tmp_path / "b.safetensors").read_bytes()
     if where == "write":
         real = os.fdopen
-        monkeypatch.setattr(app.checkpoints.os, "fdopen", lambda *a: FullDisk(real(*a)))
+        monkeypatch.setattr(app.store.checkpoints.os, "fdopen", lambda *a: FullDisk(real(*a)))
     else:
-        monkeypatch.setattr(app.checkpoints.os, "fsync", no_space)
+        monkeypatch.setattr(app.store.checkpoints.os, "fsync", no_space)
 
     code, out, err = run(capsys, *args, "--smoothing", "2", "--force")
     assert code == 1
@@ -388,7 +388,12 @@ def test_calibrate_rewrites_the_reference_and_keeps_the_weights(capsys, tmp_path
                                                                 tiny_names_file):
     from safetensors.torch import load_file
 
-    from app.checkpoints import OTHER_NAMES_TENSOR, load_checkpoint, read_tensors, write_tensors
+    from app.store.checkpoints import (
+        OTHER_NAMES_TENSOR,
+        load_checkpoint,
+        read_tensors,
+        write_tensors,
+    )
 
     run(capsys, "train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
         str(tmp_path), "--quiet")

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from torch import nn
 
 from app import cost, worker
-from app.checkpoints import load_checkpoint
 from app.config import DEFAULT_MODELS_DIR, Settings
 from app.lm import flops
 from app.lm.flops import letter_flops
 from app.main import create_app
+from app.store.checkpoints import load_checkpoint
 
 
 def matmul_flops(module: nn.Module) -> int:
@@ -119,7 +119,7 @@ def test_the_count_matches_the_products_written_out_and_imports_no_compiler():
     window, and attention's two products over every query and key, written out by hand; and
     counting it (as loading does) imports neither torch's compiler nor sympy (start-up)."""
     code = ("import sys; from app.lm.flops import letter_flops; "
-            "from app.checkpoints import load_checkpoint; "
+            "from app.store.checkpoints import load_checkpoint; "
             "m = load_checkpoint(sys.argv[1]).model; print(letter_flops(m)); "
             "print(' '.join(x for x in ('torch._dynamo', 'sympy') if x in sys.modules))")
     path = DEFAULT_MODELS_DIR / "transformer.safetensors"

@@ -14,10 +14,10 @@ from functools import cache
 import pytest
 
 from app import plots
-from app.checkpoints import load_checkpoint
 from app.data import Split, load_dataset, split_words
 from app.lm.scoring import Plausibility, log_probs
 from app.registry import plausibility_of
+from app.store.checkpoints import load_checkpoint
 from app.training import held_out
 from tests.live import ROOT
 

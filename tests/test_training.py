@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from app.checkpoints import load_checkpoint
 from app.lm import KINDS
 from app.lm.bigram import BigramConfig
 from app.lm.scoring import log_probs
+from app.store.checkpoints import load_checkpoint
 from app.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
 

@@ -10,8 +10,8 @@ import re
 import httpx
 import pytest
 
-from app.checkpoints import load_checkpoint
 from app.lm.flops import letter_flops
+from app.store.checkpoints import load_checkpoint
 from tests.live import live_process, run_async
 
 BOUND = 60.0  # seconds: a bound for a slow machine, not a timing target

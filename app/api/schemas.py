@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
 from app.explorer import health
 from app.lm import KINDS
 from app.lm.embeddings import Projection
@@ -31,6 +30,7 @@ from app.services import (
     SampledName,
     TopName,
 )
+from app.store.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
 from app.worker import MODEL_SECONDS
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app.checkpoints import save_checkpoint
 from app.config import Settings
 from app.lm import MLPConfig
 from app.lm.bigram import BigramConfig
 from app.lm.config import OptimConfig
 from app.main import create_app
+from app.store.checkpoints import save_checkpoint
 from app.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
 

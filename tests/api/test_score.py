@@ -255,7 +255,7 @@ def test_plausibility_of_held_out_names_is_near_uniform_at_every_length(tmp_path
     tests/test_shipped.py's cross-fitted test. Under the old all-lengths measure the 3-letter
     names' median was ~10."""
     (tmp_path / "bigram.safetensors").symlink_to(ROOT / "models" / "bigram.safetensors")
-    from app.checkpoints import load_checkpoint
+    from app.store.checkpoints import load_checkpoint
 
     ck = load_checkpoint(tmp_path / "bigram.safetensors")
     split = split_words(load_dataset(ck.meta.dataset.spec).words, ck.meta.split.seed)

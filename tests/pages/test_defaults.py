@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.checkpoints import load_checkpoint
 from app.config import Settings
 from app.lm import KINDS
 from app.main import NoModels, create_app, load_registry
 from app.registry import LoadedModel, Registry
+from app.store.checkpoints import load_checkpoint
 
 # name: (kind, data spec, validation NLL)
 LAYOUT = {
