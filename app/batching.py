@@ -64,8 +64,8 @@ from app import cost, services, worker
 from app.lm.base import LanguageModel
 from app.lm.flops import letter_flops
 from app.params import InvalidParam, SampleParams
-from app.registry import LoadedModel
 from app.services import NameScore, SampleResult
+from app.store.registry import LoadedModel
 
 log = logging.getLogger("namelab.batching")
 T = TypeVar("T")

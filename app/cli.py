@@ -29,7 +29,7 @@ EXAMPLES = {
     "calibrate": """examples:
   namelab calibrate mlp transformer                  # models in --models-dir
   namelab calibrate ./models/mine --data names.txt   # its data file, moved since training""",
-    # The shipped models' first in app/registry.py's order (the best neural model for
+    # The shipped models' first in app/store/registry.py's order (the best neural model for
     # sampling): tests/test_cli.py checks these examples name it.
     "sample": """examples:
   namelab sample --model transformer -n 10 --seed 42     # the best shipped model
@@ -234,8 +234,8 @@ def load(args):
 
 
 def load_served(args):
-    """The checkpoint as the server holds it (app/registry.py): training set, plausibility."""
-    from app.registry import LoadedModel
+    """The checkpoint as the server holds it (app/store/registry.py): training set, plausibility."""
+    from app.store.registry import LoadedModel
 
     return LoadedModel.from_checkpoint(load(args))
 
@@ -256,7 +256,7 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     from app.lm import KINDS
-    from app.training import train_to_checkpoint
+    from app.store.training import train_to_checkpoint
 
     kind = KINDS[args.model]
 
@@ -304,7 +304,7 @@ def yes(flag: bool) -> str:
 
 def cmd_calibrate(args) -> int:
     from app.store.checkpoints import CheckpointError
-    from app.training import calibrate
+    from app.store.training import calibrate
 
     paths = [resolve_model(m, args.models_dir) for m in args.models]  # all found, or none done
     for path in paths:

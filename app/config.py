@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     default_model: str | None = Field(
         None, description="the model pages open on and list first, sampling included (a page "
         "that needs a bigram table or embeddings it lacks takes the next in the order: "
-        "app/registry.py); unset or empty: the order's first, the best model of the default "
+        "app/store/registry.py); unset or empty: the order's first, the best model of the default "
         "data (for sampling, the best neural one). A name that is not loaded stops start-up")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

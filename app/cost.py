@@ -2,7 +2,7 @@
 
 A letter (one next-letter distribution: one step of a name scored or sampled) costs what one
 forward pass of the model on one window costs, in floating-point operations of its matrix
-products (app/lm/flops.py), counted once per model as the registry loads it (app/registry.py,
+products (app/lm/flops.py), counted once per model as the registry loads it (app/store/registry.py,
 `Registry.add`: on the model thread in a server, since it runs model code), and only read
 afterwards. An upper bound: scoring shares a
 name's first contexts, the Transformer samples its first 15 letters with keys and values kept.

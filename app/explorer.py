@@ -18,7 +18,6 @@ from app.lm.inspect import Attention, LayerHealth
 from app.lm.sampling import Knobs
 from app.lm.scoring import Step, score_names
 from app.params import InvalidParam, NextParams, TopParams
-from app.registry import LoadedModel
 from app.services import (
     TopResult,
     checked_constraint,
@@ -26,6 +25,7 @@ from app.services import (
     normalized,
     top_names,
 )
+from app.store.registry import LoadedModel
 
 END = "end"  # how the end of the name is shown among the next symbols
 # The health check reads a model's dataset again (to know its validation names) once per

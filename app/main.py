@@ -13,9 +13,9 @@ from fastapi_offline import FastAPIOffline
 from app import api, batching, cost, middleware, pages, static, web, worker
 from app.config import STATIC_DIR, Settings
 from app.pagecache import PageCache
-from app.registry import Registry, UnknownModel
 from app.static import HashedStaticFiles
 from app.store.checkpoints import Limits
+from app.store.registry import Registry, UnknownModel
 
 log = logging.getLogger("namelab")
 

@@ -49,7 +49,7 @@ from app.lm.scoring import Step, score_names
 from app.lm.search import SearchResult, most_probable
 from app.lm.vocab import InvalidName, Vocab
 from app.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
-from app.registry import LoadedModel
+from app.store.registry import LoadedModel
 
 IN_DATA = ("the name is in the model's data: its training split or its held-out names (what "
            "'known name' means on the pages, and what exclude_training leaves out)")

@@ -36,9 +36,9 @@ from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
 from app.pagecache import declared
 from app.params import InvalidParam
-from app.registry import LoadedModel, Registry, UnknownModel
 from app.services import MAX_SAMPLE_DRAWS, NoTable
 from app.static import static_url
+from app.store.registry import LoadedModel, Registry, UnknownModel
 from app.worker import MODEL_SECONDS
 
 # --- dependencies -------------------------------------------------------------------------------

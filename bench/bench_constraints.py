@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 from app import services  # noqa: E402
 from app.lm.sampling import exact_kind  # noqa: E402
 from app.params import CLISampleParams  # noqa: E402
-from app.registry import LoadedModel  # noqa: E402
 from app.store.checkpoints import load_checkpoint  # noqa: E402
+from app.store.registry import LoadedModel  # noqa: E402
 
 MODELS = ["bigram", "neural-bigram", "mlp", "wavenet", "transformer"]
 CASES = {"unconstrained": {}, "suffix=a": {"suffix": "a"}, "suffix=lyn": {"suffix": "lyn"}}

@@ -29,7 +29,7 @@ from app.lm.deadline import Deadline  # noqa: E402
 from app.lm.search import most_probable  # noqa: E402
 from app.lm.vocab import MAX_NAME_LEN  # noqa: E402
 from app.params import MAX_TOP  # noqa: E402
-from app.registry import Registry  # noqa: E402
+from app.store.registry import Registry  # noqa: E402
 from app.worker import MODEL_SECONDS  # noqa: E402
 
 SEARCHES = {  # what the pages and the API ask: (k, prefix, max_len)

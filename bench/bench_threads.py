@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import services  # noqa: E402
 from app.params import SampleParams  # noqa: E402
-from app.registry import Registry  # noqa: E402
+from app.store.registry import Registry  # noqa: E402
 
 THREADS_IN_B = 8
 

@@ -14,7 +14,7 @@ from app.lm import KINDS, MLPConfig
 from app.lm.config import OptimConfig
 from app.main import create_app
 from app.pagecache import PageCache
-from app.training import train_to_checkpoint
+from app.store.training import train_to_checkpoint
 
 # Tests use tiny tensors: one thread is as fast, and much faster on a loaded machine (worker
 # threads spinning for cores other processes hold).

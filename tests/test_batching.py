@@ -18,7 +18,7 @@ from app.lm.deadline import Deadline, bounded
 from app.lm.transformer import KVDecoder
 from app.main import create_app
 from app.params import InvalidParam, SampleParams
-from app.training import train_to_checkpoint
+from app.store.training import train_to_checkpoint
 from tests.conftest import forget_pages
 from tests.live import run_async, served
 

@@ -216,7 +216,7 @@ MEASURE = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from app.store.checkpoints import Limits, load_checkpoint
-    from app.registry import LoadedModel
+    from app.store.registry import LoadedModel
     big = Limits(10**9, 10**9, 2**40)
     LoadedModel.from_checkpoint(load_checkpoint(Path(sys.argv[2]), big))  # torch's first use
     def status(key):  # VmHWM, not ru_maxrss: that one starts from the parent's, at fork

@@ -18,7 +18,6 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from app.lm import KINDS
-from app.registry import Registry
 from app.store.checkpoints import (
     MAX_HEADER_BYTES,
     MAX_WEIGHT,
@@ -27,6 +26,7 @@ from app.store.checkpoints import (
     CheckpointError,
     load_checkpoint,
 )
+from app.store.registry import Registry
 
 
 class Evil:
@@ -452,7 +452,7 @@ def test_a_bigram_whose_probabilities_underflow_is_refused(bigram, tmp_path, smo
 
 
 def test_a_bigram_without_smoothing_may_give_zero_probabilities(models_dir, tmp_path):
-    from app.training import train_to_checkpoint
+    from app.store.training import train_to_checkpoint
     from tests.conftest import TINY_NAMES
 
     data = tmp_path / "names.txt"
@@ -540,14 +540,14 @@ def test_every_hostile_file_of_the_issue_is_refused_and_the_good_ones_served(fol
                  + "frame #0: c10::Error::Error(...)\n" * 40),
     KeyError("x"), AssertionError()])
 def test_any_exception_while_loading_refuses_that_file_only(folder, monkeypatch, error):
-    import app.registry
+    import app.store.registry
 
     def load(path, limits):
         if path.name == "mlp.safetensors":
             raise error
         return load_checkpoint(path, limits)
 
-    monkeypatch.setattr(app.registry, "load_checkpoint", load)
+    monkeypatch.setattr(app.store.registry, "load_checkpoint", load)
     registry = Registry.load_dir(folder)
     assert registry.names() == sorted(set(KINDS) - {"mlp"})
     reason = registry.refused["mlp.safetensors"]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from app.registry import Registry
 from app.store.checkpoints import load_checkpoint
+from app.store.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 120  # seconds to wait for a marker; a bound, not a timing assumption

@@ -105,11 +105,12 @@ def test_console_script_help_has_examples_and_lists_the_kinds():
 
 def test_the_sample_and_score_examples_use_the_best_shipped_model():
     """Issue 21.1: the examples sampled from mlp; they name the model sampling opens on for
-    the shipped models (app/registry.py's order), or a counting bigram for its own features."""
+    the shipped models (app/store/registry.py's order), or a counting bigram for its own
+    features."""
     import re
 
     from app.cli import EXAMPLES
-    from app.registry import Registry
+    from app.store.registry import Registry
 
     reg = Registry.load_dir(DEFAULT_MODELS_DIR)
     best = reg.sampler().name
@@ -304,8 +305,8 @@ def test_help_does_not_import_torch_and_the_default_folder_is_the_apps():
 
 def test_sample_with_constraints_prints_the_mass_line_as_the_page_does(capsys, models_dir):
     from app.params import SampleParams
-    from app.registry import LoadedModel
     from app.services import fit_sentence, sample_names
+    from app.store.registry import LoadedModel
 
     code, out, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "bigram",
                          "-n", "5", "--seed", "2", "--suffix", "a", "--min-len", "4",

@@ -11,8 +11,8 @@ from app import batching, worker
 from app.lm.bigram import BigramConfig
 from app.main import create_app
 from app.pagecache import Page, PageCache, etag_of, matches
-from app.registry import Registry
-from app.training import train_to_checkpoint
+from app.store.registry import Registry
+from app.store.training import train_to_checkpoint
 
 CACHED = ["/bigram?model=bigram", "/bigram?model=bigram&view=counts&row=e",
           "/bigram/table.csv?model=bigram", "/bigram/table.json?model=neural-bigram",

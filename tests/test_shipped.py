@@ -16,9 +16,9 @@ import pytest
 from app import plots
 from app.data import Split, load_dataset, split_words
 from app.lm.scoring import Plausibility, log_probs
-from app.registry import plausibility_of
 from app.store.checkpoints import load_checkpoint
-from app.training import held_out
+from app.store.registry import plausibility_of
+from app.store.training import held_out
 from tests.live import ROOT
 
 MODELS = sorted((ROOT / "models").glob("*.safetensors"))
@@ -155,7 +155,7 @@ def test_loading_every_shipped_model_does_no_work_serving_does_not_need():
     initialising it and reads the weights straight into it. Initialising there, or copying
     into it with to_empty(), imports torch's compiler (torch._dynamo) or sympy: over a second
     each. Checked in a fresh interpreter, where nothing else has imported them."""
-    code = ("import sys; from app.registry import Registry; "
+    code = ("import sys; from app.store.registry import Registry; "
             "r = Registry.load_dir(sys.argv[1]); assert r.models and not r.refused, r.refused; "
             "print(' '.join(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "models")], cwd=ROOT,
@@ -171,7 +171,7 @@ def test_the_cards_top_ten_are_complete_within_the_effort_bound(path):
     from app import services
     from app.lm.search import MAX_EXPANSIONS
     from app.params import MAX_TOP, TopParams
-    from app.registry import LoadedModel
+    from app.store.registry import LoadedModel
 
     m = LoadedModel.from_checkpoint(checkpoint(path))
     best = services.most_probable_of(m, None)

@@ -7,7 +7,7 @@ from app.lm import KINDS
 from app.lm.bigram import BigramConfig
 from app.lm.scoring import log_probs
 from app.store.checkpoints import load_checkpoint
-from app.training import train_to_checkpoint
+from app.store.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
 
 

@@ -20,7 +20,6 @@ from app.lm.embeddings import Projection
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.train import History
 from app.params import SampleParams, ScoreParams
-from app.registry import LoadedModel
 from app.services import (
     CONSTRAINED_DRAWS_BOUND,
     DRAWS_BOUND,
@@ -31,6 +30,7 @@ from app.services import (
     TopName,
 )
 from app.store.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
+from app.store.registry import LoadedModel
 from app.worker import MODEL_SECONDS
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"

@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app import plots
 from app.pages.common import has_bigram_table, pick_model
-from app.registry import LoadedModel, Registry
 from app.services import bigram_table
+from app.store.registry import LoadedModel, Registry
 from app.web import (
     USER_ERRORS,
     BadInput,
@@ -231,8 +231,8 @@ def compare_tables(a: Table, b: Table, top: int = 8) -> Comparison:
 
 def compare_defaults(registry: Registry, a: str, b: str) -> tuple[str, str] | None:
     """The two models to compare when a or b is blank: the earliest era against the latest
-    (app/registry.py's `eras`), else the first two bigram tables in the registry's order; never
-    a model against itself (None when fewer than two bigram tables are loaded)."""
+    (app/store/registry.py's `eras`), else the first two bigram tables in the registry's
+    order; never a model against itself (None when fewer than two bigram tables are loaded)."""
     eras = registry.eras(has_bigram_table)
     tables = [m.name for m in registry.ordered() if has_bigram_table(m)]
     order = [eras[0].name, eras[-1].name] if len(eras) >= 2 else []

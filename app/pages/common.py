@@ -7,8 +7,8 @@ to the form that produced it (with what to fix), never as a JSON 422.
 
 from __future__ import annotations
 
-from app.registry import LoadedModel, Registry
 from app.services import NoTable
+from app.store.registry import LoadedModel, Registry
 from app.web import BadInput
 
 
@@ -32,7 +32,7 @@ def flag(raw: str | None) -> bool:
 
 
 def pick_model(registry: Registry, name: str | None, has=None, what: str = "model") -> LoadedModel:
-    """The named model, or the first model in the registry's order (app/registry.py) for which
+    """The named model, or the first model in the registry's order (app/store/registry.py) for which
     has(model) is true.
 
     UnknownModel for a name that is not loaded; NoTable when the model (or every model) lacks

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse
 
 from app import plots
 from app.pages.common import has_embeddings, int_param, pick_model
-from app.registry import Registry
 from app.services import EmbeddingView, embedding_view
+from app.store.registry import Registry
 from app.web import USER_ERRORS, BadInput, RegistryDep, page_error, render
 from app.worker import model_thread
 

@@ -21,8 +21,8 @@ from app.explorer import (
 )
 from app.lm.inspect import LayerHealth, max_attention_letters
 from app.params import InvalidParam, NameParam, NextParams, SampleParams
-from app.registry import LoadedModel, Registry
 from app.services import TopName
+from app.store.registry import LoadedModel, Registry
 from app.web import (
     USER_ERRORS,
     BadInput,
@@ -161,7 +161,7 @@ def next_notice(q) -> str | None:
 
 def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
     """The models named (in order, each once; UnknownModel for one not loaded), at most
-    MAX_MODELS; none named: the first in the registry's order (app/registry.py)."""
+    MAX_MODELS; none named: the first in the registry's order (app/store/registry.py)."""
     names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     if len(names) > MAX_MODELS:
         raise BadInput(f"{len(names)} models asked; compare at most {MAX_MODELS} side by side.")

@@ -46,7 +46,7 @@ async def sample_page(request: Request, registry: RegistryDep):
            "more_open": any(form[k] for k in MORE),
            "inputs": SampleParams.form({"top_k": {"max": vocab_size}})}
     try:
-        # none named: the best neural model (app/registry.py's order)
+        # none named: the best neural model (app/store/registry.py's order)
         m = pick_model(registry, q.get("model")) if q.get("model") else registry.sampler()
         params = sample_params(q)
         result = await batching.sample(m, params)  # the API's queue: chunked, fair

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 
 from app import batching, plots
 from app.params import InvalidParam, NameParam
-from app.registry import LoadedModel
 from app.services import NameScore
+from app.store.registry import LoadedModel
 from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, reads, render
 
 router = APIRouter(tags=["pages"])

@@ -13,7 +13,7 @@ from app.lm.bigram import BigramConfig
 from app.lm.config import OptimConfig
 from app.main import create_app
 from app.store.checkpoints import save_checkpoint
-from app.training import train_to_checkpoint
+from app.store.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
 
 

@@ -27,7 +27,7 @@ from app.lm.inspect import (
 from app.lm.sampling import Knobs, exact_kind, filtered
 from app.lm.scoring import score_names
 from app.lm.vocab import MAX_NAME_LEN
-from app.registry import Registry
+from app.store.registry import Registry
 from tests.conftest import TINY_NAMES
 from tests.lm.sampling_helpers import draw_names
 

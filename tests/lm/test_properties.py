@@ -20,7 +20,7 @@ from app import services
 from app.lm import KINDS
 from app.lm.scoring import log_probs, score_names
 from app.params import MAX_SEED, InvalidParam, SampleParams
-from app.registry import Registry
+from app.store.registry import Registry
 
 MODELS = list(KINDS)  # conftest: a tiny model of every kind, named after it
 LETTERS = "abcdefghijklmnopqrstuvwxyz"  # the tiny models' vocabulary (conftest: every letter)

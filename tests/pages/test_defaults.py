@@ -1,6 +1,7 @@
-"""Issue 21.1: which model each page, the home page and the API list open on (app/registry.py's
-order), on a registry laid out like the shipped one: main models of the default data, era
-models, and a model of other data, each with a validation NLL set by the test."""
+"""Issue 21.1: which model each page, the home page and the API list open on
+(app/store/registry.py's order), on a registry laid out like the shipped one: main models of
+the default data, era models, and a model of other data, each with a validation NLL set
+by the test."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.lm import KINDS
 from app.main import NoModels, create_app, load_registry
-from app.registry import LoadedModel, Registry
 from app.store.checkpoints import load_checkpoint
+from app.store.registry import LoadedModel, Registry
 
 # name: (kind, data spec, validation NLL)
 LAYOUT = {

@@ -25,7 +25,7 @@ from app.main import create_app
 from app.pages import ROUTERS
 from app.pages.sample import FORM as SAMPLE_FORM
 from app.params import FORM_STEP
-from app.training import train_to_checkpoint
+from app.store.training import train_to_checkpoint
 
 EXAMPLES = 40  # per page and parameter
 
