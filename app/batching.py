@@ -3,8 +3,8 @@ the same operation are served together, one forward pass per step for all of the
 request holds the model thread for more than a chunk at a time.
 
 A route awaits `score(m, names)` or `sample(m, p)` on the event loop. Its cost is
-checked first (app/cost.py: over the request budget is a 422 naming it). The request joins the
-queue of its model and operation, and a job for it joins the model thread's queue under its
+checked first (app/domain/cost.py: over the request budget is a 422 naming it). The request joins
+the queue of its model and operation, and a job for it joins the model thread's queue under its
 client (app/worker.py: round-robin over clients, a chunk a turn). When the job's turn comes it
 serves a chunk: its own request's next piece, and, for a model whose rows are independent of
 the batch, pieces of the other requests queued for the model (one from each client in turn)
@@ -60,11 +60,12 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from app import cost, services, worker
+from app import worker
+from app.domain import cost, services
+from app.domain.params import InvalidParam, SampleParams
+from app.domain.services import NameScore, SampleResult
 from app.lm.base import LanguageModel
 from app.lm.flops import letter_flops
-from app.params import InvalidParam, SampleParams
-from app.services import NameScore, SampleResult
 from app.store.registry import LoadedModel
 
 log = logging.getLogger("namelab.batching")

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     # import torch (a second or more), which `namelab --help` does without.
     parser = build_parser(train_kind(argv), only=argv[0] if argv else "")
     args = parser.parse_args(argv)
-    from app.params import InvalidParam
+    from app.domain.params import InvalidParam
 
     try:
         return args.func(args) or 0
@@ -107,7 +107,7 @@ def add_kind_flags(p: argparse.ArgumentParser, kind) -> None:
 
 
 def add_param_flags(p: argparse.ArgumentParser, cls) -> None:
-    """One flag per field of an operation's parameters (app/params.py), with its description,
+    """One flag per field of an operation's parameters (app/domain/params.py), with its description,
     bounds and default; values are checked by the parameters themselves (Params.parse)."""
     for name, f in cls.model_fields.items():
         flag = "-n" if name == "n" else "--" + name.replace("_", "-")
@@ -122,7 +122,7 @@ def add_param_flags(p: argparse.ArgumentParser, cls) -> None:
 
 def build_parser(kind: str | None = None, only: str | None = None) -> argparse.ArgumentParser:
     """The parser. only None: every command's flags; else only that command's flags read off
-    the kinds and app/params.py (which import torch), so `namelab --help` stays fast."""
+    the kinds and app/domain/params.py (which import torch), so `namelab --help` stays fast."""
     parser = argparse.ArgumentParser(
         prog="namelab", description="Character-level language models of first names."
     )
@@ -176,7 +176,7 @@ def build_parser(kind: str | None = None, only: str | None = None) -> argparse.A
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     if only in (None, "sample"):
-        from app.params import CLISampleParams
+        from app.domain.params import CLISampleParams
 
         add_param_flags(p, CLISampleParams)
 
@@ -319,8 +319,8 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from app.params import CLISampleParams
-    from app.services import fit_sentence, sample_names
+    from app.domain.params import CLISampleParams
+    from app.domain.services import fit_sentence, sample_names
 
     params = CLISampleParams.parse({k: getattr(args, k) for k in CLISampleParams.model_fields})
     m = load_served(args)
@@ -339,8 +339,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from app.params import InvalidParam
-    from app.services import score
+    from app.domain.params import InvalidParam
+    from app.domain.services import score
 
     m = load_served(args)
     plaus = m.plausibility

@@ -66,12 +66,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         8.0, ge=1, le=3600, description="after SIGTERM the process ends within this, whatever "
         "runs (below docker stop's 10 s); requests in flight get 1 s less")
-    # The model thread (app/worker.py, app/cost.py): work counted in FLOPs, never timed.
+    # The model thread (app/worker.py, app/domain/cost.py): work counted in FLOPs, never timed.
     request_flops: int = Field(
         300 * 10**9, ge=1, description="model work of one request, at most, in FLOPs (letters "
-        "x the model's FLOPs per letter: app/cost.py); more: 422 naming it. The default admits "
-        "1,000 names of up to 32 letters from the shipped Transformer (6.3 MFLOPs a letter), "
-        "not 1,000 of 64")
+        "x the model's FLOPs per letter: app/domain/cost.py); more: 422 naming it. The "
+        "default admits 1,000 names of up to 32 letters from the shipped Transformer (6.3 "
+        "MFLOPs a letter), not 1,000 of 64")
     chunk_flops: int = Field(
         2 * 10**9, ge=1, description="the model thread's unit of work in FLOPs (~315 "
         "letters of the shipped Transformer): a request costing more is served a chunk at a "

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from app import api, batching, cost, middleware, pages, static, web, worker
+from app import api, batching, middleware, pages, static, web, worker
 from app.config import STATIC_DIR, Settings
+from app.domain import cost
 from app.pagecache import PageCache
 from app.static import HashedStaticFiles
 from app.store.checkpoints import Limits

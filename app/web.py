@@ -32,11 +32,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import TEMPLATES_DIR
 from app.data import spec_in_words, specs_in_words
+from app.domain.params import InvalidParam
+from app.domain.services import MAX_SAMPLE_DRAWS, NoTable
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
 from app.pagecache import declared
-from app.params import InvalidParam
-from app.services import MAX_SAMPLE_DRAWS, NoTable
 from app.static import static_url
 from app.store.registry import LoadedModel, Registry, UnknownModel
 from app.worker import MODEL_SECONDS
@@ -102,7 +102,8 @@ def ordinal(n: float) -> str:
 
 
 def attrs(bounds: dict[str, Any]) -> Markup:
-    """HTML attributes from a parameter's bounds (app.params.Params.bounds): min="1" max="5"."""
+    """HTML attributes from a parameter's bounds (app.domain.params.Params.bounds): min="1"
+    max="5"."""
     return Markup(" ".join(f'{escape(k)}="{escape(f"{v:g}" if isinstance(v, float) else v)}"'
                            for k, v in bounds.items()))
 

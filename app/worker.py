@@ -15,9 +15,9 @@ like the OpenMP teams it protects; uvicorn workers are processes, each with its 
 
 Since requests queue for it, no request may hold it long, and a flood must not starve the rest:
 - What bounds a request's work is a count, so that the same request gets the same answer on any
-  machine and at any load: its cost in FLOPs (app/cost.py: letters x the model's cost of a
+  machine and at any load: its cost in FLOPs (app/domain/cost.py: letters x the model's cost of a
   letter; more than NAMELAB_REQUEST_FLOPS is refused before it is queued), names drawn
-  (app/services.py), prefixes expanded by the search (app/lm/search.py).
+  (app/domain/services.py), prefixes expanded by the search (app/lm/search.py).
 - Work is a `Job`: a generator that does one chunk per turn (app/batching.py cuts scoring and
   sampling into chunks of NAMELAB_CHUNK_FLOPS; a route on the model thread is one chunk).
 - Fair: round-robin over clients (by the client's address). Each turn runs one chunk of the

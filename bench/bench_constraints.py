@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import services  # noqa: E402
+from app.domain.params import CLISampleParams  # noqa: E402
 from app.lm.sampling import exact_kind  # noqa: E402
-from app.params import CLISampleParams  # noqa: E402
 from app.store.checkpoints import load_checkpoint  # noqa: E402
 from app.store.registry import LoadedModel  # noqa: E402
 

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import services  # noqa: E402
+from app.domain.params import SampleParams  # noqa: E402
 from app.lm.transformer import KVDecoder, Rowwise  # noqa: E402
-from app.params import SampleParams  # noqa: E402
 from app.store.registry import Registry  # noqa: E402
 
 KINDS = ("bigram", "neural-bigram", "mlp", "wavenet", "transformer")

@@ -4,10 +4,10 @@ every machine) and seconds, for what the pages and the API ask.
     python bench/bench_search.py [--models-dir models] [--runs 3]
 
 For each checkpoint: the cards' search (the MAX_TOP most probable names of any length, done once
-per model and kept: app/services.py, `most_probable_of`), the `/top` default (k=20) and a search
-with a prefix. Each line gives the prefixes expanded, the forward passes (deadline looks) and the
-median seconds of `--runs` runs on one torch thread, and the ratio of the slowest search to the
-request deadline (app/worker.py, MODEL_SECONDS: a safety net; the count bounds the work).
+per model and kept: app/domain/services.py, `most_probable_of`), the `/top` default (k=20) and a
+search with a prefix. Each line gives the prefixes expanded, the forward passes (deadline looks)
+and the median seconds of `--runs` runs on one torch thread, and the ratio of the slowest search to
+the request deadline (app/worker.py, MODEL_SECONDS: a safety net; the count bounds the work).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.domain.params import MAX_TOP  # noqa: E402
 from app.lm.deadline import Deadline  # noqa: E402
 from app.lm.search import most_probable  # noqa: E402
 from app.lm.vocab import MAX_NAME_LEN  # noqa: E402
-from app.params import MAX_TOP  # noqa: E402
 from app.store.registry import Registry  # noqa: E402
 from app.worker import MODEL_SECONDS  # noqa: E402
 

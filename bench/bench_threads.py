@@ -11,7 +11,7 @@ parallel work. The same work is timed in three phases of one process:
      spreads sync routes (each thread gets its own OpenMP team);
   C. one thread again: back on the dedicated thread, now that the other teams exist.
 
-The work: `sample n=1000` and `score 1000 names` for the MLP and the bigram (app.services, as
+The work: `sample n=1000` and `score 1000 names` for the MLP and the bigram (app.domain.services, as
 the API calls them), and a loop of 300 small tensor operations (a (300, 27) log_softmax and
 cumsum, the size of a sampling step). Printed: the median of --repeats runs, in ms, and B and
 C as multiples of A. Only meaningful with torch's default threads (2 here): with
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import services  # noqa: E402
-from app.params import SampleParams  # noqa: E402
+from app.domain.params import SampleParams  # noqa: E402
 from app.store.registry import Registry  # noqa: E402
 
 THREADS_IN_B = 8

@@ -10,14 +10,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app import batching, cost, services, worker
+from app import batching, worker
 from app.config import Settings
+from app.domain import cost, services
+from app.domain.params import InvalidParam, SampleParams
 from app.lm import KINDS, MLPConfig
 from app.lm.config import OptimConfig
 from app.lm.deadline import Deadline, bounded
 from app.lm.transformer import KVDecoder
 from app.main import create_app
-from app.params import InvalidParam, SampleParams
 from app.store.training import train_to_checkpoint
 from tests.conftest import forget_pages
 from tests.live import run_async, served

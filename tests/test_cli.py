@@ -304,8 +304,8 @@ def test_help_does_not_import_torch_and_the_default_folder_is_the_apps():
 
 
 def test_sample_with_constraints_prints_the_mass_line_as_the_page_does(capsys, models_dir):
-    from app.params import SampleParams
-    from app.services import fit_sentence, sample_names
+    from app.domain.params import SampleParams
+    from app.domain.services import fit_sentence, sample_names
     from app.store.registry import LoadedModel
 
     code, out, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "bigram",

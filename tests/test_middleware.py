@@ -173,8 +173,8 @@ def chunks(n: int, size: int = 7):
 
 def test_default_body_limit_admits_the_largest_documented_request(settings):
     """1,000 names of 64 characters, each character the longest JSON can write one in."""
+    from app.domain.params import MAX_SCORE
     from app.lm.vocab import MAX_NAME_LEN
-    from app.params import MAX_SCORE
 
     worst = json.dumps({"names": ["\U0001f600" * MAX_NAME_LEN] * MAX_SCORE},
                        separators=(",", ":"), ensure_ascii=True)

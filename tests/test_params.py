@@ -1,5 +1,5 @@
-"""One parameter set per operation (app/params.py): the API (body and query), the sampling page
-and the CLI accept and refuse the same values, at the bounds and just past them."""
+"""One parameter set per operation (app/domain/params.py): the API (body and query), the sampling
+page and the CLI accept and refuse the same values, at the bounds and just past them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from pydantic import Field
 
 from app.cli import main
-from app.params import (
+from app.domain.params import (
     MAX_CLI_SAMPLE,
     MAX_LEN,
     MAX_PATTERN,
@@ -134,7 +134,8 @@ SET = {"n": "3", "temperature": "0.9", "top_k": "20", "seed": "11", "top_p": "0.
 
 
 def test_every_sample_field_is_an_input_and_in_the_permalink(client):
-    """The form's inputs and its permalink are SampleParams' fields (app/params.py: Shown)."""
+    """The form's inputs and its permalink are SampleParams' fields (app/domain/params.py:
+    Shown)."""
     assert {f.field for f in SampleParams.form()} == set(SampleParams.model_fields)
     html = client.get("/sample", params={"model": "bigram", **SET}).text
     for f in SampleParams.form():

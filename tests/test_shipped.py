@@ -166,11 +166,11 @@ def test_loading_every_shipped_model_does_no_work_serving_does_not_need():
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
 def test_the_cards_top_ten_are_complete_within_the_effort_bound(path):
     """The model card's ten most probable names and `/top`'s 100 come from one search per model
-    (app/services.py, `most_probable_of`): for every shipped model it finishes well within its
-    count of prefixes, so no machine's speed decides how many names a card shows."""
-    from app import services
+    (app/domain/services.py, `most_probable_of`): for every shipped model it finishes well within
+    its count of prefixes, so no machine's speed decides how many names a card shows."""
+    from app.domain import services
+    from app.domain.params import MAX_TOP, TopParams
     from app.lm.search import MAX_EXPANSIONS
-    from app.params import MAX_TOP, TopParams
     from app.store.registry import LoadedModel
 
     m = LoadedModel.from_checkpoint(checkpoint(path))

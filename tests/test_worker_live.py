@@ -59,7 +59,7 @@ def test_after_a_flood_of_abandoned_requests_a_light_one_is_served_at_once(serve
             return sum(await asyncio.gather(*(one() for _ in range(40))))
 
     # every client gave up, but perhaps the first, served alone before its 0.3 s were up
-    # (the cost of a letter is no longer counted on its first request: app/cost.py)
+    # (the cost of a letter is no longer counted on its first request: app/domain/cost.py)
     assert run_async(abandon()) >= 39
     start = chunks(server)
     r = httpx.get(server + "/api/models/bigram/score?name=emma", timeout=BOUND)

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from app import batching
 from app.api.render import json_response, score_json
 from app.api.schemas import CompareResponse
-from app.params import NameParam
+from app.domain.params import NameParam
 from app.web import RegistryDep
 
 router = APIRouter(prefix="/api", tags=["scoring"])

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from app.api.render import json_response
 from app.api.schemas import NOT_FOUND, AttentionResponse, ErrorMessage, NextResponse
-from app.explorer import NoAttention, attention_view, next_view
-from app.params import NameParam, NextParams
+from app.domain.explorer import NoAttention, attention_view, next_view
+from app.domain.params import NameParam, NextParams
 from app.web import ModelDep
 from app.worker import model_thread
 

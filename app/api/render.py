@@ -2,8 +2,8 @@
 
 Scoring 1000 names returns ~7000 steps; building and then re-validating pydantic models for
 them costs more than the model's forward pass. orjson serialises the dataclasses of
-`app.services` directly (in Rust, ~5x faster than pydantic-core for these) instead. The routes
-still declare their pydantic response models, so /docs describes these responses exactly, and
+`app.domain.services` directly (in Rust, ~5x faster than pydantic-core for these) instead. The
+routes still declare their pydantic response models, so /docs describes these responses exactly, and
 the tests check every response against that description (tests/api/test_fuzz.py,
 test_score.py, test_sample.py).
 """
@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from app.params import InvalidParam
-from app.services import NameScore, SampleResult
+from app.domain.params import InvalidParam
+from app.domain.services import NameScore, SampleResult
 
 
 def json_response(payload: Any) -> Response:

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from app import batching
 from app.api.render import json_response, sample_payload
 from app.api.schemas import NOT_FOUND, SampleRequest, SampleResponse
-from app.params import SampleParams
+from app.domain.params import SampleParams
 from app.web import ModelDep
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)

@@ -1,6 +1,6 @@
 """Pydantic models of the API's requests and responses: the contract, as /docs shows it.
 
-The parameters themselves are app/params.py's (shared with the pages, the CLI and the
+The parameters themselves are app/domain/params.py's (shared with the pages, the CLI and the
 services). Request bodies are those made strict (`"n": "ten"` and `"seed": true` are 422s);
 as query parameters they are parsed leniently, as query strings must be.
 Log-probabilities of 0-probability events (a bigram trained without smoothing can give them) are
@@ -14,13 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.explorer import health
-from app.lm import KINDS
-from app.lm.embeddings import Projection
-from app.lm.search import MAX_EXPANSIONS
-from app.lm.train import History
-from app.params import SampleParams, ScoreParams
-from app.services import (
+from app.domain.explorer import health
+from app.domain.params import SampleParams, ScoreParams
+from app.domain.services import (
     CONSTRAINED_DRAWS_BOUND,
     DRAWS_BOUND,
     IN_DATA,
@@ -29,6 +25,10 @@ from app.services import (
     SampledName,
     TopName,
 )
+from app.lm import KINDS
+from app.lm.embeddings import Projection
+from app.lm.search import MAX_EXPANSIONS
+from app.lm.train import History
 from app.store.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
 from app.store.registry import LoadedModel
 from app.worker import MODEL_SECONDS

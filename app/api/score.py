@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from app import batching
 from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
-from app.params import NameParam
+from app.domain.params import NameParam
 from app.web import ModelDep, SafeJSONResponse, invalid_param_error
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app import services
 from app.api.schemas import (
     NO_TABLE,
     NOT_FOUND,
@@ -16,7 +15,8 @@ from app.api.schemas import (
     TopNameOut,
     TopResponse,
 )
-from app.params import EmbeddingsParams, TopParams
+from app.domain import services
+from app.domain.params import EmbeddingsParams, TopParams
 from app.web import ModelDep
 from app.worker import model_thread
 

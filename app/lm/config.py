@@ -57,7 +57,7 @@ def help_of(f: Field) -> str:
 
 def bounds_text(bounds: Mapping[str, Any], max_length: int | None = None) -> str:
     """Bounds (ge, gt, le, lt) as text, '>= 0, < 1', for help texts and error messages alike
-    (the request parameters' too, app/params.py)."""
+    (the request parameters' too, app/domain/params.py)."""
     words = [f"{symbol} {bounds[key]}" for key, (symbol, _) in BOUNDS.items()
              if bounds.get(key) is not None]
     if max_length is not None:

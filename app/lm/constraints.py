@@ -269,7 +269,7 @@ def lowercase_pattern(pattern: str) -> str:
 # --- a request's constraint ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: app/services.py caches them
+@dataclass(frozen=True, eq=False)  # compared by identity: app/domain/services.py caches them
 class Constraint:
     """What a sampled name must be: starts with `prefix` (normalised, in the vocabulary), has
     min_len..max_len letters, and is accepted by `automaton` (the intersection of the prefix,

@@ -4,7 +4,7 @@ counted once per model and then read. At least V (the distribution itself: a tab
 counts 0). On the shipped models: 27 for a bigram, 6.6 million for the Transformer (a window of
 16 positions through 4 blocks). Counted, never timed: the same on any machine.
 
-The serving budgets built on it are app/cost.py's."""
+The serving budgets built on it are app/domain/cost.py's."""
 
 from __future__ import annotations
 

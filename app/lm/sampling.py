@@ -23,7 +23,7 @@ from a masked one (masking a letter at one step changes what the later steps are
   Rejection rather than sequential Monte Carlo: SMC's resampled particles are correlated and its
   names follow the target only as the particles grow in number, while rejection's are
   independent and exact at any count; its cost (1 / mass draws a name) is bounded by a count of
-  draws (app/services.py), and the answer says how many it took.
+  draws (app/domain/services.py), and the answer says how many it took.
 A name longer than max_len is never cut to fit: it does not fit (issue 21), so it is drawn again.
 A draw (a round of rows) that its deadline stops partway gives none of its rows, only whole
 ones count: the rows that had ended by then are the short ones (kept, they would favour short
@@ -70,7 +70,7 @@ class Knobs:
     @classmethod
     def of(cls, params: Any, **given: Any) -> Self:
         """This class's fields read by name from `params` (a request's parameters:
-        app/params.py's SampleParams, NextParams), but those `given`."""
+        app/domain/params.py's SampleParams, NextParams), but those `given`."""
         return cls(**{f.name: getattr(params, f.name) for f in fields(cls)
                       if f.name not in given}, **given)
 
@@ -89,7 +89,7 @@ class Knobs:
 class SamplingOptions(Knobs):
     """Everything a sampling run's names depend on but their count, generator and deadline: the
     knobs, and the constraint the names fit (None: any name of 1..32 letters, `plain`). Frozen
-    and hashable (a Constraint compares by identity: app/services.py makes one per distinct
+    and hashable (a Constraint compares by identity: app/domain/services.py makes one per distinct
     request): requests with equal options are the rows of one `group_sampler`."""
 
     constraint: Constraint | None = None

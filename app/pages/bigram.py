@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app import plots
+from app.domain.services import bigram_table
 from app.pages.common import has_bigram_table, pick_model
-from app.services import bigram_table
 from app.store.registry import LoadedModel, Registry
 from app.web import (
     USER_ERRORS,

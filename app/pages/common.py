@@ -1,13 +1,13 @@
 """What the page routers share beyond app/web.py: reading query parameters, picking a model.
 
 Pages read their query parameters as raw strings and parse them here (into the operation's
-parameters of app/params.py where there is one), so that a bad value is shown in the page next
-to the form that produced it (with what to fix), never as a JSON 422.
+parameters of app/domain/params.py where there is one), so that a bad value is shown in the page
+next to the form that produced it (with what to fix), never as a JSON 422.
 """
 
 from __future__ import annotations
 
-from app.services import NoTable
+from app.domain.services import NoTable
 from app.store.registry import LoadedModel, Registry
 from app.web import BadInput
 

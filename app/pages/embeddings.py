@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
+from app.domain.services import EmbeddingView, embedding_view
 from app.pages.common import has_embeddings, int_param, pick_model
-from app.services import EmbeddingView, embedding_view
 from app.store.registry import Registry
 from app.web import USER_ERRORS, BadInput, RegistryDep, page_error, render
 from app.worker import model_thread

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import plots
-from app.explorer import (
+from app.domain.explorer import (
     Health,
     NextView,
     attention_kinds,
@@ -19,9 +19,9 @@ from app.explorer import (
     next_view,
     top_with,
 )
+from app.domain.params import InvalidParam, NameParam, NextParams, SampleParams
+from app.domain.services import TopName
 from app.lm.inspect import LayerHealth, max_attention_letters
-from app.params import InvalidParam, NameParam, NextParams, SampleParams
-from app.services import TopName
 from app.store.registry import LoadedModel, Registry
 from app.web import (
     USER_ERRORS,

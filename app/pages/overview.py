@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import batching
+from app.domain.params import SampleParams
 from app.pages.common import has_bigram_table, has_embeddings
-from app.params import SampleParams
 from app.web import RegistryDep, render
 
 router = APIRouter(tags=["pages"])

@@ -6,16 +6,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import batching
+from app.domain.params import SampleParams
+from app.domain.services import fit_sentence
 from app.pages.common import flag, pick_model
-from app.params import SampleParams
-from app.services import fit_sentence
 from app.web import USER_ERRORS, RegistryDep, page_error, reads, render
 
 router = APIRouter(tags=["pages"])
 
-# The form's inputs: SampleParams' fields, shown as app/params.py says (`Shown`: label, bounds,
-# "more options"; "exclude" is exclude_training, as in shared links, which the API's name also
-# sets). The folded "more options" group is open when one of its fields is set.
+# The form's inputs: SampleParams' fields, shown as app/domain/params.py says (`Shown`: label,
+# bounds, "more options"; "exclude" is exclude_training, as in shared links, which the API's name
+# also sets). The folded "more options" group is open when one of its fields is set.
 FORM = SampleParams.form()
 MORE = [f.name for f in FORM if f.shown.more]
 FIELDS = ("model", *(f.name for f in FORM))

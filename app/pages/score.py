@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import batching, plots
-from app.params import InvalidParam, NameParam
-from app.services import NameScore
+from app.domain.params import InvalidParam, NameParam
+from app.domain.services import NameScore
 from app.store.registry import LoadedModel
 from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, reads, render
 

@@ -1,5 +1,5 @@
 """GET /api/models/{model}/next and /attention, and the card's hidden layers (app/api/explore.py,
-app/explorer.py): the numbers against the score route's, every bad input a 4xx naming it."""
+app/domain/explorer.py): the numbers against the score route's, every bad input a 4xx naming it."""
 
 from __future__ import annotations
 

@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.config import Settings
+from app.domain.params import SampleParams
 from app.main import create_app
-from app.params import SampleParams
 
 EXAMPLES = 12  # per operation and mode
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app import services
 from app.api.schemas import SampleResponse
 from app.data import split_words
+from app.domain import services
 from app.lm import KINDS
 from app.lm.constraints import MAX_WORK
 from tests.api.api_helpers import ALPHABET, assert_422, ok

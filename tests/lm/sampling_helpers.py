@@ -1,4 +1,4 @@
-"""The product's sampler run once, as app/services.py runs it: `drive` of one `sampler`."""
+"""The product's sampler run once, as app/domain/services.py runs it: `drive` of one `sampler`."""
 
 from __future__ import annotations
 

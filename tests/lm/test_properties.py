@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from app import services
+from app.domain import services
+from app.domain.params import MAX_SEED, InvalidParam, SampleParams
 from app.lm import KINDS
 from app.lm.scoring import log_probs, score_names
-from app.params import MAX_SEED, InvalidParam, SampleParams
 from app.store.registry import Registry
 
 MODELS = list(KINDS)  # conftest: a tiny model of every kind, named after it

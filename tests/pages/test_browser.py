@@ -59,7 +59,8 @@ def test_sample_form_returns_n_names_and_the_same_seed_gives_the_same_names(page
 
 def test_the_sample_form_refuses_top_p_0_and_min_p_1_as_the_server_does(page, base_url):
     """The browser checks an input against its bounds; HTML has no exclusive one, so the form
-    gives top_p and min_p the next value inside on a step of 0.001 (app.params.form_bounds)."""
+    gives top_p and min_p the next value inside on a step of 0.001
+    (app.domain.params.form_bounds)."""
     page.goto(base_url + "/sample")
     page.locator("details.more-options summary").click()
     for name, value, valid in (("top_p", "0", False), ("top_p", "0.001", True),

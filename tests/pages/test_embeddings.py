@@ -55,7 +55,7 @@ def test_chosen_dims():
 
 
 def test_axis_labels_for_a_2d_table(client):
-    from app.services import embedding_view
+    from app.domain.services import embedding_view
 
     view = embedding_view(client.app.state.registry.get("mlp"), (0, 1))
     x, y = axis_labels(view)

@@ -20,11 +20,11 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app.config import Settings
+from app.domain.params import FORM_STEP
 from app.lm.bigram import BigramConfig
 from app.main import create_app
 from app.pages import ROUTERS
 from app.pages.sample import FORM as SAMPLE_FORM
-from app.params import FORM_STEP
 from app.store.training import train_to_checkpoint
 
 EXAMPLES = 40  # per page and parameter
@@ -49,8 +49,8 @@ def ints(lo: int, hi: int) -> st.SearchStrategy:
 
 
 def accepted(f) -> st.SearchStrategy:
-    """Values a form's input (app.params.FormField) takes: within its bounds (a number without
-    an upper one: within the tiny vocabulary), text of a few letters (cheap constraints)."""
+    """Values a form's input (app.domain.params.FormField) takes: within its bounds (a number
+    without an upper one: within the tiny vocabulary), text of a few letters (cheap constraints)."""
     if f.type == "checkbox":
         return FLAG
     if f.type == "text":

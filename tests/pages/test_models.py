@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+from app.domain.params import TopParams
+from app.domain.services import top_names
 from app.lm import KINDS
 from app.pages.models import twin_verdict
-from app.params import TopParams
-from app.services import top_names
 
 
 def test_card_of_the_mlp(client):

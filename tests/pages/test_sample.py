@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from app.params import SampleParams
-from app.services import sample_names
+from app.domain.params import SampleParams
+from app.domain.services import sample_names
 
 
 def names(html: str) -> list[str]:

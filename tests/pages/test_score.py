@@ -84,7 +84,7 @@ def test_split_names():
 
 
 def test_a_name_longer_than_the_api_allows_is_refused_like_there(client):
-    """The API's bound (app/params.py: 64 characters) holds on the page too."""
+    """The API's bound (app/domain/params.py: 64 characters) holds on the page too."""
     r = client.get("/score", params={"names": "a" * 65 + " emma"})
     assert r.status_code == 200
     assert r.text.count("name must be at most 64 characters, got 65.") == 1

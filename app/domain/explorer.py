@@ -1,7 +1,7 @@
 """Looking inside a loaded model, for the API and the pages: the next-letter explorer, the
 Transformer's attention, the hidden layers' health (app/lm/inspect.py computes them).
 
-Domain code on top of `app.lm`, the registry and app/services.py (no FastAPI here). Input is
+Domain code on top of `app.lm`, the registry and app/domain/services.py (no FastAPI here). Input is
 checked and normalised here, as services does: a bad value raises `InvalidParam` naming it.
 """
 
@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import data
-from app.lm import KINDS
-from app.lm import inspect as lm_inspect
-from app.lm.inspect import Attention, LayerHealth
-from app.lm.sampling import Knobs
-from app.lm.scoring import Step, score_names
-from app.params import InvalidParam, NextParams, TopParams
-from app.services import (
+from app.domain.params import InvalidParam, NextParams, TopParams
+from app.domain.services import (
     TopResult,
     checked_constraint,
     checked_top_k,
     normalized,
     top_names,
 )
+from app.lm import KINDS
+from app.lm import inspect as lm_inspect
+from app.lm.inspect import Attention, LayerHealth
+from app.lm.sampling import Knobs
+from app.lm.scoring import Step, score_names
 from app.store.registry import LoadedModel
 
 END = "end"  # how the end of the name is shown among the next symbols

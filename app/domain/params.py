@@ -1,6 +1,6 @@
 """The parameters of each operation, declared once: bounds, defaults and descriptions.
 
-Each class is what the service receives (app/services.py), the API's query parameters and,
+Each class is what the service receives (app/domain/services.py), the API's query parameters and,
 made strict, its JSON body (app/api/schemas.py), what a page's form is parsed into and where its
 `min`/`max`/`maxlength` come from (app/pages), and the source of the CLI's flags (app/cli.py).
 So the limits agree because there is only one of each. What depends on the model (top_k at

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.domain.params import InvalidParam
 from app.lm.base import LanguageModel
 from app.lm.flops import letter_flops
-from app.params import InvalidParam
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What the API, the pages and the CLI all do with a loaded model: sample, score, search, project.
 
 Pure domain code on top of `app.lm` and the registry (no FastAPI here): the JSON routers, the
-HTML routers and the CLI call these functions with the parameters of app/params.py and only
+HTML routers and the CLI call these functions with the parameters of app/domain/params.py and only
 translate the results. Input is validated here, once: a name or prefix is normalised once, and a
 bad one raises `InvalidParam` naming the field (and the index in a list).
 """
@@ -19,7 +19,8 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from app import cost
+from app.domain import cost
+from app.domain.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
 from app.lm import constraints
 from app.lm import deadline as deadlines
 from app.lm.base import LanguageModel
@@ -48,7 +49,6 @@ from app.lm.sampling import (
 from app.lm.scoring import Step, score_names
 from app.lm.search import SearchResult, most_probable
 from app.lm.vocab import InvalidName, Vocab
-from app.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
 from app.store.registry import LoadedModel
 
 IN_DATA = ("the name is in the model's data: its training split or its held-out names (what "
@@ -162,7 +162,8 @@ def checked_top_k(m: LoadedModel, top_k: int | None) -> None:
 def checked_sample(m: LoadedModel, p: SampleParams) -> SamplingOptions:
     """What of p depends on the model, checked: top_k at most the vocabulary size, the text
     fields in its alphabet, the constraints possible, n draws within the request budget
-    (app/cost.py; InvalidParam if not). What the sampler takes: p's knobs and its Constraint."""
+    (app/domain/cost.py; InvalidParam if not). What the sampler takes: p's knobs and its
+    Constraint."""
     checked_top_k(m, p.top_k)
     c = checked_constraint(m, p)
     cost.check(p.n * cost.draw_flops(m.model, c.prefix, p.max_len), "n", p.n,
