@@ -88,7 +88,7 @@ COPY --from=build /opt/namelab /opt/namelab
 
 # One worker process with one torch thread: a container often sees all of the host's cores but
 # gets a share of them, and torch would start a thread per core it sees. Each worker runs its
-# model work on one thread (app/worker.py); give it the cores the container really has with
+# model work on one thread (app/serving/worker.py); give it the cores the container really has with
 # -e OMP_NUM_THREADS=2 (faster big requests), or scale out with more containers (the app is
 # stateless; deploy/compose.yaml) or -e NAMELAB_WORKERS=4. Settings: NAMELAB_* (README).
 ENV PATH=/opt/namelab/bin:/opt/venv/bin:$PATH \

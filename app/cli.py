@@ -413,8 +413,8 @@ def cmd_serve(args) -> int:
     import os
 
     from app.config import Settings
-    from app.connections import serve
     from app.main import NoModels, create_app, load_registry
+    from app.serving.connections import serve
 
     given = {"models_dir": args.models_dir, "host": args.host, "port": args.port,
              "workers": args.workers}
@@ -422,7 +422,7 @@ def cmd_serve(args) -> int:
     # access_log off: the app logs every request itself, as JSON (app/middleware.py).
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
               "access_log": False, "timeout_keep_alive": settings.keep_alive_seconds}
-    # The connection layer and the grace after SIGTERM: app/connections.py.
+    # The connection layer and the grace after SIGTERM: app/serving/connections.py.
     if settings.workers == 1:  # status 3 if start-up fails, as uvicorn.run
         return 0 if serve(create_app(settings), settings, **common) else 3
     try:

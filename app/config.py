@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         75, ge=1, le=3600, description="idle keep-alive connections are closed after this; "
         "keep it above the load balancer's idle timeout (often 60 s)")
 
-    # The connection layer (app/connections.py): limits uvicorn lacks, checked per connection.
+    # The connection layer (app/serving/connections.py): limits uvicorn lacks, checked per
+    # connection.
     max_connections: int = Field(
         2048, ge=1, description="open connections at once; a new one beyond gets 503 at once "
         "(start-up raises the descriptor limit to fit it, or exits saying so)")
@@ -66,7 +67,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         8.0, ge=1, le=3600, description="after SIGTERM the process ends within this, whatever "
         "runs (below docker stop's 10 s); requests in flight get 1 s less")
-    # The model thread (app/worker.py, app/domain/cost.py): work counted in FLOPs, never timed.
+    # The model thread (app/serving/worker.py, app/domain/cost.py): work counted in FLOPs, never
+    # timed.
     request_flops: int = Field(
         300 * 10**9, ge=1, description="model work of one request, at most, in FLOPs (letters "
         "x the model's FLOPs per letter: app/domain/cost.py); more: 422 naming it. The "

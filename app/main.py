@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from app import api, batching, middleware, pages, static, web, worker
+from app import api, middleware, pages, static, web
 from app.config import STATIC_DIR, Settings
 from app.domain import cost
-from app.pagecache import PageCache
+from app.serving import batching, worker
+from app.serving.pagecache import PageCache
 from app.static import HashedStaticFiles
 from app.store.checkpoints import Limits
 from app.store.registry import Registry, UnknownModel
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # On the model thread, like every request that uses the models (app/worker.py).
+        # On the model thread, like every request that uses the models (app/serving/worker.py).
         app.state.registry = await worker.run(load_registry, settings)
         gc.freeze()  # the loaded models live as long as the app: no GC pass walks them again
         log.info("serving models: %s", ", ".join(app.state.registry.names()))

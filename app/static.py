@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.config import STATIC_DIR
-from app.pagecache import matches
+from app.serving.pagecache import matches
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 MOUNT = "/static"  # where create_app mounts the files (app/main.py)

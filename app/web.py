@@ -36,10 +36,10 @@ from app.domain.params import InvalidParam
 from app.domain.services import MAX_SAMPLE_DRAWS, NoTable
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.vocab import InvalidName
-from app.pagecache import declared
+from app.serving.pagecache import declared
+from app.serving.worker import MODEL_SECONDS
 from app.static import static_url
 from app.store.registry import LoadedModel, Registry, UnknownModel
-from app.worker import MODEL_SECONDS
 
 # --- dependencies -------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""The connection layer under the issue 22 floods (app/connections.py), against the real server
-(`namelab serve`, default limits, one worker) with the shipped models, on a free loopback port.
+"""The connection layer under the issue 22 floods (app/serving/connections.py), against the real
+server (`namelab serve`, default limits, one worker) with the shipped models, on a free loopback
+port.
 
     python bench/bench_connections.py            # about a minute
 

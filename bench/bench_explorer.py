@@ -6,9 +6,9 @@ ratio says what a route costs beyond the HTTP round trip).
 
 Serves the models with a real `uvicorn` on a free loopback port (tests/live.py). For each route
 and model: the median of `runs` requests, each with another prefix or name so that the page
-cache (app/pagecache.py) never answers; then the same URL again, from the cache, for the routes
-it keeps. The first card request of a model computes its hidden layers' health (then kept): it is
-timed on its own, on a fresh server. Prints one table, markdown.
+cache (app/serving/pagecache.py) never answers; then the same URL again, from the cache, for the
+routes it keeps. The first card request of a model computes its hidden layers' health (then kept):
+it is timed on its own, on a fresh server. Prints one table, markdown.
 """
 
 from __future__ import annotations

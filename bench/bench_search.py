@@ -7,7 +7,8 @@ For each checkpoint: the cards' search (the MAX_TOP most probable names of any l
 per model and kept: app/domain/services.py, `most_probable_of`), the `/top` default (k=20) and a
 search with a prefix. Each line gives the prefixes expanded, the forward passes (deadline looks)
 and the median seconds of `--runs` runs on one torch thread, and the ratio of the slowest search to
-the request deadline (app/worker.py, MODEL_SECONDS: a safety net; the count bounds the work).
+the request deadline (app/serving/worker.py, MODEL_SECONDS: a safety net; the count bounds the
+work).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from app.domain.params import MAX_TOP  # noqa: E402
 from app.lm.deadline import Deadline  # noqa: E402
 from app.lm.search import most_probable  # noqa: E402
 from app.lm.vocab import MAX_NAME_LEN  # noqa: E402
+from app.serving.worker import MODEL_SECONDS  # noqa: E402
 from app.store.registry import Registry  # noqa: E402
-from app.worker import MODEL_SECONDS  # noqa: E402
 
 SEARCHES = {  # what the pages and the API ask: (k, prefix, max_len)
     f"cards (top {MAX_TOP}, kept)": (MAX_TOP, "", MAX_NAME_LEN),

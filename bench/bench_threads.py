@@ -1,4 +1,4 @@
-"""Why the server runs all model work on one thread (app/worker.py), measured in one run.
+"""Why the server runs all model work on one thread (app/serving/worker.py), measured in one run.
 
     python bench/bench_threads.py [--models-dir models] [--repeats 15]
 

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.lm import KINDS, MLPConfig
 from app.lm.config import OptimConfig
 from app.main import create_app
-from app.pagecache import PageCache
+from app.serving.pagecache import PageCache
 from app.store.training import train_to_checkpoint
 
 # Tests use tiny tensors: one thread is as fast, and much faster on a loaded machine (worker
@@ -61,8 +61,8 @@ def client(settings):
 
 
 def forget_pages(app) -> None:
-    """Empty the app's page cache (app/pagecache.py), so that a cacheable URL asked again runs
-    its route: for tests of what the route does, on the session's shared client."""
+    """Empty the app's page cache (app/serving/pagecache.py), so that a cacheable URL asked again
+    runs its route: for tests of what the route does, on the session's shared client."""
     node = app.middleware_stack
     if node is None:  # never called: nothing cached yet
         return
@@ -87,12 +87,12 @@ def tiny_mlp():
 
 
 class CountedDeadline:
-    """Stands in for a request's deadline (app.worker.request_deadline): each request's passes
-    at its k-th look, with no real time involved; `looks` counts every request's looks."""
+    """Stands in for a request's deadline (app.serving.worker.request_deadline): each request's
+    passes at its k-th look, with no real time involved; `looks` counts every request's looks."""
 
     def __init__(self, monkeypatch, k: int) -> None:
-        from app import worker
         from app.lm.deadline import Deadline
+        from app.serving import worker
 
         self.looks = 0
 
@@ -119,8 +119,8 @@ def slow_model_thread(monkeypatch):
     """slow_model_thread(s): the model thread as on a machine where the work between two looks
     at a request's deadline (one forward pass, about) takes `s` seconds: each request's clock
     moves on by s at every look. The deadline keeps its real length (worker.MODEL_SECONDS)."""
-    from app import worker
     from app.lm.deadline import Deadline
+    from app.serving import worker
 
     def slow(seconds: float) -> None:
         def new() -> Deadline:

@@ -92,12 +92,12 @@ def run_async(coro: Coroutine):
 
 
 def served(monkeypatch, batcher) -> list[int]:
-    """The sizes of the chunks `batcher` (an app.batching.Batcher) serves from now on (pieces
-    per chunk), counted by wrapping its `serve`."""
+    """The sizes of the chunks `batcher` (an app.serving.batching.Batcher) serves from now on
+    (pieces per chunk), counted by wrapping its `serve`."""
     sizes: list[int] = []
     serve = batcher.serve
 
-    def counted(m, items, *rest):  # a job of the model thread (app/worker.py), as serve is
+    def counted(m, items, *rest):  # a job of the model thread (app/serving/worker.py), as serve is
         sizes.append(len(items))
         return (yield from serve(m, items, *rest))
 

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app import batching, worker
 from app.config import Settings
 from app.domain import cost, services
 from app.domain.params import InvalidParam, SampleParams
@@ -19,6 +18,7 @@ from app.lm.config import OptimConfig
 from app.lm.deadline import Deadline, bounded
 from app.lm.transformer import KVDecoder
 from app.main import create_app
+from app.serving import batching, worker
 from app.store.training import train_to_checkpoint
 from tests.conftest import forget_pages
 from tests.live import run_async, served
@@ -161,8 +161,8 @@ def test_a_sample_request_is_checked_off_the_event_loop(client, monkeypatch):
 
 
 def test_every_request_of_a_batch_stops_at_the_deadline(client):
-    """A batch runs under the model-time deadline (app/worker.py): each sampling request checks
-    it before each step and stops with the names it has, exhausted."""
+    """A batch runs under the model-time deadline (app/serving/worker.py): each sampling request
+    checks it before each step and stops with the names it has, exhausted."""
     m = client.app.state.registry.get("mlp")
     with bounded(Deadline(0)):
         results = services.sample_many(m, [SampleParams(n=5, seed=1), SampleParams(n=9)])

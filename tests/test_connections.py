@@ -1,5 +1,5 @@
-"""The connection layer (app/connections.py) against a real `namelab serve` process: the head's
-size, its header count and its time, the number of connections, memory after a burst of huge
+"""The connection layer (app/serving/connections.py) against a real `namelab serve` process: the
+head's size, its header count and its time, the number of connections, memory after a burst of huge
 heads, and SIGTERM with a stuck model thread."""
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def test_sigterm_stops_the_server_within_its_grace_while_the_model_thread_is_stu
 def test_start_up_raises_the_soft_descriptor_limit_to_fit_or_says_why(monkeypatch):
     import resource
 
-    from app.connections import SPARE_DESCRIPTORS, fit_descriptor_limit
+    from app.serving.connections import SPARE_DESCRIPTORS, fit_descriptor_limit
 
     limits = {"now": (1024, 4096)}
     monkeypatch.setattr(resource, "getrlimit", lambda which: limits["now"])

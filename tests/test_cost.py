@@ -12,12 +12,12 @@ import torch
 from fastapi.testclient import TestClient
 from torch import nn
 
-from app import worker
 from app.config import DEFAULT_MODELS_DIR, Settings
 from app.domain import cost
 from app.lm import flops
 from app.lm.flops import letter_flops
 from app.main import create_app
+from app.serving import worker
 from app.store.checkpoints import load_checkpoint
 
 

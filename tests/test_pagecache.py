@@ -7,10 +7,10 @@ import itertools
 import pytest
 from fastapi.testclient import TestClient
 
-from app import batching, worker
 from app.lm.bigram import BigramConfig
 from app.main import create_app
-from app.pagecache import Page, PageCache, etag_of, matches
+from app.serving import batching, worker
+from app.serving.pagecache import Page, PageCache, etag_of, matches
 from app.store.registry import Registry
 from app.store.training import train_to_checkpoint
 

@@ -127,8 +127,8 @@ def test_server_starts_with_the_valid_models_and_reports_the_refused(mixed):
 
 
 def record_servers(monkeypatch) -> list[tuple[object, dict]]:
-    """Servers app.connections.serve would run: (their uvicorn.Config, how), never run."""
-    import app.connections
+    """Servers app.serving.connections.serve would run: (their uvicorn.Config, how), never run."""
+    import app.serving.connections
 
     runs = []
 
@@ -145,14 +145,14 @@ def record_servers(monkeypatch) -> list[tuple[object, dict]]:
         def run(self):
             pass
 
-    monkeypatch.setattr(app.connections.GracefulServer, "run", run)
-    monkeypatch.setattr(app.connections, "GracefulMultiprocess", Supervisor)
+    monkeypatch.setattr(app.serving.connections.GracefulServer, "run", run)
+    monkeypatch.setattr(app.serving.connections, "GracefulMultiprocess", Supervisor)
     return runs
 
 
 def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
     from app.cli import main
-    from app.connections import LimitedHttpTools
+    from app.serving.connections import LimitedHttpTools
 
     runs = record_servers(monkeypatch)
     monkeypatch.setenv("NAMELAB_KEEP_ALIVE_SECONDS", "90")
@@ -173,7 +173,7 @@ def test_serve_hands_the_settings_to_uvicorn(monkeypatch, models_dir):
     config, how = runs[-1]
     assert config.app == "app.main:create_app" and config.factory and config.workers == 3
     assert how == {"workers": True, "grace": 5.0} and config.timeout_graceful_shutdown == 4
-    assert config.http == "app.connections:FromEnvironment"  # the workers read NAMELAB_*
+    assert config.http == "app.serving.connections:FromEnvironment"  # the workers read NAMELAB_*
     assert os.environ["NAMELAB_MODELS_DIR"] == str(models_dir.resolve())  # for the workers
 
 

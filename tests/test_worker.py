@@ -11,12 +11,12 @@ import pytest
 from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
-from app import batching, worker
 from app.domain import cost, services
 from app.domain.params import SampleParams
 from app.lm import scoring
 from app.lm.flops import letter_flops
 from app.main import create_app
+from app.serving import batching, worker
 from tests.conftest import forget_pages
 from tests.live import run_async, served
 

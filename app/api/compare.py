@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from app import batching
 from app.api.render import json_response, score_json
 from app.api.schemas import CompareResponse
 from app.domain.params import NameParam
+from app.serving import batching
 from app.web import RegistryDep
 
 router = APIRouter(prefix="/api", tags=["scoring"])
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api", tags=["scoring"])
 async def compare_name(registry: RegistryDep, q: Annotated[NameParam, Query()]) -> Response:
     """The score of `?name=...` under each loaded model, in model-name order."""
     models = list(registry.models.values())
-    # Batched on the model thread with other requests for the same model (app/batching.py).
+    # Batched on the model thread with other requests for the same model (app/serving/batching.py).
     scores = await asyncio.gather(
         *(batching.score(m, [q.name], "name", indexed=False) for m in models))
     results = []

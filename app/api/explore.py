@@ -11,8 +11,8 @@ from app.api.render import json_response
 from app.api.schemas import NOT_FOUND, AttentionResponse, ErrorMessage, NextResponse
 from app.domain.explorer import NoAttention, attention_view, next_view
 from app.domain.params import NameParam, NextParams
+from app.serving.worker import model_thread
 from app.web import ModelDep
-from app.worker import model_thread
 
 router = APIRouter(prefix="/api/models/{model}", tags=["looking inside"], responses=NOT_FOUND)
 

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app import batching
 from app.api.schemas import NOT_READY, Batched, Health, Ready
+from app.serving import batching
 
 router = APIRouter(tags=["health"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.schemas import NOT_FOUND, ModelCard
+from app.serving.worker import model_thread
 from app.web import ModelDep, RegistryDep
-from app.worker import model_thread
 
 router = APIRouter(prefix="/api", tags=["models"])
 

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from app import batching
 from app.api.render import json_response, sample_payload
 from app.api.schemas import NOT_FOUND, SampleRequest, SampleResponse
 from app.domain.params import SampleParams
+from app.serving import batching
 from app.web import ModelDep
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)
@@ -25,7 +25,7 @@ EXAMPLES = {
 
 
 # Async: the fields are checked here, the sampling is batched on the model thread
-# (app/batching.py).
+# (app/serving/batching.py).
 @router.post("/sample", summary="Sample names", response_model=SampleResponse)
 async def sample_names(
     m: ModelDep,
@@ -36,7 +36,7 @@ async def sample_names(
     bounded effort (a count of names drawn: the same on every machine). A request gets at most
     10 s of model time, a safety net: sampling stops then, with the names of its whole rounds
     of draws (`timed_out: true`, `exhausted: true`). Concurrent requests for the
-    same model are sampled together on the model thread (app/batching.py), each as alone."""
+    same model are sampled together on the model thread (app/serving/batching.py), each as alone."""
     result = await batching.sample(m, req or SampleRequest())
     return json_response(sample_payload(m.name, result))
 

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
-from app import batching
 from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
 from app.domain.params import NameParam
+from app.serving import batching
 from app.web import ModelDep, SafeJSONResponse, invalid_param_error
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
@@ -21,7 +21,8 @@ EXAMPLES = {
 }
 
 
-# Async: the names are checked here, the scoring is batched on the model thread (app/batching.py).
+# Async: the names are checked here, the scoring is batched on the model thread
+# (app/serving/batching.py).
 @router.post("/score", summary="Score names", response_model=ScoreResponse,
              responses={422: {"description": "The body is malformed, or no name can be "
                                              "scored (each one's problem named)"}})

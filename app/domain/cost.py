@@ -16,7 +16,7 @@ has no budget):
     chunk_flops    the model thread's unit of work: a batch of names scored, or the steps of a
                    sampling batch, up to this cost (a sampling step is never split: a chunk is
                    at least one step); the thread goes back to its queue between chunks
-                   (app/worker.py), so a light request waits about one chunk per busy client
+                   (app/serving/worker.py), so a light request waits about one chunk per busy client
 """
 
 from __future__ import annotations

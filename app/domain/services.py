@@ -432,7 +432,7 @@ def score_many(m: LoadedModel, requests: list[list[str]]) -> list[list[NameScore
     """score(m, names) for each list of `requests`, in one pass for all of them (through
     `model.word_logits`) when the model's rows are independent of the batch, else one by one;
     each result is what the request alone gives (or its InvalidParam).
-    The routes check the names first (with their own field names): see app/batching.py."""
+    The routes check the names first (with their own field names): see app/serving/batching.py."""
     if not m.model.rows_independent:  # a word's logits could depend on the others: one by one
         return [_score_or_error(m, names) for names in requests]
     results: list[list[NameScore] | Exception] = []

@@ -81,7 +81,7 @@ class LanguageModel(nn.Module):
     @property
     def rows_independent(self) -> bool:
         """True when a row's logits are the same to the last bit whatever other rows share its
-        batch. Requests are served together (app/batching.py) only then, so that each gets
+        batch. Requests are served together (app/serving/batching.py) only then, so that each gets
         exactly what it would get alone. By default, what the frozen model's fast form found
         when it checked its shapes (its `rows_independent`); false without one. The table
         lookups of the bigrams say true."""
@@ -90,7 +90,7 @@ class LanguageModel(nn.Module):
     @property
     def groups_sampling(self) -> bool:
         """True when several sampling requests may be the rows of one decoder and so share
-        its steps (app/batching.py, app/lm/sampling.py `group_sampler`): each row's logits
+        its steps (app/serving/batching.py, app/lm/sampling.py `group_sampler`): each row's logits
         must then be independent of the batch. The base window Decoder's are the model's rows
         (`rows_independent`); a kind with its own decoder says whether its rows are."""
         return self.rows_independent and type(self).decoder is LanguageModel.decoder

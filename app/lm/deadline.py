@@ -2,9 +2,9 @@
 passed and return what they found so far.
 
 The deadline of the work in progress is ambient (a context variable), so that whoever starts a
-unit of work (the server's model thread starts one per request: `app.worker`) bounds everything
-it calls without passing the deadline through every layer. Outside such a unit there is none:
-the command line samples as long as it is asked to.
+unit of work (the server's model thread starts one per request: `app.serving.worker`) bounds
+everything it calls without passing the deadline through every layer. Outside such a unit there is
+none: the command line samples as long as it is asked to.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ class Folded:
        once, here, and looked up. That is about a quarter of the distinct contexts that sampling
        or scoring 1000 names meets, and more than half of the predictions.
     4. A row's logits do not depend on the other rows of the batch, to the last bit, so that
-       requests served together (app/batching.py) get exactly what they would get alone: the
+       requests served together (app/serving/batching.py) get exactly what they would get alone: the
        weights are kept transposed and the batch is padded with '.' rows to a multiple of
        ROW_MULTIPLE (app/lm/base.py says why), and `of` checks it on this model's shapes
        (with 1024 hidden units the kernel changes with the batch) and says so in

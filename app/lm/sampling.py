@@ -3,8 +3,8 @@
 A sampling run is written as a generator (`sampler`): it yields its decoder (the model's view of
 the names still growing: `LanguageModel.decoder`) and is sent their logits back. `drive` runs one
 or several of them; runs on the base window `Decoder` share one forward pass per step: the
-several requests that app/batching.py serves together. Requests with the same options can also
-be one run (`group_sampler`), which shares each step's arithmetic too. Each request keeps its
+several requests that app/serving/batching.py serves together. Requests with the same options can
+also be one run (`group_sampler`), which shares each step's arithmetic too. Each request keeps its
 own torch.Generator and draws only for its own rows, so its names do not depend on the others.
 
 Names that fit (app/lm/constraints.py: prefix, suffix, contains, pattern, min_len, max_len)
@@ -169,9 +169,10 @@ def drive_steps(model: LanguageModel, runs: list[Steps[R]],
     the batch (`rows_independent`); otherwise, and for a kind's own decoder (the Transformer's
     KVDecoder keeps state per history: requests with the same options share one through
     `group_sampler` instead), each run gets its logits alone.
-    Yields after each step the rows it ran (the model thread may pause there: app/batching.py;
-    nothing a run draws depends on when). Returns each run's result, or the exception it
-    raised (which ends only that run); `finished(i, result)` hears of each as it ends."""
+    Yields after each step the rows it ran (the model thread may pause there:
+    app/serving/batching.py; nothing a run draws depends on when). Returns each run's result, or
+    the exception it raised (which ends only that run); `finished(i, result)` hears of each as it
+    ends."""
     results: list[Any] = [None] * len(runs)
     live: list[tuple[int, Steps[R], Decoder]] = []
 

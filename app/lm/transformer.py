@@ -263,7 +263,7 @@ class Transformer(LanguageModel):
 class Rowwise:
     """A frozen Transformer computed so that a sequence's logits do not depend, to the last bit,
     on the other sequences of its batch: what lets concurrent scoring requests be served together
-    (app/batching.py). The same function as the layers, to float32 rounding.
+    (app/serving/batching.py). The same function as the layers, to float32 rounding.
 
     Every linear layer multiplies by its weight kept transposed, and a batch of B sequences of
     length L is padded with '.' sequences until B * L, the rows of each product, is a multiple of

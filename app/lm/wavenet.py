@@ -127,7 +127,7 @@ class Tabled:
     3. The later levels and the head multiply by weights kept transposed, on a batch padded to a
        multiple of ROW_MULTIPLE rows, so a row's logits do not depend on the rows beside it
        (app/lm/base.py says why); checked on this model's shapes (`rows_independent`), which
-       lets concurrent requests be served together (app/batching.py).
+       lets concurrent requests be served together (app/serving/batching.py).
     Dropout is the identity at inference; results match `layer_logits` to float32 rounding.
     """
 

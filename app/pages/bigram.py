@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from app import plots
 from app.domain.services import bigram_table
 from app.pages.common import has_bigram_table, pick_model
+from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
 from app.web import (
     USER_ERRORS,
@@ -23,7 +24,6 @@ from app.web import (
     page_error,
     render,
 )
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 

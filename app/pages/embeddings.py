@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 from app import plots
 from app.domain.services import EmbeddingView, embedding_view
 from app.pages.common import has_embeddings, int_param, pick_model
+from app.serving.worker import model_thread
 from app.store.registry import Registry
 from app.web import USER_ERRORS, BadInput, RegistryDep, page_error, render
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 

@@ -22,6 +22,7 @@ from app.domain.explorer import (
 from app.domain.params import InvalidParam, NameParam, NextParams, SampleParams
 from app.domain.services import TopName
 from app.lm.inspect import LayerHealth, max_attention_letters
+from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
 from app.web import (
     USER_ERRORS,
@@ -33,7 +34,6 @@ from app.web import (
     reads,
     render,
 )
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 

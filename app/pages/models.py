@@ -11,9 +11,9 @@ from app import plots
 from app.domain.params import SampleParams, TopParams
 from app.domain.services import top_names
 from app.pages.explore import inside_card
+from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
 from app.web import USER_ERRORS, RegistryDep, error_page, page_error, reads, render
-from app.worker import model_thread
 
 router = APIRouter(tags=["pages"])
 

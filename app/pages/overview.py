@@ -8,9 +8,9 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import batching
 from app.domain.params import SampleParams
 from app.pages.common import has_bigram_table, has_embeddings
+from app.serving import batching
 from app.web import RegistryDep, render
 
 router = APIRouter(tags=["pages"])
@@ -18,9 +18,9 @@ router = APIRouter(tags=["pages"])
 SAMPLES = 10  # names per card
 
 
-# Async: each card's samples are a request of their own on the model thread (app/batching.py),
-# with their own budget: one card's slowness never takes another's names, and other requests
-# are served between the cards.
+# Async: each card's samples are a request of their own on the model thread
+# (app/serving/batching.py), with their own budget: one card's slowness never takes another's
+# names, and other requests are served between the cards.
 @router.get("/", response_class=HTMLResponse, summary="Overview page")
 async def show_overview(request: Request, registry: RegistryDep):
     """Score a name, generate names; every loaded model: type, size, data, NLL, ten fresh

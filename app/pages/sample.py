@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import batching
 from app.domain.params import SampleParams
 from app.domain.services import fit_sentence
 from app.pages.common import flag, pick_model
+from app.serving import batching
 from app.web import USER_ERRORS, RegistryDep, page_error, reads, render
 
 router = APIRouter(tags=["pages"])

@@ -198,7 +198,7 @@ class Registry:
         """Serve `ckpt`; `seconds`, the time its loading took, goes into the log line."""
         loaded = LoadedModel.from_checkpoint(ckpt)
         # counted now, on the thread that loads (the model thread in a server), never later
-        # on the event loop or a pool thread where a request asks for it (app/worker.py)
+        # on the event loop or a pool thread where a request asks for it (app/serving/worker.py)
         letter_flops(ckpt.model)
         self.models[loaded.name] = loaded
         took = "" if seconds is None else f" in {seconds:.2f} s"

@@ -5,9 +5,9 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app import worker
 from app.lm import KINDS
 from app.main import create_app
+from app.serving import worker
 from tests.api.api_helpers import ALPHABET, assert_422, ok
 
 

@@ -149,7 +149,7 @@ def test_sigterm_stops_it_within_10_s_after_answering_the_requests_in_flight(run
 
 
 def test_the_connection_limits_hold_in_the_image(run):
-    """app/connections.py in the container, through Docker's port mapping: the head's bytes,
+    """app/serving/connections.py in the container, through Docker's port mapping: the head's bytes,
     its header count and its time, and the number of connections."""
     from tests.test_connections import connect, exchange, get, read_answer, status
 

@@ -148,7 +148,7 @@ def test_training_and_gradients_use_the_layers_and_the_state_dict_stays_plain():
 @pytest.mark.parametrize("cfg", [MLPConfig(5, 10, 200, 3, 0.0), MLPConfig(2, 2, 16, 1, 0.0),
                                  MLPConfig(8, 24, 512, 2, 0.0), MLPConfig(4, 7, 100, 2, 0.0)])
 def test_a_rows_logits_do_not_depend_on_the_rest_of_the_batch(cfg):
-    """What batching requests together relies on (app/batching.py): to the last bit."""
+    """What batching requests together relies on (app/serving/batching.py): to the last bit."""
     vocab = Vocab("abcdefghijklmnopqrstuvwxyz")
     model = MLP(vocab, cfg)
     model.init_weights(torch.Generator().manual_seed(0))

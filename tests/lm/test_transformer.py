@@ -130,7 +130,7 @@ def test_the_decoder_gives_the_full_passs_logits(cfg, start):
 
 @pytest.mark.parametrize("cfg", [CFG, TransformerConfig(dropout=0.0)])  # tests', shipped shape
 def test_requests_grouped_in_one_decoder_get_the_bits_they_get_alone(cfg, monkeypatch):
-    """What serving sampling requests together relies on (app/batching.py): a group of draws
+    """What serving sampling requests together relies on (app/serving/batching.py): a group of draws
     in one KVDecoder gives each draw its names and log-probabilities to the bit, when the model
     says its decoder's rows are independent of the batch (else it is never grouped)."""
     m = random_transformer(cfg).freeze()
@@ -178,7 +178,7 @@ def test_the_frozen_form_matches_the_layers():
                                  TransformerConfig(block_size=7, n_layer=1, n_head=3,
                                                    n_embd=33, dropout=0.0)])
 def test_a_words_logits_do_not_depend_on_the_other_words(cfg):
-    """What serving scoring requests together relies on (app/batching.py): to the last bit,
+    """What serving scoring requests together relies on (app/serving/batching.py): to the last bit,
     whatever the words beside it and however many, words longer than the block included (their
     late steps are read from windows)."""
     m = random_transformer(cfg).freeze()

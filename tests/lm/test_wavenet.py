@@ -75,7 +75,7 @@ def test_config_bounds(bad):
                                  WaveNetConfig(block_size=16, n_embd=10, n_hidden=200),
                                  WaveNetConfig(block_size=4, n_embd=7, n_hidden=100)])
 def test_a_rows_logits_do_not_depend_on_the_rest_of_the_batch(cfg):
-    """What batching requests together relies on (app/batching.py): to the last bit."""
+    """What batching requests together relies on (app/serving/batching.py): to the last bit."""
     m = random_wavenet(cfg).freeze()
     g = torch.Generator().manual_seed(1)
     idx = torch.randint(1, len(VOCAB), (1500, cfg.block_size), generator=g)

@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import torch
 
-from app import worker
 from app.lm import KINDS
 from app.lm.inspect import window
 from app.lm.sampling import Knobs, filtered
+from app.serving import worker
 from tests.pages.oracle import bigram_prob
 
 

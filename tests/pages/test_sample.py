@@ -144,9 +144,9 @@ def test_the_apis_parameter_names_work_and_unknown_ones_are_named(client):
 
 
 def test_the_page_samples_through_the_apis_chunked_queue(client, monkeypatch):
-    """The page's names come from the queue the API's requests take (app/batching.py: served
+    """The page's names come from the queue the API's requests take (app/serving/batching.py: served
     in chunks, a turn per client), never from one uninterrupted run on the model thread."""
-    from app import batching
+    from app.serving import batching
 
     calls = []
     sample = batching.sample

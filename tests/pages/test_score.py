@@ -102,7 +102,7 @@ def test_a_page_is_one_model_thread_request_per_model(client, monkeypatch):
     """20 names under every model: one request per model on the model thread's bounded queue
     (its names batched), not one per cell (20 x 9 = 180 of the queue's 256 places: two visitors
     at once got a 503)."""
-    from app import batching
+    from app.serving import batching
 
     calls: list[int] = []
     submit = batching.scoring.submit

@@ -5,8 +5,8 @@ request holds the model thread for more than a chunk at a time.
 A route awaits `score(m, names)` or `sample(m, p)` on the event loop. Its cost is
 checked first (app/domain/cost.py: over the request budget is a 422 naming it). The request joins
 the queue of its model and operation, and a job for it joins the model thread's queue under its
-client (app/worker.py: round-robin over clients, a chunk a turn). When the job's turn comes it
-serves a chunk: its own request's next piece, and, for a model whose rows are independent of
+client (app/serving/worker.py: round-robin over clients, a chunk a turn). When the job's turn comes
+it serves a chunk: its own request's next piece, and, for a model whose rows are independent of
 the batch, pieces of the other requests queued for the model (one from each client in turn)
 while the chunk's budget and MAX_ROWS allow. A request never waits for a batch to fill: a batch
 is what queued up while the model thread was busy, and a request alone is a batch of one.
@@ -39,9 +39,9 @@ Each request gets exactly what it would get alone, to the last bit, chunked or n
 tests/test_batching.py sends the same requests alone, interleaved, and in small chunks, and
 compares the bytes.
 
-The model-time deadline (app/worker.py, app/lm/deadline.py: a safety net, counts bound the work)
-bounds each sampling request of a batch: each gets its own, started when the model thread picks
-the batch up, counting only the batch's own chunks; it checks it before each of its steps and
+The model-time deadline (app/serving/worker.py, app/lm/deadline.py: a safety net, counts bound the
+work) bounds each sampling request of a batch: each gets its own, started when the model thread
+picks the batch up, counting only the batch's own chunks; it checks it before each of its steps and
 stops with the names of its whole rounds of draws (`exhausted: true`, `timed_out: true`). A
 request whose client has left is taken out of the queue, its job out of the model thread's;
 one in a sampling batch stops at its next step. A job whose request's pieces were all taken
@@ -60,12 +60,12 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from app import worker
 from app.domain import cost, services
 from app.domain.params import InvalidParam, SampleParams
 from app.domain.services import NameScore, SampleResult
 from app.lm.base import LanguageModel
 from app.lm.flops import letter_flops
+from app.serving import worker
 from app.store.registry import LoadedModel
 
 log = logging.getLogger("namelab.batching")
@@ -99,7 +99,7 @@ class Waiting(Generic[T]):
 
 class Batcher(Generic[T, R]):
     """One operation, batched per model and served in chunks. `serve(model, items, gone)` is a
-    job (app/worker.py: yields between chunks) returning each item's result or exception, in
+    job (app/serving/worker.py: yields between chunks) returning each item's result or exception, in
     order; `split(model, item)` cuts a request into pieces with their (rows, FLOPs); `join`
     makes the request's result of its pieces'. Thread-safe: requests arrive on event loops,
     jobs run on the model thread."""

@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The URLs whose answer depends only on the URL and the loaded models. Not /top nor the model
 # card (/models/<name>, which shows the top names): their search stops at the request's
-# model-time deadline (app/worker.py), so their answer can depend on the load of the moment;
+# model-time deadline (app/serving/worker.py), so their answer can depend on the load of the moment;
 # nor sampling, which draws a new seed when none is given. The next-letter page (/next) shows
 # top names too, but its search is bounded by a count (app/lm/search.py): it is kept unless
 # the deadline cut that search short, in which case it answers `Cache-Control: no-store`

@@ -230,7 +230,7 @@ def protocol(settings: Settings) -> type[LimitedHttpTools]:
 
 
 def __getattr__(name: str):
-    """`app.connections:FromEnvironment`: the protocol with the limits of NAMELAB_* (how
+    """`app.serving.connections:FromEnvironment`: the protocol with the limits of NAMELAB_* (how
     uvicorn's worker processes import it by name, and `uvicorn --http ...` can)."""
     if name == "FromEnvironment":
         return protocol(Settings())
@@ -321,7 +321,8 @@ def serve(app, settings: Settings, **options) -> bool:
     grace = settings.shutdown_grace_seconds
     config = uvicorn.Config(
         app, **options,
-        http=protocol(settings) if settings.workers == 1 else "app.connections:FromEnvironment",
+        http=(protocol(settings) if settings.workers == 1
+              else "app.serving.connections:FromEnvironment"),
         timeout_graceful_shutdown=max(1, int(grace) - 1))
     if settings.workers == 1:
         server = GracefulServer(config, grace)

@@ -18,7 +18,8 @@ Since requests queue for it, no request may hold it long, and a flood must not s
   machine and at any load: its cost in FLOPs (app/domain/cost.py: letters x the model's cost of a
   letter; more than NAMELAB_REQUEST_FLOPS is refused before it is queued), names drawn
   (app/domain/services.py), prefixes expanded by the search (app/lm/search.py).
-- Work is a `Job`: a generator that does one chunk per turn (app/batching.py cuts scoring and
+- Work is a `Job`: a generator that does one chunk per turn (app/serving/batching.py cuts scoring
+and
   sampling into chunks of NAMELAB_CHUNK_FLOPS; a route on the model thread is one chunk).
 - Fair: round-robin over clients (by the client's address). Each turn runs one chunk of the
   first client's oldest job, and that client goes to the back of the round. Chosen over
