@@ -419,7 +419,7 @@ def cmd_serve(args) -> int:
     given = {"models_dir": args.models_dir, "host": args.host, "port": args.port,
              "workers": args.workers}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})  # others: env
-    # access_log off: the app logs every request itself, as JSON (app/middleware.py).
+    # access_log off: the app logs every request itself, as JSON (app/middleware/).
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
               "access_log": False, "timeout_keep_alive": settings.keep_alive_seconds}
     # The connection layer and the grace after SIGTERM: app/serving/connections.py.

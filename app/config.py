@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
-    # Hardening (app/middleware.py) and deployment.
+    # Hardening (app/middleware/) and deployment.
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1,
                                 description="larger request bodies get 413")
     cors_origins: Annotated[list[str], NoDecode] = Field(

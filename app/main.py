@@ -7,17 +7,17 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from app import api, middleware, pages, static, web
 from app.config import STATIC_DIR, Settings
 from app.domain import cost
-from app.serving import batching, worker
+from app.serving import batching, logs, worker
 from app.serving.pagecache import PageCache
 from app.static import HashedStaticFiles
 from app.store.checkpoints import Limits
 from app.store.registry import Registry, UnknownModel
+from app.web import openapi
 
 log = logging.getLogger("namelab")
 
@@ -42,13 +42,9 @@ def load_registry(settings: Settings) -> Registry:
     return registry
 
 
-def operation_id(route: APIRoute) -> str:
-    return route.name
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    middleware.configure_logging(settings.log_level)
+    logs.configure(settings.log_level)
     cost.configure(cost.Limits(settings.request_flops, settings.chunk_flops))
     worker.configure(settings.max_queue)
 
@@ -67,15 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPI whose /docs (Swagger UI) and /redoc load their scripts from this app (files shipped
     # by fastapi-offline) instead of a CDN: they work offline, and their CSP names no other host.
     app = FastAPIOffline(
-        docs_url=middleware.DOCS_URL,
-        redoc_url=middleware.REDOC_URL,
+        docs_url=openapi.DOCS_URL,
+        redoc_url=openapi.REDOC_URL,
         title="Namelab",
         summary="Sample and score character-level language models of first names.",
         version="0.1.0",
         lifespan=lifespan,
-        # Operation IDs are the route functions' names: a client generated from /openapi.json
-        # calls sample_names(...), not sample_names_api_models__model__sample_post(...).
-        generate_unique_id_function=operation_id,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
     api.install(app)
@@ -83,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     web.install(app)  # the error handlers of both (in any order with the two above)
     app.mount(static.MOUNT, HashedStaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
-    middleware.install(app, settings, collectors=[worker.QueueMetrics()])
+    middleware.install(app, settings, docs_paths=(openapi.DOCS_URL, openapi.REDOC_URL),
+                       collectors=[worker.QueueMetrics()])
+    openapi.document_refusals(app, settings)
     worker.install(app)
     app.add_middleware(middleware.StartupErrors, errors=(NoModels,))
     return app

@@ -1,4 +1,4 @@
-"""app/middleware.py: security headers, body limit, CORS, rate limit, errors, logs, metrics."""
+"""app/middleware/: security headers, body limit, CORS, rate limit, errors, logs, metrics."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.middleware import RateLimit
+from app.middleware.rate_limit import RateLimit
 
 SECRET = "the database password is hunter2"
 
@@ -244,7 +244,7 @@ def run_asgi(app, scope_headers: list[tuple[bytes, bytes]], messages: list[dict]
 
 
 def test_invalid_content_length_gets_400(app):
-    from app.middleware import BodyLimit
+    from app.middleware.body_limit import BodyLimit
 
     async def never(scope, receive, send):
         raise AssertionError("the app must not be called")

@@ -1,0 +1,64 @@
+"""BodyLimit: 413 for a body over settings.max_body_bytes, before anything parses it."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.middleware.respond import send_json
+
+
+class BodyLimit:
+    """413 for a body over `max_bytes`, decided before the app (and its parsers) see it.
+
+    A declared Content-Length is checked up front. A chunked body has no length: it is read
+    here, at most max_bytes of it, and replayed to the app only if it fits.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                return await send_json(send, 400, "invalid Content-Length header")
+            if int(length) > self.max_bytes:
+                return await self._too_large(send)
+        elif b"transfer-encoding" in headers:
+            body = await self._read_at_most(receive)
+            if body is None:
+                return await self._too_large(send)
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
+
+    async def _read_at_most(self, receive: Receive) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b""
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return None
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _too_large(self, send: Send) -> None:
+        await send_json(send, 413, f"request body too large: the limit is {self.max_bytes} bytes")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # http.disconnect, when it comes
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
