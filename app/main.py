@@ -9,15 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app import api, middleware, pages, static, web
+from app import api, middleware, pages
 from app.config import STATIC_DIR, Settings
 from app.domain import cost
 from app.serving import batching, logs, worker
 from app.serving.pagecache import PageCache
-from app.static import HashedStaticFiles
 from app.store.checkpoints import Limits
 from app.store.registry import Registry, UnknownModel
-from app.web import openapi
+from app.web import errors, openapi, static
+from app.web.static import HashedStaticFiles
 
 log = logging.getLogger("namelab")
 
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     api.install(app)
     pages.install(app)
-    web.install(app)  # the error handlers of both (in any order with the two above)
+    errors.install(app)  # the error handlers of both (in any order with the two above)
     app.mount(static.MOUNT, HashedStaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
     middleware.install(app, settings, docs_paths=(openapi.DOCS_URL, openapi.REDOC_URL),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from app.config import STATIC_DIR
-from app.static import IMMUTABLE, content_hash, static_url
+from app.web.static import IMMUTABLE, content_hash, static_url
 
 
 def test_pages_link_static_files_by_their_content_hash(client):

@@ -1,4 +1,4 @@
-"""The shared web layer (app/web.py): one status per domain error for JSON and HTML, whatever
+"""The shared web layer (app/web/): one status per domain error for JSON and HTML, whatever
 the order in which the API, the pages and the handlers are installed."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 
-from app import api, pages, web
+from app import api, pages
 from app.config import STATIC_DIR
+from app.web import errors
 
 APP = Path(__file__).resolve().parents[1] / "app"
 
@@ -49,13 +50,14 @@ EXPECTED = [
 ]
 
 
-@pytest.mark.parametrize("order", ["api, pages, web", "web, pages, api", "pages, web, api"])
+@pytest.mark.parametrize("order", ["api, pages, errors", "errors, pages, api",
+                                   "pages, errors, api"])
 def test_install_order_does_not_matter(client, order):
     app = FastAPI()
     app.state.registry = client.app.state.registry
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for name in order.split(", "):
-        {"api": api, "pages": pages, "web": web}[name].install(app)
+        {"api": api, "pages": pages, "errors": errors}[name].install(app)
     with TestClient(app) as c:
         for url, status, media in EXPECTED:
             r = c.get(url)

@@ -1,4 +1,4 @@
-"""The JSON API: one router per area. Errors become 4xx in app/web.py's handlers."""
+"""The JSON API: one router per area. Errors become 4xx in app/web/errors.py's handlers."""
 
 from __future__ import annotations
 

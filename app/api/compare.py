@@ -13,7 +13,7 @@ from app.api.render import json_response, score_json
 from app.api.schemas import CompareResponse
 from app.domain.params import NameParam
 from app.serving import batching
-from app.web import RegistryDep
+from app.web.deps import RegistryDep
 
 router = APIRouter(prefix="/api", tags=["scoring"])
 

@@ -12,7 +12,7 @@ from app.api.schemas import NOT_FOUND, AttentionResponse, ErrorMessage, NextResp
 from app.domain.explorer import NoAttention, attention_view, next_view
 from app.domain.params import NameParam, NextParams
 from app.serving.worker import model_thread
-from app.web import ModelDep
+from app.web.deps import ModelDep
 
 router = APIRouter(prefix="/api/models/{model}", tags=["looking inside"], responses=NOT_FOUND)
 

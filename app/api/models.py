@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.api.schemas import NOT_FOUND, ModelCard
 from app.serving.worker import model_thread
-from app.web import ModelDep, RegistryDep
+from app.web.deps import ModelDep, RegistryDep
 
 router = APIRouter(prefix="/api", tags=["models"])
 

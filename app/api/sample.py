@@ -11,7 +11,7 @@ from app.api.render import json_response, sample_payload
 from app.api.schemas import NOT_FOUND, SampleRequest, SampleResponse
 from app.domain.params import SampleParams
 from app.serving import batching
-from app.web import ModelDep
+from app.web.deps import ModelDep
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)
 

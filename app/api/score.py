@@ -11,7 +11,8 @@ from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
 from app.domain.params import NameParam
 from app.serving import batching
-from app.web import ModelDep, SafeJSONResponse, invalid_param_error
+from app.web.deps import ModelDep
+from app.web.errors import SafeJSONResponse, invalid_param_error
 
 router = APIRouter(prefix="/api/models/{model}", tags=["scoring"], responses=NOT_FOUND)
 

@@ -18,7 +18,7 @@ from app.api.schemas import (
 from app.domain import services
 from app.domain.params import EmbeddingsParams, TopParams
 from app.serving.worker import model_thread
-from app.web import ModelDep
+from app.web.deps import ModelDep
 
 router = APIRouter(prefix="/api/models/{model}", tags=["tables"], responses=NOT_FOUND)
 

@@ -13,7 +13,7 @@ ROUTERS = (overview, bigram, embeddings, sample, score, models, explore)
 
 
 def install(app: FastAPI) -> None:
-    """The page routers. Their error pages come from app/web.py's handlers."""
+    """The page routers. Their error pages come from app/web/errors.py's handlers."""
     for module in ROUTERS:
         app.include_router(module.router, include_in_schema=False)
 

@@ -15,15 +15,9 @@ from app.domain.services import bigram_table
 from app.pages.common import has_bigram_table, pick_model
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
-from app.web import (
-    USER_ERRORS,
-    BadInput,
-    RegistryDep,
-    error_page,
-    fmt_prob,
-    page_error,
-    render,
-)
+from app.web.deps import RegistryDep
+from app.web.errors import USER_ERRORS, BadInput, error_page, page_error
+from app.web.templating import fmt_prob, render
 
 router = APIRouter(tags=["pages"])
 

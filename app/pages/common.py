@@ -1,4 +1,4 @@
-"""What the page routers share beyond app/web.py: reading query parameters, picking a model.
+"""What the page routers share beyond app/web/: reading query parameters, picking a model.
 
 Pages read their query parameters as raw strings and parse them here (into the operation's
 parameters of app/domain/params.py where there is one), so that a bad value is shown in the page
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from app.domain.services import NoTable
 from app.store.registry import LoadedModel, Registry
-from app.web import BadInput
+from app.web.errors import BadInput
 
 
 def int_param(raw: str | None, name: str, default: int | None, lo: int, hi: int) -> int | None:

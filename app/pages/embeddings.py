@@ -13,7 +13,9 @@ from app.domain.services import EmbeddingView, embedding_view
 from app.pages.common import has_embeddings, int_param, pick_model
 from app.serving.worker import model_thread
 from app.store.registry import Registry
-from app.web import USER_ERRORS, BadInput, RegistryDep, page_error, render
+from app.web.deps import RegistryDep
+from app.web.errors import USER_ERRORS, BadInput, page_error
+from app.web.templating import render
 
 router = APIRouter(tags=["pages"])
 

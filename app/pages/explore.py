@@ -24,16 +24,9 @@ from app.domain.services import TopName
 from app.lm.inspect import LayerHealth, max_attention_letters
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
-from app.web import (
-    USER_ERRORS,
-    BadInput,
-    RegistryDep,
-    fmt_prob,
-    page_error,
-    query,
-    reads,
-    render,
-)
+from app.web.deps import RegistryDep
+from app.web.errors import USER_ERRORS, BadInput, page_error
+from app.web.templating import fmt_prob, query, reads, render
 
 router = APIRouter(tags=["pages"])
 

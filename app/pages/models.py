@@ -13,7 +13,9 @@ from app.domain.services import top_names
 from app.pages.explore import inside_card
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
-from app.web import USER_ERRORS, RegistryDep, error_page, page_error, reads, render
+from app.web.deps import RegistryDep
+from app.web.errors import USER_ERRORS, error_page, page_error
+from app.web.templating import reads, render
 
 router = APIRouter(tags=["pages"])
 

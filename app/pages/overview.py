@@ -11,7 +11,8 @@ from fastapi.responses import HTMLResponse
 from app.domain.params import SampleParams
 from app.pages.common import has_bigram_table, has_embeddings
 from app.serving import batching
-from app.web import RegistryDep, render
+from app.web.deps import RegistryDep
+from app.web.templating import render
 
 router = APIRouter(tags=["pages"])
 

@@ -9,7 +9,9 @@ from app.domain.params import SampleParams
 from app.domain.services import fit_sentence
 from app.pages.common import flag, pick_model
 from app.serving import batching
-from app.web import USER_ERRORS, RegistryDep, page_error, reads, render
+from app.web.deps import RegistryDep
+from app.web.errors import USER_ERRORS, page_error
+from app.web.templating import reads, render
 
 router = APIRouter(tags=["pages"])
 

@@ -14,7 +14,9 @@ from app.domain.params import InvalidParam, NameParam
 from app.domain.services import NameScore
 from app.serving import batching
 from app.store.registry import LoadedModel
-from app.web import BadInput, PageError, RegistryDep, fmt_prob, page_error, reads, render
+from app.web.deps import RegistryDep
+from app.web.errors import BadInput, PageError, page_error
+from app.web.templating import fmt_prob, reads, render
 
 router = APIRouter(tags=["pages"])
 

@@ -78,9 +78,9 @@ def normalised(query: bytes) -> tuple[bytes, set[str]]:
 
 def declared(route) -> list[str] | None:
     """The query parameters a FastAPI route reads, in the order it declares them: its
-    arguments' (a parameters model: its fields) and those it marks with `web.reads` (read from
-    request.query_params); None when it is not such a route. The page cache keeps only pages
-    whose parameters are all declared, and the pages name the others (web.unknown_params)."""
+    arguments' (a parameters model: its fields) and those it marks with `templating.reads` (read
+    from request.query_params); None when it is not such a route. The page cache keeps only pages
+    whose parameters are all declared, and the pages name the others (templating.unknown_params)."""
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return None

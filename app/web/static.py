@@ -1,6 +1,6 @@
 """Static files with content-hashed URLs: cached for a year when the URL names the content.
 
-Pages link `path_for('static', path='/style.css')` (app/web.py), which is
+Pages link `path_for('static', path='/style.css')` (app/web/templating.py), which is
 `static_url('style.css')` = `/static/style.css?v=<hash of the file's bytes>`. A request whose
 `v` is the hash of the file's bytes right now gets `Cache-Control: public, max-age=31536000,
 immutable`: a new file has a new hash, hence a new URL, so a browser never keeps a stale copy.
