@@ -13,9 +13,9 @@ from functools import cache
 
 import pytest
 
-from app import plots
 from app.data import Split, load_dataset, split_words
 from app.lm.scoring import Plausibility, log_probs
+from app.pages import plots
 from app.store.checkpoints import load_checkpoint
 from app.store.registry import plausibility_of
 from app.store.training import held_out

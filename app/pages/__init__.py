@@ -1,4 +1,4 @@
-"""Server-rendered HTML pages (Jinja2 templates from templates/, SVG plots from app/plots.py).
+"""Server-rendered HTML pages (Jinja2 templates from templates/, SVG plots from app/pages/plots.py).
 
 Every page works without JavaScript: forms use GET, so every result has a shareable URL.
 """

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from app import plots
 from app.domain.services import bigram_table
+from app.pages import plots
 from app.pages.common import has_bigram_table, pick_model
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry

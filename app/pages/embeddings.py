@@ -8,8 +8,8 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import plots
 from app.domain.services import EmbeddingView, embedding_view
+from app.pages import plots
 from app.pages.common import has_embeddings, int_param, pick_model
 from app.serving.worker import model_thread
 from app.store.registry import Registry

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import plots
 from app.domain.explorer import (
     Health,
     NextView,
@@ -22,6 +21,7 @@ from app.domain.explorer import (
 from app.domain.params import InvalidParam, NameParam, NextParams, SampleParams
 from app.domain.services import TopName
 from app.lm.inspect import LayerHealth, max_attention_letters
+from app.pages import plots
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
 from app.web.deps import RegistryDep

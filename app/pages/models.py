@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import plots
 from app.domain.params import SampleParams, TopParams
 from app.domain.services import top_names
+from app.pages import plots
 from app.pages.explore import inside_card
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry

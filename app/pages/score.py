@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app import plots
 from app.domain.params import InvalidParam, NameParam
 from app.domain.services import NameScore
+from app.pages import plots
 from app.serving import batching
 from app.store.registry import LoadedModel
 from app.web.deps import RegistryDep

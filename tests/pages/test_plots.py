@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import plots
+from app.pages import plots
 
 
 def test_linear_scale_maps_ends_and_middle():
@@ -141,7 +141,7 @@ def test_spread_markers_separates_every_pair_and_leaves_separate_ones_alone():
     import itertools
     import math
 
-    from app.plots import spread_markers
+    from app.pages.plots import spread_markers
 
     box = (0.0, 0.0, 400.0, 300.0)
     same = [(200.0, 150.0)] * 27  # 27 points at one place
@@ -153,7 +153,7 @@ def test_spread_markers_separates_every_pair_and_leaves_separate_ones_alone():
 
 
 def test_scatter_with_equal_axes_has_the_same_units_per_pixel():
-    from app.plots import scatter
+    from app.pages.plots import scatter
 
     s = scatter([(0.0, 0.0), (10.0, 1.0), (5.0, 0.5)], ["a", "b", "c"], "x", "y", equal=True)
     (a, b) = s.points[:2]
