@@ -101,3 +101,42 @@ def test_the_model_code_never_imports_the_web_layer():
             outside = {t for t in targets if not (t == "app.lm" or t.startswith("app.lm."))}
             assert outside <= {"app.data"}, f"{name} imports {sorted(outside)}"
 
+
+# The floors of app/, from the ground up (README, Layout): a module imports its own floor or
+# those below it, never one above. api and pages share a floor and never import each other.
+LAYERS = [
+    ("app.config", "app.lm", "app.data"),  # settings; the models, pure torch; the datasets
+    ("app.store",),  # checkpoints, the registry of loaded models, training runs
+    ("app.domain",),  # what every front end does with a model: parameters, cost, operations
+    ("app.serving", "app.middleware"),  # the server process: model thread, batching, caches
+    ("app.web",),  # what the API and the pages share: dependencies, templates, errors
+    ("app.api", "app.pages"),  # the JSON API; the HTML pages
+    ("app.main", "app.cli"),  # the app assembled; the command line
+]
+
+
+def floor(module: str) -> tuple[int, str]:
+    for rank, names in enumerate(LAYERS):
+        for name in names:
+            if module == name or module.startswith(name + "."):
+                return rank, name
+    raise AssertionError(f"{module} is on no floor of LAYERS: add it")
+
+
+def test_every_module_is_on_a_floor_and_imports_nothing_above_it():
+    graph = {m: t for m, t in import_graph().items() if m != "app"}
+    upward = [(m, t) for m, targets in graph.items() for t in targets
+              if t != "app" and floor(t)[0] > floor(m)[0]]
+    assert upward == []
+
+
+def test_the_api_and_the_pages_never_import_each_other():
+    graph = import_graph()
+    across = [(m, t) for m, targets in graph.items() for t in targets
+              if {floor(m)[1], floor(t)[1]} == {"app.api", "app.pages"}]
+    assert across == []
+
+
+def test_the_floor_check_finds_an_upward_import():
+    assert floor("app.store.registry")[0] < floor("app.domain.cost")[0]
+    assert floor("app.lm.base")[0] == floor("app.data")[0]
