@@ -209,7 +209,7 @@ def build_parser(kind: str | None = None, only: str | None = None) -> argparse.A
 
 def resolve_model(arg: str, models_dir: str) -> Path:
     """A checkpoint path as `train` wrote it (with or without .safetensors), or a model name."""
-    from app.store.checkpoints import SUFFIX
+    from app.store.schema import SUFFIX
 
     candidates = [Path(arg), Path(arg + SUFFIX), Path(models_dir) / (arg + SUFFIX)]
     for c in candidates:
@@ -225,7 +225,8 @@ def resolve_model(arg: str, models_dir: str) -> Path:
 
 
 def load(args):
-    from app.store.checkpoints import CheckpointError, load_checkpoint
+    from app.store.checkpoints import load_checkpoint
+    from app.store.schema import CheckpointError
 
     try:
         return load_checkpoint(resolve_model(args.model, args.models_dir))
@@ -303,7 +304,7 @@ def yes(flag: bool) -> str:
 
 
 def cmd_calibrate(args) -> int:
-    from app.store.checkpoints import CheckpointError
+    from app.store.schema import CheckpointError
     from app.store.training import calibrate
 
     paths = [resolve_model(m, args.models_dir) for m in args.models]  # all found, or none done

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     max_queue: int = Field(
         256, ge=1, description="requests waiting for or using the model thread at once, per "
         "process; more: 503 with Retry-After")
-    # What a checkpoint may be (app/store/checkpoints.py, Limits): larger ones are refused, unread,
+    # What a checkpoint may be (app/store/checks.py, Limits): larger ones are refused, unread,
     # with the setting named. Defaults: a few times the largest shipped model.
     max_model_params: int = Field(
         2_000_000, ge=1, description="parameters of a model, at most (the shipped MLP: 378,019)")

@@ -14,7 +14,7 @@ from app.config import STATIC_DIR, Settings
 from app.domain import cost
 from app.serving import batching, logs, worker
 from app.serving.pagecache import PageCache
-from app.store.checkpoints import Limits
+from app.store.checks import Limits
 from app.store.registry import Registry, UnknownModel
 from app.web import errors, openapi, static
 from app.web.static import HashedStaticFiles

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.lm import LanguageModel  # noqa: E402
 from app.lm.sampling import drive, sampler  # noqa: E402
-from app.store.checkpoints import SUFFIX, load_checkpoint  # noqa: E402
+from app.store.checkpoints import load_checkpoint  # noqa: E402
+from app.store.schema import SUFFIX  # noqa: E402
 
 MODELS = ("bigram", "mlp")  # the sampler against the naive loop
 HTTP_TARGETS = {"mlp": 50, "wavenet": 100, "transformer": 100}  # ms, each HTTP call, if shipped

@@ -16,18 +16,14 @@ import torch
 from fastapi.testclient import TestClient
 
 import app.store.checkpoints
+import app.store.checks
+import app.store.schema
 from app.config import Settings
 from app.lm import KINDS, Vocab
 from app.main import create_app
-from app.store.checkpoints import (
-    MAX_HISTORY,
-    MAX_LOSS,
-    NAMES_TENSOR,
-    CheckpointMeta,
-    Limits,
-    load_checkpoint,
-    save_checkpoint,
-)
+from app.store.checkpoints import load_checkpoint, save_checkpoint
+from app.store.checks import MAX_HISTORY, MAX_LOSS, Limits
+from app.store.schema import NAMES_TENSOR, CheckpointMeta
 from tests.test_checkpoints_hostile import hostile, read_parts, refused, write_parts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,14 +131,14 @@ def shipped(name: str) -> Path:
 
 
 def test_more_parameters_than_the_limit_are_refused_unread(no_tensor_read):
-    with pytest.raises(app.store.checkpoints.CheckpointError) as err:
+    with pytest.raises(app.store.schema.CheckpointError) as err:
         load_checkpoint(shipped("mlp"), Limits(max_params=378_018))
     assert "needs 378,019 parameters; at most 378,018" in str(err.value)
     assert "NAMELAB_MAX_MODEL_PARAMS" in str(err.value)
 
 
 def test_more_training_names_than_the_limit_are_refused_unread(no_tensor_read):
-    with pytest.raises(app.store.checkpoints.CheckpointError) as err:
+    with pytest.raises(app.store.schema.CheckpointError) as err:
         load_checkpoint(shipped("bigram-2010s"), Limits(max_training_names=42_271))
     assert "42,272 training names; at most 42,271" in str(err.value)
     assert "NAMELAB_MAX_TRAINING_NAMES" in str(err.value)
@@ -155,13 +151,13 @@ def test_training_names_of_more_bytes_than_the_limit_allows_are_refused_unread(
         tensors[NAMES_TENSOR] = torch.tensor(list(b"a" * 3000), dtype=torch.uint8)
 
     path = hostile(tiny_bigram(models_dir), tmp_path / "long.safetensors", edit_tensors=edit)
-    with pytest.raises(app.store.checkpoints.CheckpointError) as err:
+    with pytest.raises(app.store.schema.CheckpointError) as err:
         load_checkpoint(path, Limits(max_training_names=10))
     assert "'training_names' has 3,000 bytes; at most 2,570" in str(err.value)
 
 
 def test_a_load_needing_more_memory_than_the_limit_is_refused_unread(no_tensor_read):
-    with pytest.raises(app.store.checkpoints.CheckpointError) as err:
+    with pytest.raises(app.store.schema.CheckpointError) as err:
         load_checkpoint(shipped("mlp"), Limits(max_load_bytes=100 * 2**20))
     assert "loading it needs about 121 MiB; at most 100 MiB" in str(err.value)
     assert "NAMELAB_MAX_LOAD_BYTES" in str(err.value)
@@ -215,7 +211,8 @@ def grown(src: Path, dst: Path, config: dict) -> Path:
 MEASURE = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from app.store.checkpoints import Limits, load_checkpoint
+    from app.store.checks import Limits
+    from app.store.checkpoints import load_checkpoint
     from app.store.registry import LoadedModel
     big = Limits(10**9, 10**9, 2**40)
     LoadedModel.from_checkpoint(load_checkpoint(Path(sys.argv[2]), big))  # torch's first use
@@ -244,7 +241,7 @@ def test_a_load_at_the_parameter_limit_needs_no_more_memory_than_estimated(tmp_p
                               KINDS[kind].make_config(meta.config))
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     n_names = len(read_parts(path)[1][NAMES_TENSOR].numpy().tobytes().split(b"\n"))
-    estimate = app.store.checkpoints.load_bytes(len(data), meta.n_params, weights,
+    estimate = app.store.checks.load_bytes(len(data), meta.n_params, weights,
                                           header[NAMES_TENSOR]["shape"][0], n_names)
     assert estimate <= Limits().max_load_bytes  # the limits agree with each other
     proc = subprocess.run([sys.executable, "-c", MEASURE, str(path), str(shipped(kind))],

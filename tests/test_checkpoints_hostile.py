@@ -18,15 +18,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from app.lm import KINDS
-from app.store.checkpoints import (
-    MAX_HEADER_BYTES,
-    MAX_WEIGHT,
-    META_KEY,
-    NAMES_TENSOR,
-    CheckpointError,
-    load_checkpoint,
-)
+from app.store.checkpoints import load_checkpoint
+from app.store.checks import MAX_HEADER_BYTES, MAX_WEIGHT
 from app.store.registry import Registry
+from app.store.schema import META_KEY, NAMES_TENSOR, CheckpointError
 
 
 class Evil:

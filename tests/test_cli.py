@@ -389,12 +389,8 @@ def test_calibrate_rewrites_the_reference_and_keeps_the_weights(capsys, tmp_path
                                                                 tiny_names_file):
     from safetensors.torch import load_file
 
-    from app.store.checkpoints import (
-        OTHER_NAMES_TENSOR,
-        load_checkpoint,
-        read_tensors,
-        write_tensors,
-    )
+    from app.store.checkpoints import load_checkpoint, read_tensors, write_tensors
+    from app.store.schema import OTHER_NAMES_TENSOR
 
     run(capsys, "train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
         str(tmp_path), "--quiet")

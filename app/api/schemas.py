@@ -30,8 +30,8 @@ from app.lm.embeddings import Projection
 from app.lm.search import MAX_EXPANSIONS
 from app.lm.train import History
 from app.serving.worker import MODEL_SECONDS
-from app.store.checkpoints import DatasetInfo, HeldOut, Metrics, SplitInfo
 from app.store.registry import LoadedModel
+from app.store.schema import DatasetInfo, HeldOut, Metrics, SplitInfo
 
 NULL_IF_ZERO = "null when the probability is 0 (log 0 = -inf, which JSON cannot carry)"
 

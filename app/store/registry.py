@@ -29,15 +29,9 @@ from app.data import DEFAULT_SPEC, SSA_SPEC
 from app.lm import KINDS, Kind
 from app.lm.flops import letter_flops
 from app.lm.scoring import Plausibility
-from app.store.checkpoints import (
-    PICKLE_SUFFIXES,
-    SUFFIX,
-    Checkpoint,
-    CheckpointError,
-    Limits,
-    load_checkpoint,
-    one_line,
-)
+from app.store.checkpoints import PICKLE_SUFFIXES, load_checkpoint
+from app.store.checks import Limits
+from app.store.schema import SUFFIX, Checkpoint, CheckpointError, one_line
 
 log = logging.getLogger("namelab.registry")
 

@@ -18,9 +18,6 @@ from app.lm.scoring import length_quantiles, nll_quantiles
 from app.lm.train import Progress, evaluate, fit
 from app.lm.vocab import MAX_NAME_LEN
 from app.store.checkpoints import (
-    OTHER_NAMES_TENSOR,
-    CheckpointMeta,
-    HeldOut,
     checkpoint_path,
     load_checkpoint,
     names_tensor,
@@ -28,6 +25,7 @@ from app.store.checkpoints import (
     save_checkpoint,
     write_tensors,
 )
+from app.store.schema import OTHER_NAMES_TENSOR, CheckpointMeta, HeldOut
 
 
 def namelab_version() -> str:
