@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from app.lm.bigram import BigramConfig
 from app.main import create_app
 from app.serving import batching, worker
-from app.serving.pagecache import Page, PageCache, etag_of, matches
+from app.serving.pagecache import Page, PageCache, cacheable_paths, etag_of, matches
+from app.serving.routes import flat_routes
 from app.store.registry import Registry
 from app.store.training import train_to_checkpoint
 
@@ -198,3 +199,19 @@ def cache_of(app) -> PageCache:
     while not isinstance(node, PageCache):
         node = node.app
     return node
+
+
+def test_the_urls_the_cache_may_keep_are_the_routes_marked_cacheable(client):
+    """Declared on the routes (`@cacheable`), read from the app's routes: no list of paths."""
+    marked = {path for path, _, r in flat_routes(client.app.router.routes)
+              if getattr(getattr(r, "endpoint", None), "cacheable", False)}
+    assert marked == {
+        "/bigram", "/bigram/table.csv", "/bigram/table.json", "/bigram/compare", "/embeddings",
+        "/score", "/next", "/api/compare", "/api/models", "/api/models/{model}",
+        "/api/models/{model}/bigram", "/api/models/{model}/embeddings",
+        "/api/models/{model}/score", "/api/models/{model}/next",
+        "/api/models/{model}/attention"}
+    patterns = cacheable_paths(client.app.router.routes)
+    assert len(patterns) == len(marked)
+    assert any(p.match("/api/models/mlp/next") for p in patterns)
+    assert not any(p.match("/api/models/mlp/top") or p.match("/sample") for p in patterns)

@@ -13,6 +13,7 @@ from app.api.render import json_response, score_json
 from app.api.schemas import CompareResponse
 from app.domain.params import NameParam
 from app.serving import batching
+from app.serving.pagecache import cacheable
 from app.web.deps import RegistryDep
 
 router = APIRouter(prefix="/api", tags=["scoring"])
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/api", tags=["scoring"])
 
 @router.get("/compare", summary="Score one name under every model",
             response_model=CompareResponse)
+@cacheable
 async def compare_name(registry: RegistryDep, q: Annotated[NameParam, Query()]) -> Response:
     """The score of `?name=...` under each loaded model, in model-name order."""
     models = list(registry.models.values())

@@ -11,6 +11,7 @@ from app.api.render import json_response
 from app.api.schemas import NOT_FOUND, AttentionResponse, ErrorMessage, NextResponse
 from app.domain.explorer import NoAttention, attention_view, next_view
 from app.domain.params import NameParam, NextParams
+from app.serving.pagecache import cacheable
 from app.serving.worker import model_thread
 from app.web.deps import ModelDep
 
@@ -22,6 +23,7 @@ NO_ATTENTION = {404: {"model": ErrorMessage,
 
 
 @router.get("/next", summary="The next-letter distribution", response_model=NextResponse)
+@cacheable
 @model_thread
 def next_letter(m: ModelDep, q: Annotated[NextParams, Query()]) -> Response:
     """Every symbol's probability after `prefix` (empty: the first letter), most probable
@@ -39,6 +41,7 @@ def next_letter(m: ModelDep, q: Annotated[NextParams, Query()]) -> Response:
 
 @router.get("/attention", summary="The Transformer's attention over a name",
             response_model=AttentionResponse, responses=NO_ATTENTION)
+@cacheable
 @model_thread
 def get_attention(m: ModelDep, q: Annotated[NameParam, Query()]) -> Response:
     """For each layer and head, how much each position (the start mark, then each letter)

@@ -11,6 +11,7 @@ from app.api.render import json_response, score_payload
 from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
 from app.domain.params import NameParam
 from app.serving import batching
+from app.serving.pagecache import cacheable
 from app.web.deps import ModelDep
 from app.web.errors import SafeJSONResponse, invalid_param_error
 
@@ -42,6 +43,7 @@ async def score_names(
 
 
 @router.get("/score", summary="Score one name", response_model=ScoreResponse)
+@cacheable
 async def score_name(m: ModelDep, q: Annotated[NameParam, Query()]) -> Response:
     """The same as the POST for one name: `?name=emma`."""
     results = await batching.score(m, [q.name], "name", indexed=False)

@@ -17,6 +17,7 @@ from app.api.schemas import (
 )
 from app.domain import services
 from app.domain.params import EmbeddingsParams, TopParams
+from app.serving.pagecache import cacheable
 from app.serving.worker import model_thread
 from app.web.deps import ModelDep
 
@@ -37,6 +38,7 @@ def top_names(m: ModelDep, q: Annotated[TopParams, Query()]) -> TopResponse:
 
 
 @router.get("/bigram", summary="The bigram table", responses=NO_TABLE)
+@cacheable
 @model_thread
 def get_bigram_table(m: ModelDep) -> BigramTable:
     """P(next | previous) for every pair of symbols, and the counts for a count-based bigram
@@ -46,6 +48,7 @@ def get_bigram_table(m: ModelDep) -> BigramTable:
 
 
 @router.get("/embeddings", summary="The character embeddings", responses=NO_TABLE)
+@cacheable
 @model_thread
 def get_embeddings(m: ModelDep, q: Annotated[EmbeddingsParams, Query()]) -> EmbeddingsResponse:
     """The embedding vectors, a 2-D projection (raw when 2-D, PCA otherwise) and each letter's

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import re
-from collections.abc import Iterator
-
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Mount, compile_path
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.serving.routes import flat_routes, path_regex
 
 
 class Methods:
@@ -44,34 +42,15 @@ class Methods:
     def allowed(self, scope: Scope) -> str:
         """'GET, HEAD, OPTIONS, POST': the methods of the routes at scope's path, or ''."""
         methods: set[str] = set()
-        for path, route_methods, route in _flat_routes(self.routes):
+        for path, route_methods, route in flat_routes(self.routes):
             if isinstance(route, Mount):  # static files: whatever is under the mount
                 if route.matches(scope)[0] != Match.NONE:
                     methods.add("GET")
-            elif path is not None and _path_regex(path).match(scope["path"]):
+            elif path is not None and path_regex(path).match(scope["path"]):
                 methods |= route_methods or {"GET"}
         if methods:
             methods |= {"HEAD", "OPTIONS"} if "GET" in methods else {"OPTIONS"}
         return ", ".join(sorted(methods))
-
-
-def _flat_routes(routes: list[BaseRoute]) -> Iterator[tuple[str | None, set[str] | None,
-                                                             BaseRoute]]:
-    """(full path, methods, route) of every route, those of included routers too (recent
-    FastAPI keeps an included router as one nested route; older ones copied its routes)."""
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # FastAPI before nested routers
-        for route in routes:
-            yield getattr(route, "path", None), getattr(route, "methods", None), route
-        return
-    for ctx in iter_route_contexts(routes):
-        yield ctx.path, ctx.methods, ctx.original_route
-
-
-@functools.lru_cache(maxsize=256)
-def _path_regex(path: str) -> re.Pattern:
-    return compile_path(path)[0]
 
 
 def _without_body(send: Send) -> Send:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from app.domain.services import bigram_table
 from app.pages import plots
 from app.pages.common import has_bigram_table, pick_model
+from app.serving.pagecache import cacheable
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
 from app.web.deps import RegistryDep
@@ -98,6 +99,7 @@ def row_chart(t: Table, letter: str, view: str = "probs") -> plots.BarChart:
 
 
 @router.get("/bigram", response_class=HTMLResponse, summary="Bigram heatmap page")
+@cacheable
 @model_thread
 def show_bigram(request: Request, registry: RegistryDep, model: str = "", view: str = "probs",
                 row: str | None = None):
@@ -124,6 +126,7 @@ def show_bigram(request: Request, registry: RegistryDep, model: str = "", view: 
 
 
 @router.get("/bigram/table.csv", summary="Bigram table as CSV")
+@cacheable
 @model_thread
 def download_bigram_csv(request: Request, registry: RegistryDep, model: str = ""):
     """One row per pair: current, next, count (blank for the neural bigram), probability."""
@@ -143,6 +146,7 @@ def download_bigram_csv(request: Request, registry: RegistryDep, model: str = ""
 
 
 @router.get("/bigram/table.json", summary="Bigram table as JSON")
+@cacheable
 @model_thread
 def download_bigram_json(request: Request, registry: RegistryDep, model: str = ""):
     """labels, counts (null for the neural bigram) and probs[current][next]."""
@@ -237,6 +241,7 @@ def compare_defaults(registry: Registry, a: str, b: str) -> tuple[str, str] | No
 
 
 @router.get("/bigram/compare", response_class=HTMLResponse, summary="Two bigram models compared")
+@cacheable
 @model_thread
 def compare_bigrams(request: Request, registry: RegistryDep, a: str = "", b: str = ""):
     """Two bigram tables side by side and the difference of their log-probabilities."""

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from app.domain.services import EmbeddingView, embedding_view
 from app.pages import plots
 from app.pages.common import has_embeddings, int_param, pick_model
+from app.serving.pagecache import cacheable
 from app.serving.worker import model_thread
 from app.store.registry import Registry
 from app.web.deps import RegistryDep
@@ -122,6 +123,7 @@ def kept_variance(view: EmbeddingView) -> float | None:
 
 
 @router.get("/embeddings", response_class=HTMLResponse, summary="Character embeddings page")
+@cacheable
 @model_thread
 def show_embeddings(request: Request, registry: RegistryDep, model: str = "",
                     view: str | None = None, x: str | None = None, y: str | None = None,

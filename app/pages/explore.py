@@ -22,6 +22,7 @@ from app.domain.params import InvalidParam, NameParam, NextParams, SampleParams
 from app.domain.services import TopName
 from app.lm.inspect import LayerHealth, max_attention_letters
 from app.pages import plots
+from app.serving.pagecache import cacheable
 from app.serving.worker import model_thread
 from app.store.registry import LoadedModel, Registry
 from app.web.deps import RegistryDep
@@ -181,6 +182,7 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
 
 
 @router.get("/next", response_class=HTMLResponse, summary="Next-letter page")
+@cacheable
 @reads("model", "prefix", *APPLIED, named=NOT_APPLIED)  # NOT_APPLIED: named by next_notice
 @model_thread
 def show_next(request: Request, registry: RegistryDep):

@@ -13,6 +13,7 @@ from app.domain.params import InvalidParam, NameParam
 from app.domain.services import NameScore
 from app.pages import plots
 from app.serving import batching
+from app.serving.pagecache import cacheable
 from app.store.registry import LoadedModel
 from app.web.deps import RegistryDep
 from app.web.errors import BadInput, PageError, page_error
@@ -108,6 +109,7 @@ def split_names(text: str) -> list[str]:
 
 
 @router.get("/score", response_class=HTMLResponse, summary="Scoring page")
+@cacheable
 @reads("name")
 async def score_page(request: Request, registry: RegistryDep, names: str = ""):
     """Each name under each model: log-probability, NLL per letter, plausibility, surprise."""

@@ -32,23 +32,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The URLs whose answer depends only on the URL and the loaded models. Not /top nor the model
-# card (/models/<name>, which shows the top names): their search stops at the request's
-# model-time deadline (app/serving/worker.py), so their answer can depend on the load of the moment;
-# nor sampling, which draws a new seed when none is given. The next-letter page (/next) shows
-# top names too, but its search is bounded by a count (app/lm/search.py): it is kept unless
-# the deadline cut that search short, in which case it answers `Cache-Control: no-store`
-# (NOT_KEPT), as any route here may.
-CACHEABLE = re.compile(
-    r"/bigram(/table\.csv|/table\.json|/compare)?|/embeddings|/score|/next|/api/compare"
-    r"|/api/models(/[^/]+(/bigram|/embeddings|/score|/next|/attention)?)?"
-)
+from app.serving.routes import flat_routes, path_regex
+
 NOT_KEPT = b"no-store"  # a 200 answer whose Cache-Control says so is sent on, not kept
 MAX_BYTES = 32 * 2**20  # bodies kept, in all
 CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)
@@ -66,6 +58,25 @@ class Page:
         """Every byte it keeps, with its key's."""
         return (len(key[0]) + len(key[1]) + len(self.body) + len(self.etag) + ENTRY_BYTES
                 + sum(len(k) + len(v) for k, v in self.headers))
+
+
+def cacheable(endpoint: Callable) -> Callable:
+    """Marks a GET route whose answer depends only on its URL and the loaded models: the page
+    cache may keep it. Not /top nor the model card page (its top names): their search stops at
+    the request's model-time deadline (app/serving/worker.py), so their answer can depend on the
+    load of the moment; nor sampling, which draws a new seed when none is given. A marked route
+    whose answer could not be complete says `Cache-Control: no-store` (NOT_KEPT): the
+    next-letter page does when the deadline cut its search (bounded by a count, app/lm/search.py)
+    short. Put it right under the route's decorator, so it marks the function the route runs."""
+    endpoint.cacheable = True
+    return endpoint
+
+
+def cacheable_paths(routes: list) -> list[re.Pattern]:
+    """The path patterns of the app's GET routes marked `cacheable`."""
+    return [path_regex(path) for path, methods, route in flat_routes(routes)
+            if path is not None and "GET" in (methods or ())
+            and getattr(getattr(route, "endpoint", None), "cacheable", False)]
 
 
 def normalised(query: bytes) -> tuple[bytes, set[str]]:
@@ -117,10 +128,14 @@ class PageCache:
         self.size = 0  # every byte kept (Page.size)
         self.models: dict[str, object] = {}  # what the pages were rendered from
         self.hits = self.misses = 0
+        self.paths: list[re.Pattern] | None = None  # the cacheable routes', read at first use
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "GET"
-                or not CACHEABLE.fullmatch(scope["path"])):
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return await self.app(scope, receive, send)
+        if self.paths is None:  # the routes are all included before the first request
+            self.paths = cacheable_paths(scope["app"].router.routes)
+        if not any(p.match(scope["path"]) for p in self.paths):
             return await self.app(scope, receive, send)
         registry = getattr(scope["app"].state, "registry", None)
         if registry is None:  # not started yet
