@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "2010s bigram: 42,272)")
     max_load_bytes: int = Field(
         768 * 2**20, ge=1, description="memory loading one checkpoint may need, at most, as "
-        "estimated from its header (checkpoints.load_bytes; the shipped MLP: ~126 MB)")
+        "estimated from its header (app/store/checks.load_bytes; the shipped MLP: ~126 MB)")
 
     @field_validator("default_model", mode="before")
     @classmethod
