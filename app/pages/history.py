@@ -113,7 +113,8 @@ def by_decade(h: NameHistory) -> list[Decade]:
 
 @dataclass(frozen=True)
 class Panel:
-    """One typed name's history on the score page: a chart, or why there is none."""
+    """One typed name's history on the score page: a chart, or only its sentence ("never
+    given ...")."""
 
     name: str  # as typed
     history: NameHistory
