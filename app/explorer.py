@@ -25,6 +25,7 @@ from app.services import (
     checked_top_k,
     normalized,
     top_names,
+    under_condition,
 )
 
 END = "end"  # how the end of the name is shown among the next symbols
@@ -77,8 +78,10 @@ class NextView:
 
 
 def next_view(m: LoadedModel, p: NextParams) -> NextView:
-    """The next-letter distribution after p.prefix under m, with p's knobs and constraints
-    applied as the sampler applies them, the prefix's own steps and the greedy continuation."""
+    """The next-letter distribution after p.prefix under m (under p's decade and sex, for a
+    conditional model), with p's knobs and constraints applied as the sampler applies them,
+    the prefix's own steps and the greedy continuation."""
+    m = under_condition(m, p.decade, p.sex)
     checked_top_k(m, p.top_k)
     c = checked_constraint(m, p)
     prefix, model = c.prefix, m.model
@@ -102,7 +105,16 @@ def top_with(m: LoadedModel, p: NextParams) -> TopResult:
     """The TOP most probable complete names starting with p's (normalised) prefix that fit its
     constraints: the exact search of the model card, bounded by its count of expansions (and
     the deadline, a safety net: `timed_out`)."""
-    return top_names(m, TopParams(k=TOP, **{f: getattr(p, f) for f in CONSTRAINTS}))
+    return top_names(under_condition(m, p.decade, p.sex),
+                     TopParams(k=TOP, **{f: getattr(p, f) for f in CONSTRAINTS}))
+
+
+def versus_view(m: LoadedModel, p: NextParams) -> NextView | None:
+    """The same step under p.vs_decade (a conditional model's), or None when not asked."""
+    if p.vs_decade is None:
+        return None
+    under_condition(m, p.vs_decade, p.sex, field="vs_decade")  # the kinds that take it, or 422
+    return next_view(m, p.model_copy(update={"decade": p.vs_decade}))
 
 
 CONSTRAINTS = ("prefix", "suffix", "contains", "pattern", "min_len", "max_len")

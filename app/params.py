@@ -357,3 +357,13 @@ class NextParams(Params):
     pattern: str = SampleParams.model_fields["pattern"]
     min_len: int = SampleParams.model_fields["min_len"]
     max_len: int = SampleParams.model_fields["max_len"]
+    decade: Decade = SampleParams.model_fields["decade"]
+    sex: Sex = SampleParams.model_fields["sex"]
+    vs_decade: Annotated[Decade, Shown("Versus decade", "1880 to 2010, conditional models",
+                                       "none", more=True,
+                                       attrs={"min": DECADES[0], "max": DECADES[-1],
+                                              "step": 10})] = Field(
+        None, title="versus decade",
+        description="for a conditional model: the same step under this decade too (its first "
+                    "year), to see how the distribution shifts between the two decades; "
+                    "null = none")

@@ -94,3 +94,33 @@ def test_sampling_a_condition_from_another_kind_is_a_422_naming_the_kinds(client
     value = 1920 if field == "decade" else "F"
     r = client.post(SAMPLE.format(model), json={field: value})
     assert_422(r, field, "conditional", model)
+
+
+NEXT = "/api/models/{}/next"
+
+
+def test_the_next_letter_under_two_decades_is_each_conditioned_models(client):
+    """symbols: the model under (decade, sex); versus: under (vs_decade, sex); each the
+    softmax of the conditioned model's logits after the prefix (written out here)."""
+    from app.lm.base import build_examples
+
+    m = client.app.state.registry.models["conditional"].model
+    body = ok(client.get(NEXT.format("conditional"),
+                         params={"prefix": "ma", "decade": 1920, "sex": "F",
+                                 "vs_decade": 2000}))
+    assert (body["decade"], body["sex"], body["vs_decade"]) == (1920, "F", 2000)
+    X, _ = build_examples(["ma"], m.vocab, m.block_size)
+    for key, d in (("symbols", 4), ("versus", 12)):
+        probs = torch.softmax(m.conditioned(d, 0).layer_logits(X[-1:]).double(), 1)[0]
+        got = {s["char"]: s["prob"] for s in body[key]}
+        for i, ch in enumerate(m.vocab.itos):
+            assert math.isclose(got[ch], float(probs[i]), rel_tol=1e-4, abs_tol=1e-7)
+    plain = ok(client.get(NEXT.format("conditional"), params={"prefix": "ma"}))
+    assert plain["versus"] is None and plain["symbols"] != body["symbols"]
+
+
+@pytest.mark.parametrize("field", ["decade", "vs_decade", "sex"])
+def test_the_next_letter_of_another_kind_refuses_a_condition(client, field):
+    value = "M" if field == "sex" else 1950
+    r = client.get(NEXT.format("mlp"), params={"prefix": "a", field: value})
+    assert_422(r, field, "conditional", "mlp")
