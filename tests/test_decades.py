@@ -24,9 +24,16 @@ def oracle():
 
 def test_one_record_per_distinct_name_sex_and_decade(oracle):
     data = decade_data(1900, 1919)
-    got = {(str(r), r.sex, r.decade): r.births for r in data.records}
+    got = {(str(r), r.sex, r.decade): n for r, n in zip(data.records, data.births, strict=True)}
     assert got == dict(oracle)
-    assert len(data.records) == len(oracle)
+    # in order of first record: the file's order of rows (a Counter keeps first insertion)
+    assert [(str(r), r.sex, r.decade) for r in data.records] == list(oracle)
+    examples = data.examples  # every record but the held-out names', with their births
+    for s in range(2):
+        for d in range(14):
+            assert examples.births[s][d] == sum(n for (name, s2, d2), n in oracle.items()
+                                                if (s2, d2) == (s, d)
+                                                and name not in data.held_out)
 
 
 def test_held_out_names_are_of_one_decade_and_never_in_the_examples(oracle):

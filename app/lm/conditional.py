@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from app.decades import DECADES, SEXES, births
+from app.decades import DECADES, SEXES
 from app.lm.base import LanguageModel, build_examples, embedding
 from app.lm.config import OptimConfig, param
 from app.lm.kind import Kind
@@ -87,10 +87,12 @@ class ConditionalMLP(MLP):
         return torch.cat([X, cond.repeat_interleave(steps, dim=0)], dim=1), Y  # (N, T + 2)
 
     def note_dataset(self, words: list[str]) -> None:
-        """The prior: each (sex, decade)'s share of the births of the records trained from."""
-        n = torch.tensor(births([w for w in words if hasattr(w, "births")]), dtype=torch.float64)
-        if n.sum() > 0:
-            self.prior.copy_(n / n.sum())
+        """The prior: each (sex, decade)'s share of the births of the records of the data (an
+        `app.decades.Records` list carries them: `births`); uniform for other data."""
+        n = getattr(words, "births", None)
+        if n is not None and sum(map(sum, n)) > 0:
+            t = torch.tensor(n, dtype=torch.float64)
+            self.prior.copy_(t / t.sum())
 
     def conditions(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) or (B, T + 2) -> the contexts (B, T) and conditions (B, 2)."""

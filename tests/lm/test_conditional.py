@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from app import era
 from app.data import Dataset, split_words
-from app.decades import DECADES, SEXES, Record, births
+from app.decades import DECADES, SEXES, Record, Records
 from app.lm import KINDS, Vocab
 from app.lm.base import build_examples
 from app.lm.conditional import ANY_DECADE, ANY_SEX, ConditionalConfig, ConditionalMLP
@@ -85,7 +85,7 @@ def test_the_frozen_fast_form_matches_the_layers_under_every_condition():
 
 def test_examples_carry_each_records_condition():
     m = random_model()
-    words = [Record("ab", 3, 1), "cab", Record("a", 13, 0)]
+    words = [Record.of("ab", 3, 1), "cab", Record.of("a", 13, 0)]
     X, Y = m.examples(words)
     assert X.shape == (3 + 4 + 2, 5) and len(Y) == 9
     assert X[:, 3:].tolist() == [[3, 1]] * 3 + [[ANY_DECADE, ANY_SEX]] * 4 + [[13, 0]] * 2
@@ -107,24 +107,30 @@ def test_condition_dropout_hides_the_condition_in_training_only():
 
 def test_note_dataset_keeps_the_share_of_births():
     m = random_model()
-    words = [Record("ab", 0, 0, 30), Record("ba", 0, 0, 10), Record("ab", 13, 1, 60), "plain"]
+    uniform = m.prior.clone()
+    m.note_dataset(["plain", "words"])  # no births: the prior stays uniform
+    torch.testing.assert_close(m.prior, uniform)
+    words = Records([Record.of("ab", 0, 0), Record.of("ab", 13, 1)])
+    words.births = [[40] + [0] * 13, [0] * 13 + [60]]
     m.note_dataset(words)
     want = torch.zeros(2, 14, dtype=torch.float64)
     want[0, 0], want[1, 13] = 0.4, 0.6
     torch.testing.assert_close(m.prior, want)
-    assert births(words[:3])[0][0] == 40
+    assert uniform[0, 0] == 1 / 28
 
 
 # --- two made-up decades: the 1880s name only a/b, the 1930s only x/y ---
 
-def synthetic_records(n: int = 300) -> list[Record]:
+def synthetic_records(n: int = 300) -> Records:
+    """Names of a/b in the 1880s, of x/y in the 1930s; as many births in each."""
     g = torch.Generator().manual_seed(5)
-    out = []
+    out = Records()
     for i in range(n):
         length = int(torch.randint(2, 7, (1,), generator=g))
         letters, decade = ("ab", 0) if i % 2 == 0 else ("xy", 5)
         ix = torch.randint(0, 2, (length,), generator=g).tolist()
-        out.append(Record("".join(letters[k] for k in ix), decade, i % 4 // 2, 1 + i % 7))
+        out.append(Record.of("".join(letters[k] for k in ix), decade, i % 4 // 2))
+    out.births = [[n, 0, 0, 0, 0, n, *[0] * 8], [n, 0, 0, 0, 0, n, *[0] * 8]]
     return out
 
 
