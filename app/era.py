@@ -36,15 +36,20 @@ def condition_log_probs(model: LanguageModel, names: list[str]) -> torch.Tensor:
     return out
 
 
+class BadPrior(ValueError):
+    """The checkpoint's prior of births is not a distribution (a file's numbers are not
+    trusted): the uniform prior still works."""
+
+
 def log_prior(model: LanguageModel, prior: Prior) -> torch.Tensor:
-    """log P(sex, decade): (2, 14). The records' prior must be a distribution (the checkpoint's,
-    checked here: a file's numbers are not trusted)."""
+    """log P(sex, decade): (2, 14). The records' prior must be a distribution (BadPrior)."""
     if prior == "uniform":
         return torch.full((len(SEXES), len(DECADES)), -math.log(len(SEXES) * len(DECADES)),
                           dtype=torch.float64)
     p = model.prior.double()
     if not (torch.isfinite(p).all() and (p >= 0).all() and p.sum() > 0):
-        raise ValueError("the checkpoint's prior of births is not a distribution")
+        raise BadPrior("this checkpoint's prior of births is not a distribution (negative, "
+                       "infinite or all zero); use prior=uniform")
     return (p / p.sum()).log()
 
 

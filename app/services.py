@@ -21,7 +21,7 @@ from pydantic import Field
 
 from app import cost
 from app.decades import DECADES, SEXES
-from app.era import Era, Prior, eras
+from app.era import BadPrior, Era, Prior, eras
 from app.lm import KINDS, constraints
 from app.lm import deadline as deadlines
 from app.lm.base import LanguageModel
@@ -205,7 +205,10 @@ def era_of(m: LoadedModel, name: str, prior: Prior) -> Era:
         raise InvalidParam("model", f"the era of a name needs a model of kind "
                                     f"{conditional_kinds()}; {m.name!r} is {m.kind.title} "
                                     f"({m.kind.name})", m.name)
-    (result,) = eras(m.model, [normalized(m, name, "name")], prior)
+    try:
+        (result,) = eras(m.model, [normalized(m, name, "name")], prior)
+    except BadPrior as e:
+        raise InvalidParam("prior", str(e), prior) from None
     return result
 
 

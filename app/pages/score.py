@@ -115,7 +115,10 @@ async def era_rows(models: list[LoadedModel], rows: list[Row], prior: era.Prior
         names = list(dict.fromkeys(r.cells[k].score.normalized for r in rows
                                    if r.cells[k].score is not None))
         if names:
-            found = await worker.run(era.eras, m.model, names, prior)
+            try:
+                found = await worker.run(era.eras, m.model, names, prior)
+            except era.BadPrior as e:
+                raise BadInput(f"{m.name}: {e}.") from None
             out += [NameEra(m, e, era_chart(e)) for e in found]
     return out
 

@@ -124,3 +124,18 @@ def test_the_next_letter_of_another_kind_refuses_a_condition(client, field):
     value = "M" if field == "sex" else 1950
     r = client.get(NEXT.format("mlp"), params={"prefix": "a", field: value})
     assert_422(r, field, "conditional", "mlp")
+
+
+def test_a_checkpoint_whose_prior_is_no_distribution_is_a_422_and_uniform_still_works(
+        client):
+    m = client.app.state.registry.models["conditional"].model
+    saved = m.prior.clone()
+    m.prior.copy_(-saved)  # what a tampered file could hold (finite, small: it loads)
+    try:
+        r = client.get(URL.format("conditional"), params={"name": "emma"})
+        assert_422(r, "prior", "not a distribution", "uniform")
+        ok(client.get(URL.format("conditional"), params={"name": "emma", "prior": "uniform"}))
+        page = client.get("/score", params={"names": "emmaline", "prior": "records"})
+        assert page.status_code == 422 and "not a distribution" in page.text
+    finally:
+        m.prior.copy_(saved)
