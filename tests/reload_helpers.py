@@ -11,8 +11,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
 POLLS = 400  # looks at the server, at most, before a wait fails
 PAUSE = 0.025  # seconds between two looks (not what the test asserts: the count bounds it)
+
+
+def folder_of(tmp_path: Path, models_dir: Path, names=("bigram", "mlp")) -> Path:
+    """A models folder of the test's own, with copies of the session's models `names`."""
+    out = tmp_path / "models"
+    out.mkdir()
+    for name in names:
+        shutil.copyfile(models_dir / f"{name}.safetensors", out / f"{name}.safetensors")
+    return out
+
+
+def app_of(folder: Path, **settings) -> TestClient:
+    """A client of a real app serving `folder` (start it with `with`), scanning it every
+    0.05 s unless `reload_seconds` says otherwise."""
+    settings = {"reload_seconds": 0.05, **settings}
+    return TestClient(create_app(Settings(models_dir=folder, **settings)))
 
 
 def put(source: Path, target: Path) -> Path:

@@ -7,16 +7,22 @@ import logging
 import shutil
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.domain import services
-from app.main import create_app
 from app.store.checkpoints import load_checkpoint
 from app.store.registry import LoadedModel
 from app.store.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
-from tests.reload_helpers import put, refused, served, wait_served, wait_until, write
+from tests.reload_helpers import (
+    app_of,
+    folder_of,
+    put,
+    refused,
+    served,
+    wait_served,
+    wait_until,
+    write,
+)
 
 SCORE = "/api/models/bigram/score?name=emma"  # a cacheable URL (app/serving/pagecache.py)
 
@@ -33,16 +39,8 @@ def other_bigram(tmp_path_factory):
 
 @pytest.fixture
 def folder(tmp_path, models_dir):
-    """A models folder of the test's own: the session's bigram and MLP."""
-    out = tmp_path / "models"
-    out.mkdir()
-    for name in ("bigram", "mlp"):
-        shutil.copyfile(models_dir / f"{name}.safetensors", out / f"{name}.safetensors")
-    return out
-
-
-def app_of(folder, **settings):
-    return TestClient(create_app(Settings(models_dir=folder, reload_seconds=0.05, **settings)))
+    """Shipped: the session's bigram and MLP (no users' folder made yet)."""
+    return folder_of(tmp_path, models_dir)
 
 
 def log_prob(client, url=SCORE) -> float:
@@ -150,7 +148,7 @@ def test_the_default_model_removed_leaves_the_pages_on_the_order(folder):
 
 
 def test_reload_off_keeps_the_models_of_start_up(folder, models_dir):
-    with TestClient(create_app(Settings(models_dir=folder, reload_seconds=0))) as client:
+    with app_of(folder, reload_seconds=0) as client:
         assert client.app.state.reloader.task is None
         put(models_dir / "wavenet.safetensors", folder / "wavenet.safetensors")
         assert "wavenet" not in served(client)

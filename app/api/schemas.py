@@ -125,6 +125,9 @@ class ModelCard(BaseModel):
                           "by length; null for a checkpoint without them")
     plausibility_unavailable: str | None = Field(
         None, description="why scores under this model have a null plausibility, if they do")
+    user: bool = Field(
+        False, description="a user's model (from NAMELAB_USER_MODELS_DIR: trained through the "
+                           "app, deletable with DELETE /api/models/{model}), not a shipped one")
     hidden_layers: HealthOut | None = Field(
         None, description="the hidden layers' health over a fixed sample of names: histogram, "
                           "saturated share, dead units, mean and std; null for a kind without "
@@ -143,7 +146,7 @@ class ModelCard(BaseModel):
             has_bigram_table=m.kind.has_table, has_embeddings=m.kind.has_embeddings,
             history=meta.history,
             held_out=meta.held_out, plausibility_unavailable=m.plausibility.reason,
-            hidden_layers=_health_of(m),
+            hidden_layers=_health_of(m), user=m.user,
         )
 
 
