@@ -31,9 +31,11 @@ class NoModels(RuntimeError):
 def users_dir(settings: Settings) -> Path | None:
     """The users' models' folder, created if absent; None (logged) if it cannot be: then
     users' models are off (a read-only image without a volume for them)."""
+    if not settings.models_dir.is_dir():
+        return None  # the registry stops start-up, saying so; nothing is made in its place
     folder = settings.users_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=settings.user_models_dir is not None, exist_ok=True)
     except OSError as e:
         log.warning("users' models are off: their folder %s cannot be created: %s", folder,
                     e.strerror or e)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 
+import httpx
 import pytest
 
 from app.domain import services
 from app.store.checkpoints import load_checkpoint
-from app.store.registry import LoadedModel
+from app.store.registry import LoadedModel, Registry
 from app.store.training import train_to_checkpoint
 from tests.conftest import TINY_NAMES
+from tests.live import ROOT, live_process
 from tests.reload_helpers import (
     app_of,
     folder_of,
@@ -152,3 +156,33 @@ def test_reload_off_keeps_the_models_of_start_up(folder, models_dir):
         assert client.app.state.reloader.task is None
         put(models_dir / "wavenet.safetensors", folder / "wavenet.safetensors")
         assert "wavenet" not in served(client)
+
+
+def test_a_swap_leaves_what_requests_hold_untouched(folder, other_bigram):
+    """A request holding the old model (or iterating the old dict) finishes on it: the entry is
+    swapped in a new dict, the old LoadedModel is never changed."""
+    registry = Registry.load_dir(folder)
+    held, models = registry.get("bigram"), registry.models
+    before = services.score(held, ["emma"])[0].log_prob
+    put(other_bigram, folder / "bigram.safetensors")
+    listing, listed = registry.scan()
+    assert registry.changed(listing, listed) == [folder / "bigram.safetensors"]
+    registry.update(folder / "bigram.safetensors", listing[folder / "bigram.safetensors"])
+    assert registry.get("bigram") is not held and models["bigram"] is held
+    assert registry.models is not models and list(models) == ["bigram", "mlp"]
+    assert services.score(held, ["emma"])[0].log_prob == before
+    assert services.score(registry.get("bigram"), ["emma"])[0].log_prob != before
+    assert registry.changed(*registry.scan()) == []  # nothing left to do
+
+
+def test_namelab_train_into_the_served_folder_is_served_without_a_restart(folder,
+                                                                            tiny_names_file):
+    """The README's promise, with the real command and the real server (`namelab serve`)."""
+    with live_process(folder, cli=True) as (base, _):
+        subprocess.run([sys.executable, "-m", "app.cli", "train", "--model", "bigram", "--data",
+                        str(tiny_names_file), "--out", str(folder), "--name", "fresh"],
+                       cwd=ROOT, check=True, capture_output=True)
+        wait_until(lambda: httpx.get(f"{base}/api/models/fresh").status_code == 200,
+                   "the model namelab train wrote is not served")
+        answer = httpx.post(f"{base}/api/models/fresh/sample", json={"n": 3, "seed": 7})
+        assert answer.status_code == 200 and len(answer.json()["names"]) == 3
