@@ -151,6 +151,21 @@ def test_the_default_model_removed_leaves_the_pages_on_the_order(folder):
         assert 'value="bigram"' in client.get("/sample").text
 
 
+def test_every_file_removed_is_a_503_saying_so_until_one_is_back(folder, models_dir):
+    with app_of(folder) as client:
+        for name in ("bigram", "mlp"):
+            (folder / f"{name}.safetensors").unlink()
+        wait_until(lambda: client.get("/readyz").status_code == 503, "models still loaded")
+        for url in ("/api/models", "/api/compare?name=emma", "/", "/sample", "/next",
+                    "/score?names=emma", "/models/mlp"):
+            answer = client.get(url)
+            assert answer.status_code == 503, url
+            assert "every checkpoint file was removed" in answer.text, url
+        put(models_dir / "mlp.safetensors", folder / "mlp.safetensors")
+        wait_until(lambda: client.get("/readyz").status_code == 200, "mlp is not back")
+        assert client.get("/sample?n=2&seed=1").status_code == 200
+
+
 def test_reload_off_keeps_the_models_of_start_up(folder, models_dir):
     with app_of(folder, reload_seconds=0) as client:
         assert client.app.state.reloader.task is None

@@ -83,7 +83,9 @@ class Ready(BaseModel):
                     "are the same either way, only the throughput differs")
     refused: dict[str, str] = Field(
         default_factory=dict,
-        description="checkpoint files refused at start-up: file name -> why, in one line",
+        description="checkpoint files refused, at start-up or since (the folders are followed "
+                    "while the server runs): file name (users/FILE in the users' folder) -> "
+                    "why, in one line",
         examples=[{"old.pt": "refusing a .pt file: pickle checkpoints can run code and are "
                              "never loaded; Namelab reads only .safetensors files"}])
 

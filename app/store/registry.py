@@ -130,6 +130,14 @@ def rank(m: LoadedModel) -> tuple:
     return 2, best
 
 
+class NoModelLoaded(LookupError):
+    """Every checkpoint file was removed while the server ran: 503 until one is back."""
+
+    def __init__(self) -> None:
+        super().__init__("no model is loaded: every checkpoint file was removed from the "
+                         "models folders; put one back and it is served within a second")
+
+
 class ShippedModel(PermissionError):
     """A shipped model cannot be deleted (only a user's can): 403."""
 

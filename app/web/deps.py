@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from app.config import Settings
-from app.store.registry import LoadedModel, Registry
+from app.store.registry import LoadedModel, NoModelLoaded, Registry
 
 TRAINING_OFF = ("training and deleting models are off on this server: set NAMELAB_TRAIN_TOKEN "
                 "on the server and send it as 'Authorization: Bearer <token>' (they are on "
@@ -25,7 +25,12 @@ BAD_TOKEN = ("this request trains, cancels or deletes a model: send the server's
 
 
 async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
+    """The app's registry; NoModelLoaded (503) when its files were all removed while serving
+    (start-up refuses to serve none), so that no route meets an empty registry."""
+    registry = request.app.state.registry
+    if not registry.models:
+        raise NoModelLoaded()
+    return registry
 
 
 async def get_model(model: str,
