@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import shutil
 
+import httpx
 import pytest
 
 from app.web.deps import is_loopback
+from tests.live import live_process
 from tests.reload_helpers import app_of, folder_of
 
 TOKEN = "s3cret-token-of-the-test"
@@ -89,4 +91,19 @@ def test_deleting_is_rate_limited_as_every_route(folder):
         assert client.delete("/api/models/bigram").status_code == 403
         assert client.delete("/api/models/bigram").status_code == 403
         assert client.delete("/api/models/mine").status_code == 429
+        assert (folder / "users" / "mine.safetensors").exists()
+
+
+# `namelab serve` as given, plus these flags (they win: the last of a flag counts)
+MORE_FLAGS = ("import app.cli as cli\nserve = cli.main\n"
+              "cli.main = lambda argv: serve([*argv, '--host', '0.0.0.0', '--workers', '2'])")
+
+
+@pytest.mark.slow
+def test_namelab_serve_tells_its_workers_the_address_it_serves_on(folder):
+    """`--host 0.0.0.0 --workers 2`: the worker processes read their settings from the
+    environment, so without NAMELAB_HOST passed on they would think they serve on loopback."""
+    with live_process(folder, cli=True, wrap=MORE_FLAGS) as (base, _):
+        answer = httpx.delete(f"{base}/api/models/mine")
+        assert answer.status_code == 403 and "NAMELAB_TRAIN_TOKEN" in answer.json()["detail"]
         assert (folder / "users" / "mine.safetensors").exists()

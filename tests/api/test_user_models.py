@@ -44,6 +44,19 @@ def test_a_name_of_a_shipped_model_is_refused_in_the_users_folder(folder, models
         assert "shipped" in refused(client)["users/bigram.safetensors"]
 
 
+def test_a_shipped_model_removed_lets_the_users_model_of_its_name_be_served(folder,
+                                                                           models_dir):
+    users = folder / "users"
+    users.mkdir()
+    shutil.copyfile(models_dir / "neural-bigram.safetensors", users / "bigram.safetensors")
+    with app_of(folder) as client:
+        (folder / "bigram.safetensors").unlink()
+        cards = wait_served(client, lambda c: c.get("bigram", {}).get("user"),
+                            "the user's bigram is not served")
+        assert cards["bigram"]["type"] == "neural-bigram"
+        assert "users/bigram.safetensors" not in refused(client)
+
+
 def test_deleting_a_users_model_removes_its_file_and_it_is_gone_when_answered(folder,
                                                                               models_dir):
     users = folder / "users"
