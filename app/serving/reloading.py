@@ -11,8 +11,9 @@ watcher would react a few hundred milliseconds sooner; 0.5 s is well within the 
 
 The scan runs on a pool thread (a stat on a network filesystem may block; it runs no model
 code), and each changed file is loaded on the model thread, as at start-up
-(app/serving/worker.py): one job per file, so a load holds the model thread for that file's
-own load only, and other clients' requests run between two files. The page cache and every
+(app/serving/worker.py): one job per file, as a client of its own in the thread's round, so a
+load holds the model thread for that file's own load only, and other clients' requests run
+between two files. The page cache and every
 per-model cache follow by the identity of the LoadedModel (app/serving/pagecache.py).
 """
 
@@ -38,7 +39,10 @@ class Reloader:
         async with self.lock:
             listing, listed = await asyncio.to_thread(self.registry.scan)
             for path in self.registry.changed(listing, listed):
-                await worker.run(self.registry.update, path, listing.get(path))
+                # the server's own job, not counted against NAMELAB_MAX_QUEUE: a busy queue
+                # delays a load by a turn, it never refuses one
+                await asyncio.wrap_future(worker.executor().submit(
+                    self.registry.update, path, listing.get(path)))
 
     async def _loop(self) -> None:
         while True:
