@@ -21,7 +21,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.domain.params import InvalidParam
 from app.domain.services import NoTable
 from app.lm.vocab import InvalidName
-from app.store.registry import Registry, UnknownModel
+from app.store.registry import (
+    NoModelLoaded,
+    Registry,
+    ShippedModel,
+    TooManyUserModels,
+    UnknownModel,
+)
 from app.web.templating import render
 
 
@@ -31,7 +37,8 @@ class BadInput(ValueError):
 
 # Every domain error's status, for JSON and HTML alike.
 STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
-                                      InvalidName: 422, BadInput: 422}
+                                      InvalidName: 422, BadInput: 422, ShippedModel: 403,
+                                      TooManyUserModels: 409, NoModelLoaded: 503}
 
 # What a user can get wrong; everything else is a bug and is not caught by the pages.
 USER_ERRORS = tuple(STATUS)
@@ -54,6 +61,9 @@ def page_error(exc: Exception, registry: Registry) -> PageError:
         available = ", ".join(registry.names()) or "none"
         return PageError(status, f"There is no model called {exc.name!r}.",
                          f"Pick one of the loaded models: {available}.")
+    if isinstance(exc, NoModelLoaded):
+        return PageError(status, sentence(str(exc)),
+                         "Try again in a moment, or tell the server's operator.")
     if isinstance(exc, NoTable):
         return PageError(status, sentence(str(exc)),
                          "Pick a model of the right type from the list.")
@@ -162,6 +172,9 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, InvalidName):  # services raise InvalidParam; this is a safety net
             error = {"type": "invalid_name", "loc": [], "msg": str(exc)}
             return SafeJSONResponse(status_code=status, content={"detail": [error]})
+        if isinstance(exc, TooManyUserModels):  # what to delete, as a list too
+            return SafeJSONResponse(status_code=status, content={"detail": str(exc),
+                                                                 "user_models": exc.names})
         return SafeJSONResponse(status_code=status, content={"detail": str(exc)})
 
     for exc_type in STATUS:
