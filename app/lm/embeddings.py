@@ -72,11 +72,15 @@ def project(vectors: torch.Tensor, dims: tuple[int, int] | None = None,
 def tsne(X: torch.Tensor, seed: int = 0) -> list[tuple[float, float]]:
     """t-SNE (scikit-learn) of the centred vectors by cosine distance, perplexity 5 (27 points)."""
     from sklearn.manifold import TSNE  # a second or so to import: only when a map is asked for
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     data = _centred(X).numpy()
     perplexity = float(min(5.0, max(1.0, (len(data) - 1) / 3)))
-    pts = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca",
-               random_state=seed, max_iter=2000).fit_transform(data)
+    # One thread: 27 points need no more, and scikit-learn's OpenMP team (another runtime than
+    # torch's) on every core of a busy machine spun for seconds beside the model thread's.
+    with threadpool_limits(limits=1):
+        pts = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca",
+                   random_state=seed, max_iter=2000).fit_transform(data)
     return [(float(x), float(y)) for x, y in pts]
 
 

@@ -60,6 +60,9 @@ def console() -> Console:
 def page(browser, console):
     """A fresh page (desktop size) whose console errors land in `console`."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # a bound for a busy machine (a page that computes a map, CI running beside other work),
+    # not a timing target: Playwright's default of 30 s failed once on a loaded machine
+    context.set_default_navigation_timeout(120_000)
     p = context.new_page()
     console.watch(p)
     yield p
