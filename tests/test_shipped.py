@@ -180,3 +180,25 @@ def test_the_cards_top_ten_are_complete_within_the_effort_bound(path):
     top = services.top_names(m, TopParams(k=10))
     assert [t.name for t in top.names] == [x for x, _ in best.names[:10]]
     assert not top.exhausted and not top.timed_out
+
+
+def test_every_shipped_models_card_answers_with_its_hidden_layers(tmp_path):
+    """The cards of the shipped models, the hidden layers' health included (computed on the
+    first card asked for), are valid answers of the API's own schema: the era model's health
+    comes from its held-out names, a source the schema once refused (a 500)."""
+    from fastapi.testclient import TestClient
+
+    from app.config import DEFAULT_MODELS_DIR, Settings
+    from app.main import create_app
+
+    settings = Settings(models_dir=DEFAULT_MODELS_DIR, user_models_dir=tmp_path / "users",
+                        reload_seconds=0)
+    with TestClient(create_app(settings)) as c:
+        names = [m["name"] for m in c.get("/api/models").json()]
+        assert "era" in names
+        for name in names:
+            assert c.get(f"/api/models/{name}").status_code == 200, name
+        cards = c.get("/api/models")
+        assert cards.status_code == 200
+        era = next(m for m in cards.json() if m["name"] == "era")
+        assert era["hidden_layers"]["source"] == "held-out"

@@ -436,9 +436,11 @@ class LayerHealthOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    source: Literal["validation", "training"] = Field(
-        description="which names the fixed sample comes from (training when the validation "
-                    "names cannot be rebuilt: why says so)")
+    source: Literal["validation", "held-out", "training"] = Field(
+        description="which names the fixed sample comes from: the validation names rebuilt from "
+                    "the model's data; its held-out names (validation and test) as its "
+                    "checkpoint carries them, for data too costly to rebuild (the decades); "
+                    "else its training names (why says so)")
     why: str
     n_names: int
     layers: list[LayerHealthOut]

@@ -153,7 +153,7 @@ def attention_view(m: LoadedModel, name: str, field: str = "name") -> Attention:
 
 @dataclass(frozen=True)
 class Health:
-    source: str  # 'validation' or 'training': which names the sample was drawn from
+    source: str  # 'validation', 'held-out' or 'training': which names the sample was drawn from
     why: str  # a sentence saying which names and why
     n_names: int
     layers: list[LayerHealth]
