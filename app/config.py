@@ -21,6 +21,9 @@ def _shipped(folder: str) -> Path:
 TEMPLATES_DIR = _shipped("templates")
 STATIC_DIR = _shipped("static")
 DEFAULT_MODELS_DIR = _shipped("models")
+# Each real name's births per year (app/store/history.py), built by `namelab history`; in a folder
+# of its own, so the registry (which reads the models folder's *.safetensors) never sees it.
+DEFAULT_HISTORY_FILE = DEFAULT_MODELS_DIR / "history" / "ssa.safetensors"
 # The body limit admits the largest request the API documents: 1,000 names of 64 characters,
 # even with every character written as JSON's 12-byte escape of a surrogate pair
 # ("\ud83d\ude00"): 771,011 bytes as compact JSON (67,011 in plain ASCII).
@@ -36,6 +39,10 @@ class Settings(BaseSettings):
         "that needs a bigram table or embeddings it lacks takes the next in the order: "
         "app/store/registry.py); unset or empty: the order's first, the best model of the default "
         "data (for sampling, the best neural one). A name that is not loaded stops start-up")
+    history_file: Path = Field(
+        DEFAULT_HISTORY_FILE, description="the table of each real name's births per year "
+        "(`namelab history` builds it), read on first use; missing: the score page and "
+        "/api/history say the history is not installed")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"

@@ -35,6 +35,8 @@ def test_the_wheel_carries_templates_static_files_and_models(wheel):
     for folder, pattern in (("templates", "*.html"), ("static", "*"), ("models", "*.safetensors")):
         expected = {f"app/{folder}/{p.name}" for p in (ROOT / folder).glob(pattern)}
         assert expected and expected <= names, folder
+    # the names' history (app/store/history.py)
+    assert "app/models/history/ssa.safetensors" in names
     assert not any(n.startswith("tests/") or "/." in n for n in names)
 
 
@@ -72,6 +74,8 @@ def test_installed_wheel_serves_the_shipped_models_from_another_directory(wheel,
             assert page.status_code == 200 and "text/html" in page.headers["content-type"]
             css = httpx.get(base + "/static/style.css", timeout=10)
             assert css.status_code == 200 and css.text == (ROOT / "static/style.css").read_text()
+            mildred = httpx.get(base + "/api/history?name=mildred", timeout=30)
+            assert mildred.status_code == 200 and mildred.json()["in_records"]
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from app.domain.params import InvalidParam, NameParam
 from app.domain.services import NameScore
 from app.pages import plots
+from app.pages.history import panels
 from app.serving import batching
 from app.serving.pagecache import cacheable
 from app.store.registry import LoadedModel
@@ -127,6 +128,9 @@ async def score_page(request: Request, registry: RegistryDep, names: str = ""):
     except BadInput as e:
         err = page_error(e, registry)
         return render(request, "score.html", {**ctx, "error": err}, err.status)
+    history_panels, history_error = await panels(request.app.state.settings.history_file,
+                                                 given)
+    ctx.update(history_panels=history_panels, history_error=history_error)
     scored = any(c.score for row in rows for c in row.cells)
     err = None if scored or not rows else PageError(
         422, "None of the names could be scored.", "Use letters of the alphabet only.")

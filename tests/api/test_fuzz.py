@@ -69,6 +69,7 @@ def test_the_document_covers_the_api(operations):
         "GET /healthz", "GET /readyz", "GET /api/models", "GET /api/models/{model}",
         "POST /api/models/{model}/sample", "GET /api/models/{model}/sample",
         "POST /api/models/{model}/score", "GET /api/models/{model}/score", "GET /api/compare",
+        "GET /api/history",
         "GET /api/models/{model}/top", "GET /api/models/{model}/bigram",
         "GET /api/models/{model}/embeddings", "GET /api/models/{model}/next",
         "GET /api/models/{model}/attention"}

@@ -40,7 +40,7 @@ def shots(models: list[str]) -> list[tuple[str, str, int, int, str | None]]:
         ("bigram-row.png", f"/bigram?model={first}&row=a", 1280, 900, "#row"),
         ("compare.png", f"/bigram/compare?a={a}&b={b}", 1280, 1400, None),
         ("sample.png", f"/sample?model={sampler}&n=12&seed=42", 1280, 800, None),
-        ("score.png", "/score?names=emma%0Axqzvk", 1280, 1000, None),
+        ("score.png", "/score?names=emma%0Axqzvk", 1280, 1240, None),  # with the history
         ("model-neural-bigram.png", "/models/neural-bigram", 1280, 1050, None),
         ("phone.png", "/score?names=emma", 390, 844, None),
     ]
