@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from app.config import MAX_UPLOAD_BYTES
 from app.data import SSA_SPEC, DataError, load_dataset
 from app.lm import KINDS, Kind
 from app.lm.config import OptimConfig
@@ -25,7 +26,6 @@ from app.store.checks import MAX_VOCAB
 from app.store.registry import MODEL_NAME
 
 MAX_NAMES = 200_000  # lines of a list or a file (the data of a job), at most
-MAX_UPLOAD_BYTES = 4 * 2**20  # an uploaded file of names, at most
 MIN_NAMES = 2  # usable names: a model of one name is that name
 MIN_SPLIT = 10  # names for the 80/10/10 split (app/store/training.checked_split); fewer: no split
 SPLIT_SEED = 42  # the split `namelab train` makes by default
