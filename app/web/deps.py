@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.domain.training import Training, TrainingOff
 from app.store.registry import LoadedModel, Registry
 
 
@@ -26,3 +27,15 @@ async def get_model(model: str,
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
+async def get_training(request: Request) -> Training:
+    """The server's training jobs (503 when users' models, where jobs write, are off)."""
+    training = getattr(request.app.state, "training", None)
+    if training is None:
+        raise TrainingOff("training is off on this server: the users' models folder "
+                          "(NAMELAB_USER_MODELS_DIR) could not be created or written")
+    return training
+
+
+TrainingDep = Annotated[Training, Depends(get_training)]
