@@ -38,6 +38,7 @@ POLL = 0.05  # seconds between two looks at the job processes while one runs
 IDLE_POLL = 0.5  # ... while none runs (a submit wakes the loop at once)
 GRACE = 30.0  # seconds past its wall-time cap before a job process is killed
 CANCEL_WAIT = 10.0  # seconds a cancel waits for the job to say it has stopped
+KEEP_JOBS = 200  # ended jobs whose state is kept (the oldest beyond are removed)
 
 
 class NameTaken(ValueError):
@@ -186,6 +187,7 @@ class Runner:
                 self.start_next()
                 if time.monotonic() - last_check > STALE / 3:
                     self.recover()
+                    self.prune()
                     last_check = time.monotonic()
             except Exception:  # noqa: BLE001 (the loop outlives a bad file or a full disk)
                 log.exception("training jobs: the loop failed a round")
@@ -193,9 +195,16 @@ class Runner:
             self.wake.clear()
 
     def start_next(self) -> None:
+        """Start the oldest queued job if this host runs fewer than max_jobs (its other server
+        processes' jobs count: uvicorn's workers share the host's cores)."""
         if len(self.procs) >= self.max_jobs:
             return
-        for job in self.jobs.all():
+        jobs = self.jobs.all()
+        here = [j for j in jobs if not j.final and (self.claim_owner(j.id) or ("",))[0]
+                == self.host]
+        if len(here) >= self.max_jobs:
+            return
+        for job in jobs:
             if job.state != "queued" or self.jobs.claimed(job.id):
                 continue
             if not self.jobs.claim(job.id):
@@ -248,6 +257,13 @@ class Runner:
         """No temporary file of an ended job's checkpoint is left behind."""
         for path in leftovers(self.out_dir, job.name):
             path.unlink(missing_ok=True)
+
+    def prune(self) -> None:
+        """Bounded storage: the files of the oldest ended jobs past KEEP_JOBS go."""
+        ended = [j for j in self.jobs.all() if j.final]
+        for job in ended[: max(0, len(ended) - KEEP_JOBS)]:
+            for suffix in (".json", ".txt", ".cancel", ".claim"):
+                self.jobs.path(job.id, suffix).unlink(missing_ok=True)
 
     def recover(self, at_start: bool = False) -> None:
         """Jobs marked running whose process is gone become `interrupted` (not forgotten):

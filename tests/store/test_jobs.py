@@ -228,3 +228,27 @@ def test_the_save_a_job_makes_never_replaces_a_file_that_appeared_meanwhile(tmp_
     assert target.read_bytes() == b"someone else's" and user_files(tmp_path) == [target.name]
     write_tensors(tmp_path / "free.safetensors", tensors, meta, replace=False)
     assert load_checkpoint(tmp_path / "free.safetensors").meta == meta
+
+
+def test_one_job_at_a_time_per_host_counts_every_server_process_of_the_host(runner):
+    """uvicorn's workers each have a runner: the host's cap holds across them."""
+    first = runner.submit("mlp", "first", NAMES, options("mlp", steps=100_000, warmup=10))
+    wait_for(runner, first.id, lambda j: j.state == "running")
+    second = runner.submit("bigram", "second", NAMES, options("bigram"))
+    other = Runner(runner.out_dir, max_jobs=1)  # another worker of the same host
+    other.start_next()
+    assert other.procs == {} and runner.get(second.id).state == "queued"
+    runner.cancel(first.id)
+    wait_for(runner, second.id, lambda j: j.state == "done")
+
+
+def test_the_oldest_ended_jobs_are_removed_past_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr("app.store.runner.KEEP_JOBS", 2)
+    jobs = Jobs.beside(tmp_path / "users")
+    for i, state in enumerate(["done", "failed", "queued", "cancelled", "done"]):
+        jobs.create(JobState(id=f"j{i}", kind="bigram", name=f"m{i}", state=state, created=i),
+                    ["anna", "bob"])
+    Runner(tmp_path / "users").prune()
+    assert [j.id for j in jobs.all()] == ["j2", "j3", "j4"]  # the queued one is never removed
+    assert sorted(p.name for p in jobs.folder.iterdir()) == [
+        f"j{i}.{ext}" for i in (2, 3, 4) for ext in ("json", "txt")]
