@@ -59,7 +59,7 @@ class JobState(BaseModel):
     history: dict[str, list] = Field(default_factory=lambda: {"step": [], "train": [], "val": []})
     # the training loss as it runs (one point every 50 steps)
     losses: dict[str, list] = Field(default_factory=lambda: {"step": [], "loss": []})
-    max_seconds: float = 0.0  # the wall time the job may take
+    max_seconds: float = 900.0  # the wall time the job may take (NAMELAB_TRAIN_MAX_SECONDS)
     created: float = Field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -207,6 +207,10 @@ class JobProcess:
         self.parent = os.getppid()
         # how the job ends when Interrupted unwinds it: (state, one-line reason)
         self.ending: tuple[State, str] = ("interrupted", "the job process got SIGTERM")
+        # Once set, SIGTERM no longer stops the job: its model is being written, and a job
+        # either publishes its model and says done or publishes nothing. Counting (a bigram)
+        # takes a second: it is never stopped half-way.
+        self.publishing = False
 
     def save(self, force: bool = False, **changes: Any) -> None:
         with self.lock:
@@ -235,6 +239,8 @@ class JobProcess:
                                      f"(NAMELAB_TRAIN_MAX_SECONDS) at step {step:,} of "
                                      f"{total:,}; ask for fewer steps")
             raise Interrupted
+        if step == total:  # trained: what is left (the metrics, the save) finishes
+            self.publishing = True
 
     def beat(self) -> None:
         """Every HEARTBEAT seconds: the heartbeat, and whether to stop (a cancel asked, by any
@@ -248,7 +254,8 @@ class JobProcess:
                 self.ending = ("interrupted", "the server that ran the job stopped")
             else:
                 continue
-            os.kill(os.getpid(), signal.SIGTERM)
+            if not self.publishing:
+                os.kill(os.getpid(), signal.SIGTERM)
             return
 
     def run(self) -> int:
@@ -258,11 +265,13 @@ class JobProcess:
         from app.store.training import train_to_checkpoint
 
         def on_term(signum, frame):
-            raise Interrupted
+            if not self.publishing:  # else the job is as good as done: it ends done
+                raise Interrupted
 
         signal.signal(signal.SIGTERM, on_term)
         job = self.job
         kind = KINDS[job.kind]
+        self.publishing = kind.trains_by_counting
         self.save(force=True, state="running", started=time.time(), pid=os.getpid(),
                   host=socket.gethostname(),
                   total_steps=0 if kind.trains_by_counting else job.options["steps"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import socket
@@ -180,6 +181,11 @@ class Runner:
         self.procs.clear()
 
     def loop(self) -> None:
+        try:  # the fork server imports torch now, not when the first job is asked for
+            _context()
+            multiprocessing.forkserver.ensure_running()
+        except Exception:  # noqa: BLE001 (the first job will start it, or say why not)
+            log.exception("training jobs: the fork server did not start")
         last_check = 0.0
         while not self.stopping.is_set():
             try:
@@ -236,6 +242,13 @@ class Runner:
     def ended(self, job_id: str, proc, why: str | None = None) -> None:
         """A job process has exited: its job's final state, written here if it wrote none."""
         job = self.jobs.get(job_id)
+        published = checkpoint_path(self.out_dir, job.name)
+        if not job.final and job.started and published.exists() and \
+                published.stat().st_mtime >= job.started:
+            # killed after its model was published (atomically: the file is whole), before it
+            # could say so: the work is not lost
+            job.state, job.model, job.finished = "done", job.name, time.time()
+            self.jobs.save(job)
         if not job.final:
             code = proc.exitcode
             how = (f"was killed by signal {-code}" if code is not None and code < 0

@@ -252,3 +252,42 @@ def test_the_oldest_ended_jobs_are_removed_past_the_cap(tmp_path, monkeypatch):
     assert [j.id for j in jobs.all()] == ["j2", "j3", "j4"]  # the queued one is never removed
     assert sorted(p.name for p in jobs.folder.iterdir()) == [
         f"j{i}.{ext}" for i in (2, 3, 4) for ext in ("json", "txt")]
+
+
+# The job process, its save made to stop between publishing the checkpoint (the hard link) and
+# removing its temporary name: the parent kills it there with SIGKILL.
+BLOCK_AFTER_LINK = """
+import os, sys, time
+real_link = os.link
+def announced_link(src, dst):
+    real_link(src, dst)
+    print("LINKED", flush=True)
+    time.sleep(600)
+os.link = announced_link
+from app.store.jobs import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_job_killed_after_publishing_its_model_is_done_and_leaves_no_temporary_file(tmp_path):
+    users = tmp_path / "users"
+    jobs = Jobs.beside(users)
+    job = JobState(id="late", kind="bigram", name="pets", data=NAMES.describe(),
+                   options=options("bigram").as_dict())
+    jobs.create(job, NAMES.words)
+    proc = subprocess.Popen([sys.executable, "-c", BLOCK_AFTER_LINK, "run",
+                             str(jobs.path("late")), str(users)], cwd=ROOT, stdout=subprocess.PIPE)
+    with proc.stdout:
+        assert proc.stdout.readline().strip() == b"LINKED"
+        proc.kill()
+        proc.wait()
+    assert [p.suffix for p in users.iterdir() if p.name != ".jobs"].count(".tmp") == 1
+
+    class Ended:  # what the runner knows of a process that exited
+        exitcode = proc.returncode
+
+    Runner(users).ended("late", Ended())
+    job = jobs.get("late")
+    assert job.state == "done" and job.model == "pets"
+    assert user_files(users) == ["pets.safetensors"]
+    assert load_checkpoint(users / "pets.safetensors").meta.model_type == "bigram"
