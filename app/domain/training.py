@@ -100,3 +100,24 @@ def model_links(job: JobState) -> dict[str, str]:
     if kind.has_embeddings:
         links["embeddings"] = f"/embeddings?model={job.name}"
     return links
+
+
+def estimates(jobs: Iterable[JobState], recent: int = 5) -> dict[str, float | None]:
+    """Each kind's expected seconds on this machine with its default steps, from its `recent`
+    latest jobs that ended done (their seconds per step; a counted kind: their seconds); None
+    for a kind not trained here yet (the page then says so rather than guess)."""
+    done: dict[str, list[JobState]] = {}
+    for job in sorted(jobs, key=lambda j: j.finished or 0):
+        if job.state == "done" and job.started and job.finished:
+            done.setdefault(job.kind, []).append(job)
+    out: dict[str, float | None] = {}
+    for name, kind in KINDS.items():
+        last = done.get(name, [])[-recent:]
+        if not last:
+            out[name] = None
+            continue
+        steps = kind.training.steps if kind.training else 0
+        per = sorted(j.elapsed() / j.total_steps if steps and j.total_steps else j.elapsed()
+                     for j in last)
+        out[name] = round(per[len(per) // 2] * (steps or 1), 1)
+    return out
