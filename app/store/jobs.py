@@ -227,8 +227,9 @@ class JobProcess:
             job = self.job
             job.step, job.total_steps = step, total
             if "val" in postfix or step == total:
-                for key, value in (("step", step), ("train", postfix.get("loss")),
-                                   ("val", postfix.get("val"))):
+                val = postfix.get("val")
+                for key, value in (("step", step), ("train", round(postfix["loss"], 5)),
+                                   ("val", None if val is None else round(val, 5))):
                     job.history[key].append(value)
             elif len(job.losses["step"]) < MAX_LOSSES:
                 job.losses["step"].append(step)
