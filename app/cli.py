@@ -419,6 +419,8 @@ def cmd_eval(args) -> int:
         print(f"{'split':<6} {'words':>7} {'chars':>9} {'NLL':>8}")
         for name, r in results.items():
             print(f"{name:<6} {r['n_words']:>7,} {r['n_chars']:>9,} {r['nll']:>8.5f}")
+    if not args.data:
+        era_report(ckpt, parts, args.json)
     return 0
 
 
@@ -437,6 +439,42 @@ def cmd_history(args) -> int:
           f"of {info['first_year']}-{info['last_year']}, {info['births']:,} births; "
           f"{time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def era_report(ckpt, parts, as_json: bool) -> None:
+    """A conditional model on its own decades data: validation NLL per decade against the
+    decade's bigram, and the era check on the held-out names of known decade (app/domain/era.py)."""
+    from dataclasses import asdict
+
+    from app.data.decades import decade_data, parse_spec
+    from app.domain import era
+    from app.lm import KINDS
+
+    years = parse_spec(ckpt.meta.dataset.spec)
+    if not KINDS[ckpt.meta.model_type].has_conditions or years is None \
+            or ckpt.meta.split.seed is None:
+        return
+    rows = era.per_decade(ckpt.model, parts.train, parts.val)
+    held = decade_data(*years).held_out
+    checks = {prior: era.era_check(ckpt.model, held, prior) for prior in era.PRIORS}
+    if as_json:
+        print(json.dumps({"per_decade": [asdict(r) for r in rows]}))
+        print(json.dumps({"era_check": {p: asdict(c) for p, c in checks.items()}}))
+        return
+    print(f"\nvalidation NLL per decade: {ckpt.name} given each name's decade and sex, against "
+          f"an add-one bigram of that decade's training names")
+    print(f"{'decade':<7} {'words':>7} {ckpt.name[:10]:>10} {'bigram':>8} {'better':>7}")
+    for r in rows:
+        print(f"{r.decade}s {r.n_words:>7,} {r.model_nll:>10.4f} {r.bigram_nll:>8.4f} "
+              f"{r.bigram_nll - r.model_nll:>7.4f}")
+    c = next(iter(checks.values()))
+    print(f"\nera check: {c.n_names:,} held-out names of one decade, never trained on; the "
+          f"predicted decade is the most probable (sexes summed)")
+    print(f"{'prior':<22} {'top-1':>6} {'top-3':>6} {'MAE (decades)':>14}")
+    for prior, c in checks.items():
+        print(f"{prior:<22} {c.top1:>6.1%} {c.top3:>6.1%} {c.mae:>14.2f}")
+    print(f"{'always the ' + str(c.baseline_decade) + 's':<22} {c.baseline_top1:>6.1%} "
+          f"{c.baseline_top3:>6.1%} {c.baseline_mae:>14.2f}   (top-3: the three most common)")
 
 
 def cmd_serve(args) -> int:

@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import services  # noqa: E402
+from app.domain import services  # noqa: E402
 from app.domain.params import CLISampleParams  # noqa: E402
 from app.lm.sampling import exact_kind  # noqa: E402
 from app.store.checkpoints import load_checkpoint  # noqa: E402

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import services  # noqa: E402
+from app.domain import services  # noqa: E402
 from app.domain.params import SampleParams  # noqa: E402
 from app.lm.transformer import KVDecoder, Rowwise  # noqa: E402
 from app.store.registry import Registry  # noqa: E402

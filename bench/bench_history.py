@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import history  # noqa: E402
 from app.config import DEFAULT_HISTORY_FILE  # noqa: E402
+from app.store import history  # noqa: E402
 
 NAMES = ["mildred", "jayden", "emma", "mary", "jordan", "zilpah", "xqzvk", "Zoë"]
 

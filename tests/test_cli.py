@@ -288,7 +288,7 @@ def test_score_scores_the_good_names_and_reports_the_bad_one(capsys, models_dir)
 def test_a_missing_checkpoint_lists_the_available_models(capsys, models_dir):
     code, _, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "mpl")
     assert code == 1
-    assert "no checkpoint 'mpl'" in err and "bigram, mlp, neural-bigram" in err
+    assert "no checkpoint 'mpl'" in err and "bigram, conditional, mlp, neural-bigram" in err
 
 
 def test_help_does_not_import_torch_and_the_default_folder_is_the_apps():
@@ -427,3 +427,53 @@ def test_calibrate_refuses_other_data(capsys, tmp_path, tiny_names_file):
     code, out, err = run(capsys, "calibrate", str(tmp_path / "bigram"), "--data", str(other))
     assert code == 1 and "is not the data bigram was trained on" in err
     assert (tmp_path / "bigram.safetensors").read_bytes() == before
+
+
+def test_sample_by_decade_and_sex_repeats_and_other_kinds_refuse(capsys, models_dir):
+    args = ("sample", "--models-dir", str(models_dir), "--model", "conditional", "-n", "6",
+            "--seed", "4", "--decade", "1920", "--sex", "f")
+    code, out1, err = run(capsys, *args)
+    assert code == 0, err
+    assert run(capsys, *args)[1] == out1
+    assert run(capsys, *args[:-4])[1] != out1  # the condition changes the draw
+    code, _, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model", "mlp",
+                       "--decade", "1920")
+    assert code == 1 and "decade (--decade)" in err and "kind conditional" in err
+    code, _, err = run(capsys, "sample", "--models-dir", str(models_dir), "--model",
+                       "conditional", "--decade", "1921")
+    assert code == 1 and "1880, 1890" in err and "got '1921'" in err
+
+
+def test_eval_of_a_conditional_model_reports_decades_and_the_era_check(capsys, tmp_path):
+    """On its own decades data: validation NLL per decade against the decade's bigram (written
+    out here from counts) and the era check on the held-out names."""
+    from app.data.decades import decade_data
+
+    code, _, err = run(capsys, "train", "--model", "conditional", "--data",
+                       "ssa:1880-1899:decades", "--out", str(tmp_path), "--name", "era",
+                       "--steps", "200", "--n-hidden", "32", "--n-layers", "1",
+                       "--block-size", "3", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "--model", str(tmp_path / "era"), "--json")
+    assert code == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    rows = lines[-2]["per_decade"]
+    assert [r["decade"] for r in rows] == [1880, 1890]
+    words = load_dataset("ssa:1880-1899:decades").words
+    split = split_words(words, 42)
+    for r in rows:
+        d = (r["decade"] - 1880) // 10
+        train = [w for w in split.train if w.decade == d]
+        val = [w for w in split.val if w.decade == d]
+        counts = Counter((a, b) for w in train for a, b in pairwise("." + w + "."))
+        rows_total = Counter(a for w in train for a in "." + w)
+        nll = -sum(math.log((counts[a, b] + 1) / (rows_total[a] + 27))
+                   for w in val for a, b in pairwise("." + w + "."))
+        assert r["n_words"] == len(val)
+        assert r["bigram_nll"] == pytest.approx(nll / sum(len(w) + 1 for w in val), rel=1e-9)
+    check = lines[-1]["era_check"]
+    held = decade_data(1880, 1899).held_out
+    for c in check.values():
+        assert c["n_names"] == len(held) and 0 <= c["top1"] <= c["top3"] <= 1
+        common = Counter(held.values()).most_common(1)[0]
+        assert c["baseline_top1"] == pytest.approx(common[1] / len(held))

@@ -55,3 +55,14 @@ def test_a_data_file_is_read_only_within_its_bound(monkeypatch, tmp_path):
     monkeypatch.undo()
     words = explorer._read_dataset(str(path), data.load_dataset(str(path)).sha256)
     assert words == ["emma", "ava"]
+
+
+def test_a_decades_model_takes_its_held_out_names_from_its_checkpoint(monkeypatch):
+    """The decades data is seconds and ~200 MB to build again: never read for the health view
+    when the checkpoint carries the held-out names."""
+    monkeypatch.setattr(explorer, "_dataset_words", never)
+    m = stand_in("ssa:1880-2017:decades", 353_288)
+    m.checkpoint = SimpleNamespace(other_names=["mildred", "jayden"])
+    names, source, why = explorer.held_out_names(m)
+    assert (names, source) == (["jayden", "mildred"], "held-out")
+    assert "validation and test" in why

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from app.api.render import json_response
 from app.api.schemas import NOT_FOUND, AttentionResponse, ErrorMessage, NextResponse
-from app.domain.explorer import NoAttention, attention_view, next_view
+from app.domain.explorer import NoAttention, attention_view, next_view, versus_view
 from app.domain.params import NameParam, NextParams
 from app.serving.pagecache import cacheable
 from app.serving.worker import model_thread
@@ -30,13 +30,15 @@ def next_letter(m: ModelDep, q: Annotated[NextParams, Query()]) -> Response:
     first, what sampling with `temperature`, `top_k`, `top_p` and `min_p` (in that order, as
     the sampler applies them) under the constraints (`suffix`, `contains`, `pattern`,
     `min_len`, `max_len`) draws it with, whether the knobs cut it and whether it can still
-    fit; the prefix's own steps and log P; the greedy continuation."""
-    v = next_view(m, q)
+    fit; the prefix's own steps and log P; the greedy continuation. A conditional model reads
+    `decade` and `sex`, and with `vs_decade` gives the symbols under that decade too."""
+    v, vs = next_view(m, q), versus_view(m, q)
     return json_response({
         "model": m.name, "prefix": v.prefix, **q.model_dump(exclude={"prefix"}),
         "exact": v.exact, "constraint_mass": v.mass,
         "log_prob": v.log_prob, "nll_per_letter": v.nll_per_letter, "steps": v.steps,
-        "greedy": v.greedy, "symbols": v.symbols})
+        "greedy": v.greedy, "symbols": v.symbols,
+        "versus": None if vs is None else vs.symbols})
 
 
 @router.get("/attention", summary="The Transformer's attention over a name",

@@ -395,6 +395,12 @@ class NextResponse(BaseModel):
                                     "still fit, each step")
     symbols: list[SymbolOut] = Field(description="every symbol of the vocabulary, most "
                                                  "probable first")
+    decade: int | None = Field(None, description="a conditional model's decade (null: any)")
+    sex: str | None = Field(None, description="a conditional model's sex (null: any)")
+    vs_decade: int | None = Field(None, description="the decade of `versus`")
+    versus: list[SymbolOut] | None = Field(None, description="the symbols under vs_decade (same "
+                                                             "prefix, sex and knobs), most "
+                                                             "probable first; null without one")
 
 
 class AttentionResponse(BaseModel):

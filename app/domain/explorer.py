@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import data
+from app.data import decades, records
 from app.domain.params import InvalidParam, NextParams, TopParams
 from app.domain.services import (
     TopResult,
@@ -19,6 +20,7 @@ from app.domain.services import (
     checked_top_k,
     normalized,
     top_names,
+    under_condition,
 )
 from app.lm import KINDS
 from app.lm import inspect as lm_inspect
@@ -77,8 +79,10 @@ class NextView:
 
 
 def next_view(m: LoadedModel, p: NextParams) -> NextView:
-    """The next-letter distribution after p.prefix under m, with p's knobs and constraints
-    applied as the sampler applies them, the prefix's own steps and the greedy continuation."""
+    """The next-letter distribution after p.prefix under m (under p's decade and sex, for a
+    conditional model), with p's knobs and constraints applied as the sampler applies them,
+    the prefix's own steps and the greedy continuation."""
+    m = under_condition(m, p.decade, p.sex)
     checked_top_k(m, p.top_k)
     c = checked_constraint(m, p)
     prefix, model = c.prefix, m.model
@@ -102,7 +106,16 @@ def top_with(m: LoadedModel, p: NextParams) -> TopResult:
     """The TOP most probable complete names starting with p's (normalised) prefix that fit its
     constraints: the exact search of the model card, bounded by its count of expansions (and
     the deadline, a safety net: `timed_out`)."""
-    return top_names(m, TopParams(k=TOP, **{f: getattr(p, f) for f in CONSTRAINTS}))
+    return top_names(under_condition(m, p.decade, p.sex),
+                     TopParams(k=TOP, **{f: getattr(p, f) for f in CONSTRAINTS}))
+
+
+def versus_view(m: LoadedModel, p: NextParams) -> NextView | None:
+    """The same step under p.vs_decade (a conditional model's), or None when not asked."""
+    if p.vs_decade is None:
+        return None
+    under_condition(m, p.vs_decade, p.sex, field="vs_decade")  # the kinds that take it, or 422
+    return next_view(m, p.model_copy(update={"decade": p.vs_decade}))
 
 
 CONSTRAINTS = ("prefix", "suffix", "contains", "pattern", "min_len", "max_len")
@@ -168,6 +181,13 @@ def held_out_names(m: LoadedModel) -> tuple[list[str], str, str]:
     if meta.split.seed is None or meta.split.n_val == 0:
         return (sorted(m.training_set), "training",
                 "training names: the model has no validation split")
+    if decades.parse_spec(meta.dataset.spec):
+        # Building the decades data again takes seconds and ~200 MB; the checkpoint carries
+        # its held-out names (validation and test, less the training names).
+        held = getattr(getattr(m, "checkpoint", None), "other_names", None)
+        if held:
+            return (sorted(held), "held-out",
+                    "held-out names (validation and test) the model never trained on")
     if meta.dataset.n_words > MAX_DATA_WORDS:
         return (sorted(m.training_set), "training",
                 f"training names: its dataset has {meta.dataset.n_words:,} names, more than "
@@ -202,5 +222,7 @@ def _read_dataset(spec: str, sha256: str) -> list[str] | None:
     except (data.DataError, OSError, ImportError):
         return None
     finally:
-        data._ssa_table.cache_clear()  # the records table (~150 MB) is not kept by a server
+        # the records table (~150 MB) and the decades data (~200 MB) are not kept by a server
+        records.ssa_table.cache_clear()
+        decades.decade_data.cache_clear()
     return ds.words if ds.sha256 == sha256 else None

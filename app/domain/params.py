@@ -14,11 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
+from app.data.decades import DECADES, SEXES
 from app.lm.config import bounds_text
 from app.lm.constraints import MAX_PATTERN  # characters of a pattern
 from app.lm.vocab import MAX_NAME_LEN as MAX_LEN  # letters in a name, a prefix, max_len
@@ -129,7 +137,7 @@ class Params(BaseModel):
                 continue
             ann = info.annotation
             kind = ("checkbox" if ann is bool else
-                    "text" if ann is str else "number")
+                    "text" if ann in (str, str | None) else "number")
             own: dict[str, Any] = (
                 {} if kind == "checkbox" else
                 {"autocomplete": "off"} if kind == "text" else
@@ -195,12 +203,34 @@ class Params(BaseModel):
                     f"got {len(str(got))}.")
         if err["type"] == "string_too_short":
             return f"{label} must not be empty."
+        if err["type"] == "value_error":  # an AfterValidator's ValueError (decade, sex)
+            return f"{label} {err['ctx']['error']}, got {got!r}."
         if whole:
             return f"{label} must be a whole number, got {got!r}."
         return f"{label}: {err['msg']}, got {got!r}."
 
 
 Temperature = Annotated[float, Field(gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False)]
+
+
+def _decade(value: int | None) -> int | None:
+    if value is not None and value not in DECADES:
+        raise ValueError(f"must be a decade's first year, one of {', '.join(map(str, DECADES))}")
+    return value
+
+
+def _sex(value: str | None) -> str | None:
+    if value is not None and value.strip().upper() not in SEXES:
+        raise ValueError("must be F or M (girls' or boys' names)")
+    return None if value is None else value.strip().upper()
+
+
+# A conditional model's condition (app/lm/conditional.py); any other kind refuses them (422
+# naming the kinds that take them: app/domain/era.py `under_condition`).
+Decade = Annotated[int | None, AfterValidator(_decade)]
+Sex = Annotated[str | None, AfterValidator(_sex)]
+DECADE_TEXT = (f"for a conditional model: names of this decade, its first year ({DECADES[0]}, "
+               f"{DECADES[1]}, ..., {DECADES[-1]}); null = any decade")
 
 
 class SampleParams(Params):
@@ -252,6 +282,12 @@ class SampleParams(Params):
     exclude_training: Annotated[bool, Shown("only new names", query="exclude")] = Field(
         False, description="only new names: none of the model's data (its training split or "
                            "its held-out names)")
+    decade: Annotated[Decade, Shown("Decade", "1880 to 2010, conditional models", "any",
+                                    more=True, attrs={"min": DECADES[0], "max": DECADES[-1],
+                                                      "step": 10})] = Field(
+        None, description=DECADE_TEXT)
+    sex: Annotated[Sex, Shown("Sex", "F or M, conditional models", "any", more=True)] = Field(
+        None, description="for a conditional model: girls' (F) or boys' (M) names; null = any")
 
 
 class CLISampleParams(SampleParams):
@@ -276,6 +312,16 @@ class NameParam(Params):
 
     name: RawName = Field(description=f"1..{MAX_LEN} characters; normalised before scoring",
                           examples=["emma"])
+
+
+class EraParams(Params):
+    """When a name sounds like it is from: `?name=mildred&prior=records`."""
+
+    name: RawName = NameParam.model_fields["name"]
+    prior: Annotated[Literal["records", "uniform"], Shown("Prior")] = Field(
+        "records", description="P(decade, sex) before the name is read: 'records', each "
+                               "decade's and sex's share of the births of 1880-2017; "
+                               "'uniform', 1/28 each")
 
 
 class TopParams(Params):
@@ -311,3 +357,13 @@ class NextParams(Params):
     pattern: str = SampleParams.model_fields["pattern"]
     min_len: int = SampleParams.model_fields["min_len"]
     max_len: int = SampleParams.model_fields["max_len"]
+    decade: Decade = SampleParams.model_fields["decade"]
+    sex: Sex = SampleParams.model_fields["sex"]
+    vs_decade: Annotated[Decade, Shown("Versus decade", "1880 to 2010, conditional models",
+                                       "none", more=True,
+                                       attrs={"min": DECADES[0], "max": DECADES[-1],
+                                              "step": 10})] = Field(
+        None, title="versus decade",
+        description="for a conditional model: the same step under this decade too (its first "
+                    "year), to see how the distribution shifts between the two decades; "
+                    "null = none")

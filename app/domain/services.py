@@ -13,15 +13,17 @@ import hashlib
 import math
 import secrets
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 import torch
 from pydantic import Field
 
+from app.data.decades import DECADES, SEXES
 from app.domain import cost
+from app.domain.era import BadPrior, Era, Prior, eras
 from app.domain.params import MAX_LEN, MAX_SEED, MAX_TOP, InvalidParam, SampleParams, TopParams
-from app.lm import constraints
+from app.lm import KINDS, constraints
 from app.lm import deadline as deadlines
 from app.lm.base import LanguageModel
 from app.lm.constraints import Constraint, ConstraintError
@@ -172,6 +174,45 @@ def checked_sample(m: LoadedModel, p: SampleParams) -> SamplingOptions:
     return SamplingOptions.of(p, constraint=c)
 
 
+def conditional_kinds() -> str:
+    """The kinds that take a decade and a sex, in words: 'conditional'."""
+    return ", ".join(k.name for k in KINDS.values() if k.has_conditions)
+
+
+def under_condition(m: LoadedModel, decade: int | None, sex: str | None,
+                    field: str = "decade") -> LoadedModel:
+    """m under a condition (decade, sex; None: any) as a served model of its own (kept in
+    m.derived, so requests of one condition are batched together); m itself without one.
+    InvalidParam naming the field and the kinds that take it for a model of another kind."""
+    if decade is None and sex is None:
+        return m
+    if not m.kind.has_conditions:
+        name, value = (field, decade) if decade is not None else ("sex", sex)
+        raise InvalidParam(name, f"{name} is taken only by models of kind "
+                                 f"{conditional_kinds()}; {m.name!r} is {m.kind.title} "
+                                 f"({m.kind.name})", value)
+    key = ("condition", decade, sex)
+    if key not in m.derived:
+        view = m.model.conditioned(None if decade is None else DECADES.index(decade),
+                                   None if sex is None else SEXES.index(sex))
+        m.derived[key] = replace(m, checkpoint=replace(m.checkpoint, model=view), derived={})
+    return m.derived[key]
+
+
+def era_of(m: LoadedModel, name: str, prior: Prior) -> Era:
+    """P(decade, sex | name) under a conditional model (app/domain/era.py); InvalidParam for a
+    name outside its alphabet or a model of another kind."""
+    if not m.kind.has_conditions:
+        raise InvalidParam("model", f"the era of a name needs a model of kind "
+                                    f"{conditional_kinds()}; {m.name!r} is {m.kind.title} "
+                                    f"({m.kind.name})", m.name)
+    try:
+        (result,) = eras(m.model, [normalized(m, name, "name")], prior)
+    except BadPrior as e:
+        raise InvalidParam("prior", str(e), prior) from None
+    return result
+
+
 def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
     """p.n names that fit p's constraints, drawn from the model's distribution at p's knobs
     conditioned on fitting (fewer, with exhausted=True, when unique/exclude_training or a rare
@@ -181,9 +222,10 @@ def sample_names(m: LoadedModel, p: SampleParams) -> SampleResult:
     What depends on the model is checked here: top_k at most the vocabulary size, the text
     fields (raw user input, normalised here) in its alphabet, the constraints possible.
     One torch.Generator per round, derived from `seed`: same parameters, same names, whatever
-    else the process is doing (unless the deadline cuts it short).
+    else the process is doing (unless the deadline cuts it short). A decade or sex: the
+    conditional model under it (`under_condition`).
     """
-    (result,) = sample_many(m, [p])
+    (result,) = sample_many(under_condition(m, p.decade, p.sex), [p])
     if isinstance(result, Exception):
         raise result
     return result

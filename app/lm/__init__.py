@@ -4,7 +4,7 @@ KINDS is the registry of model kinds, one line per kind: a kind is its module (w
 `KIND = Kind(...)`, see app/lm/kind.py), this line, and its tests.
 """
 
-from app.lm import bigram, mlp, neural_bigram, transformer, wavenet
+from app.lm import bigram, conditional, mlp, neural_bigram, transformer, wavenet
 from app.lm.base import LanguageModel
 from app.lm.bigram import Bigram
 from app.lm.kind import Kind, register
@@ -13,7 +13,7 @@ from app.lm.neural_bigram import NeuralBigram
 from app.lm.vocab import InvalidName, Vocab
 
 KINDS: dict[str, Kind] = register(bigram.KIND, neural_bigram.KIND, mlp.KIND, wavenet.KIND,
-                                  transformer.KIND)
+                                  transformer.KIND, conditional.KIND)
 
 __all__ = [
     "KINDS",

@@ -177,6 +177,10 @@ class LanguageModel(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), Y.reshape(-1),
                                ignore_index=-1, reduction="sum")
 
+    def note_dataset(self, words: list[str]) -> None:
+        """What a model keeps of its whole dataset besides its weights, once, after training
+        (the conditional model's prior of births); nothing by default."""
+
     def full_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """The loss over every example at once (the trainer's batch_size 0). A kind may compute
         the same number faster than its forward pass over every row."""

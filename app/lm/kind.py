@@ -37,6 +37,9 @@ class Kind:
     has_table: bool = False  # a (V, V) next-letter table: model.bigram_probs(), the heatmap
     has_embeddings: bool = False  # character embeddings: model.embedding_table()
     has_attention: bool = False  # self-attention: model.attention_weights(x)
+    # conditioned on decade and sex: model.conditioned(decade, sex), model.prior
+    # (app/lm/conditional.py); takes `decade` and `sex` when sampling, answers /era
+    has_conditions: bool = False
 
     @property
     def trains_by_counting(self) -> bool:

@@ -140,7 +140,8 @@ class Folded:
 
     @classmethod
     @torch.no_grad()
-    def of(cls, m: MLP) -> Folded:
+    def of(cls, m: MLP, bias: torch.Tensor | None = None) -> Folded:
+        """`bias`: another first-layer bias (a condition's: app/lm/conditional.py)."""
         T, E, V = m.cfg.block_size, m.cfg.n_embd, len(m.vocab)
         layers = [x for x in m.hidden if isinstance(x, nn.Linear)]
         norms = [x for x in m.hidden if isinstance(x, nn.LayerNorm)]
@@ -150,7 +151,7 @@ class Folded:
         folded = cls(
             table=table.contiguous(),
             offsets=torch.arange(T) * V,
-            bias=layers[0].bias.clone(),
+            bias=(layers[0].bias if bias is None else bias).clone(),
             norms=tuple((2 * n.weight, 2 * n.bias, n.eps) for n in norms),
             linears=tuple(((2 * x.weight).T.contiguous(), x.bias - x.weight.sum(dim=1))
                           for x in [*layers[1:], m.head]),

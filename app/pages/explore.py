@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app.data.decades import SEX_WORDS
 from app.domain.explorer import (
     Health,
     NextView,
@@ -19,7 +20,7 @@ from app.domain.explorer import (
     top_with,
 )
 from app.domain.params import InvalidParam, NameParam, NextParams, SampleParams
-from app.domain.services import TopName
+from app.domain.services import TopName, under_condition
 from app.lm.inspect import LayerHealth, max_attention_letters
 from app.pages import plots
 from app.serving.pagecache import cacheable
@@ -74,6 +75,7 @@ class NextColumn:
     top: list[TopName]
     top_cut: bool  # fewer than asked: the search's count of expansions or its deadline
     top_timed_out: bool  # the deadline (a safety net) stopped it
+    label: str = ""  # the heading, when not the model's name: a conditional model's condition
 
 
 def signed(v: float, digits: int = 3) -> str:
@@ -164,12 +166,36 @@ def models_asked(registry: Registry, names: list[str]) -> list[LoadedModel]:
     return [registry.get(n) for n in names]
 
 
+def condition_label(m: LoadedModel, p: NextParams) -> str:
+    """'era, the 1920s, girls' for a conditional model under a condition; else its name."""
+    parts = [m.name] + ([f"the {p.decade}s"] if p.decade is not None else []) + (
+        [SEX_WORDS[p.sex]] if p.sex is not None else [])
+    return ", ".join(parts)
+
+
+def next_columns(m: LoadedModel, p: NextParams, models: list[str],
+                 knobs: dict[str, str]) -> list[NextColumn]:
+    """m's column; with a vs_decade, a second one under that decade beside it (how the
+    distribution shifts between the two decades), or why m takes none."""
+    columns = [next_column(m, p, models, knobs)]
+    if p.vs_decade is not None:
+        vs = p.model_copy(update={"decade": p.vs_decade})
+        try:
+            under_condition(m, p.vs_decade, p.sex, field="vs_decade")
+        except InvalidParam as e:
+            return [*columns, NextColumn(m, None, str(e), None, [], False, False,
+                                         condition_label(m, vs))]
+        columns.append(next_column(m, vs, models, knobs))
+    return columns
+
+
 def next_column(m: LoadedModel, p: NextParams, models: list[str],
                 knobs: dict[str, str]) -> NextColumn:
+    label = condition_label(m, p)
     try:
         v = next_view(m, p)
     except InvalidParam as e:
-        return NextColumn(m, None, str(e), None, [], False, False)
+        return NextColumn(m, None, str(e), None, [], False, False, label)
 
     def link(char: str) -> str:
         if char == ".":
@@ -178,7 +204,7 @@ def next_column(m: LoadedModel, p: NextParams, models: list[str],
 
     top = top_with(m, p)
     return NextColumn(m, v, None, next_chart(v, link), top.names, top.exhausted,
-                      top.timed_out)
+                      top.timed_out, label)
 
 
 @router.get("/next", response_class=HTMLResponse, summary="Next-letter page")
@@ -203,7 +229,7 @@ def show_next(request: Request, registry: RegistryDep):
         err = page_error(e, registry)
         return render(request, "next.html", {**ctx, "error": err}, err.status)
     names = [m.name for m in ms]
-    columns = [next_column(m, p, names, form) for m in ms]
+    columns = [c for m in ms for c in next_columns(m, p, names, form)]
     ok = [c for c in columns if c.view]
     prefix = ok[0].view.prefix if ok else form["prefix"]
     up = next_href(names, prefix[:-1], form)

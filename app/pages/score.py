@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app.domain import era
 from app.domain.params import InvalidParam, NameParam
 from app.domain.services import NameScore
 from app.pages import plots
+from app.pages.era_chart import EraChart, era_chart
 from app.pages.history import panels
-from app.serving import batching
+from app.serving import batching, worker
 from app.serving.pagecache import cacheable
 from app.store.registry import LoadedModel
 from app.web.deps import RegistryDep
@@ -99,6 +101,34 @@ async def score_column(m: LoadedModel, names: list[str]) -> list[Cell]:
     return cells
 
 
+@dataclass(frozen=True)
+class NameEra:
+    """When a scored name sounds like it is from, under one conditional model."""
+
+    model: LoadedModel
+    era: era.Era
+    chart: EraChart
+
+
+async def era_rows(models: list[LoadedModel], rows: list[Row], prior: era.Prior
+                   ) -> list[NameEra]:
+    """Each scored name's era under each conditional model shown (one model-thread job per
+    model)."""
+    out = []
+    for k, m in enumerate(models):
+        if not m.kind.has_conditions:
+            continue
+        names = list(dict.fromkeys(r.cells[k].score.normalized for r in rows
+                                   if r.cells[k].score is not None))
+        if names:
+            try:
+                found = await worker.run(era.eras, m.model, names, prior)
+            except era.BadPrior as e:
+                raise BadInput(f"{m.name}: {e}.") from None
+            out += [NameEra(m, e, era_chart(e)) for e in found]
+    return out
+
+
 def split_names(text: str) -> list[str]:
     """One name per line (commas and spaces separate names too)."""
     if len(text) > MAX_CHARS:
@@ -112,19 +142,26 @@ def split_names(text: str) -> list[str]:
 @router.get("/score", response_class=HTMLResponse, summary="Scoring page")
 @cacheable
 @reads("name")
-async def score_page(request: Request, registry: RegistryDep, names: str = ""):
-    """Each name under each model: log-probability, NLL per letter, plausibility, surprise."""
+async def score_page(request: Request, registry: RegistryDep, names: str = "",
+                     prior: str = "records"):
+    """Each name under each model: log-probability, NLL per letter, plausibility, surprise;
+    and, under a conditional model, when it sounds like it is from (`prior`: records or
+    uniform)."""
     # repeated values (?names=emma&names=liam, as the API's list) and the API's GET parameter
     # (?name=emma, repeated too) are one name list
     q = request.query_params
     names = "\n".join(q.getlist("names") + q.getlist("name")) or names
-    ctx = {"nav": "score", "title": "Score names", "names": names, "max_names": MAX_NAMES,
-           "bins": range(plots.SURPRISE_BINS)}
     models = list(registry.models.values())
+    ctx = {"nav": "score", "title": "Score names", "names": names, "max_names": MAX_NAMES,
+           "bins": range(plots.SURPRISE_BINS), "prior": prior, "priors": era.PRIORS,
+           "conditional": [m.name for m in models if m.kind.has_conditions]}
     try:
+        if prior not in era.PRIORS:
+            raise BadInput(f"prior must be {' or '.join(era.PRIORS)}, got {prior!r}.")
         given = split_names(names)
         columns = await asyncio.gather(*(score_column(m, given) for m in models))
         rows = [Row(x, [column[i] for column in columns]) for i, x in enumerate(given)]
+        ctx["eras"] = await era_rows(models, rows, prior)
     except BadInput as e:
         err = page_error(e, registry)
         return render(request, "score.html", {**ctx, "error": err}, err.status)

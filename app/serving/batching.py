@@ -365,5 +365,6 @@ async def sample(m: LoadedModel, p: SampleParams) -> SampleResult:
     parameters are checked here first (their cost too), so a bad request never joins a batch:
     on a thread of the pool, since compiling a pattern takes up to its bound of work
     (app/lm/constraints.py, MAX_WORK) and the event loop serves every route meanwhile."""
+    m = services.under_condition(m, p.decade, p.sex)  # a decade or sex: its own batches
     await asyncio.to_thread(services.checked_sample, m, p)
     return await sampling.submit(m, p)

@@ -134,6 +134,7 @@ def train_to_checkpoint(
     vocab = Vocab.from_words(dataset.words)
     t0 = time.perf_counter()
     model, history = fit(kind, vocab, split, config, training, progress)
+    model.note_dataset(dataset.words)
     seconds = time.perf_counter() - t0
     used = None if kind.trains_by_counting else (training or kind.training)
     config = model.config()

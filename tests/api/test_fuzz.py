@@ -70,6 +70,7 @@ def test_the_document_covers_the_api(operations):
         "POST /api/models/{model}/sample", "GET /api/models/{model}/sample",
         "POST /api/models/{model}/score", "GET /api/models/{model}/score", "GET /api/compare",
         "GET /api/history",
+        "GET /api/models/{model}/era",
         "GET /api/models/{model}/top", "GET /api/models/{model}/bigram",
         "GET /api/models/{model}/embeddings", "GET /api/models/{model}/next",
         "GET /api/models/{model}/attention"}

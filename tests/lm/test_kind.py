@@ -32,6 +32,7 @@ def test_capabilities_are_what_the_model_answers(tiny_models, name):
     assert kind.has_counts == (model.bigram_counts() is not None)
     assert kind.has_table == (model.bigram_probs() is not None)
     assert kind.has_embeddings == (model.embedding_table() is not None)
+    assert kind.has_conditions == hasattr(model, "conditioned")
     overrides = kind.model.inference_form is not LanguageModel.inference_form
     assert overrides == (model.inference_form() is not None)
     assert model.kind == name and kind.title and kind.description

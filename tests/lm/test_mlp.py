@@ -58,7 +58,11 @@ def test_lr_schedule_warms_up_then_decays():
 
 def random_mlp(cfg: MLPConfig, seed: int = 0) -> MLP:
     """An MLP with every weight random, LayerNorm's gain and shift included."""
-    m = MLP(VOCAB, cfg)
+    return randomized(MLP(VOCAB, cfg), seed)
+
+
+def randomized(m, seed: int = 0):
+    """m with every parameter random (N(0, 0.25)), in eval mode."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in m.parameters():

@@ -151,7 +151,7 @@ def test_cards_without_attention_say_so_and_name_the_kinds_that_have_it(client, 
     have = [k for k in KINDS if KINDS[k].has_attention]
     assert have and f"The kinds that have attention: {', '.join(have)}." in " ".join(
         section.split())
-    assert ("Hidden layers' health" in html) == (model in ("mlp", "wavenet"))
+    assert ("Hidden layers' health" in html) == (model in ("mlp", "wavenet", "conditional"))
 
 
 def test_the_mlp_card_shows_each_layers_numbers(client):
@@ -259,3 +259,15 @@ def test_the_card_names_the_parameters_it_does_not_apply(client):
     html = htmllib.unescape(client.get("/models/mlp?colour=red").text)
     assert "Ignored 'colour'" in html
     assert 'class="note" role="status"' not in client.get("/models/transformer?name=ava").text
+
+
+def test_a_conditional_model_shows_the_step_under_two_decades_side_by_side(client):
+    r = client.get("/next", params={"model": ["conditional", "mlp"], "prefix": "ma",
+                                    "decade": "1920", "sex": "F", "vs_decade": "2000"})
+    assert r.status_code == 200
+    heads = re.findall(r'<h2 id="next-\d+"><a [^>]*>(.*?)</a></h2>', r.text)
+    assert heads == ["conditional, the 1920s, girls", "conditional, the 2000s, girls",
+                     "mlp, the 1920s, girls", "mlp, the 2000s, girls"]
+    errors = re.findall(r'<p class="error-inline">(.*?)</p>', r.text)
+    assert len(errors) == 2 and all("kind conditional" in htmllib.unescape(e) for e in errors)
+    assert r.text.count('<svg class="next-bars"') == 2

@@ -54,7 +54,7 @@ def test_unknown_model_is_an_html_404(client):
     r = client.get("/models/%3Cb%3Enope")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "There is no model called &#39;&lt;b&gt;nope&#39;" in r.text
-    assert "bigram, mlp, neural-bigram" in r.text
+    assert "bigram, conditional, mlp, neural-bigram" in r.text
 
 
 def test_the_model_card_says_when_the_deadline_cut_the_top_names_short(fresh_client,

@@ -161,3 +161,18 @@ def test_the_page_samples_through_the_apis_chunked_queue(client, monkeypatch):
     api = client.get("/api/models/mlp/sample", params={"n": 7, "seed": 3}).json()
     for name in api["names"]:
         assert f">{name['name']}</a>" in r.text
+
+
+def test_a_decade_and_sex_sample_the_conditional_model_and_other_kinds_say_which_take_them(
+        client):
+    url = "/sample?model=conditional&n=6&seed=5&decade=1920&sex=F"
+    r = client.get(url)
+    assert r.status_code == 200
+    m = client.app.state.registry.get("conditional")
+    want = sample_names(m, SampleParams(n=6, seed=5, decade=1920, sex="F"))
+    assert names(r.text) == [s.name for s in want.names]
+    assert 'name="decade"' in r.text and 'value="1920"' in r.text and 'step="10"' in r.text
+    r = client.get("/sample?model=mlp&decade=1920")
+    assert r.status_code == 422 and "kind conditional" in r.text
+    r = client.get("/sample?model=conditional&decade=1925")
+    assert r.status_code == 422 and "1880, 1890" in r.text

@@ -118,3 +118,34 @@ def test_a_page_is_one_model_thread_request_per_model(client, monkeypatch):
     n_models = len(client.app.state.registry.models)
     assert len(calls) == n_models and calls == [19] * n_models
     assert len(sections(r.text)) == 20
+
+
+def era_figures(html: str) -> list[str]:
+    return re.findall(r'<figure class="era">.*?</figure>', html, re.S)
+
+
+def test_a_conditional_model_says_when_each_name_sounds_like_it_is_from(client):
+    """Under the conditional model: the sentence and a chart of 28 bars whose heights are the
+    posterior (the service's, app/domain/era.py), the prior chosen in the form (no JavaScript)."""
+    from app.domain import era
+
+    m = client.app.state.registry.models["conditional"]
+    for prior in era.PRIORS:
+        r = client.get("/score", params={"names": "Mildred\nr2d2\njayden", "prior": prior})
+        assert r.status_code == 200
+        assert re.search(rf'<input type="radio" name="prior" value="{prior}" checked>', r.text)
+        figures = era_figures(r.text)
+        assert len(figures) == 2  # r2d2 cannot be scored: no era
+        for fig, e in zip(figures, era.eras(m.model, ["mildred", "jayden"], prior), strict=True):
+            assert f"<b>{e.name}</b> {e.sentence}" in fig
+            heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', fig)]
+            assert len(heights) == 28
+            top = max(heights)
+            flat = [p for row in e.posterior for p in row]
+            for h, p in zip(heights, flat, strict=True):  # proportional to the posterior
+                assert math.isclose(h / top, p / max(flat), abs_tol=0.01)
+
+
+def test_a_bad_prior_is_a_422_naming_the_priors(client):
+    r = client.get("/score", params={"names": "emma", "prior": "flat"})
+    assert r.status_code == 422 and "records or uniform" in r.text and "flat" in r.text

