@@ -111,7 +111,7 @@ def estimates(jobs: Iterable[JobState], recent: int = 5) -> dict[str, float | No
         if job.state == "done" and job.started and job.finished:
             done.setdefault(job.kind, []).append(job)
     out: dict[str, float | None] = {}
-    for name, kind in KINDS.items():
+    for name, kind in jobinput.TRAINABLE.items():
         last = done.get(name, [])[-recent:]
         if not last:
             out[name] = None

@@ -19,6 +19,7 @@ import torch
 
 from app.config import MAX_UPLOAD_BYTES
 from app.data import SSA_SPEC, DataError, load_dataset
+from app.data.decades import parse_spec
 from app.lm import KINDS, Kind
 from app.lm.config import OptimConfig
 from app.lm.vocab import MAX_NAME_LEN, Vocab, normalize_name
@@ -151,6 +152,10 @@ def names_from_spec(spec: str) -> Names:
         raise BadJobInput(f"dataset {spec!r} is not an SSA spec: use ssa:YEAR or ssa:FIRST-LAST, "
                           f"optionally :F or :M (e.g. ssa:1990-1999:F); send other names as a "
                           f"list or a file")
+    if parse_spec(spec):
+        raise BadJobInput(f"dataset {spec!r} is the records by decade and sex, for a kind "
+                          f"conditioned on them (`namelab train`); here use ssa:YEAR or "
+                          f"ssa:FIRST-LAST, optionally :F or :M")
     try:
         words = load_dataset(spec).words
     except DataError as e:
@@ -158,9 +163,18 @@ def names_from_spec(spec: str) -> Names:
     return clean(words, spec, spec)
 
 
+# The kinds a job trains: a kind conditioned on decade and sex learns from the records by decade
+# (ssa:1880-2017:decades), which a list of names does not carry.
+TRAINABLE = {name: kind for name, kind in KINDS.items() if not kind.has_conditions}
+
+
 def check_kind(name: Any) -> Kind:
-    if not isinstance(name, str) or name not in KINDS:
-        raise BadJobInput(f"unknown kind {name!r}; use {', '.join(KINDS)}")
+    if isinstance(name, str) and name in KINDS and name not in TRAINABLE:
+        raise BadJobInput(f"kind {name!r} learns from the SSA records by decade and sex, not "
+                          f"from a list of names: train it with `namelab train --model {name}`; "
+                          f"here use {', '.join(TRAINABLE)}")
+    if not isinstance(name, str) or name not in TRAINABLE:
+        raise BadJobInput(f"unknown kind {name!r}; use {', '.join(TRAINABLE)}")
     return KINDS[name]
 
 

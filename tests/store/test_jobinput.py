@@ -13,6 +13,7 @@ from app.store.checks import MAX_VOCAB
 from app.store.jobinput import (
     MAX_NAMES,
     MAX_UPLOAD_BYTES,
+    TRAINABLE,
     BadJobInput,
     TooMuchData,
     check_kind,
@@ -111,7 +112,14 @@ def test_a_dataset_spec_gives_its_names():
 
 def test_an_unknown_kind_is_refused_listing_the_kinds():
     message = refused(check_kind, "gpt5")
-    assert "unknown kind 'gpt5'" in message and all(k in message for k in KINDS)
+    assert "unknown kind 'gpt5'" in message and all(k in message for k in TRAINABLE)
+
+
+def test_a_kind_conditioned_on_decade_and_sex_is_not_trained_from_a_list():
+    conditioned = [k.name for k in KINDS.values() if k.has_conditions]
+    assert conditioned and all(k not in TRAINABLE for k in conditioned)
+    assert "learns from the SSA records by decade" in refused(check_kind, conditioned[0])
+    assert "the records by decade and sex" in refused(names_from_spec, "ssa:1880-2017:decades")
 
 
 @pytest.mark.parametrize("name", ["../x", "Bad Name", "", "-x", "a" * 65, None, "x/y"])
