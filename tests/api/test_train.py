@@ -173,3 +173,14 @@ def test_training_and_cancelling_are_off_on_a_public_address_without_the_token(m
                         headers={"Authorization": "Bearer s3cret"})
         assert r.status_code == 202
         wait_until(client, r.json()["id"], lambda j: j["state"] == "done")
+
+
+def test_past_the_cap_of_users_models_a_job_is_refused_naming_what_to_delete(models_dir,
+                                                                          tmp_path):
+    settings = Settings(models_dir=models_dir, user_models_dir=tmp_path / "users",
+                        max_user_models=1)
+    with TestClient(create_app(settings)) as client:
+        first = post(client, kind="bigram", name="first", names=NAMES).json()
+        wait_until(client, first["id"], lambda j: j["state"] == "done")
+        r = post(client, kind="bigram", name="second", names=NAMES)
+        assert r.status_code == 409 and r.json()["user_models"] == ["first"]
