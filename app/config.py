@@ -28,6 +28,11 @@ DEFAULT_HISTORY_FILE = DEFAULT_MODELS_DIR / "history" / "ssa.safetensors"
 # even with every character written as JSON's 12-byte escape of a surrogate pair
 # ("\ud83d\ude00"): 771,011 bytes as compact JSON (67,011 in plain ASCII).
 MAX_BODY_BYTES = 2**20
+# A training job's names as an uploaded file, at most (app/store/jobinput.py); the routes that
+# take one are allowed that much more body than MAX_BODY_BYTES, here and nowhere else
+# (app/middleware/body_limit.py): the file, and a form's other fields and boundaries.
+MAX_UPLOAD_BYTES = 4 * 2**20
+LARGE_BODIES = {"/api/train": MAX_UPLOAD_BYTES + 2**16}
 
 
 class Settings(BaseSettings):
@@ -105,6 +110,19 @@ class Settings(BaseSettings):
     max_queue: int = Field(
         256, ge=1, description="requests waiting for or using the model thread at once, per "
         "process; more: 503 with Retry-After")
+    # Training jobs (app/store/runner.py): each in its own process, beside the model thread.
+    train_jobs: int = Field(
+        1, ge=1, le=16, description="training jobs running at once on this host (each one "
+        "process, one torch thread, nice 10)")
+    train_queue: int = Field(
+        8, ge=1, le=1000, description="training jobs waiting, at most; more: 429 with "
+        "Retry-After")
+    train_max_steps: int = Field(
+        30_000, ge=1, description="optimisation steps a job may ask for, at most (the largest "
+        "kind's default: wavenet's 30,000); more: 422 naming it")
+    train_max_seconds: float = Field(
+        900.0, gt=0, le=86_400, description="wall time of one job, at most: past it the job "
+        "stops and fails, saying so (its model is not written)")
     # What a checkpoint may be (app/store/checks.py, Limits): larger ones are refused, unread,
     # with the setting named. Defaults: a few times the largest shipped model.
     max_model_params: int = Field(

@@ -444,3 +444,23 @@ class HealthOut(BaseModel):
     why: str
     n_names: int
     layers: list[LayerHealthOut]
+
+
+class TrainRequest(BaseModel):
+    """A training job (POST /api/train as JSON): the names one way (names, text or dataset),
+    the kind, the new model's name and the kind's options (`namelab train --model KIND --help`
+    lists them, with their bounds and defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description=f"the model kind: {', '.join(KINDS)}", examples=["bigram"])
+    name: str = Field(description="the new model's name: 1-64 of a-z, 0-9, '_', '.', '-'",
+                      examples=["pets"])
+    names: list[Any] | None = Field(None, description="the names, at most 200,000; each is "
+                                    "normalised, and lines without a usable name are dropped "
+                                    "and counted", examples=[["Rex", "Fido", "Bella"]])
+    text: str | None = Field(None, description="the names, one per line")
+    dataset: str | None = Field(None, description="a slice of the SSA records",
+                                examples=["ssa:1990-1999:F"])
+    options: dict[str, Any] | None = Field(None, description="the kind's options; the rest "
+                                           "take the kind's defaults", examples=[{"steps": 2000}])

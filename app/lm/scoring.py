@@ -159,7 +159,7 @@ def length_quantiles(model: LanguageModel, names: list[str], max_len: int) -> tu
         if stats.get(L, (0, 0, 0))[2] >= MIN_LENGTH_NAMES:
             med, iqr, _ = stats[L]
         else:  # the MIN_LENGTH_NAMES names nearest in length (all of them, if fewer)
-            near = sorted(range(len(names)), key=lambda i: abs(int(lengths[i]) - L))
+            near = torch.argsort((lengths - L).abs(), stable=True)  # as sorted() orders them
             r = resid[near[:MIN_LENGTH_NAMES]]
             rm, ri = _median_iqr(r)
             med, iqr = a + b / (L + 1) + rm / math.sqrt(L + 1), ri / math.sqrt(L + 1)

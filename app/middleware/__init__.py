@@ -7,7 +7,8 @@ From the outside in, a request meets:
     RequestLog            one structured log line per request: method, path, status, duration
     InternalErrors        an unexpected exception becomes a bare 500: no traceback leaves
     RateLimit             optional (settings.rate_limit_per_minute): 429 past the client's budget
-    BodyLimit             413 for a body over settings.max_body_bytes, before anything parses it
+    BodyLimit             413 for a body over settings.max_body_bytes (LARGE_BODIES: a route's
+                          own), before anything parses it
     CORS                  only when settings.cors_origins lists origins (answers preflights)
     Methods               HEAD on GET routes; OPTIONS and 405s with every method of the path
     the app
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.middleware.cors import CORSMiddleware
 
-from app.config import Settings
+from app.config import LARGE_BODIES, Settings
 from app.middleware.body_limit import BodyLimit
 from app.middleware.internal_errors import InternalErrors
 from app.middleware.methods import Methods
@@ -49,7 +50,7 @@ def install(app: FastAPI, settings: Settings, docs_paths: Sequence[str] = (),
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, routes=LARGE_BODIES)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
     app.add_middleware(InternalErrors)

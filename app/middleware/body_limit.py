@@ -1,6 +1,9 @@
-"""BodyLimit: 413 for a body over settings.max_body_bytes, before anything parses it."""
+"""BodyLimit: 413 for a body over settings.max_body_bytes (or a route's own larger limit, declared
+in app/config.py's LARGE_BODIES), before anything parses it."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,27 +17,29 @@ class BodyLimit:
     here, at most max_bytes of it, and replayed to the app only if it fits.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 routes: Mapping[str, int] | None = None) -> None:
+        self.app, self.max_bytes, self.routes = app, max_bytes, dict(routes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.routes.get(scope["path"], self.max_bytes)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
                 return await send_json(send, 400, "invalid Content-Length header")
-            if int(length) > self.max_bytes:
-                return await self._too_large(send)
+            if int(length) > limit:
+                return await self._too_large(send, limit)
         elif b"transfer-encoding" in headers:
-            body = await self._read_at_most(receive)
+            body = await self._read_at_most(receive, limit)
             if body is None:
-                return await self._too_large(send)
+                return await self._too_large(send, limit)
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    async def _read_at_most(self, receive: Receive) -> bytes | None:
+    async def _read_at_most(self, receive: Receive, limit: int) -> bytes | None:
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -42,13 +47,13 @@ class BodyLimit:
                 return b""
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.max_bytes:
+            if size > limit:
                 return None
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def _too_large(self, send: Send) -> None:
-        await send_json(send, 413, f"request body too large: the limit is {self.max_bytes} bytes")
+    async def _too_large(self, send: Send, limit: int) -> None:
+        await send_json(send, 413, f"request body too large: the limit is {limit} bytes")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

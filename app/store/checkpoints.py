@@ -53,18 +53,20 @@ def names_tensor(names: list[str]) -> torch.Tensor:
 
 def save_checkpoint(
     path: Path, model: LanguageModel, meta: CheckpointMeta, training_names: list[str],
-    other_names: list[str] | None = None,
+    other_names: list[str] | None = None, replace: bool = True,
 ) -> Path:
     """Write atomically; returns the final path (always ending in .safetensors)."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tensors[NAMES_TENSOR] = names_tensor(training_names)
     if other_names is not None:
         tensors[OTHER_NAMES_TENSOR] = names_tensor(other_names)
-    return write_tensors(path, tensors, meta)
+    return write_tensors(path, tensors, meta, replace)
 
 
-def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> Path:
-    """The checkpoint file of these tensors and metadata, written atomically."""
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta,
+                  replace: bool = True) -> Path:
+    """The checkpoint file of these tensors and metadata, written atomically; with
+    replace=False never over a file already there (CheckpointError, and nothing written)."""
     path = Path(path)
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
@@ -80,7 +82,14 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: Checkpoint
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:  # a hard link is created only where no file is: O_EXCL for a rename
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(path, "already exists; it is never replaced here") from None
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)  # the old checkpoint, if any, is untouched
         if isinstance(e, OSError):  # a full disk (ENOSPC), a quota, a read-only folder

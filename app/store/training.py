@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from app.data import DataError, Split, load_dataset, split_words
+from app.data import DataError, Dataset, Split, load_dataset, split_words
 from app.lm import KINDS, LanguageModel, Vocab
 from app.lm.config import OptimConfig
 from app.lm.scoring import length_quantiles, nll_quantiles
@@ -107,7 +107,7 @@ class TrainResult:
 
 def train_to_checkpoint(
     model_type: str,
-    data: str,
+    data: str | Dataset,
     out_dir: Path | str,
     name: str,
     split_seed: int | None = 42,
@@ -116,15 +116,16 @@ def train_to_checkpoint(
     progress: Progress | None = None,
     overwrite: bool = True,
 ) -> TrainResult:
-    """Train one model of a registered kind on a dataset spec (its default config and
-    training unless given) and write `out_dir/name.safetensors` atomically (Exists, before
-    any training, if the file is there and not `overwrite`)."""
+    """Train one model of a registered kind on a dataset spec, or a dataset already read (its
+    default config and training unless given), and write `out_dir/name.safetensors`
+    atomically (Exists, before any training, if the file is there and not `overwrite`; and
+    without `overwrite`, a file that appears during training is never replaced)."""
     try:
         kind = KINDS[model_type]
     except KeyError:
         raise ValueError(f"unknown model type {model_type!r}; use "
                          f"{', '.join(KINDS)}") from None
-    dataset = load_dataset(data)
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
     split = checked_split(dataset.words, split_seed)
     target = checkpoint_path(out_dir, name)
     if not overwrite and target.exists():
@@ -162,5 +163,6 @@ def train_to_checkpoint(
         history=history,
         held_out=held_out(model, split),
     )
-    path = save_checkpoint(target, model, meta, split.train, other_names(split))
+    path = save_checkpoint(target, model, meta, split.train, other_names(split),
+                           replace=overwrite)
     return TrainResult(path=path, model=model, meta=meta)

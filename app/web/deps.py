@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from app.config import Settings
+from app.domain.training import Training, TrainingOff
 from app.store.registry import LoadedModel, NoModelLoaded, Registry
 
 TRAINING_OFF = ("training and deleting models are off on this server: set NAMELAB_TRAIN_TOKEN "
@@ -78,3 +79,15 @@ async def require_trainer(request: Request) -> None:
 
 
 TrainerDep = Depends(require_trainer)  # dependencies=[TrainerDep] on a route that trains/deletes
+
+
+async def get_training(request: Request) -> Training:
+    """The server's training jobs (503 when users' models, where jobs write, are off)."""
+    training = getattr(request.app.state, "training", None)
+    if training is None:
+        raise TrainingOff("training is off on this server: the users' models folder "
+                          "(NAMELAB_USER_MODELS_DIR) could not be created or written")
+    return training
+
+
+TrainingDep = Annotated[Training, Depends(get_training)]

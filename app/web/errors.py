@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.params import InvalidParam
 from app.domain.services import NoTable
+from app.domain.training import TrainingOff
 from app.lm.vocab import InvalidName
+from app.store.jobinput import BadJobInput, TooMuchData
 from app.store.registry import (
     NoModelLoaded,
     Registry,
@@ -28,6 +30,7 @@ from app.store.registry import (
     TooManyUserModels,
     UnknownModel,
 )
+from app.store.runner import NameTaken, QueueFull, UnknownJob
 from app.web.templating import render
 
 
@@ -39,6 +42,9 @@ class BadInput(ValueError):
 STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
                                       InvalidName: 422, BadInput: 422, ShippedModel: 403,
                                       TooManyUserModels: 409, NoModelLoaded: 503}
+# Training jobs' (app/domain/training.py, app/store/jobinput.py and runner.py).
+STATUS |= {BadJobInput: 422, TooMuchData: 413, NameTaken: 409, QueueFull: 429, UnknownJob: 404,
+           TrainingOff: 503}
 
 # What a user can get wrong; everything else is a bug and is not caught by the pages.
 USER_ERRORS = tuple(STATUS)
@@ -175,7 +181,8 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, TooManyUserModels):  # what to delete, as a list too
             return SafeJSONResponse(status_code=status, content={"detail": str(exc),
                                                                  "user_models": exc.names})
-        return SafeJSONResponse(status_code=status, content={"detail": str(exc)})
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFull) else None
+        return SafeJSONResponse(status_code=status, content={"detail": str(exc)}, headers=headers)
 
     for exc_type in STATUS:
         app.add_exception_handler(exc_type, domain_error)

@@ -74,7 +74,8 @@ def test_the_document_covers_the_api(operations):
         "GET /api/models/{model}/era",
         "GET /api/models/{model}/top", "GET /api/models/{model}/bigram",
         "GET /api/models/{model}/embeddings", "GET /api/models/{model}/next",
-        "GET /api/models/{model}/attention"}
+        "GET /api/models/{model}/attention", "POST /api/train", "GET /api/train/{job_id}",
+        "GET /api/train/{job_id}/events", "DELETE /api/train/{job_id}"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],

@@ -41,6 +41,10 @@ ENDPOINTS = [
     ("get", "/api/models/{model}/embeddings", {"200", "404", "409", "422"}),
     ("get", "/api/models/{model}/next", {"200", "404", "422"}),
     ("get", "/api/models/{model}/attention", {"200", "404", "422"}),
+    ("post", "/api/train", {"202", "400", "401", "403", "409", "413", "422", "429", "503"}),
+    ("get", "/api/train/{job_id}", {"200", "404", "422"}),
+    ("get", "/api/train/{job_id}/events", {"200", "404", "422"}),
+    ("delete", "/api/train/{job_id}", {"200", "401", "403", "404", "422"}),
 ]
 
 
@@ -73,6 +77,10 @@ def test_operation_ids_are_the_route_names(doc):
         ("get", "/api/models/{model}/embeddings"): "get_embeddings",
         ("get", "/api/models/{model}/next"): "next_letter",
         ("get", "/api/models/{model}/attention"): "get_attention",
+        ("post", "/api/train"): "train_model",
+        ("get", "/api/train/{job_id}"): "get_training_job",
+        ("get", "/api/train/{job_id}/events"): "stream_training_job",
+        ("delete", "/api/train/{job_id}"): "cancel_training_job",
     }
 
 
