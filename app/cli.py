@@ -498,6 +498,7 @@ def cmd_serve(args) -> int:
     except NoModels as e:  # would stop uvicorn's supervisor with status 0
         raise CLIError(str(e)) from None
     os.environ["NAMELAB_MODELS_DIR"] = str(settings.models_dir.resolve())  # read by the workers
+    os.environ["NAMELAB_HOST"] = settings.host  # whether training needs a token (app/web/deps.py)
     serve("app.main:create_app", settings, factory=True, workers=settings.workers, **common)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -48,7 +48,24 @@ class Settings(BaseSettings):
         DEFAULT_HISTORY_FILE, description="the table of each real name's births per year "
         "(`namelab history` builds it), read on first use; missing: the score page and "
         "/api/history say the history is not installed")
-    host: str = "127.0.0.1"
+    user_models_dir: Path | None = Field(
+        None, description="the users' models (trained through the app), served with the "
+        "shipped ones and deletable; unset: <models_dir>/users (`users_dir()`), created if "
+        "absent and writable, else users' models are off (logged)")
+    max_user_models: int = Field(
+        50, ge=1, description="users' models kept at most; one more to train: 409 naming "
+        "those to delete (Registry.check_room)")
+    reload_seconds: float = Field(
+        0.5, ge=0, le=60, description="how often the model folders are scanned for new, "
+        "replaced and removed checkpoints (app/serving/reloading.py); 0: never, the models "
+        "of start-up are served until a restart")
+    host: str = Field("127.0.0.1", description="the address served on: `namelab serve "
+                      "--host` sets it; also what decides whether training and deleting "
+                      "need NAMELAB_TRAIN_TOKEN (on a loopback address they do not)")
+    train_token: SecretStr | None = Field(
+        None, description="when set, every request that trains, cancels or deletes a model "
+        "carries `Authorization: Bearer <token>` (app/web/deps.py, require_trainer); unset, "
+        "those requests are refused unless the server is on a loopback address")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
     # Hardening (app/middleware/) and deployment.
@@ -117,7 +134,11 @@ class Settings(BaseSettings):
         768 * 2**20, ge=1, description="memory loading one checkpoint may need, at most, as "
         "estimated from its header (app/store/checks.load_bytes; the shipped MLP: ~126 MB)")
 
-    @field_validator("default_model", mode="before")
+    def users_dir(self) -> Path:
+        """The users' models' folder: NAMELAB_USER_MODELS_DIR, else <models_dir>/users."""
+        return self.user_models_dir or self.models_dir / "users"
+
+    @field_validator("default_model", "train_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -14,6 +15,7 @@ from app.config import STATIC_DIR, Settings
 from app.domain import cost
 from app.serving import batching, logs, worker
 from app.serving.pagecache import PageCache
+from app.serving.reloading import Reloader
 from app.store.checks import Limits
 from app.store.registry import Registry, UnknownModel
 from app.web import errors, openapi, static
@@ -26,11 +28,29 @@ class NoModels(RuntimeError):
     """The server has no valid model to serve."""
 
 
+def users_dir(settings: Settings) -> Path | None:
+    """The users' models' folder, created if absent; None (logged) if it cannot be: then
+    users' models are off (a read-only image without a volume for them)."""
+    if not settings.models_dir.is_dir():
+        return None  # the registry stops start-up, saying so; nothing is made in its place
+    folder = settings.users_dir()
+    try:
+        folder.mkdir(parents=settings.user_models_dir is not None, exist_ok=True)
+    except OSError as e:
+        log.warning("users' models are off: their folder %s cannot be created: %s", folder,
+                    e.strerror or e)
+        return None
+    if not folder.is_dir():
+        log.warning("users' models are off: %s is not a folder", folder)
+        return None
+    return folder
+
+
 def load_registry(settings: Settings) -> Registry:
     try:
         registry = Registry.load_dir(settings.models_dir, Limits(
             settings.max_model_params, settings.max_training_names, settings.max_load_bytes),
-            default=settings.default_model)
+            default=settings.default_model, users_dir=users_dir(settings))
     except FileNotFoundError as e:
         raise NoModels(str(e)) from None
     except UnknownModel as e:
@@ -58,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("model %s: scoring %s, sampling %s", name,
                      *("batched" if b[op] else "one request at a time"
                        for op in ("scoring", "sampling")))
+        reloader = app.state.reloader = Reloader(app.state.registry, settings.reload_seconds)
+        reloader.start()  # the registry follows its folders (app/serving/reloading.py)
         yield
+        await reloader.stop()
 
     # FastAPI whose /docs (Swagger UI) and /redoc load their scripts from this app (files shipped
     # by fastapi-offline) instead of a CDN: they work offline, and their CSP names no other host.

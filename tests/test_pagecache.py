@@ -139,6 +139,25 @@ def test_a_model_added_to_the_registry_empties_the_cache(fresh, settings):
     assert len(c.get("/api/models").json()) == n + 1 and len(calls) == 2
 
 
+def test_a_page_rendered_while_the_models_change_is_sent_but_never_kept(fresh, monkeypatch):
+    """A model replaced while a page of it renders (app/serving/reloading.py): the page, made
+    from the model of before, must not be kept for the requests after the change."""
+    c, calls = fresh
+    registry = c.app.state.registry
+    run = worker.run  # the fixture's, which counts
+
+    async def changing_run(fn, /, *args, **kwargs):
+        result = await run(fn, *args, **kwargs)
+        registry.models = dict(registry.models)  # a change: Registry swaps, never mutates
+        return result
+
+    monkeypatch.setattr(worker, "run", changing_run)
+    first = c.get("/bigram/table.json?model=bigram")
+    assert first.status_code == 200 and len(calls) == 1
+    assert c.get("/bigram/table.json?model=bigram").content == first.content
+    assert len(calls) == 2  # rendered again: the first was not kept
+
+
 def test_the_cache_is_bounded_in_bytes_and_drops_the_least_recently_used():
     page = Page(200, [(b"content-type", b"text/plain")], b"x" * 400, etag_of(b"x" * 400))
     each = page.size(("/p0", b""))

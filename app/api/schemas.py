@@ -83,7 +83,9 @@ class Ready(BaseModel):
                     "are the same either way, only the throughput differs")
     refused: dict[str, str] = Field(
         default_factory=dict,
-        description="checkpoint files refused at start-up: file name -> why, in one line",
+        description="checkpoint files refused, at start-up or since (the folders are followed "
+                    "while the server runs): file name (users/FILE in the users' folder) -> "
+                    "why, in one line",
         examples=[{"old.pt": "refusing a .pt file: pickle checkpoints can run code and are "
                              "never loaded; Namelab reads only .safetensors files"}])
 
@@ -125,6 +127,9 @@ class ModelCard(BaseModel):
                           "by length; null for a checkpoint without them")
     plausibility_unavailable: str | None = Field(
         None, description="why scores under this model have a null plausibility, if they do")
+    user: bool = Field(
+        False, description="a user's model (from NAMELAB_USER_MODELS_DIR: trained through the "
+                           "app, deletable with DELETE /api/models/{model}), not a shipped one")
     hidden_layers: HealthOut | None = Field(
         None, description="the hidden layers' health over a fixed sample of names: histogram, "
                           "saturated share, dead units, mean and std; null for a kind without "
@@ -143,7 +148,7 @@ class ModelCard(BaseModel):
             has_bigram_table=m.kind.has_table, has_embeddings=m.kind.has_embeddings,
             history=meta.history,
             held_out=meta.held_out, plausibility_unavailable=m.plausibility.reason,
-            hidden_layers=_health_of(m),
+            hidden_layers=_health_of(m), user=m.user,
         )
 
 

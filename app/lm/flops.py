@@ -9,6 +9,7 @@ The serving budgets built on it are app/domain/cost.py's."""
 from __future__ import annotations
 
 import math
+from weakref import WeakKeyDictionary
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,10 @@ from torch.overrides import TorchFunctionMode
 
 from app.lm.base import LanguageModel
 
-_letter: dict[int, tuple[LanguageModel, int]] = {}  # id(model) -> (model, FLOPs), kept alive
+# model -> FLOPs, held weakly: a model replaced in a running server (app/serving/reloading.py)
+# takes its entry with it, and an entry is only ever its own model's (never one of another
+# model that reused a dead one's id)
+_letter: WeakKeyDictionary[LanguageModel, int] = WeakKeyDictionary()
 
 
 class Flops(TorchFunctionMode):
@@ -49,13 +53,13 @@ class Flops(TorchFunctionMode):
 def letter_flops(model: LanguageModel) -> int:
     """FLOPs of one letter of `model`: one window through the model as written, counted
     the first time (for a served model, as it is loaded), then read."""
-    kept = _letter.get(id(model))
-    if kept is not None and kept[0] is model:
-        return kept[1]
+    kept = _letter.get(model)
+    if kept is not None:
+        return kept
     window = torch.ones(1, model.block_size, dtype=torch.long)  # full: every position a letter
     counter = Flops()
     with torch.no_grad(), counter:
         model.layer_logits(window)
     flops = max(counter.total, len(model.vocab))
-    _letter[id(model)] = (model, flops)
+    _letter[model] = flops
     return flops

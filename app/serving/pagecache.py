@@ -15,9 +15,10 @@ Every response of such a URL carries a strong `ETag` (a hash of its bytes) and
 
 Invalidation does not trust any counter: the cache remembers the very `LoadedModel` objects it
 was filled with (strong references, so their identities cannot be reused) and drops everything
-the moment the app's registry holds a different set of objects, whatever the names. A loaded
-model never changes in place: it is frozen at load and serving only reads it
-(app/lm/base.py).
+the moment the app's registry holds a different set of objects, whatever the names: a model
+added, removed or replaced while the server runs (app/serving/reloading.py) empties it, and a
+page rendered while the models changed is sent but not kept. A loaded model never changes in
+place: it is frozen at load and serving only reads it (app/lm/base.py).
 
 The cache is bounded in bytes, every byte it keeps counted (the key, the headers, the body and
 an allowance for the objects holding them), and evicts the least recently used pages. Its key
@@ -43,7 +44,7 @@ from app.serving.routes import flat_routes, path_regex
 
 NOT_KEPT = b"no-store"  # a 200 answer whose Cache-Control says so is sent on, not kept
 MAX_BYTES = 32 * 2**20  # bodies kept, in all
-CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at a restart)
+CACHE_CONTROL = b"no-cache"  # keep it, but revalidate (the models can change at any time)
 ENTRY_BYTES = 512  # an entry's objects beyond its bytes (the Page, its lists, tuples, dict slot)
 
 
@@ -140,7 +141,8 @@ class PageCache:
         registry = getattr(scope["app"].state, "registry", None)
         if registry is None:  # not started yet
             return await self.app(scope, receive, send)
-        self._follow(registry.models)
+        models = registry.models  # never changed in place once served (Registry)
+        self._follow(models)
         query, names = normalised(scope["query_string"])
         key = (scope["path"], query)
         page = self.pages.get(key)
@@ -150,7 +152,9 @@ class PageCache:
             if page is None:  # not a 200: already sent as it was
                 return
             known = declared(scope.get("route"))  # the router notes the route it ran
-            if known is not None and names <= set(known):
+            # kept only if the models did not change while it was rendered: a page of a model
+            # replaced meanwhile (app/serving/reloading.py) is sent, never kept for others
+            if known is not None and names <= set(known) and registry.models is models:
                 self._store(key, page)
         else:
             self.hits += 1

@@ -23,7 +23,13 @@ from app.domain.services import NoTable
 from app.domain.training import TrainingOff
 from app.lm.vocab import InvalidName
 from app.store.jobinput import BadJobInput, TooMuchData
-from app.store.registry import Registry, UnknownModel
+from app.store.registry import (
+    NoModelLoaded,
+    Registry,
+    ShippedModel,
+    TooManyUserModels,
+    UnknownModel,
+)
 from app.store.runner import NameTaken, QueueFull, UnknownJob
 from app.web.templating import render
 
@@ -34,7 +40,8 @@ class BadInput(ValueError):
 
 # Every domain error's status, for JSON and HTML alike.
 STATUS: dict[type[Exception], int] = {UnknownModel: 404, NoTable: 409, InvalidParam: 422,
-                                      InvalidName: 422, BadInput: 422}
+                                      InvalidName: 422, BadInput: 422, ShippedModel: 403,
+                                      TooManyUserModels: 409, NoModelLoaded: 503}
 # Training jobs' (app/domain/training.py, app/store/jobinput.py and runner.py).
 STATUS |= {BadJobInput: 422, TooMuchData: 413, NameTaken: 409, QueueFull: 429, UnknownJob: 404,
            TrainingOff: 503}
@@ -60,6 +67,9 @@ def page_error(exc: Exception, registry: Registry) -> PageError:
         available = ", ".join(registry.names()) or "none"
         return PageError(status, f"There is no model called {exc.name!r}.",
                          f"Pick one of the loaded models: {available}.")
+    if isinstance(exc, NoModelLoaded):
+        return PageError(status, sentence(str(exc)),
+                         "Try again in a moment, or tell the server's operator.")
     if isinstance(exc, NoTable):
         return PageError(status, sentence(str(exc)),
                          "Pick a model of the right type from the list.")
@@ -168,6 +178,9 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, InvalidName):  # services raise InvalidParam; this is a safety net
             error = {"type": "invalid_name", "loc": [], "msg": str(exc)}
             return SafeJSONResponse(status_code=status, content={"detail": [error]})
+        if isinstance(exc, TooManyUserModels):  # what to delete, as a list too
+            return SafeJSONResponse(status_code=status, content={"detail": str(exc),
+                                                                 "user_models": exc.names})
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFull) else None
         return SafeJSONResponse(status_code=status, content={"detail": str(exc)}, headers=headers)
 

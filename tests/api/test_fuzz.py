@@ -67,6 +67,7 @@ def operations(request):
 def test_the_document_covers_the_api(operations):
     assert {op.label for op in operations} == {
         "GET /healthz", "GET /readyz", "GET /api/models", "GET /api/models/{model}",
+        "DELETE /api/models/{model}",
         "POST /api/models/{model}/sample", "GET /api/models/{model}/sample",
         "POST /api/models/{model}/score", "GET /api/models/{model}/score", "GET /api/compare",
         "GET /api/history",
