@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from app import api, middleware, pages
 from app.config import STATIC_DIR, Settings
 from app.domain import cost
-from app.serving import batching, logs, worker
+from app.serving import batching, jobs, logs, worker
 from app.serving.pagecache import PageCache
 from app.serving.reloading import Reloader
 from app.store.checks import Limits
@@ -80,7 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        for op in ("scoring", "sampling")))
         reloader = app.state.reloader = Reloader(app.state.registry, settings.reload_seconds)
         reloader.start()  # the registry follows its folders (app/serving/reloading.py)
+        users = next((f.path for f in app.state.registry.folders if f.user), None)
+        jobs.start(app, settings, users)  # training jobs write into the users' folder
         yield
+        await jobs.stop(app)
         await reloader.stop()
 
     # FastAPI whose /docs (Swagger UI) and /redoc load their scripts from this app (files shipped
