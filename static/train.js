@@ -22,13 +22,13 @@
 
   var live = document.getElementById("job-live");
   if (!live || live.dataset.settled === "1" || !window.EventSource) return;
-  var busy = false, again = false, polls = 0, FINAL = ["done", "failed", "cancelled", "interrupted"];
+  var busy = false, again = false, after = null, polls = 0, FINAL = ["done", "failed", "cancelled", "interrupted"];
   function settled() {
     var facts = live.querySelector("[data-settled]");
     return facts && facts.dataset.settled === "1";
   }
-  function refresh(then) {
-    if (busy) { again = true; return; }
+  function refresh(then) {  // one fetch at a time; a later ask (and its `then`) runs after it
+    if (busy) { again = true; after = then || after; return; }
     busy = true;
     fetch(live.dataset.live, {cache: "no-store"}).then(function (r) {
       return r.ok ? r.text() : null;
@@ -36,7 +36,11 @@
       if (html !== null) live.innerHTML = html;
     }).catch(function () {}).then(function () {
       busy = false;
-      if (again) { again = false; refresh(then); } else if (then) then();
+      if (again) {
+        var next = after || then;
+        again = false; after = null;
+        refresh(next);
+      } else if (then) then();
     });
   }
   function untilSettled() {  // a done job's model is served a moment after the job ends

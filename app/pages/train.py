@@ -93,8 +93,8 @@ async def submit_training(request: Request, registry: RegistryDep):
 def loss_chart(job: JobState, reference: float | None) -> plots.LineChart | None:
     """The running training loss and the validation points so far against the step; the
     bigram of the same names as a reference line."""
-    if not job.losses["step"] and not job.history["step"]:
-        return None
+    if len(job.losses["step"]) < 2 and len(job.history["step"]) < 2:
+        return None  # a line needs two points
     series = [plots.Series("training loss", "train", job.losses["step"], job.losses["loss"]),
               plots.Series("validation loss", "val", job.history["step"], job.history["val"],
                            markers=True)]
@@ -114,7 +114,9 @@ async def job_context(request: Request, registry: Registry, job_id: str) -> dict
     names = None
     if model is not None:
         names = (await batching.sample(model, SampleParams(n=10, seed=SAMPLE_SEED))).names
-    val = job.history["val"][-1] if job.history["val"] else job.metrics.get("val_nll")
+    # done: the model's own (the checkpoint keeps the weights of the best validation loss)
+    val = job.metrics.get("val_nll") if job.state == "done" else \
+        (job.history["val"][-1] if job.history["val"] else None)
     return {"nav": "train", "title": f"Training {job.name}", "job": job,
             "elapsed": job.elapsed(time.time()), "left": job.seconds_left(),
             "reference": reference, "val": val, "chart": loss_chart(job, reference),
