@@ -70,6 +70,7 @@ def test_paste_names_train_a_bigram_then_an_mlp_watch_it_learn_and_sample(server
     assert max(steps) == 300 and page.evaluate("window.notReloaded") is True  # by script
     assert page.locator("#job-lines .series.val circle").count() >= 2  # the curve grew
     assert "bigram of the same names" in page.locator("#job-val").inner_text()
+    assert page.locator(".cancel-form").is_hidden()  # nothing left to cancel
 
     page.locator('a[href="/sample?model=madenet"]').click()
     page.wait_for_url(re.compile(r"/sample\?model=madenet$"))
