@@ -65,13 +65,15 @@ async def train_page(request: Request, registry: RegistryDep):
 async def submit_training(request: Request, registry: RegistryDep):
     """Queue the job and go to its page (303); a refusal shows the form again, as it was
     typed, with the message next to the field it is about."""
-    form = await request.form(max_files=1, max_fields=FORM_FIELDS,
-                              max_part_size=MAX_UPLOAD_BYTES)
-    fields = {k: v.strip() if k != "text" else v for k, v in form.items() if isinstance(v, str)}
+    async with request.form(max_files=1, max_fields=FORM_FIELDS,
+                            max_part_size=MAX_UPLOAD_BYTES) as form:  # closed: its file too
+        fields = {k: v.strip() if k != "text" else v for k, v in form.items()
+                  if isinstance(v, str)}
+        upload = form.get("file")  # a browser sends an empty part when no file was chosen
+        chosen = hasattr(upload, "read") and (upload.filename or upload.size)
+        file = (await upload.read(), upload.filename) if chosen else None
     ctx = form_context(request, registry, {k: fields.get(k, "") for k in TEXT_FIELDS})
     token = fields.pop("token", "")
-    upload = form.get("file")  # a browser sends an empty part when no file was chosen
-    chosen = hasattr(upload, "read") and (upload.filename or upload.size)
     try:
         check_trainer(request.app.state.settings,
                       request.headers.get("authorization") or (f"Bearer {token}" if token else ""))
@@ -79,7 +81,6 @@ async def submit_training(request: Request, registry: RegistryDep):
         if training is None:
             raise HTTPException(503, "training is off on this server: the users' models folder "
                                      "(NAMELAB_USER_MODELS_DIR) could not be created or written")
-        file = (await upload.read(), upload.filename) if chosen else None
         job = await run_in_threadpool(submit_form, training, fields, file)
     except HTTPException as e:
         where = "token" if e.status_code == 401 else "form"
@@ -152,8 +153,8 @@ async def job_page(request: Request, job_id: str, registry: Registry,
 @router.post("/train/{job_id}/cancel", response_class=HTMLResponse, summary="Cancel a job")
 async def cancel_job(request: Request, job_id: str, registry: RegistryDep):
     """Stop the job (its model is never written) and show its page again (303)."""
-    form = await request.form(max_files=0, max_fields=4)
-    token = str(form.get("token") or "")
+    async with request.form(max_files=0, max_fields=4) as form:
+        token = str(form.get("token") or "")
     check_trainer(request.app.state.settings,
                   request.headers.get("authorization") or (f"Bearer {token}" if token else ""))
     training = training_of(request)

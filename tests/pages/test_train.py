@@ -149,3 +149,16 @@ def test_a_server_with_a_token_asks_for_it_in_the_form(models_dir, tmp_path):
         assert r.status_code == 401 and "the token is wrong" in field_error(r.text, "token")
         assert f">{NAMES}</textarea>" in r.text
         assert submit(c, token="s3cret").status_code == 303
+
+
+def test_an_uploaded_file_is_the_names_and_a_bad_one_is_refused_beside_them(trainer):
+    form = {"kind": "bigram", "name": "fromfile", "text": "", "dataset": ""}
+    latin1 = trainer.post("/train", data=form, files={"file": ("pets.txt", "Zoé\nRex\n".encode(
+        "latin-1"), "text/plain")}, follow_redirects=False)
+    assert latin1.status_code == 422 and "UTF-8" in field_error(latin1.text, "names")
+    r = trainer.post("/train", data=form, files={"file": ("pets.txt", NAMES.encode(),
+                                                          "text/plain")}, follow_redirects=False)
+    assert r.status_code == 303
+    job = trainer.get("/api/train/" + r.headers["location"].rsplit("/", 1)[1]).json()
+    assert job["data"]["n_names"] == len(TINY_NAMES) * 4
+    assert job["data"]["source"] == "the file pets.txt"
