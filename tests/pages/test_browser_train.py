@@ -90,3 +90,24 @@ def test_the_train_page_fits_a_phone(server, browser):
     box = page.get_by_role("button", name="Train").bounding_box()
     assert box["x"] + box["width"] <= PHONE["width"]
     context.close()
+
+
+def test_the_token_is_asked_once_per_tab(models_dir, tmp_path, page, console):
+    env = {"NAMELAB_USER_MODELS_DIR": str(tmp_path / "users"), "NAMELAB_TRAIN_TOKEN": "s3cret"}
+    with live_process(models_dir, env=env) as (base, _):
+        page.goto(base + "/train")
+        token = page.locator("input[name=token]")
+        token.fill("wrong")
+        page.locator("textarea[name=text]").fill("\n".join(made_up_names()))
+        page.locator("input[name=name]").fill("tok")
+        page.get_by_role("button", name="Train").click()
+        assert "the token is wrong" in page.locator("#error-token").inner_text()
+        assert token.is_visible()  # refused: asked again, the names kept
+        token.fill("s3cret")
+        page.get_by_role("button", name="Train").click()
+        page.wait_for_url(re.compile(r"/train/[0-9a-f]+$"))
+        page.goto(base + "/train")
+        assert page.locator("input[name=token]").is_hidden()  # kept for this tab
+        train(page, base, name="tok2", kind="bigram")  # sent without being typed again
+        page.locator("#job-names li").nth(9).wait_for(timeout=TIMEOUT)
+    assert [e for e in console.errors if "401" not in e] == []
