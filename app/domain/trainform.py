@@ -13,7 +13,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -134,11 +134,15 @@ class BigramReference:
         self.lock = threading.Lock()
         self.known: OrderedDict[str, float | None] = OrderedDict()
 
-    def __call__(self, job: JobState, words: list[str]) -> float | None:
+    def __call__(self, job: JobState, words: Callable[[], list[str]]) -> float | None:
+        """`words`: reads the job's names (only when not known yet); None if they are gone."""
         with self.lock:
             if job.id in self.known:
                 return self.known[job.id]
-        value = bigram_val_nll(words)
+        try:
+            value = bigram_val_nll(words())
+        except OSError:  # the job's names file was removed (an old job's, pruned)
+            return None
         with self.lock:
             self.known[job.id] = value
             while len(self.known) > self.KEEP:

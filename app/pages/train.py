@@ -109,8 +109,8 @@ async def job_context(request: Request, registry: Registry, job_id: str) -> dict
     if training is None:
         raise HTTPException(503, "training is off on this server")
     job = training.runner.get(job_id)
-    words = await run_in_threadpool(training.runner.jobs.words, job.id)
-    reference = await run_in_threadpool(bigram_reference, job, words)
+    reference = await run_in_threadpool(bigram_reference, job,
+                                        lambda: training.runner.jobs.words(job.id))
     model = registry.models.get(job.name) if job.state == "done" else None
     names = None
     if model is not None:

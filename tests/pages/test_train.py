@@ -19,6 +19,7 @@ from app.config import Settings
 from app.domain import trainform
 from app.main import create_app
 from app.store.jobinput import TRAINABLE
+from app.store.jobs import JobState
 from tests.conftest import TINY_NAMES
 
 DEADLINE = 120.0
@@ -162,3 +163,20 @@ def test_an_uploaded_file_is_the_names_and_a_bad_one_is_refused_beside_them(trai
     job = trainer.get("/api/train/" + r.headers["location"].rsplit("/", 1)[1]).json()
     assert job["data"]["n_names"] == len(TINY_NAMES) * 4
     assert job["data"]["source"] == "the file pets.txt"
+
+
+def test_the_yardstick_is_counted_once_per_job_and_none_when_its_names_are_gone():
+    reference, reads = trainform.BigramReference(), []
+    job = JobState(id="abc123", kind="mlp", name="x")
+
+    def words():
+        reads.append(1)
+        return TINY_NAMES
+
+    first = reference(job, words)
+    assert first is not None and reference(job, words) == first and len(reads) == 1
+
+    def gone():
+        raise FileNotFoundError("abc.txt")
+
+    assert reference(JobState(id="def456", kind="mlp", name="y"), gone) is None
