@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reloader = app.state.reloader = Reloader(app.state.registry, settings.reload_seconds)
         reloader.start()  # the registry follows its folders (app/serving/reloading.py)
         users = next((f.path for f in app.state.registry.folders if f.user), None)
-        jobs.start(app, settings, users)  # training jobs write into the users' folder
+        jobs.start(app, settings, users)  # training jobs write there (app/serving/jobs.py)
         yield
         await jobs.stop(app)
         await reloader.stop()

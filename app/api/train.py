@@ -20,14 +20,19 @@ from pydantic import ValidationError
 from app.api.schemas import TrainRequest
 from app.config import MAX_UPLOAD_BYTES
 from app.domain.training import job_view, submit, submit_form
+from app.serving.jobs import served
 from app.store.jobinput import BadJobInput
-from app.web.deps import TrainingDep
+from app.web.deps import TrainerDep, TrainingDep
 from app.web.errors import not_json
 
 router = APIRouter(prefix="/api", tags=["training"])
 EVENT_POLL = 0.25  # seconds between two reads of a job's state while its events stream
 KEEP_ALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing
 FORM_FIELDS = 64  # fields of a training form, at most (the options of the largest kind: 14)
+# Who may train and cancel (app/web/deps.py, require_trainer).
+TRAINER = {401: {"description": "NAMELAB_TRAIN_TOKEN is set and the request does not carry it"},
+           403: {"description": "training is off on this server: not on a loopback address, "
+                                "and NAMELAB_TRAIN_TOKEN is not set"}}
 JOB_ERRORS = {
     404: {"description": "no such job"},
     409: {"description": "the model name is taken (a served model or another job's), or the "
@@ -49,17 +54,18 @@ BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/train", summary="Train a model", status_code=202, openapi_extra=BODY,
-             responses={k: v for k, v in JOB_ERRORS.items() if k != 404})
+             dependencies=[TrainerDep],
+             responses={**TRAINER, **{k: v for k, v in JOB_ERRORS.items() if k != 404}})
 async def train_model(request: Request, training: TrainingDep) -> JSONResponse:
     """Queue a training job: the names (a list, text one per line, an uploaded file, or an SSA
     spec), the kind, the new model's name and the kind's options; 202 with its id and URL."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=FORM_FIELDS,
-                                  max_part_size=MAX_UPLOAD_BYTES)
-        upload = form.get("file")  # a browser sends an empty part when no file was chosen
-        chosen = hasattr(upload, "read") and (upload.filename or upload.size)
-        file = (await upload.read(), upload.filename) if chosen else None
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        async with request.form(max_files=1, max_fields=FORM_FIELDS,
+                                max_part_size=MAX_UPLOAD_BYTES) as form:
+            upload = form.get("file")  # a browser sends an empty part when no file is chosen
+            chosen = hasattr(upload, "read") and (upload.filename or upload.size)
+            file = (await upload.read(), upload.filename) if chosen else None
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
         job = await run_in_threadpool(submit_form, training, fields, file)
     else:
         try:
@@ -77,26 +83,30 @@ async def train_model(request: Request, training: TrainingDep) -> JSONResponse:
 
 
 @router.get("/train/{job_id}", summary="A training job's state", responses={404: JOB_ERRORS[404]})
-async def get_training_job(job_id: str, training: TrainingDep) -> dict[str, Any]:
+async def get_training_job(job_id: str, training: TrainingDep,
+                           request: Request) -> dict[str, Any]:
     """State (queued, running, done, failed, cancelled, interrupted), step and total steps,
-    losses so far, elapsed time and time left; once done, the new model and its links."""
-    return job_view(training.runner.get(job_id))
+    losses so far, elapsed time and time left; once done (and served), the new model and its
+    links."""
+    return job_view(await served(request.app, training.runner.get(job_id)))
 
 
 @router.get("/train/{job_id}/events", summary="A training job's state as server-sent events",
             responses={404: JOB_ERRORS[404], 200: {"content": {"text/event-stream": {}}}})
-async def stream_training_job(job_id: str, training: TrainingDep) -> StreamingResponse:
+async def stream_training_job(job_id: str, training: TrainingDep,
+                              request: Request) -> StreamingResponse:
     """The state of GET /api/train/{id} as an event each time it changes (a step, a loss, the
     state), ending with the final state."""
     training.runner.get(job_id)  # 404 now, not inside a stream that has begun
-    return StreamingResponse(events(training, job_id), media_type="text/event-stream",
+    return StreamingResponse(events(request.app, training, job_id),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-async def events(training, job_id: str) -> AsyncIterator[str]:
+async def events(app, training, job_id: str) -> AsyncIterator[str]:
     last, quiet = None, 0.0
     while True:
-        job = training.runner.get(job_id)
+        job = await served(app, training.runner.get(job_id))
         key = (job.state, job.step, len(job.history["step"]), len(job.losses["step"]))
         if key != last:
             yield f"id: {job.step}\ndata: {json.dumps(job_view(job))}\n\n"
@@ -110,8 +120,8 @@ async def events(training, job_id: str) -> AsyncIterator[str]:
         quiet += EVENT_POLL
 
 
-@router.delete("/train/{job_id}", summary="Cancel a training job",
-               responses={404: JOB_ERRORS[404]})
+@router.delete("/train/{job_id}", summary="Cancel a training job", dependencies=[TrainerDep],
+               responses={**TRAINER, 404: JOB_ERRORS[404]})
 async def cancel_training_job(job_id: str, training: TrainingDep) -> dict[str, Any]:
     """Stop a queued or running job (its model is never written); a finished job is left as
     it is. Answers the job's state once it has stopped."""

@@ -45,3 +45,12 @@ async def stop(app: FastAPI) -> None:
     training: Training | None = getattr(app.state, "training", None)
     if training is not None:
         await asyncio.to_thread(training.runner.stop)
+
+
+async def served(app: FastAPI, job: JobState) -> JobState:
+    """`job`, once done, answered only when this server serves its model: the job process says
+    done as soon as its file is written, and this server (or a replica's, sharing the folder)
+    may not have scanned it yet, so a pass is made now, before the answer."""
+    if job.state == "done" and job.model and job.model not in app.state.registry.models:
+        await app.state.reloader.sync()
+    return job

@@ -198,13 +198,14 @@ class Interrupted(BaseException):  # noqa: N818 (a signal, like KeyboardInterrup
 class JobProcess:
     """The job, in its own process: train, report, publish, say how it ended."""
 
-    def __init__(self, state_file: Path, out_dir: Path) -> None:
+    def __init__(self, state_file: Path, out_dir: Path, server: int | None = None) -> None:
         self.jobs = Jobs(state_file.parent)
         self.out_dir = out_dir
         self.job = self.jobs.get(state_file.stem)
         self.lock = threading.Lock()
         self.last_write = 0.0
         self.parent = os.getppid()
+        self.server = server  # the pid of the server that started it, if one did
         # how the job ends when Interrupted unwinds it: (state, one-line reason)
         self.ending: tuple[State, str] = ("interrupted", "the job process got SIGTERM")
         # Once set, SIGTERM no longer stops the job: its model is being written, and a job
@@ -251,7 +252,7 @@ class JobProcess:
             self.save(force=True)
             if self.jobs.cancel_asked(self.job.id):
                 self.ending = ("cancelled", "cancelled")
-            elif os.getppid() != self.parent:
+            elif os.getppid() != self.parent or (self.server and not alive(self.server)):
                 self.ending = ("interrupted", "the server that ran the job stopped")
             else:
                 continue
@@ -318,11 +319,25 @@ def limit_resources() -> None:
         pass
 
 
-def run(state_file: Path | str, out_dir: Path | str) -> int:
+def run(state_file: Path | str, out_dir: Path | str, server: int | None = None) -> int:
     """The job process's body: the job whose state is `state_file`, its checkpoint into
-    `out_dir` (the users' models)."""
+    `out_dir` (the users' models); `server`: the pid of the server whose job it is (when it
+    is gone, the job ends itself, interrupted)."""
     limit_resources()
-    return JobProcess(Path(state_file), Path(out_dir)).run()
+    return JobProcess(Path(state_file), Path(out_dir), server).run()
+
+
+def alive(pid: int | None) -> bool:
+    """Whether process `pid` exists (a zombie counts until its parent reaps it)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def main(argv: list[str]) -> int:

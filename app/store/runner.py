@@ -32,7 +32,7 @@ from pathlib import Path
 
 from app.store.checkpoints import checkpoint_path
 from app.store.jobinput import Names, Options
-from app.store.jobs import STALE, Jobs, JobState, leftovers, run
+from app.store.jobs import STALE, Jobs, JobState, alive, leftovers, run
 
 log = logging.getLogger("namelab.jobs")
 POLL = 0.05  # seconds between two looks at the job processes while one runs
@@ -64,18 +64,6 @@ def _context():
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["app.store.jobs", "app.store.training", "app.store.jobinput"])
     return ctx
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Runner:
@@ -216,7 +204,7 @@ class Runner:
             if not self.jobs.claim(job.id):
                 continue  # another replica took it just now
             proc = _context().Process(target=run, args=(str(self.jobs.path(job.id)),
-                                                        str(self.out_dir)),
+                                                        str(self.out_dir), os.getpid()),
                                       name=f"namelab-job-{job.id}")
             proc.start()
             self.procs[job.id] = proc

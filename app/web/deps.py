@@ -44,18 +44,6 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
-async def get_training(request: Request) -> Training:
-    """The server's training jobs (503 when users' models, where jobs write, are off)."""
-    training = getattr(request.app.state, "training", None)
-    if training is None:
-        raise TrainingOff("training is off on this server: the users' models folder "
-                          "(NAMELAB_USER_MODELS_DIR) could not be created or written")
-    return training
-
-
-TrainingDep = Annotated[Training, Depends(get_training)]
-
-
 def is_loopback(host: str) -> bool:
     """Whether the server's address (NAMELAB_HOST, `namelab serve --host`) reaches this machine
     only: 127.0.0.0/8, ::1 or localhost. 0.0.0.0, :: and any other name or address do not."""
@@ -96,3 +84,15 @@ def check_trainer(settings: Settings, authorization: str) -> None:
 
 
 TrainerDep = Depends(require_trainer)  # dependencies=[TrainerDep] on a route that trains/deletes
+
+
+async def get_training(request: Request) -> Training:
+    """The server's training jobs (503 when users' models, where jobs write, are off)."""
+    training = getattr(request.app.state, "training", None)
+    if training is None:
+        raise TrainingOff("training is off on this server: the users' models folder "
+                          "(NAMELAB_USER_MODELS_DIR) could not be created or written")
+    return training
+
+
+TrainingDep = Annotated[Training, Depends(get_training)]

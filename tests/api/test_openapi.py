@@ -41,10 +41,10 @@ ENDPOINTS = [
     ("get", "/api/models/{model}/embeddings", {"200", "404", "409", "422"}),
     ("get", "/api/models/{model}/next", {"200", "404", "422"}),
     ("get", "/api/models/{model}/attention", {"200", "404", "422"}),
-    ("post", "/api/train", {"202", "400", "409", "413", "422", "429", "503"}),
+    ("post", "/api/train", {"202", "400", "401", "403", "409", "413", "422", "429", "503"}),
     ("get", "/api/train/{job_id}", {"200", "404", "422"}),
     ("get", "/api/train/{job_id}/events", {"200", "404", "422"}),
-    ("delete", "/api/train/{job_id}", {"200", "404", "422"}),
+    ("delete", "/api/train/{job_id}", {"200", "401", "403", "404", "422"}),
 ]
 
 

@@ -291,3 +291,41 @@ def test_a_job_killed_after_publishing_its_model_is_done_and_leaves_no_temporary
     assert job.state == "done" and job.model == "pets"
     assert user_files(users) == ["pets.safetensors"]
     assert load_checkpoint(users / "pets.safetensors").meta.model_type == "bigram"
+
+
+# A server in miniature: a runner in a process of its own, running one long MLP job.
+SERVER = """
+import sys, time
+from pathlib import Path
+from app.lm import KINDS
+from app.store.jobinput import check_options, names_from_list
+from app.store.runner import Runner
+from tests.conftest import TINY_NAMES
+
+if __name__ == "__main__":
+    runner = Runner(Path(sys.argv[1]))
+    runner.start()
+    options = check_options(KINDS["mlp"], {"steps": 100_000, "warmup": 10}, 100_000, 2_000_000)
+    job = runner.submit("mlp", "long", names_from_list(TINY_NAMES * 4), options)
+    print(job.id, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_job_whose_server_is_killed_with_sigkill_ends_itself_interrupted(tmp_path):
+    users = tmp_path / "users"
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    server = subprocess.Popen([sys.executable, str(script), str(users)], cwd=ROOT,
+                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with server.stdout:
+        job_id = server.stdout.readline().decode().strip()
+        jobs = Jobs.beside(users)
+        job = wait_for(jobs, job_id, lambda j: j.step > 0)
+        server.kill()
+        server.wait()
+    job = wait_for(jobs, job_id, lambda j: j.final)  # the job process saw its server go
+    assert job.state == "interrupted" and job.error == "the server that ran the job stopped"
+    with pytest.raises(ProcessLookupError):
+        wait_for(jobs, job_id, lambda j: os.kill(job.pid, 0) and False, deadline=10)
+    assert user_files(users) == []
