@@ -32,7 +32,7 @@ MAX_BODY_BYTES = 2**20
 # take one are allowed that much more body than MAX_BODY_BYTES, here and nowhere else
 # (app/middleware/body_limit.py): the file, and a form's other fields and boundaries.
 MAX_UPLOAD_BYTES = 4 * 2**20
-LARGE_BODIES = {"/api/train": MAX_UPLOAD_BYTES + 2**16}
+LARGE_BODIES = {"/api/train": MAX_UPLOAD_BYTES + 2**16, "/train": MAX_UPLOAD_BYTES + 2**16}
 
 
 class Settings(BaseSettings):

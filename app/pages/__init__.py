@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.pages import bigram, embeddings, explore, models, overview, sample, score
+from app.pages import bigram, embeddings, explore, models, overview, sample, score, train
 
-ROUTERS = (overview, bigram, embeddings, sample, score, models, explore)
+ROUTERS = (overview, bigram, embeddings, sample, score, models, explore, train)
 
 
 def install(app: FastAPI) -> None:

@@ -61,13 +61,18 @@ async def require_trainer(request: Request) -> None:
     time; 401 with WWW-Authenticate: Bearer otherwise); without it, only on a server whose
     address is a loopback one (NAMELAB_HOST: `namelab serve` sets it from --host); elsewhere
     (the Docker image and the replicas serve on 0.0.0.0) 403 saying what to configure."""
-    settings: Settings = request.app.state.settings
+    check_trainer(request.app.state.settings, request.headers.get("authorization", ""))
+
+
+def check_trainer(settings: Settings, authorization: str) -> None:
+    """require_trainer's check of an Authorization value (the /train page's form sends the
+    token as a field when no script can set the header: app/pages/train.py)."""
     token = settings.train_token
     if token is None:
         if is_loopback(settings.host):
             return
         raise HTTPException(403, TRAINING_OFF.format(host=settings.host))
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    scheme, _, given = authorization.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         why = ("no Authorization header" if not scheme else "an empty token"
                if scheme.lower() == "bearer" else f"not a Bearer token: {scheme[:20]!r}")

@@ -38,6 +38,7 @@ NAV = [
     ("sample", "sample_page", "Sample"),
     ("score", "score_page", "Score"),
     ("next", "show_next", "Next letter"),
+    ("train", "train_page", "Train"),
 ]
 
 

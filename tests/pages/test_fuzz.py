@@ -83,7 +83,12 @@ PAGES: dict[str, dict[str, st.SearchStrategy]] = {
     "/models/{model}": {"name": st.text(LETTERS, min_size=1, max_size=8)},
     "/next": {"model": MODEL, "prefix": st.text(LETTERS, max_size=8),
               "temperature": st.floats(0.001, 5).map(repr), "top_k": ints(1, 27)},
+    "/train": {},
+    "/train/{job_id}": {},
+    "/train/{job_id}/live": {},
 }
+POSTS = {"/train/{job_id}/cancel"}  # a form's POST only (tests/pages/test_train.py)
+JOB = st.one_of(st.text("0123456789abcdef", min_size=1, max_size=16), WILD)
 DOWNLOADS = {"/bigram/table.csv": "text/csv", "/bigram/table.json": "application/json"}
 
 
@@ -101,7 +106,7 @@ def fuzz_client(models_dir, tiny_names_file, tmp_path_factory):
 
 def test_every_page_is_fuzzed():
     routes = {route.path for module in ROUTERS for route in module.router.routes}
-    assert routes == set(PAGES)
+    assert routes == set(PAGES) | POSTS
 
 
 @st.composite
@@ -127,8 +132,10 @@ CASES = [(path, focus) for path, params in PAGES.items() for focus in [*params] 
 
 @pytest.mark.parametrize(("path", "focus"), CASES, ids=[f"{p} {f or ''}" for p, f in CASES])
 def test_no_page_answers_any_query_with_a_5xx(fuzz_client, path, focus):
-    url = st.sampled_from([path]) if "{model}" not in path else st.one_of(MODEL, WILD).map(
-        lambda m: path.replace("{model}", quote(m, safe="")))
+    url = st.just(path)
+    for key, values in (("{model}", st.one_of(MODEL, WILD)), ("{job_id}", JOB)):
+        if key in path:
+            url = values.map(lambda v, k=key: path.replace(k, quote(v, safe="")))
 
     @given(url=url, params=query(PAGES[path], focus))
     @hsettings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -84,3 +84,28 @@ def test_screenshots(browser):
             target = page.locator(element) if element else page
             target.screenshot(path=str(out / name), animations="disabled")
             context.close()
+
+
+def test_screenshots_of_training(browser, tmp_path):
+    """train.png (the form) and train-job.png (an MLP of 300 made-up names, done), on a server
+    whose users' folder is tmp_path: the shipped models/ get no new file."""
+    from tests.live import live_process
+    from tests.pages.test_browser_train import made_up_names
+
+    out = Path(OUT)
+    out.mkdir(parents=True, exist_ok=True)
+    env = {"NAMELAB_USER_MODELS_DIR": str(tmp_path / "users")}
+    with live_process(MODELS, env=env) as (base, _):
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.goto(base + "/train")
+        page.locator("textarea[name=text]").fill("\n".join(made_up_names()))
+        page.locator("input[name=name]").fill("made")
+        page.locator("select[name=kind]").select_option("mlp")
+        page.locator("input[name=steps]").fill("600")
+        page.locator("input[name=eval_interval]").fill("50")
+        page.screenshot(path=str(out / "train.png"), animations="disabled")
+        page.get_by_role("button", name="Train").click()
+        page.locator("#job-names li").nth(9).wait_for(timeout=180_000)
+        page.screenshot(path=str(out / "train-job.png"), full_page=True, animations="disabled")
+        context.close()
