@@ -77,10 +77,12 @@ RUN set -eu; \
 # ---- runtime: Python, the venv, Namelab, a non-root user --------------------------------------
 FROM ${RUNTIME_IMAGE}
 
-# The user by its line in /etc/passwd (Debian's minbase has no useradd). It owns nothing: the
-# venv, the code and the shipped models are root's and read-only to it.
+# The user by its line in /etc/passwd (Debian's minbase has no useradd). It owns only
+# /data/users, where deploy/compose.yaml mounts the users' models (a new volume takes the
+# folder's owner); the venv, the code and the shipped models are root's and read-only to it.
 RUN echo 'namelab:x:10001:10001:namelab:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
-    && echo 'namelab:x:10001:' >> /etc/group
+    && echo 'namelab:x:10001:' >> /etc/group \
+    && mkdir -p /data/users && chown 10001:10001 /data/users
 
 # Two layers: the dependencies (900 MB, unchanged by code changes) and Namelab (2 MB).
 COPY --from=deps /opt/venv /opt/venv

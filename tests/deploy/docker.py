@@ -85,14 +85,15 @@ def get_json(url: str, **kwargs) -> dict:
 
 
 @contextmanager
-def compose_stack(app_image: str, proxy_image: str, replicas: int,
-                  project: str = TEST_ID) -> Iterator[tuple[str, list[str]]]:
+def compose_stack(app_image: str, proxy_image: str, replicas: int, project: str = TEST_ID,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[str, list[str]]]:
     """deploy/compose.yaml with `replicas` Namelab replicas behind the balancer, published on a
     free loopback port; yields (the balancer's URL, the docker-compose command) once every
-    replica answers through it. Removed at the end."""
+    replica answers through it (`env`: compose's variables, e.g. NAMELAB_TRAIN_TOKEN). Removed
+    at the end, its volumes too."""
     port = free_port()
     env = {**os.environ, "NAMELAB_IMAGE": app_image, "NAMELAB_PROXY_IMAGE": proxy_image,
-           "NAMELAB_PUBLISH": f"127.0.0.1:{port}"}
+           "NAMELAB_PUBLISH": f"127.0.0.1:{port}", **(env or {})}
     compose = ["docker-compose", "--no-ansi", "-f", str(ROOT / "deploy" / "compose.yaml"),
                "-p", project]
 

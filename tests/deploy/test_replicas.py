@@ -1,7 +1,8 @@
 """Three replicas behind HAProxy (deploy/compose.yaml) under a bounded load of mixed requests;
 one replica is killed (SIGKILL) and started again during the run. No request fails: the
 balancer sends a request whose replica is gone to another one. A seeded sample request gets the
-same answer whichever replica serves it."""
+same answer whichever replica serves it. Then a model trained through the balancer (issue 24)
+is served by every replica, and its job's state is read through all of them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ CONNECTIONS = 16
 KILL_AFTER = 500  # requests answered before the kill
 TIME_LIMIT = 300  # seconds, for the whole load
 NAMES = "emma olivia liam noah sophia jose zoe xavier amelia harper".split()
+TOKEN = "replicas-test-token"
+TRAINED = "replicated"
 
 
 def plan(n: int, seed: int = 0) -> list[tuple[str, str, dict | None]]:
@@ -72,7 +75,8 @@ async def load(url: str, requests: list, on_progress) -> list[tuple]:
 
 
 def test_three_replicas_lose_no_request_when_one_is_killed_and_restarted(images):
-    with compose_stack(images.app, images.proxy, REPLICAS) as (url, compose):
+    with compose_stack(images.app, images.proxy, REPLICAS,
+                       env={"NAMELAB_TRAIN_TOKEN": TOKEN}) as (url, compose):
         replicas = subprocess.run([*compose, "ps", "-q", "namelab"], capture_output=True,
                                   text=True, check=True).stdout.split()
         assert len(replicas) == REPLICAS
@@ -109,6 +113,7 @@ def test_three_replicas_lose_no_request_when_one_is_killed_and_restarted(images)
         while len(back) < REPLICAS and time.monotonic() < deadline:
             r = httpx.get(url + "/healthz", timeout=10)
             back.add(r.headers.get("x-namelab-replica"))
+        trained = train_through_the_balancer(url, replicas)
 
     failures = [r for r in results if r[3] != 200]
     assert len(results) == REQUESTS
@@ -131,3 +136,40 @@ def test_three_replicas_lose_no_request_when_one_is_killed_and_restarted(images)
     print(f"{REQUESTS} requests in {seconds:.1f} s ({REQUESTS / seconds:.0f}/s), 0 failed; "
           f"replica killed after {events['kill_index']} answers and healthy again "
           f"{events['healthy_at'] - events['killed_at']:.1f} s later")
+    job_readers, serving = trained
+    assert len(job_readers) == REPLICAS, job_readers  # every replica answered for the job
+    assert serving == set(replicas), serving  # and every one serves its model
+
+
+def train_through_the_balancer(url: str, replicas: list[str]) -> tuple[set[str], set[str]]:
+    """A bigram of 300 names trained through the balancer (the token compose passes on): the
+    replicas that answered for its job, and those that serve its model (asked inside each
+    container, since only the balancer is published)."""
+    names = [a + b + c for a in "bdklmnrst" for b in "aeiou" for c in ("la", "na", "ra",
+             "en", "on", "ie", "ah")][:300]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.post(url + "/api/train", json={"names": names, "kind": "bigram", "name": TRAINED},
+                   headers=auth, timeout=60)
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    readers: set[str] = set()
+    deadline = time.monotonic() + 120
+    state = None
+    while (state != "done" or len(readers) < len(replicas)) and time.monotonic() < deadline:
+        r = httpx.get(f"{url}/api/train/{job}", timeout=10)
+        assert r.status_code == 200, r.text
+        state = r.json()["state"]
+        assert state not in ("failed", "cancelled", "interrupted"), r.json()
+        readers.add(r.headers.get("x-namelab-replica"))
+        time.sleep(0.2)
+    assert state == "done"
+    serving: set[str] = set()
+    code = ("import urllib.request as u; "
+            f"print(u.urlopen('http://127.0.0.1:8000/api/models/{TRAINED}', timeout=9).status)")
+    deadline = time.monotonic() + 30  # each replica scans the shared folder every 0.5 s
+    while serving != set(replicas) and time.monotonic() < deadline:
+        for cid in set(replicas) - serving:
+            if docker("exec", cid, "python", "-c", code, check=False) == "200":
+                serving.add(cid)
+        time.sleep(0.5)
+    return readers, serving
