@@ -46,6 +46,13 @@ class Dataset:
         return {"spec": self.spec, "n_words": len(self.words), "sha256": self.sha256}
 
 
+class Counted(list):
+    """Words with a count each, `counts` parallel to them (a decades record's births): what a
+    trainer may draw examples in proportion to. The split keeps each word's count."""
+
+    counts: list[int]
+
+
 @dataclass(frozen=True)
 class Split:
     train: list[str]
@@ -98,14 +105,26 @@ def split_words(words: list[str], seed: int | None = 42) -> Split:
     """The classic lectures' split: random.seed(seed); random.shuffle(words); 80/10/10.
 
     seed=None means no split: every word is training data, val and test are empty.
+    Words with counts (`Counted`) keep them: each part is a Counted list of its words' counts.
     """
+    order = list(range(len(words)))
     if seed is None:
-        return Split(train=list(words), val=[], test=[])
-    words = list(words)
+        return Split(train=_part(words, order), val=[], test=[])
     random.seed(seed)  # the lectures seed the global RNG; keep it so numbers match theirs
-    random.shuffle(words)
+    random.shuffle(order)  # the same permutation as shuffling the words: it depends on n only
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return Split(train=words[:n1], val=words[n1:n2], test=words[n2:])
+    return Split(train=_part(words, order[:n1]), val=_part(words, order[n1:n2]),
+                 test=_part(words, order[n2:]))
+
+
+def _part(words: list[str], order: list[int]) -> list[str]:
+    out = [words[i] for i in order]
+    counts = getattr(words, "counts", None)
+    if counts is None:
+        return out
+    part = Counted(out)
+    part.counts = [counts[i] for i in order]
+    return part
 
 
 def _file_words(path: Path) -> list[str]:

@@ -32,6 +32,8 @@ import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
+from app.data import Counted
+
 FIRST_YEAR = 1880
 DECADES = tuple(range(1880, 2020, 10))  # decade starts; index 0..13
 SEXES = ("F", "M")
@@ -61,8 +63,10 @@ def _record_class(decade: int, sex: int) -> type[Record]:
                 {"__slots__": (), "decade": decade, "sex": sex})
 
 
-class Records(list):
-    """Records, and the births of each (sex, decade) summed over them: [sex][decade]."""
+class Records(Counted):
+    """Records, each one's births (`counts`, kept by the split: the trainer may draw examples
+    in proportion to them), and the births of each (sex, decade) summed over them:
+    [sex][decade]."""
 
     births: list[list[int]]
 
@@ -89,10 +93,11 @@ class DecadeData:
         """The records of every name but the held-out ones (what the model is split on), with
         their births by sex and decade (the prior the model keeps)."""
         out = Records()
-        out.births = [[0] * len(DECADES) for _ in SEXES]
+        out.counts, out.births = [], [[0] * len(DECADES) for _ in SEXES]
         for r, n in zip(self.records, self.births, strict=True):
             if str(r) not in self.held_out:
                 out.append(r)
+                out.counts.append(n)
                 out.births[r.sex][r.decade] += n
         return out
 
