@@ -52,6 +52,9 @@ class ConditionalConfig(MLPConfig):
     cond_dropout: float = param(
         0.2, "training's probability of hiding an example's decade (and, independently, its "
              "sex), so that the model also learns names of any decade and sex", ge=0, le=1)
+    births_weight: float = param(
+        1.0, "training draws each (name, sex, decade) example in proportion to its "
+             "births**w: 1 = as babies were named, 0 = one per record", ge=0, le=1)
 
 
 class ConditionalMLP(MLP):
@@ -85,6 +88,16 @@ class ConditionalMLP(MLP):
         cond = torch.tensor([(getattr(w, "decade", ANY_DECADE), getattr(w, "sex", ANY_SEX))
                              for w in words], dtype=torch.long).reshape(-1, 2)
         return torch.cat([X, cond.repeat_interleave(steps, dim=0)], dim=1), Y  # (N, T + 2)
+
+    def example_weights(self, words: list[str]) -> torch.Tensor | None:
+        """Each example's births (the words' `counts`, an `app.data.decades.Records` list's)
+        to the power births_weight, on every row of its name; None (every row alike) at 0 or
+        for words without counts."""
+        counts, w = getattr(words, "counts", None), self.cfg.births_weight
+        if counts is None or w == 0:
+            return None
+        steps = torch.tensor([len(x) + 1 for x in words])
+        return torch.tensor(counts, dtype=torch.float64).pow(w).repeat_interleave(steps)
 
     def note_dataset(self, words: list[str]) -> None:
         """The prior: each (sex, decade)'s share of the births of the records of the data (an
