@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from app.data import Dataset, split_words
 from app.data.decades import DECADES, SEXES, Record, Records
 from app.domain import era
-from app.lm import KINDS, Vocab
+from app.lm import KINDS, Bigram, Vocab
 from app.lm.base import build_examples
 from app.lm.conditional import ANY_DECADE, ANY_SEX, ConditionalConfig, ConditionalMLP
 from app.lm.config import OptimConfig
@@ -298,3 +298,15 @@ def test_a_name_given_mostly_in_one_decade_is_placed_there_when_weighted(births_
     model.note_dataset(records)
     (e,) = era.eras(model.freeze(), ["xoxo"], "records")
     assert e.decade == decade and max(e.by_decade) > at_least, e.by_decade
+
+
+def test_the_nll_per_baby_is_that_of_each_record_repeated_its_births_times(two_eras):
+    records = synthetic_records(40)
+    births = [1 + i % 5 for i in range(len(records))]
+    repeated = [r for r, n in zip(records, births, strict=True) for _ in range(n)]
+    assert era.births_nll(two_eras, records, births) == pytest.approx(
+        evaluate(two_eras, repeated), rel=1e-6)
+    bigram = Bigram(two_eras.vocab).fit(records, births)
+    torch.testing.assert_close(bigram.counts, Bigram(two_eras.vocab).fit(repeated).counts)
+    assert era.births_nll(bigram, records, births) == pytest.approx(
+        evaluate(bigram, repeated), rel=1e-9)
