@@ -29,7 +29,8 @@ SPEC = "ssa:1880-2017:decades"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    parser.add_argument("--weights", type=float, nargs="*", default=[0.0, 0.5, 1.0],
+                        help="none: only the records' row")
     parser.add_argument("--steps", type=int, default=4000)
     args = parser.parse_args()
 
@@ -46,6 +47,8 @@ def main() -> None:
           f"worst margin over the decade bigram (val NLL) | "
           f"{' | '.join(NAMES)} |")
     print("| --- " * (4 + len(NAMES)) + "|")
+    print(f"| the records: each name's births, share of the most common decade | | | | "
+          f"{' | '.join(records_decade(name) for name in NAMES)} |", flush=True)
     for w in args.weights:
         with tempfile.TemporaryDirectory() as out:
             result = train_to_checkpoint(
@@ -63,9 +66,24 @@ def main() -> None:
         cells = [f"{c.top1:.1%} / {c.top3:.1%} / {c.mae:.2f}" for c in checks]
         print(f"| {w:g} | {' | '.join(cells)} | {margin:.4f} | {' | '.join(names)} |",
               flush=True)
+    if not args.weights:
+        return
     c = checks[0]
     print(f"\nbaseline, always the {c.baseline_decade}s: {c.baseline_top1:.1%} / "
           f"{c.baseline_top3:.1%} / {c.baseline_mae:.2f} ({c.n_names:,} held-out names)")
+
+
+def records_decade(name: str) -> str:
+    """The decade of most of the name's births in the records (both sexes), and its share."""
+    from app.data.decades import DECADES, decade_data
+
+    data = decade_data(1880, 2017)
+    births = [0] * len(DECADES)
+    for r, n in zip(data.records, data.births, strict=True):
+        if r == name:
+            births[r.decade] += n
+    d = max(range(len(DECADES)), key=births.__getitem__)
+    return f"{DECADES[d]}s {100 * births[d] / sum(births):.0f}%"
 
 
 if __name__ == "__main__":

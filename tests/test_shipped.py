@@ -180,3 +180,26 @@ def test_the_cards_top_ten_are_complete_within_the_effort_bound(path):
     top = services.top_names(m, TopParams(k=10))
     assert [t.name for t in top.names] == [x for x, _ in best.names[:10]]
     assert not top.exhausted and not top.timed_out
+
+
+ERA = ROOT / "models" / "era.safetensors"
+ERA_NAMES = ["mildred", "jayden", "emma", "linda", "ashley", "brittany", "ethel", "aiden"]
+
+
+@pytest.mark.skipif(not ERA.exists(), reason="no era model shipped")
+def test_the_era_model_places_common_names_in_the_decade_of_most_of_their_births():
+    """Under the records' prior, P(decade | name) of a model trained on births is when babies
+    got the name: its most likely decade is that of most births, read here off the parquet."""
+    import pyarrow.parquet as pq
+
+    from app.data import ssa_parquet_path
+    from app.domain import era
+
+    t = pq.read_table(ssa_parquet_path(), columns=["year", "name", "n"]).to_pydict()
+    births = {name: [0] * 14 for name in ERA_NAMES}
+    for year, name, n in zip(t["year"], t["name"], t["n"], strict=True):
+        if name.lower() in births:
+            births[name.lower()][(int(year) - 1880) // 10] += n
+    got = era.eras(checkpoint(ERA).model, ERA_NAMES, "records")
+    want = {name: 1880 + 10 * max(range(14), key=b.__getitem__) for name, b in births.items()}
+    assert {e.name: e.decade for e in got} == want
