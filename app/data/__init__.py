@@ -21,9 +21,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.data.records import DataError, ssa_parquet_path, ssa_table, ssa_years
+from app.data.records import Counted, DataError, ssa_parquet_path, ssa_table, ssa_years
 
-__all__ = ["DataError", "ssa_parquet_path", "ssa_years"]  # the package's, from records.py
+# the package's, from records.py
+__all__ = ["Counted", "DataError", "ssa_parquet_path", "ssa_years"]
 
 DEFAULT_SPEC = "ssa:2017"
 ALLOWED = re.compile(r"[a-z]+")
@@ -44,13 +45,6 @@ class Dataset:
 
     def describe(self) -> dict:
         return {"spec": self.spec, "n_words": len(self.words), "sha256": self.sha256}
-
-
-class Counted(list):
-    """Words with a count each, `counts` parallel to them (a decades record's births): what a
-    trainer may draw examples in proportion to. The split keeps each word's count."""
-
-    counts: list[int]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from app.data import Counted
+from app.data.records import Counted
 
 FIRST_YEAR = 1880
 DECADES = tuple(range(1880, 2020, 10))  # decade starts; index 0..13
