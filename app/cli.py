@@ -462,11 +462,16 @@ def era_report(ckpt, parts, as_json: bool) -> None:
         print(json.dumps({"era_check": {p: asdict(c) for p, c in checks.items()}}))
         return
     print(f"\nvalidation NLL per decade: {ckpt.name} given each name's decade and sex, against "
-          f"an add-one bigram of that decade's training names")
-    print(f"{'decade':<7} {'words':>7} {ckpt.name[:10]:>10} {'bigram':>8} {'better':>7}")
+          f"an add-one bigram of that decade's training names; per example, and per baby "
+          f"(each example times its births, the bigram's counts too)")
+    print(f"{'decade':<7} {'words':>7} {ckpt.name[:10]:>10} {'bigram':>8} {'better':>7}   "
+          f"{'per baby':>8} {'bigram':>8} {'better':>7}")
     for r in rows:
+        babies = "" if r.births_model_nll is None else (
+            f"   {r.births_model_nll:>8.4f} {r.births_bigram_nll:>8.4f} "
+            f"{r.births_bigram_nll - r.births_model_nll:>7.4f}")
         print(f"{r.decade}s {r.n_words:>7,} {r.model_nll:>10.4f} {r.bigram_nll:>8.4f} "
-              f"{r.bigram_nll - r.model_nll:>7.4f}")
+              f"{r.bigram_nll - r.model_nll:>7.4f}{babies}")
     c = next(iter(checks.values()))
     print(f"\nera check: {c.n_names:,} held-out names of one decade, never trained on; the "
           f"predicted decade is the most probable (sexes summed)")

@@ -471,6 +471,20 @@ def test_eval_of_a_conditional_model_reports_decades_and_the_era_check(capsys, t
                    for w in val for a, b in pairwise("." + w + "."))
         assert r["n_words"] == len(val)
         assert r["bigram_nll"] == pytest.approx(nll / sum(len(w) + 1 for w in val), rel=1e-9)
+        # per baby: each example's pairs counted its births times, in the table and the NLL
+        babies = {part: [(w, n) for w, n in zip(words, words.counts, strict=True)
+                         if w.decade == d] for part, words in (("train", split.train),
+                                                               ("val", split.val))}
+        counts, rows_total = Counter(), Counter()
+        for w, n in babies["train"]:
+            for a, b in pairwise("." + w + "."):
+                counts[a, b] += n
+                rows_total[a] += n
+        nll = -sum(n * math.log((counts[a, b] + 1) / (rows_total[a] + 27))
+                   for w, n in babies["val"] for a, b in pairwise("." + w + "."))
+        assert r["births_bigram_nll"] == pytest.approx(
+            nll / sum(n * (len(w) + 1) for w, n in babies["val"]), rel=1e-6)  # float32 logs
+        assert 0 < r["births_model_nll"] < r["model_nll"] + 3
     check = lines[-1]["era_check"]
     held = decade_data(1880, 1899).held_out
     for c in check.values():

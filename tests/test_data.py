@@ -2,7 +2,14 @@ import random
 
 import pytest
 
-from app.data import DataError, load_dataset, spec_in_words, specs_in_words, split_words
+from app.data import (
+    Counted,
+    DataError,
+    load_dataset,
+    spec_in_words,
+    specs_in_words,
+    split_words,
+)
 from app.lm.vocab import Vocab
 from tests.conftest import SHARED_NAMES
 
@@ -116,3 +123,15 @@ def test_several_specs_in_words():
     assert specs_in_words(["ssa:2017", "ssa:2017"]) == "US baby names of 2017 (SSA)"
     assert specs_in_words(["ssa:2017", "ssa:1880-1889"]).startswith("US baby names (SSA) of")
     assert specs_in_words(["ssa:2017", "mine.txt"]) == "different data: each card says which"
+
+
+def test_the_split_keeps_each_words_count():
+    words = [f"w{i}" for i in range(1000)]
+    counted = Counted(words)
+    counted.counts = [3 * i + 1 for i in range(1000)]
+    for seed in (42, 7, None):
+        plain, split = split_words(words, seed), split_words(counted, seed)
+        for part in ("train", "val", "test") if seed is not None else ("train",):
+            got = getattr(split, part)
+            assert got == getattr(plain, part)  # the same words in the same order
+            assert got.counts == [3 * int(w[1:]) + 1 for w in got]

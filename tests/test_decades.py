@@ -29,6 +29,7 @@ def test_one_record_per_distinct_name_sex_and_decade(oracle):
     # in order of first record: the file's order of rows (a Counter keeps first insertion)
     assert [(str(r), r.sex, r.decade) for r in data.records] == list(oracle)
     examples = data.examples  # every record but the held-out names', with their births
+    assert examples.counts == [oracle[(str(r), r.sex, r.decade)] for r in examples]
     for s in range(2):
         for d in range(14):
             assert examples.births[s][d] == sum(n for (name, s2, d2), n in oracle.items()

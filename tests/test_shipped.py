@@ -202,3 +202,26 @@ def test_every_shipped_models_card_answers_with_its_hidden_layers(tmp_path):
         assert cards.status_code == 200
         era = next(m for m in cards.json() if m["name"] == "era")
         assert era["hidden_layers"]["source"] == "held-out"
+
+
+ERA = ROOT / "models" / "era.safetensors"
+ERA_NAMES = ["mildred", "jayden", "emma", "linda", "ashley", "brittany", "ethel", "aiden"]
+
+
+@pytest.mark.skipif(not ERA.exists(), reason="no era model shipped")
+def test_the_era_model_places_common_names_in_the_decade_of_most_of_their_births():
+    """Under the records' prior, P(decade | name) of a model trained on births is when babies
+    got the name: its most likely decade is that of most births, read here off the parquet."""
+    import pyarrow.parquet as pq
+
+    from app.data import ssa_parquet_path
+    from app.domain import era
+
+    t = pq.read_table(ssa_parquet_path(), columns=["year", "name", "n"]).to_pydict()
+    births = {name: [0] * 14 for name in ERA_NAMES}
+    for year, name, n in zip(t["year"], t["name"], t["n"], strict=True):
+        if name.lower() in births:
+            births[name.lower()][(int(year) - 1880) // 10] += n
+    got = era.eras(checkpoint(ERA).model, ERA_NAMES, "records")
+    want = {name: 1880 + 10 * max(range(14), key=b.__getitem__) for name, b in births.items()}
+    assert {e.name: e.decade for e in got} == want

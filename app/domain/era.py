@@ -10,6 +10,7 @@ condition; the prior P(d, s) is the records' (each condition's share of the birt
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -96,21 +97,51 @@ class DecadeRow:
     n_words: int
     model_nll: float  # the conditional model's, each word under its own decade and sex
     bigram_nll: float  # the add-one bigram of that decade's training examples
+    # Per baby rather than per example (each example times its births), when the words carry
+    # births: the model's, and that of the add-one bigram of the decade's training births.
+    births_model_nll: float | None = None
+    births_bigram_nll: float | None = None
 
 
 def per_decade(model: LanguageModel, train: list, val: list) -> list[DecadeRow]:
     """Validation NLL per decade: the conditional model given each example's decade and sex,
     against a bigram (smoothing 1, as the shipped bigram) counted on that decade's training
-    examples. Examples are app.data.decades.Record words."""
+    examples; both per example (as every NLL of Namelab), and, for examples with births (an
+    app.data.Counted list, as the decades data's), per baby too. Examples are
+    app.data.decades.Record words."""
     rows = []
+    births = {id(train): getattr(train, "counts", None), id(val): getattr(val, "counts", None)}
     for d, start in enumerate(DECADES):
         mine = [w for w in val if w.decade == d]
         if not mine:
             continue
-        bigram = Bigram(model.vocab, BigramConfig(smoothing=1.0))
-        bigram.fit([w for w in train if w.decade == d])
-        rows.append(DecadeRow(start, len(mine), evaluate(model, mine), evaluate(bigram, mine)))
+        ours = [w for w in train if w.decade == d]
+        bigram = Bigram(model.vocab, BigramConfig(smoothing=1.0)).fit(ours)
+        row = DecadeRow(start, len(mine), evaluate(model, mine), evaluate(bigram, mine))
+        if births[id(train)] is not None and births[id(val)] is not None:
+            n_val = [n for w, n in zip(val, births[id(val)], strict=True) if w.decade == d]
+            n_train = [n for w, n in zip(train, births[id(train)], strict=True)
+                       if w.decade == d]
+            bigram = Bigram(model.vocab, BigramConfig(smoothing=1.0)).fit(ours, n_train)
+            row = dataclasses.replace(
+                row, births_model_nll=births_nll(model, mine, n_val),
+                births_bigram_nll=births_nll(bigram, mine, n_val))
+        rows.append(row)
     return rows
+
+
+def births_nll(model: LanguageModel, words: list, births: list[int]) -> float:
+    """The NLL per character of every baby of `words` (Record words, each under its own
+    condition for a conditional model; `births` of each): each word's NLL times its births,
+    over the characters of all those babies."""
+    conditional = hasattr(model, "conditioned")
+    total = 0.0
+    for key in sorted({(w.decade, w.sex) for w in words}):
+        mine = [(w, n) for w, n in zip(words, births, strict=True) if (w.decade, w.sex) == key]
+        m = model.conditioned(*key) if conditional else model
+        logp = log_probs(m, [str(w) for w, _ in mine])
+        total -= sum(n * lp for (_, n), lp in zip(mine, logp, strict=True))
+    return total / sum(n * (len(w) + 1) for w, n in zip(words, births, strict=True))
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,12 @@ class LanguageModel(nn.Module):
         """
         return build_examples(words, self.vocab, self.block_size)
 
+    def example_weights(self, words: list[str]) -> torch.Tensor | None:
+        """How often the trainer draws each row of `examples(words)` into a minibatch, relative
+        to the others ((N,) float64, >= 0), or None: every row alike (the default). The era
+        model weighs by births; evaluation never weighs (every NLL is per example)."""
+        return None
+
     def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """The summed NLL (float64) of the real targets of a batch of examples (Y == -1 is
         padding): what evaluation adds up. A kind whose examples are whole sequences computes

@@ -31,8 +31,9 @@ class Bigram(LanguageModel):
         V = len(vocab)
         self.register_buffer("counts", torch.zeros(V, V, dtype=torch.float64))
 
-    def fit(self, words: list[str]) -> Bigram:
-        """Count every adjacent pair of '.' + word + '.'."""
+    def fit(self, words: list[str], counts: list[int] | None = None) -> Bigram:
+        """Count every adjacent pair of '.' + word + '.' (each word counts[i] times if given:
+        the era report's bigram of births)."""
         stoi = self.vocab.stoi
         V = len(self.vocab)
         pairs = [
@@ -40,7 +41,11 @@ class Bigram(LanguageModel):
             for w in words
             for a, b in zip("." + w, w + ".", strict=True)
         ]
-        flat = torch.bincount(torch.tensor(pairs, dtype=torch.long), minlength=V * V)
+        weights = None if counts is None else torch.tensor(
+            counts, dtype=torch.float64).repeat_interleave(torch.tensor([len(w) + 1
+                                                                         for w in words]))
+        flat = torch.bincount(torch.tensor(pairs, dtype=torch.long), weights,
+                              minlength=V * V)
         self.counts.copy_(flat.view(V, V).to(self.counts.dtype))
         self._fast = None  # new counts: a frozen table is stale
         return self

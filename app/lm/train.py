@@ -80,6 +80,32 @@ def fit(kind: Kind, vocab: Vocab, split: Split, config: Any = None,
     return model, history
 
 
+def minibatches(n: int, batch_size: int, gen: torch.Generator,
+                weights: torch.Tensor | None = None) -> Callable[[], torch.Tensor]:
+    """The trainer's draws of `batch_size` row indices of n examples, from `gen`: uniform
+    (torch.randint, as ever) without weights; with them, row i with probability weights[i] /
+    weights.sum(), with replacement (inverse CDF: one binary search per draw against the
+    cumulative weights summed once, rather than torch.multinomial's pass over all n per step)."""
+    if weights is None:
+        return lambda: torch.randint(0, n, (batch_size,), generator=gen)
+    w = weights.double()
+    if w.shape != (n,):
+        raise ValueError(f"{n} example weights expected, got {tuple(w.shape)}")
+    if not (torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+        raise ValueError("example weights must be finite, >= 0 and not all zero")
+    if batch_size == 0:
+        raise ValueError("weighted examples are drawn in minibatches: batch_size must be > 0")
+    cdf = w.cumsum(0)
+    cdf /= cdf[-1].clone()
+
+    def draw() -> torch.Tensor:
+        u = torch.rand(batch_size, generator=gen, dtype=torch.float64)
+        # right=True: u lands on a row whose weight is > 0 (u < 1, so never past the end)
+        return torch.searchsorted(cdf, u, right=True).clamp_(max=n - 1)
+
+    return draw
+
+
 def train(
     model: LanguageModel,
     split: Split,
@@ -100,6 +126,7 @@ def train(
     model.init_weights(gen)
     model.to(device)
     Xtr, Ytr = (t.to(device) for t in model.examples(split.train))
+    draw = minibatches(len(Xtr), cfg.batch_size, gen, model.example_weights(split.train))
     opt = model.configure_optimizers(cfg.weight_decay, cfg.lr, (0.9, cfg.beta2))
     history = History()
     best_val, best_state = math.inf, None
@@ -109,7 +136,7 @@ def train(
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         if cfg.batch_size:
-            ix = torch.randint(0, len(Xtr), (cfg.batch_size,), generator=gen).to(device)
+            ix = draw().to(device)
             _, loss = model(Xtr[ix], Ytr[ix])
         else:
             loss = model.full_batch_loss(Xtr, Ytr)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from app.data import Dataset, split_words
 from app.data.decades import DECADES, SEXES, Record, Records
 from app.domain import era
-from app.lm import KINDS, Vocab
+from app.lm import KINDS, Bigram, Vocab
 from app.lm.base import build_examples
 from app.lm.conditional import ANY_DECADE, ANY_SEX, ConditionalConfig, ConditionalMLP
 from app.lm.config import OptimConfig
@@ -228,3 +228,85 @@ def test_the_checkpoint_round_trips_the_prior_and_the_conditions(tmp_path, monke
     for d, s in ((0, 1), (5, 0), (ANY_DECADE, ANY_SEX)):
         torch.testing.assert_close(again.conditioned(d, s).logits(ctx),
                                    result.model.conditioned(d, s).logits(ctx))
+
+
+# --- examples drawn in proportion to births**births_weight ---
+
+def counted(pairs: list[tuple[Record, int]]) -> Records:
+    out = Records(r for r, _ in pairs)
+    out.counts = [n for _, n in pairs]
+    out.births = [[0] * 14, [0] * 14]
+    for r, n in pairs:
+        out.births[r.sex][r.decade] += n
+    return out
+
+
+def test_each_row_weighs_its_records_births_to_the_power_births_weight():
+    words = counted([(Record.of("ab", 3, 1), 9), (Record.of("cab", 0, 0), 4)])
+    for w, want in ((1.0, [9.0] * 3 + [4.0] * 4), (0.5, [3.0] * 3 + [2.0] * 4)):
+        m = random_model(ConditionalConfig(**{**CFG.__dict__, "births_weight": w}))
+        got = m.example_weights(words)
+        assert len(got) == len(m.examples(words)[0])  # a weight per row of its examples
+        torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64))
+    assert random_model(ConditionalConfig(**{**CFG.__dict__, "births_weight": 0.0})
+                        ).example_weights(words) is None
+    assert random_model().example_weights(["ab", "cab"]) is None  # words without births
+
+
+def test_births_weight_0_trains_exactly_as_without_births():
+    """births_weight 0 draws today's minibatches: the same weights as the same records
+    without their births, to the bit."""
+    words = synthetic_records(120)
+    with_births = counted([(r, 1 + 7 * i) for i, r in enumerate(words)])
+    vocab = Vocab.from_words(words)
+    cfg = ConditionalConfig(**{**CFG.__dict__, "births_weight": 0.0})
+    run = OptimConfig(steps=30, batch_size=16, warmup=5, eval_interval=10)
+    states = [fit(KINDS["conditional"], vocab, split_words(w), cfg, run)[0].state_dict()
+              for w in (words, with_births)]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    weighted = fit(KINDS["conditional"], vocab, split_words(with_births),
+                   ConditionalConfig(**{**CFG.__dict__, "births_weight": 1.0}), run)[0]
+    assert not torch.equal(weighted.state_dict()["D.weight"], states[0]["D.weight"])
+
+
+def one_name_of_two_decades() -> Records:
+    """'xoxo' given 1000 times in the 1880s and once in the 1930s; forty filler names of a/b,
+    each in both decades, 10 births each in the 1880s and 200 in the 1930s: the 1930s hold
+    most births (the records' prior favours them), and one record of 'xoxo' each."""
+    g = torch.Generator().manual_seed(9)
+    fillers = ["".join("ab"[k] for k in torch.randint(0, 2, (int(n),), generator=g).tolist())
+               for n in torch.randint(3, 7, (40,), generator=g)]
+    pairs = [(Record.of("xoxo", 0, 0), 1000), (Record.of("xoxo", 5, 0), 1)]
+    for f in fillers:
+        pairs += [(Record.of(f, 0, 0), 10), (Record.of(f, 5, 0), 200)]
+    return counted(pairs)
+
+
+@pytest.mark.parametrize(("births_weight", "decade", "at_least"),
+                         [(1.0, 1880, 0.95), (0.0, 1930, 0.8)])
+def test_a_name_given_mostly_in_one_decade_is_placed_there_when_weighted(births_weight,
+                                                                         decade, at_least):
+    """Oracle: P(xoxo | 1880s) = 1000/1400, P(xoxo | 1930s) = 1/8001 of the babies; the
+    records' prior 1400:8001. Bayes puts xoxo in the 1880s (1000 against 1). Unweighted, each
+    decade holds xoxo once in 41 records, and the prior alone moves it to the 1930s (85%)."""
+    records = one_name_of_two_decades()
+    vocab = Vocab.from_words(records)
+    cfg = ConditionalConfig(block_size=3, n_embd=8, n_hidden=32, n_layers=1, dropout=0.0,
+                            cond_dropout=0.2, births_weight=births_weight)
+    model, _ = fit(KINDS["conditional"], vocab, split_words(records, None), cfg,
+                   OptimConfig(steps=300, batch_size=64, warmup=20, eval_interval=100))
+    model.note_dataset(records)
+    (e,) = era.eras(model.freeze(), ["xoxo"], "records")
+    assert e.decade == decade and max(e.by_decade) > at_least, e.by_decade
+
+
+def test_the_nll_per_baby_is_that_of_each_record_repeated_its_births_times(two_eras):
+    records = synthetic_records(40)
+    births = [1 + i % 5 for i in range(len(records))]
+    repeated = [r for r, n in zip(records, births, strict=True) for _ in range(n)]
+    assert era.births_nll(two_eras, records, births) == pytest.approx(
+        evaluate(two_eras, repeated), rel=1e-6)
+    bigram = Bigram(two_eras.vocab).fit(records, births)
+    torch.testing.assert_close(bigram.counts, Bigram(two_eras.vocab).fit(repeated).counts)
+    assert era.births_nll(bigram, records, births) == pytest.approx(
+        evaluate(bigram, repeated), rel=1e-9)

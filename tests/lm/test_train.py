@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from app.data import load_dataset, split_words
 from app.lm import KINDS, LanguageModel, NeuralBigram, Vocab
 from app.lm.config import OptimConfig
-from app.lm.train import evaluate, fit, train
+from app.lm.train import evaluate, fit, minibatches, train
 
 # Every kind trained by gradient descent that has a fast inference form: its tiny model.
 FAST = sorted(k.name for k in KINDS.values()
@@ -145,3 +145,42 @@ def test_a_kind_that_trains_on_whole_sequences_trains_and_evaluates_per_characte
     pairs.load_state_dict({"W": seq.W.detach()})
     assert evaluate(seq, split.val) == pytest.approx(evaluate(pairs, split.val), rel=1e-9)
     assert min(history.val) == pytest.approx(evaluate(seq, split.val), abs=1e-5)  # best kept
+
+
+# --- minibatches: uniform as ever, or in proportion to each example's weight ---
+
+def test_weighted_minibatches_draw_rows_in_proportion_to_their_weights():
+    weights = torch.tensor([1.0, 0.0, 2.0, 5.0, 0.0, 12.0])
+    draw = minibatches(len(weights), 1000, torch.Generator().manual_seed(3), weights)
+    counts = torch.bincount(torch.cat([draw() for _ in range(200)]), minlength=len(weights))
+    n, p = 200_000, weights / weights.sum()
+    assert counts.sum() == n and counts[1] == 0 and counts[4] == 0  # weight 0: never drawn
+    # each count within 5 standard deviations of its expectation n p (binomial)
+    sd = (n * p * (1 - p)).sqrt()
+    assert ((counts - n * p).abs() <= 5 * sd + 1e-9).all(), (counts, n * p)
+    # chi-square over the four drawn rows, 3 degrees of freedom: 25 is far past p = 0.0001
+    seen = p > 0
+    assert float(((counts[seen] - n * p[seen]) ** 2 / (n * p[seen])).sum()) < 25
+    # seeded: the same draws again
+    again = minibatches(len(weights), 1000, torch.Generator().manual_seed(3), weights)
+    first = minibatches(len(weights), 1000, torch.Generator().manual_seed(3), weights)
+    assert torch.equal(again(), first())
+
+
+def test_unweighted_minibatches_are_the_trainers_randint_draws():
+    gen, ref = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    draw = minibatches(700, 64, gen)
+    for _ in range(3):
+        assert torch.equal(draw(), torch.randint(0, 700, (64,), generator=ref))
+
+
+@pytest.mark.parametrize(("weights", "batch", "message"), [
+    (torch.ones(3), 8, "4 example weights expected"),
+    (torch.tensor([1.0, -1.0, 0.0, 1.0]), 8, ">= 0"),
+    (torch.tensor([1.0, float("nan"), 0.0, 1.0]), 8, "finite"),
+    (torch.zeros(4), 8, "not all zero"),
+    (torch.ones(4), 0, "batch_size must be > 0"),
+])
+def test_bad_example_weights_are_refused_naming_the_problem(weights, batch, message):
+    with pytest.raises(ValueError, match=message):
+        minibatches(4, batch, torch.Generator(), weights)
