@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
-from load import free_port, start_server, stop_server  # bench/load.py
+from load import free_port, start_server, stop_server, wait_ready  # bench/load.py
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES_TXT = ROOT.parent / "shared" / "data" / "names.txt"
@@ -57,20 +57,6 @@ async def rate(url: str, label: str, n: int, concurrency: int) -> float:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return n / (time.perf_counter() - t0)
-
-
-def wait_ready(server, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the server exited with status {server.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    sys.exit(f"the server was not ready within {timeout:.0f} s")
 
 
 def submit(url: str, names: Path, kind: str, name: str, options: dict | None = None) -> dict:
