@@ -256,7 +256,7 @@ def no_space(*args):
 @pytest.mark.parametrize("where", ["write", "fsync"])
 def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
         capsys, monkeypatch, tmp_path, tiny_names_file, where):
-    import app.store.checkpoints
+    import app.store.files  # where a checkpoint's bytes are written
 
     args = ("train", "--model", "bigram", "--data", str(tiny_names_file), "--out",
             str(tmp_path), "--name", "b", "--quiet")
@@ -264,9 +264,9 @@ def test_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(
     old = (tmp_path / "b.safetensors").read_bytes()
     if where == "write":
         real = os.fdopen
-        monkeypatch.setattr(app.store.checkpoints.os, "fdopen", lambda *a: FullDisk(real(*a)))
+        monkeypatch.setattr(app.store.files.os, "fdopen", lambda *a: FullDisk(real(*a)))
     else:
-        monkeypatch.setattr(app.store.checkpoints.os, "fsync", no_space)
+        monkeypatch.setattr(app.store.files.os, "fsync", no_space)
 
     code, out, err = run(capsys, *args, "--smoothing", "2", "--force")
     assert code == 1

@@ -11,8 +11,6 @@ MAX_* and Limits): a file that passes is small enough to load and its probabilit
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +24,7 @@ from safetensors.torch import save as st_save
 from app.lm import LanguageModel
 from app.store import checks
 from app.store.checks import Limits
+from app.store.files import write_atomically
 from app.store.schema import (
     META_KEY,
     NAMES_TENSOR,
@@ -73,28 +72,11 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: Checkpoint
     blob = st_save(tensors, metadata={META_KEY: meta.model_dump_json()})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise CheckpointError(path, f"cannot write: {e.strerror or e}") from None
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a server running as another user must read it
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:  # a hard link is created only where no file is: O_EXCL for a rename
-            os.link(tmp, path)
-            os.unlink(tmp)
+        write_atomically(path, blob, replace)  # the old checkpoint, if any, is untouched
     except FileExistsError:
-        Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(path, "already exists; it is never replaced here") from None
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)  # the old checkpoint, if any, is untouched
-        if isinstance(e, OSError):  # a full disk (ENOSPC), a quota, a read-only folder
-            raise CheckpointError(path, f"cannot write: {e.strerror or e}") from None
-        raise
+    except OSError as e:  # a full disk (ENOSPC), a quota, a read-only folder
+        raise CheckpointError(path, f"cannot write: {e.strerror or e}") from None
     return path
 
 

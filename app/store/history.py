@@ -28,9 +28,7 @@ import asyncio
 import bisect
 import hashlib
 import json
-import os
 import string
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from app.lm.vocab import Vocab
+from app.store.files import write_atomically
 
 FORMAT = "namelab-history"
 VERSION = 1
@@ -370,12 +369,5 @@ def write(out: Path, source: Path) -> dict:
     # one key of sorted JSON: safetensors writes several keys in no fixed order
     blob = save(tensors, metadata={METADATA_KEY: json.dumps(info, sort_keys=True)})
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".history-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(out, blob)
     return info

@@ -26,7 +26,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from app.store.files import write_atomically
 
 State = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 FINAL = frozenset({"done", "failed", "cancelled", "interrupted"})
@@ -106,18 +107,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` atomically: a temporary file beside it, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a replica running as another user reads it
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace `path` atomically with `text` (UTF-8)."""
+    write_atomically(path, text.encode())
 
 
 class Jobs:
