@@ -77,6 +77,9 @@ class OptimConfig:
     weight_decay: float = param(0.05, "AdamW weight decay, on linear layers' weights only",
                                 ge=0)
     beta2: float = param(0.99, "AdamW's second-moment decay (beta1 is 0.9)", gt=0, lt=1)
+    ema: float = param(0.0, "decay of an exponential moving average of the weights, which is "
+                       "what is validated and kept (0: off; 0.999 averages ~1,000 steps)",
+                       ge=0, lt=1)
     eval_interval: int = param(1000, "steps between validation passes (history points)", ge=1)
     seed: int = param(1337, "seed of the initial weights, the minibatches and dropout", ge=0)
     device: str = param("cpu", "torch device")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from app.data import Split
 from app.lm.base import LanguageModel
@@ -116,7 +117,10 @@ def train(
     """Train a fresh model in place: seeded init, then AdamW (the model's
     `configure_optimizers`) with warm-up and cosine decay on minibatches of its examples, plus
     its penalty if any; keeps the best weights on validation (on training loss without a
-    validation set; never selected on test).
+    validation set; never selected on test). With `cfg.ema`, the weights validated, reported to
+    `on_eval` and kept are an exponential moving average of the steps' weights (Polyak
+    averaging: on a small data set it smooths the noise of the last steps of SGD, at the cost of
+    one copy of the weights and a lerp per step); the history's train loss stays the raw one's.
 
     The model is never frozen here, so every validation pass runs the layers as written on the
     weights of that step (LanguageModel explains why the fast form cannot leak in).
@@ -128,6 +132,9 @@ def train(
     Xtr, Ytr = (t.to(device) for t in model.examples(split.train))
     draw = minibatches(len(Xtr), cfg.batch_size, gen, model.example_weights(split.train))
     opt = model.configure_optimizers(cfg.weight_decay, cfg.lr, (0.9, cfg.beta2))
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
+                if cfg.ema else None)
+    kept = model if averaged is None else averaged.module  # what is validated and kept
     history = History()
     best_val, best_state = math.inf, None
     running, n_running = 0.0, 0
@@ -144,19 +151,21 @@ def train(
         opt.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
         opt.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         running += loss.item()
         n_running += 1
         last = step == cfg.steps - 1
         if (step + 1) % cfg.eval_interval == 0 or last:
-            val = evaluate(model, split.val) if split.val else None
+            val = evaluate(kept, split.val) if split.val else None
             if on_eval:
-                on_eval(step + 1, model, val)
+                on_eval(step + 1, kept, val)
             history.add(step + 1, running / n_running, val)
             running, n_running = 0.0, 0
             score = val if val is not None else history.train[-1]
             if score < best_val:
                 best_val = score
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
             if progress:
                 progress(step + 1, cfg.steps,
                          {"loss": history.train[-1], **({"val": val} if val else {})})

@@ -184,3 +184,42 @@ def test_unweighted_minibatches_are_the_trainers_randint_draws():
 def test_bad_example_weights_are_refused_naming_the_problem(weights, batch, message):
     with pytest.raises(ValueError, match=message):
         minibatches(4, batch, torch.Generator(), weights)
+
+
+# --- weight averaging: what is validated and kept is the EMA of the steps' weights ---
+
+def test_ema_keeps_the_moving_average_of_every_steps_weights(data):
+    """Reference: the raw run's weights after every step (an evaluation at every step draws
+    nothing from any generator), averaged here by the EMA's recurrence in float64."""
+    vocab, split = data
+    steps, decay = 12, 0.8
+    raw_cfg = OptimConfig(steps=steps, batch_size=32, lr=0.05, warmup=0, eval_interval=1)
+    weights: list[dict[str, torch.Tensor]] = []
+
+    def keep(step, model, val):
+        weights.append({k: v.detach().double().clone() for k, v in model.state_dict().items()})
+
+    torch.manual_seed(0)
+    train(NeuralBigram(vocab), split, raw_cfg, on_eval=keep)
+    ema = dict(weights[0])  # the first update copies the weights
+    for w in weights[1:]:
+        ema = {k: decay * ema[k] + (1 - decay) * w[k] for k in ema}
+
+    averaged: list[tuple[LanguageModel, float]] = []
+    torch.manual_seed(0)
+    model = NeuralBigram(vocab)
+    history = train(model, split, dataclasses.replace(raw_cfg, eval_interval=steps, ema=decay),
+                    on_eval=lambda step, m, val: averaged.append((m, val)))
+    kept, val = averaged[-1]
+    assert kept is not model  # on_eval sees the average, not the raw weights
+    assert torch.allclose(kept.W.double(), ema["W"], atol=1e-6)
+    assert not torch.allclose(ema["W"], weights[-1]["W"], atol=1e-3)  # the average differs
+    assert torch.allclose(model.W.double(), ema["W"], atol=1e-6)  # and it is what is kept
+    assert history.val[-1] == pytest.approx(evaluate(model, split.val), abs=1e-5)
+
+
+def test_ema_off_and_out_of_range():
+    assert OptimConfig().ema == 0
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="ema"):
+            OptimConfig(ema=bad)
