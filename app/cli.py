@@ -280,6 +280,7 @@ def _train(args) -> int:
     config = kind.config(**given("cfg_"))
     training = None if kind.trains_by_counting else replace(kind.training, **given("opt_"))
     bar = None
+    last_val: dict[str, float] = {}  # shown until the next validation pass
 
     def progress(step: int, total: int, postfix: dict) -> None:
         nonlocal bar
@@ -287,8 +288,10 @@ def _train(args) -> int:
             return
         if bar is None:
             bar = tqdm(total=total, desc=f"train {args.model}", unit="step", dynamic_ncols=True)
+        last_val.update((k, v) for k, v in postfix.items() if k == "val")
         bar.update(step - bar.n)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in postfix.items()}, refresh=False)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in {**postfix, **last_val}.items()},
+                        refresh=False)
 
     try:
         result = train_to_checkpoint(

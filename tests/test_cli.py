@@ -39,6 +39,22 @@ def test_train_prints_a_table_and_writes_the_checkpoint(capsys, tmp_path, tiny_n
         assert any(line.startswith(split) for line in out.splitlines())
 
 
+def test_train_progress_keeps_showing_the_last_validation_loss(capsys, tmp_path,
+                                                              tiny_names_file):
+    """The bar's postfix is redrawn every 50 steps: the last val must survive those redraws
+    (it used to flash at the validation step only, never seen in a long run)."""
+    code, out, err = run(capsys, "train", "--model", "mlp", "--data", str(tiny_names_file),
+                         "--out", str(tmp_path), "--name", "small", "--steps", "120",
+                         "--eval-interval", "50", "--n-hidden", "16", "--block-size", "2")
+    assert code == 0, err
+    ckpt = load_checkpoint(tmp_path / "small.safetensors")
+    first_val = ckpt.meta.history.val[0]
+    frames = err.replace("\r", "\n").splitlines()
+    after_first = [f for f in frames if "/120 " in f and int(f.split("/120")[0].split()[-1]) > 51]
+    assert after_first and all(f"val={first_val:.4f}" in f or "val=" in f for f in after_first)
+    assert any(f"val={first_val:.4f}" in f for f in after_first), after_first
+
+
 def test_sample_is_reproducible_and_marks_training_names(capsys, models_dir):
     args = ("sample", "--models-dir", str(models_dir), "--model", "bigram", "-n", "8",
             "--seed", "3", "--prefix", "E")
