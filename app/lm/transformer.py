@@ -63,9 +63,6 @@ class TransformerConfig:
     n_embd: int = param(64, "width of the residual stream", ge=1, le=MAX_EMBD)
     dropout: float = param(0.15, "dropout on the embeddings and after each sublayer, in "
                                  "training only", ge=0, lt=1)
-    noise: float = param(0.0, "in training only, each letter read is replaced by a random "
-                              "letter with this probability, its target kept (data noising, "
-                              "Xie et al. 2017)", ge=0, lt=1)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -164,21 +161,9 @@ class Transformer(LanguageModel):
             return super().forward(idx, targets)
         real = targets != -1
         L = int(real.any(dim=0).nonzero().max()) + 1 if bool(real.any()) else 1
-        if self.training and self.cfg.noise:
-            idx = self.noised(idx)
         logits = self.sequence_logits(idx[:, :L])  # (B, L, V)
         loss = F.cross_entropy(logits.flatten(0, 1), targets[:, :L].flatten(), ignore_index=-1)
         return F.pad(logits, (0, 0, 0, idx.shape[1] - L)), loss
-
-    def noised(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx with each letter (not '.': the starts and the padding stay) replaced, with
-        probability cfg.noise, by a letter drawn uniformly (torch's global generator, as
-        dropout's masks): a smoothing of the contexts the model learns from, which tells it not
-        to trust any one letter of a name too much (Xie et al. 2017, "Data noising as smoothing
-        in neural network language models")."""
-        V = len(self.vocab)
-        hit = (torch.rand(idx.shape) < self.cfg.noise) & (idx != 0)
-        return torch.where(hit, torch.randint(1, V, idx.shape), idx)
 
     def nll(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         logits, _ = self(X, Y)  # (B, T, V): whole names

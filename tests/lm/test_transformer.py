@@ -215,30 +215,7 @@ def test_rows_independent_is_false_when_the_batch_changes_the_bits(monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [{"block_size": 1}, {"n_head": 3}, {"n_layer": 0},
-                                 {"n_layer": 10**3}, {"n_embd": 10**6}, {"dropout": -0.1},
-                                 {"noise": 1.0}, {"noise": -0.1}])
+                                 {"n_layer": 10**3}, {"n_embd": 10**6}, {"dropout": -0.1}])
 def test_config_bounds(bad):
     with pytest.raises((TypeError, ValueError)):
         TransformerConfig(**bad)
-
-
-def test_data_noising_replaces_letters_in_training_only_at_its_rate():
-    """The noised rows keep every '.' (starts, padding) and the targets; about `noise` of the
-    letters change (each replaced by a uniform letter, itself with probability 1/26); in eval
-    mode, and with noise 0, the loss is the clean one."""
-    m = Transformer(VOCAB, TransformerConfig(**{**vars(CFG), "dropout": 0.0, "noise": 0.3}))
-    m.init_weights(torch.Generator().manual_seed(0))
-    x, y = m.examples(WORDS * 200)
-    torch.manual_seed(0)
-    noised = m.noised(x)
-    assert torch.equal(noised == 0, x == 0)
-    letters = x != 0
-    changed = float((noised != x)[letters].float().mean())
-    assert changed == pytest.approx(0.3 * (1 - 1 / (len(VOCAB) - 1)), abs=0.02), changed
-    m.eval()
-    clean = m(x, y)[1]
-    m.train()
-    torch.manual_seed(1)
-    assert not torch.allclose(m(x, y)[1], clean)  # training reads noised letters
-    m.cfg.noise = 0.0
-    assert torch.allclose(m(x, y)[1], clean)  # without noise (and dropout 0): the same loss
