@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from app import api, middleware, pages
 from app.config import STATIC_DIR, Settings
 from app.domain import cost
-from app.serving import batching, jobs, logs, worker
+from app.serving import batching, jobs, logs, memory, worker
 from app.serving.pagecache import PageCache
 from app.serving.reloading import Reloader
 from app.store.checks import Limits
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # On the model thread, like every request that uses the models (app/serving/worker.py).
         app.state.registry = await worker.run(load_registry, settings)
         gc.freeze()  # the loaded models live as long as the app: no GC pass walks them again
+        memory.trim()  # what the loads' checks freed, back to the system (app/serving/memory.py)
         log.info("serving models: %s", ", ".join(app.state.registry.names()))
         for name, b in batching.batched(app.state.registry).items():
             log.info("model %s: scoring %s, sampling %s", name,

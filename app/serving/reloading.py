@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.serving import worker
+from app.serving import memory, worker
 from app.store.registry import Registry
 
 log = logging.getLogger("namelab.reload")
@@ -38,11 +38,14 @@ class Reloader:
         """One pass: scan the folders, bring each changed file's model up to date."""
         async with self.lock:
             listing, listed = await asyncio.to_thread(self.registry.scan)
-            for path in self.registry.changed(listing, listed):
+            changed = self.registry.changed(listing, listed)
+            for path in changed:
                 # the server's own job, not counted against NAMELAB_MAX_QUEUE: a busy queue
                 # delays a load by a turn, it never refuses one
                 await asyncio.wrap_future(worker.executor().submit(
                     self.registry.update, path, listing.get(path)))
+            if changed:
+                await asyncio.to_thread(memory.trim)  # what the loads freed (memory.py)
 
     async def _loop(self) -> None:
         while True:
