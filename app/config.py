@@ -101,12 +101,12 @@ class Settings(BaseSettings):
     request_flops: int = Field(
         300 * 10**9, ge=1, description="model work of one request, at most, in FLOPs (letters "
         "x the model's FLOPs per letter: app/domain/cost.py); more: 422 naming it. The "
-        "default admits 1,000 names of up to 32 letters from the shipped Transformer (6.3 "
-        "MFLOPs a letter), not 1,000 of 64")
+        "default admits 1,000 names of up to 32 letters from the shipped Transformer (1.2e11: "
+        "0.4 MFLOPs a letter in its block of 16, 6.6 past it), not 1,000 of 64 (3.3e11)")
     chunk_flops: int = Field(
-        2 * 10**9, ge=1, description="the model thread's unit of work in FLOPs (~315 "
-        "letters of the shipped Transformer): a request costing more is served a chunk at a "
-        "time, other clients' between chunks")
+        2 * 10**9, ge=1, description="the model thread's unit of work in FLOPs (~4,800 "
+        "letters of the shipped Transformer in its block, ~300 past it): a request costing "
+        "more is served a chunk at a time, other clients' between chunks")
     max_queue: int = Field(
         256, ge=1, description="requests waiting for or using the model thread at once, per "
         "process; more: 503 with Retry-After")

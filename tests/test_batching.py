@@ -16,6 +16,7 @@ from app.domain.params import InvalidParam, SampleParams
 from app.lm import KINDS, MLPConfig
 from app.lm.config import OptimConfig
 from app.lm.deadline import Deadline, bounded
+from app.lm.flops import letter_flops
 from app.lm.transformer import KVDecoder
 from app.main import create_app
 from app.serving import batching, worker
@@ -295,7 +296,7 @@ def test_requests_served_in_small_chunks_get_the_bytes_they_get_in_one(client, m
     chunks = worker.executor().chunks
     whole = run_async(go())
     one_go = worker.executor().chunks - chunks
-    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 4 * cost.letter_flops(m.model)))
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 4 * letter_flops(m.model)))
     chunks = worker.executor().chunks
     assert run_async(go()) == whole
     assert worker.executor().chunks - chunks > 3 * one_go  # it was cut, many times over

@@ -11,12 +11,15 @@ import pytest
 from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
+from app.config import DEFAULT_MODELS_DIR, Settings
 from app.domain import cost, services
 from app.domain.params import SampleParams
 from app.lm import scoring
 from app.lm.flops import letter_flops
 from app.main import create_app
 from app.serving import batching, worker
+from app.store.checkpoints import load_checkpoint
+from app.store.registry import LoadedModel
 from tests.conftest import forget_pages
 from tests.live import run_async, served
 
@@ -154,13 +157,13 @@ def test_scoring_from_a_flooding_client_lets_another_clients_request_in_within_a
     """Batched scoring, in chunks: a client's heavy requests are served a chunk a turn, and
     another client's one name (on another model) is served after at most one of them."""
     transformer, bigram = (client.app.state.registry.get(n) for n in ("transformer", "bigram"))
-    letter = letter_flops(transformer.model)
-    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * 10 * letter))  # 20 names
+    heavy = [f"{a}{b}{c}nnnnnn" for a in "abc" for b in "aeiou" for c in "lmnrst"]  # 90 names
+    per_name = cost.score_flops(transformer.model, heavy[:1])
+    monkeypatch.setattr(cost, "limits", cost.Limits(10**15, 20 * per_name))  # 20 names
     calls: list[str] = []
     real = services.score_many
     monkeypatch.setattr(services, "score_many",
                         lambda m, pieces: calls.append(m.name) or real(m, pieces))
-    heavy = [f"{a}{b}{c}nnnnnn" for a in "abc" for b in "aeiou" for c in "lmnrst"]  # 90 names
 
     async def go():
         gate = threading.Event()
@@ -215,6 +218,38 @@ def test_a_small_sample_request_is_not_held_for_every_step_of_a_big_one(client, 
     waited, everything = chunks
     assert everything >= 5  # the heavy request runs a chunk a step, ...
     assert waited <= 2  # ... and the light one waits the gate and one of them
+
+
+def test_sixteen_small_sample_requests_to_the_shipped_transformer_share_one_batch(
+        monkeypatch):
+    """Under the default budget, 16 concurrent requests of 20 names to the shipped Transformer
+    are one batch (one step for all), each answered as it would be alone. A step costs what
+    its KV-cached decoder computes (a position a row): counted as a window a row, a batch
+    stopped at 15 of them and the 16th ran alone, as expensive as the 15 (issue 28)."""
+    transformer = LoadedModel.from_checkpoint(load_checkpoint(
+        DEFAULT_MODELS_DIR / "transformer.safetensors"))
+    s = Settings()
+    monkeypatch.setattr(cost, "limits", cost.Limits(s.request_flops, s.chunk_flops))
+    batches: list[int] = []
+    real = services.sample_many_steps
+    monkeypatch.setattr(services, "sample_many_steps",
+                        lambda m, requests, *a, **k: batches.append(len(requests))
+                        or real(m, requests, *a, **k))
+    requests = [SampleParams(n=20, seed=k) for k in range(16)]
+
+    async def go():
+        gate = threading.Event()
+        worker.executor().submit(gate.wait, 30)
+        tasks = [asyncio.ensure_future(batching.sample(transformer, p)) for p in requests]
+        while batching.sampling.queued() < len(requests):
+            await asyncio.sleep(0.01)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    got = run_async(go())
+    assert batches == [16]
+    for p, r in zip(requests[::5], got[::5], strict=True):
+        assert r.names == services.sample_names(transformer, p).names
 
 
 def test_a_request_of_a_sampling_batch_is_answered_when_its_own_run_ends(client, monkeypatch):

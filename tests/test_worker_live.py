@@ -10,7 +10,7 @@ import re
 import httpx
 import pytest
 
-from app.lm.flops import letter_flops
+from app.domain import cost
 from app.store.checkpoints import load_checkpoint
 from tests.live import live_process, run_async
 
@@ -20,9 +20,10 @@ HEAVY = {"names": [f"{a}{b}{c}" * 6 for a in "bdklm" for b in "aeiou" for c in "
 
 @pytest.fixture(scope="module")
 def server(models_dir):
-    """Chunks of 400 letters of the tiny Transformer: a heavy request is 48 chunks."""
-    letter = letter_flops(load_checkpoint(models_dir / "transformer.safetensors").model)
-    env = {"OMP_NUM_THREADS": "1", "NAMELAB_CHUNK_FLOPS": str(400 * letter),
+    """Chunks of 21 of HEAVY's names on the tiny Transformer: a heavy request is 48 chunks."""
+    model = load_checkpoint(models_dir / "transformer.safetensors").model
+    chunk = 21 * cost.score_flops(model, HEAVY["names"][:1])
+    env = {"OMP_NUM_THREADS": "1", "NAMELAB_CHUNK_FLOPS": str(chunk),
            "NAMELAB_MAX_QUEUE": "1000"}
     with live_process(models_dir, cli=True, env=env) as (base, proc):
         yield base

@@ -1,13 +1,15 @@
-"""What a request's model work costs, counted before it starts: letters x the cost of a letter.
+"""What a request's model work costs, counted before it starts: the sum of its steps' costs.
 
-A letter (one next-letter distribution: one step of a name scored or sampled) costs what one
-forward pass of the model on one window costs, in floating-point operations of its matrix
-products (app/lm/flops.py), counted once per model as the registry loads it (app/store/registry.py,
-`Registry.add`: on the model thread in a server, since it runs model code), and only read
-afterwards. An upper bound: scoring shares a
-name's first contexts, the Transformer samples its first 15 letters with keys and values kept.
-Counted, not timed: the same request costs the same on any machine, so the same request is
-refused, or served the same, everywhere.
+A step (one next-letter distribution: one letter of a name scored or sampled, or its end) costs
+what the model as served computes for it, in floating-point operations of its matrix products
+(app/lm/flops.py): a window through the model for the window kinds; one position of a full
+block for the Transformer's first block_size steps (its KV-cached decoder and whole-name
+scoring read a name a position at a time), a window for each step past them. Counted once per
+model as the registry loads it (app/store/registry.py, `Registry.add`: on the model thread in a
+server, since it runs model code), and only read afterwards. An upper bound: scoring shares a
+name's first contexts, sampling its distinct histories, and a position attends to at most the
+block. Counted, not timed: the same request costs the same on any machine, so the same request
+is refused, or served the same, everywhere.
 
 Two limits, settings of the server (app/config.py; None here, as for the command line, which
 has no budget):
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from app.domain.params import InvalidParam
 from app.lm.base import LanguageModel
-from app.lm.flops import letter_flops
+from app.lm.flops import step_flops
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,25 @@ def configure(new: Limits | None) -> None:
     limits = new
 
 
+def steps_flops(model: LanguageModel, first: int, end: int) -> int:
+    """The steps after first, first + 1, ..., end - 1 letters of a name (at least one step)."""
+    S = model.sequence_steps  # steps t < S cost a letter of the sequence, the later a window
+    within = max(0, min(end, S) - first)
+    past = max(0, end - max(first, S))
+    if within + past == 0:
+        past = 1  # an empty range (a prefix at max_len): one step, counted as the dearest
+    return within * step_flops(model, 0) + past * step_flops(model, S)
+
+
 def score_flops(model: LanguageModel, names: list[str]) -> int:
-    """Scoring `names`: each of its letters and its end (an upper bound on the normalised
-    name: normalising never lengthens a name past what the bounds allow)."""
-    return sum(len(x) + 1 for x in names) * letter_flops(model)
+    """Scoring `names`: a step for each of a name's letters and its end (an upper bound on
+    the normalised name: normalising never lengthens a name past what the bounds allow)."""
+    return sum(steps_flops(model, 0, len(x) + 1) for x in names)
 
 
 def draw_flops(model: LanguageModel, prefix: str, max_len: int) -> int:
     """One name drawn: a step for each letter after the prefix and the end, at most."""
-    return max(1, max_len + 1 - len(prefix)) * letter_flops(model)
+    return steps_flops(model, len(prefix), max_len + 1)
 
 
 def check(flops: int, field: str, value, what: str) -> None:

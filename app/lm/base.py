@@ -95,6 +95,14 @@ class LanguageModel(nn.Module):
         (`rows_independent`); a kind with its own decoder says whether its rows are."""
         return self.rows_independent and type(self).decoder is LanguageModel.decoder
 
+    @property
+    def sequence_steps(self) -> int:
+        """How many first steps of a name the model, as served, computes a position at a time
+        (each reading what the earlier positions left, as the Transformer's KV-cached decoder
+        and whole-name scoring do) rather than a window at a time: 0 for the window kinds.
+        What a step costs depends on it (app/lm/flops.py)."""
+        return 0
+
     @torch.no_grad()
     def freeze(self) -> Self:
         """Fix the weights for serving: eval mode, no gradients, the fast form built from the

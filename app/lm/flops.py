@@ -1,8 +1,15 @@
-"""What one letter of a model costs: the floating-point operations of one window through the
-model as written (`layer_logits`), in its matrix products (linear layers, matmuls, attention),
-counted once per model and then read. At least V (the distribution itself: a table lookup
-counts 0). On the shipped models: 27 for a bigram, 6.6 million for the Transformer (a window of
-16 positions through 4 blocks). Counted, never timed: the same on any machine.
+"""What one letter of a model costs: the floating-point operations of its matrix products
+(linear layers, matmuls, attention), counted once per model and then read. Counted, never
+timed: the same on any machine.
+
+A window through the model as written (`layer_logits`) is counted (`window_flops`), at least V
+(the distribution itself: a table lookup counts 0). That is a letter of every kind that reads a
+window per letter: 27 for a bigram, 748,544 for the shipped MLP. A kind that reads a name from
+its start, a position per letter (`LanguageModel.sequence_steps`: the Transformer's KV-cached
+decoder and its whole-name scoring), pays a window only for the letters past its block; each of
+the first `sequence_steps` costs one position of a full block, the window's cost over its
+positions (`letter_flops`): 413,056 for the shipped Transformer, whose window (16 positions
+through 4 blocks) is 6.6 million.
 
 The serving budgets built on it are app/domain/cost.py's."""
 
@@ -51,8 +58,21 @@ class Flops(TorchFunctionMode):
 
 
 def letter_flops(model: LanguageModel) -> int:
-    """FLOPs of one letter of `model`: one window through the model as written, counted
-    the first time (for a served model, as it is loaded), then read."""
+    """FLOPs of one letter of `model` within its first `sequence_steps` (a window per letter
+    for a kind without them): what each step of a name costs there. Counted with the window."""
+    steps = model.sequence_steps
+    return -(-window_flops(model) // steps) if steps else window_flops(model)
+
+
+def step_flops(model: LanguageModel, t: int) -> int:
+    """FLOPs of the step after t letters of a name: a letter within the model's
+    `sequence_steps`, a window past them."""
+    return letter_flops(model) if t < model.sequence_steps else window_flops(model)
+
+
+def window_flops(model: LanguageModel) -> int:
+    """FLOPs of one window through `model` as written, counted the first time (for a served
+    model, as it is loaded), then read."""
     kept = _letter.get(model)
     if kept is not None:
         return kept

@@ -223,6 +223,12 @@ class Transformer(LanguageModel):
         """The KVDecoder's rows are checked too (`Rowwise.rows_independent`)."""
         return self.rows_independent
 
+    @property
+    def sequence_steps(self) -> int:
+        """A name's first block_size steps are positions of one sequence (`word_logits`,
+        `KVDecoder`); the later ones windows."""
+        return self.block_size
+
     def inference_form(self) -> Rowwise:
         return Rowwise(self)
 

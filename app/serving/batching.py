@@ -64,7 +64,7 @@ from app.domain import cost, services
 from app.domain.params import InvalidParam, SampleParams
 from app.domain.services import NameScore, SampleResult
 from app.lm.base import LanguageModel
-from app.lm.flops import letter_flops
+from app.lm.flops import letter_flops, step_flops
 from app.serving import worker
 from app.store.registry import LoadedModel
 
@@ -226,8 +226,9 @@ class Batcher(Generic[T, R]):
             return
         chunk = cost.limits.chunk_flops if cost.limits and self.chunked_batch else None
         # a batch cut into chunks as it runs (sampling) takes others only while one step of
-        # it (its rows, a letter each) fits in a chunk: a light request is never held for a
-        # heavy one's every step, it gets its own turn after one of the heavy one's chunks
+        # it (its rows, a letter each: app/lm/flops.py) fits in a chunk: a light request is
+        # never held for a heavy one's every step, it gets its own turn after one of the heavy
+        # one's chunks
         step = cost.limits.chunk_flops if cost.limits and not self.chunked_batch else None
         letter = letter_flops(m.model) if step is not None else 0
         rows, flops = 0, 0
@@ -296,12 +297,13 @@ def sample_each(m: LoadedModel, requests: list[SampleParams],
     """services.sample_many with a deadline of its own for each request, all started now (when
     the model thread picks the batch up), as each would get alone; each request's result is
     handed over as soon as its run ends; the model thread goes back to its queue whenever the
-    steps run cost a chunk."""
+    steps run cost a chunk (the k-th step's rows counted at the cost of a step after k letters
+    and the longest prefix: app/lm/flops.py, `step_flops`)."""
     deadlines = [worker.Unless(worker.request_deadline(), g) for g in gone]
     ready: list[tuple[int, Any]] = []
     steps = services.sample_many_steps(m, requests, deadlines,
                                        lambda i, result: ready.append((i, result)))
-    letter = letter_flops(m.model)
+    t = max(len(p.prefix) for p in requests)  # at least, the letters before the step
     spent = 0
     while True:
         try:
@@ -310,7 +312,8 @@ def sample_each(m: LoadedModel, requests: list[SampleParams],
             return done.value
         yield from ready  # each request answered as soon as its own run ends
         ready.clear()
-        spent += rows * letter
+        spent += rows * step_flops(m.model, t)
+        t += 1
         if cost.limits is not None and spent >= cost.limits.chunk_flops:
             spent = 0
             yield
