@@ -366,8 +366,12 @@ async def score_valid(m: LoadedModel, names: list[str]) -> tuple[list[NameScore]
 async def sample(m: LoadedModel, p: SampleParams) -> SampleResult:
     """services.sample_names(m, p), served together with the others queued for m. The
     parameters are checked here first (their cost too), so a bad request never joins a batch:
-    on a thread of the pool, since compiling a pattern takes up to its bound of work
-    (app/lm/constraints.py, MAX_WORK) and the event loop serves every route meanwhile."""
+    a pattern on a thread of the pool, since compiling it takes up to its bound of work
+    (app/lm/constraints.py, MAX_WORK) and the event loop serves every route meanwhile; the
+    rest here (~25 us: the hop to a thread would cost twice that)."""
     m = services.under_condition(m, p.decade, p.sex)  # a decade or sex: its own batches
-    await asyncio.to_thread(services.checked_sample, m, p)
+    if p.pattern:
+        await asyncio.to_thread(services.checked_sample, m, p)
+    else:
+        services.checked_sample(m, p)
     return await sampling.submit(m, p)

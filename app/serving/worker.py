@@ -256,7 +256,28 @@ def _set_future(future: Future) -> Callable[[Any], None]:
 # --- from the event loop ---------------------------------------------------------------------
 
 _client: ContextVar[str] = ContextVar("namelab_client", default="local")
-_gone: ContextVar[asyncio.Event | None] = ContextVar("namelab_gone", default=None)
+
+
+class Gone:
+    """Whether a request's client has disconnected: set once, by WatchDisconnect. A future
+    rather than an asyncio.Event, so that a request awaiting model work hears of it through a
+    callback (`until_gone`) instead of a task of its own per request."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def set(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def is_set(self) -> bool:
+        return self.future.done()
+
+    async def wait(self) -> None:
+        await asyncio.shield(self.future)  # a waiter cancelled leaves the flag alone
+
+
+_gone: ContextVar[Gone | None] = ContextVar("namelab_gone", default=None)
 
 
 def client() -> str:
@@ -307,20 +328,25 @@ async def until_gone(future: asyncio.Future, cancel: Callable[[], None]) -> Any:
     """The future's result; if the request's client disconnects (or the request is cancelled)
     first: cancel(), and ClientGone (or the cancellation)."""
     gone = _gone.get()
-    watch = asyncio.ensure_future(gone.wait()) if gone is not None else None
+
+    def left(_: asyncio.Future) -> None:
+        if not future.done():
+            cancel()
+            future.set_exception(ClientGone("the client disconnected"))
+
+    if gone is not None:
+        if gone.is_set():
+            left(gone.future)
+        else:
+            gone.future.add_done_callback(left)
     try:
-        if watch is not None:
-            await asyncio.wait([future, watch], return_when=asyncio.FIRST_COMPLETED)
-            if not future.done():
-                cancel()
-                raise ClientGone("the client disconnected")
         result = await future
     except asyncio.CancelledError:
         cancel()
         raise
     finally:
-        if watch is not None:
-            watch.cancel()
+        if gone is not None:
+            gone.future.remove_done_callback(left)
     if isinstance(result, BaseException):
         raise result
     return result
@@ -400,7 +426,7 @@ class WatchDisconnect:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        gone = asyncio.Event()
+        gone = Gone()
         first: list[Message] = []
         watcher: asyncio.Task | None = None
 
