@@ -54,6 +54,11 @@ def fmt_num(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def coord(v: float) -> str:
+    """An SVG coordinate, as short as it reads: 62.0 -> '62', 72.08 -> '72.08'."""
+    return f"{round(v, 2):g}"
+
+
 def fmt_prob(p: float) -> str:
     """Probabilities as in the tooltips: 0.0123; very small ones in scientific notation."""
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.2e}"
@@ -106,7 +111,7 @@ templates.env.globals.update(NAV=NAV, query=query, path_for=path_for,
                              # the bounds the pages name when a result stopped at one
                              MODEL_SECONDS=MODEL_SECONDS, MAX_EXPANSIONS=MAX_EXPANSIONS,
                              MAX_SAMPLE_DRAWS=MAX_SAMPLE_DRAWS)
-templates.env.filters.update(num=fmt_num, prob=fmt_prob, ordinal=ordinal, attrs=attrs,
+templates.env.filters.update(num=fmt_num, coord=coord, prob=fmt_prob, ordinal=ordinal, attrs=attrs,
                              data_in_words=spec_in_words, all_data_in_words=specs_in_words)
 
 

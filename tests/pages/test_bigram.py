@@ -18,7 +18,7 @@ LETTERS = ".abcdefghijklmnopqrstuvwxyz"
 
 
 def cells(html: str) -> list[str]:
-    return re.findall(r'<g class="cell" data-pair="([^"]+)"', html)
+    return re.findall(r'<g class="cell[^"]*" data-pair="([^"]+)"', html)
 
 
 def test_heatmap_defaults_to_the_first_bigram_model_with_729_cells(client):

@@ -68,7 +68,7 @@ def test_tsne_and_pca_views_and_the_similarity_heatmap(client):
         assert r.status_code == 200 and axis in r.text
         assert len(points(r.text)) == 27
         # 27 x 27 cosine similarities, in clustering order
-        assert len(re.findall(r'<g class="cell" data-pair=', r.text)) == 27 * 27
+        assert len(re.findall(r'<g class="cell[^"]*" data-pair=', r.text)) == 27 * 27
         assert "cosine similarity (centred vectors)" in r.text
     r = client.get("/embeddings?model=mlp&view=raw")
     assert r.status_code == 422 and "4-dimensional" in r.text
