@@ -27,7 +27,7 @@ from pathlib import Path
 
 from app.data import DEFAULT_SPEC, SSA_SPEC
 from app.lm import KINDS, Kind
-from app.lm.flops import letter_flops
+from app.lm.flops import window_flops
 from app.lm.scoring import Plausibility
 from app.store.checkpoints import PICKLE_SUFFIXES, load_checkpoint
 from app.store.checks import Limits
@@ -342,7 +342,7 @@ class Registry:
         loaded = LoadedModel.from_checkpoint(ckpt, user=user)
         # counted now, on the thread that loads (the model thread in a server), never later
         # on the event loop or a pool thread where a request asks for it (app/serving/worker.py)
-        letter_flops(ckpt.model)
+        window_flops(ckpt.model)  # the window is what is counted; a letter is read from it
         self._set(models={loaded.name: loaded})
         took = "" if seconds is None else f" in {seconds:.2f} s"
         log.info("%s model %s (%s%s) from %s%s", "replaced" if replaced else "loaded",
