@@ -9,8 +9,12 @@ so that the client does not take the server's CPU. Each endpoint gets `--seconds
 (interleaved, so a slow minute on this shared machine hits every endpoint alike). Printed per
 endpoint and round: requests/s, p50 and p99 latency, non-2xx responses, and the ratio of the
 requests/s to `/healthz`'s in the same round; then the issue's targets against the lower of the
-rounds' ratios. Last, the latency of one big request at a time (one connection): `sample n=1000`
-from each kind of model and `score 1000 names` on the MLP.
+rounds' ratios. With the ratios, the server's CPU time per request (from /proc: utime + stime of
+its threads over the endpoint's run, divided by its requests), split into the event loop's (the
+main thread: HTTP, middleware, routing, validation, JSON) and the other threads' (the model
+thread's, almost all): where a ratio's shortfall lies. Last, the latency of one big request at
+a time (one connection): `sample n=1000` from each kind of model and `score 1000 names` on the
+MLP.
 
 Exits 1 if any response was not 2xx or a socket error happened.
 """
@@ -126,9 +130,25 @@ def ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of process `pid`, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def run_wrk(wrk: str, cpus: set[int], url: str, script: Path, connections: int,
-            seconds: float) -> dict:
+            seconds: float, server: int | None = None) -> dict:
+    """wrk's figures; with `server` (its pid), also the server's CPU per request: `loop_us`
+    of its main thread (the event loop), `other_us` of the rest (the model thread)."""
     url = url.replace("{name}", "x")  # (the script writes such a path itself)
+    before = thread_cpu(server) if server else {}
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
            url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
@@ -139,7 +159,14 @@ def run_wrk(wrk: str, cpus: set[int], url: str, script: Path, connections: int,
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+    figures = {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+    if server:
+        after = thread_cpu(server)
+        spent = {tid: t - before.get(tid, 0.0) for tid, t in after.items()}
+        n = int(re.search(r"(\d+) requests in", out).group(1)) or 1
+        figures["loop_us"] = spent.get(server, 0.0) / n * 1e6
+        figures["other_us"] = sum(t for tid, t in spent.items() if tid != server) / n * 1e6
+    return figures
 
 
 def main() -> int:
@@ -170,7 +197,7 @@ def main() -> int:
             figures = {}
             for label, _, path, _, _ in ENDPOINTS:
                 figures[label] = run_wrk(wrk, client_cpus, url + path, scripts[label],
-                                         args.connections, args.seconds)
+                                         args.connections, args.seconds, server=proc.pid)
             rounds.append(figures)
         for label, method, path, body in SINGLE:
             script = lua_script(method, path, body, tmp)
@@ -197,6 +224,15 @@ def main() -> int:
             n_errors += f["errors"]
             row += f" | {f['rps']:>9.0f} {f['p50']:>7.1f} {f['p99']:>7.1f} {ratio:>6.3f}"
         print(row)
+    print("the server's CPU per request, us, in the last round: the event loop + the other "
+          "threads (the model thread); healthz / that = the CPU's ratio")
+    last, base_cpu = rounds[-1], rounds[-1]["GET /healthz"]
+    healthz_us = base_cpu["loop_us"] + base_cpu["other_us"]
+    for label, *_ in ENDPOINTS:
+        f = last[label]
+        total = f["loop_us"] + f["other_us"]
+        print(f"  {label:<28} {f['loop_us']:>7.0f} + {f['other_us']:>6.0f} = {total:>7.0f}"
+              f"   ratio {healthz_us / total:.3f}")
     print("one request at a time (1 connection):")
     for label, f in single.items():
         n_errors += f["errors"]
