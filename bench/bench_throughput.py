@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from load import free_port, stop_server, wait_ready  # bench/load.py: start, probe, stop
+from load import free_port, stop_server, thread_cpu_seconds, wait_ready  # bench/load.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,25 +130,12 @@ def ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of process `pid`, by thread id."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except OSError:  # the thread ended meanwhile
-            continue
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
 def run_wrk(wrk: str, cpus: set[int], url: str, script: Path, connections: int,
             seconds: float, server: int | None = None) -> dict:
     """wrk's figures; with `server` (its pid), also the server's CPU per request: `loop_us`
     of its main thread (the event loop), `other_us` of the rest (the model thread)."""
     url = url.replace("{name}", "x")  # (the script writes such a path itself)
-    before = thread_cpu(server) if server else {}
+    before = thread_cpu_seconds(server) if server else {}
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
            url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
@@ -161,7 +148,7 @@ def run_wrk(wrk: str, cpus: set[int], url: str, script: Path, connections: int,
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
     figures = {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
     if server:
-        after = thread_cpu(server)
+        after = thread_cpu_seconds(server)
         spent = {tid: t - before.get(tid, 0.0) for tid, t in after.items()}
         n = int(re.search(r"(\d+) requests in", out).group(1)) or 1
         figures["loop_us"] = spent.get(server, 0.0) / n * 1e6

@@ -61,14 +61,31 @@ def tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def stat_cpu_seconds(stat: Path) -> float:
+    """CPU time (user + system) in a /proc `stat` file: a process's (/proc/PID/stat, all its
+    threads) or one thread's (/proc/PID/task/TID/stat)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """stat_cpu_seconds of each live thread of process `pid`, by thread id."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = stat_cpu_seconds(task / "stat")
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+    return out
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) used so far by a process and its live descendants."""
-    total, todo, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            total += stat_cpu_seconds(Path(f"/proc/{p}/stat"))
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
