@@ -360,12 +360,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        mask = (torch.rand(self.mask_shape(x), dtype=x.dtype, device=x.device) >= self.p)
-        return x * mask.to(x.dtype).mul_(1 / (1 - self.p))
-
-    def mask_shape(self, x: torch.Tensor) -> tuple[int, ...]:
-        """An element's own draw (a subclass may share one draw along some dimensions)."""
-        return tuple(x.shape)
+        mask = (torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p).to(x.dtype)
+        return x * mask.mul_(1 / (1 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -80,9 +80,6 @@ class OptimConfig:
     ema: float = param(0.0, "decay of an exponential moving average of the weights, which is "
                        "what is validated and kept (0: off; 0.999 averages ~1,000 steps)",
                        ge=0, lt=1)
-    ema_start: int = param(0, "step from which the weights are averaged (before it, the raw "
-                           "weights are validated and kept), so a long average does not carry "
-                           "the first steps' weights", ge=0)
     eval_interval: int = param(1000, "steps between validation passes (history points)", ge=1)
     seed: int = param(1337, "seed of the initial weights, the minibatches and dropout", ge=0)
     device: str = param("cpu", "torch device")
@@ -91,11 +88,6 @@ class OptimConfig:
         check_fields(self)
         if self.lr_min > self.lr:
             raise ValueError(f"need lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
-        if self.ema_start and not self.ema:
-            raise ValueError(f"ema_start={self.ema_start} needs a weight average (ema > 0)")
-        if self.ema_start >= self.steps:
-            raise ValueError(f"need ema_start < steps, got ema_start={self.ema_start}, "
-                             f"steps={self.steps}")
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay from lr to lr_min."""

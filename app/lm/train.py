@@ -121,8 +121,6 @@ def train(
     `on_eval` and kept are an exponential moving average of the steps' weights (Polyak
     averaging: on a small data set it smooths the noise of the last steps of SGD, at the cost of
     one copy of the weights and a lerp per step); the history's train loss stays the raw one's.
-    The average starts at step `cfg.ema_start` (its first update copies that step's weights);
-    before it, the raw weights are the ones validated.
 
     The model is never frozen here, so every validation pass runs the layers as written on the
     weights of that step (LanguageModel explains why the fast form cannot leak in).
@@ -136,7 +134,7 @@ def train(
     opt = model.configure_optimizers(cfg.weight_decay, cfg.lr, (0.9, cfg.beta2))
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
                 if cfg.ema else None)
-    kept = model  # what is validated and kept: the average once it has started
+    kept = model if averaged is None else averaged.module  # what is validated and kept
     history = History()
     best_val, best_state = math.inf, None
     running, n_running = 0.0, 0
@@ -153,9 +151,8 @@ def train(
         opt.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
         opt.step()
-        if averaged is not None and step >= cfg.ema_start:
+        if averaged is not None:
             averaged.update_parameters(model)
-            kept = averaged.module
         running += loss.item()
         n_running += 1
         last = step == cfg.steps - 1

@@ -63,9 +63,6 @@ class TransformerConfig:
     n_embd: int = param(64, "width of the residual stream", ge=1, le=MAX_EMBD)
     dropout: float = param(0.15, "dropout on the embeddings and after each sublayer, in "
                                  "training only", ge=0, lt=1)
-    drop_path: float = param(0.0, "stochastic depth: the probability that a training row skips "
-                                  "a block's sublayers, rising from 0 at the first block to this "
-                                  "at the last", ge=0, lt=1)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -90,18 +87,9 @@ class CausalSelfAttention(nn.Module):
         return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
-class DropPath(Dropout):
-    """Stochastic depth (Huang et al. 2016), in training only: each row of the batch keeps a
-    residual branch with probability 1 - p, scaled by 1 / (1 - p), or skips it. No parameters."""
-
-    def mask_shape(self, x: torch.Tensor) -> tuple[int, ...]:
-        return (len(x),) + (1,) * (x.dim() - 1)
-
-
 class Block(nn.Module):
-    def __init__(self, cfg: TransformerConfig, drop_path: float = 0.0) -> None:
+    def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        self.skip = DropPath(drop_path)
         self.ln_1 = nn.LayerNorm(cfg.n_embd)
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd)
@@ -113,8 +101,8 @@ class Block(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.skip(self.attn(self.ln_1(x)))
-        return x + self.skip(self.mlp(self.ln_2(x)))
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(LanguageModel):
@@ -127,8 +115,7 @@ class Transformer(LanguageModel):
         self.wte = embedding(V, cfg.n_embd)
         self.wpe = embedding(cfg.block_size, cfg.n_embd)
         self.drop = Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(
-            Block(cfg, cfg.drop_path * i / max(1, cfg.n_layer - 1)) for i in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, V)
 

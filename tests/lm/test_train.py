@@ -218,39 +218,6 @@ def test_ema_keeps_the_moving_average_of_every_steps_weights(data):
     assert history.val[-1] == pytest.approx(evaluate(model, split.val), abs=1e-5)
 
 
-def test_ema_start_averages_from_that_step_and_keeps_the_raw_weights_before(data):
-    """Reference as above: the raw run's weights after every step; the average of those from
-    step `start` on (its first update copies them), and before it the raw weights themselves."""
-    vocab, split = data
-    steps, decay, start = 12, 0.8, 5
-    raw_cfg = OptimConfig(steps=steps, batch_size=32, lr=0.05, warmup=0, eval_interval=1)
-    weights: list[torch.Tensor] = []
-    torch.manual_seed(0)
-    train(NeuralBigram(vocab), split, raw_cfg,
-          on_eval=lambda step, m, val: weights.append(m.W.detach().double().clone()))
-    ema = weights[start]
-    for w in weights[start + 1:]:
-        ema = decay * ema + (1 - decay) * w
-
-    seen: list[torch.Tensor] = []
-    torch.manual_seed(0)
-    model = NeuralBigram(vocab)
-    train(model, split, dataclasses.replace(raw_cfg, ema=decay, ema_start=start),
-          on_eval=lambda step, m, val: seen.append(m.W.detach().double().clone()))
-    for before, raw in zip(seen[:start], weights[:start], strict=True):
-        torch.testing.assert_close(before, raw)  # the raw weights until the average starts
-    torch.testing.assert_close(seen[start], weights[start])  # its first update copies them
-    torch.testing.assert_close(seen[-1], ema, atol=1e-6, rtol=0)
-    assert not torch.allclose(seen[-1], weights[-1], atol=1e-3)
-
-
-def test_ema_start_needs_an_average_and_a_step_before_the_end():
-    with pytest.raises(ValueError, match="ema_start=3 needs a weight average"):
-        OptimConfig(ema_start=3)
-    with pytest.raises(ValueError, match="need ema_start < steps"):
-        OptimConfig(steps=10, ema=0.9, ema_start=10)
-
-
 def test_ema_off_and_out_of_range():
     assert OptimConfig().ema == 0
     for bad in (-0.1, 1.0):
