@@ -309,6 +309,102 @@ def test_start_up_raises_the_soft_descriptor_limit_to_fit_or_says_why(monkeypatc
         fit_descriptor_limit(8000)
 
 
+# --- a response leaves in one write ---------------------------------------------------------
+
+
+class Socket:
+    """The transport under the protocol's own: what reaches the socket, write by write."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes]] = []  # ("write", data) or ("close", b"")
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "written after close"
+        self.events.append(("write", bytes(data)))
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append(("close", b""))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default=None):
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default)
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+async def exchange_in_process(app, request: bytes) -> list[tuple[str, bytes]]:
+    """`request` through Namelab's protocol (the limits of Settings()) serving `app` over a
+    Socket; its events once the response is complete (and a turn more)."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from app.config import Settings
+    from app.serving.connections import protocol
+
+    done = asyncio.Event()
+
+    async def app_then_done(scope, receive, send):
+        await app(scope, receive, send)
+        done.set()
+
+    config = uvicorn.Config(app_then_done, lifespan="off", log_config=None, access_log=False)
+    sock = Socket()
+    proto = protocol(Settings())(config, ServerState(), {}, asyncio.get_running_loop())
+    proto.connection_made(sock)
+    proto.data_received(request)
+    await asyncio.wait_for(done.wait(), BOUND)
+    await asyncio.sleep(0)  # the turn after the app's last write: flushed by then
+    events = list(sock.events)
+    proto.connection_lost(None)
+    return events
+
+
+async def head_then_body(scope, receive, send) -> None:
+    """As every Starlette response: the head, then the body, as two messages in one turn."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"5"), (b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def test_a_responses_head_and_body_reach_the_socket_in_one_write():
+    """uvicorn writes them apart: a replica killed between the two writes sent a head with no
+    body, which its balancer could no longer send to another replica (a truncated answer)."""
+    events = asyncio.run(exchange_in_process(head_then_body, get("/")))
+    assert [kind for kind, _ in events] == ["write"]
+    answer = events[0][1]
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nhello")
+
+
+def test_a_connection_closed_after_its_response_is_sent_all_of_it_first():
+    events = asyncio.run(exchange_in_process(head_then_body, get("/", b"Connection: close")))
+    assert [kind for kind, _ in events] == ["write", "close"]
+    assert events[0][1].endswith(b"\r\n\r\nhello")
+
+
+def test_a_streamed_response_is_written_turn_by_turn_and_nothing_is_held_back():
+    """Parts written in different turns are not held for one another: each turn's writes leave
+    at its end, in order."""
+    async def streamed(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await asyncio.sleep(0.01)  # other turns pass
+        await send({"type": "http.response.body", "body": b"second", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    events = asyncio.run(exchange_in_process(streamed, get("/")))
+    writes = [data for kind, data in events if kind == "write"]
+    assert len(writes) == 2
+    assert writes[0].endswith(b"\r\n\r\n5\r\nfirst\r\n")  # the head with the first part
+    assert writes[1] == b"6\r\nsecond\r\n0\r\n\r\n"
+
+
 # STUCK, once the app imports app.pages.models (importing it at start-up would hold up the
 # spawned workers past uvicorn's health check), and a thread that is joined at exit and never
 # ends, as a ThreadPoolExecutor's thread stuck in model code is (the model thread is a daemon).

@@ -21,6 +21,13 @@ per connection, from settings (app/config.py):
     head_timeout_seconds  from a connection's start, or a request's first byte, to the end of
                           its head: 408, closed (slowloris; silent connections)
 
+A response leaves in one write: uvicorn writes a response's head and its body to the socket
+apart, so a replica killed between the two (SIGKILL, the out-of-memory killer) had sent a head
+without its body, and the balancer in front (deploy/haproxy), which sends a request again only
+while nothing of its answer has reached the client, passed on a truncated answer. The protocol's
+transport (`OneWritePerTurn`) joins what is written in one turn of the event loop (a response's
+head and body are) and hands it to the socket as one write: the kernel has all of it, or none.
+
 uvicorn's own options cover the rest: `timeout_keep_alive` (idle connections between requests,
 NAMELAB_KEEP_ALIVE_SECONDS) and `timeout_graceful_shutdown`. `serve` runs uvicorn with all of
 it and stops within NAMELAB_SHUTDOWN_GRACE_SECONDS of a SIGTERM whatever is stuck: requests in
@@ -86,7 +93,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         if len(self.connections) >= self.max_connections:
             self._turn_away(transport)
             return
-        super().connection_made(transport)
+        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
         self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -206,6 +213,52 @@ class LimitedHttpTools(HttpToolsProtocol):
             counts = ", ".join(f"{n} x {s}" for s, n in sorted(cls.refused.items()))
             log.warning("connection limits: answered %s (since the last such line)", counts)
             cls.refused, cls.last_warning = {}, now
+
+
+class OneWritePerTurn:
+    """A transport whose writes in one turn of the event loop reach the socket as one write, at
+    the end of the turn (or before a close). Everything else is the wrapped transport's."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, lines) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():  # else the peer is gone: nowhere to send it
+                self._transport.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
 
 
 def _response(status: int, message: str, retry_after: int | None = None) -> bytes:
