@@ -218,6 +218,48 @@ def test_ema_keeps_the_moving_average_of_every_steps_weights(data):
     assert history.val[-1] == pytest.approx(evaluate(model, split.val), abs=1e-5)
 
 
+def test_ema_power_keeps_the_power_function_average_of_every_steps_weights(data):
+    """Reference: the raw run's weights after every step, weighted in float64 by the closed
+    form of the power-function average (not its recurrence): step t of T counts
+    (t^(g+1) - (t-1)^(g+1)) / T^(g+1)."""
+    vocab, split = data
+    steps, gamma = 12, 2.5
+    raw_cfg = OptimConfig(steps=steps, batch_size=32, lr=0.05, warmup=0, eval_interval=1)
+    weights: list[dict[str, torch.Tensor]] = []
+
+    def keep(step, model, val):
+        weights.append({k: v.detach().double().clone() for k, v in model.state_dict().items()})
+
+    torch.manual_seed(0)
+    train(NeuralBigram(vocab), split, raw_cfg, on_eval=keep)
+    share = [(t ** (gamma + 1) - (t - 1) ** (gamma + 1)) / steps ** (gamma + 1)
+             for t in range(1, steps + 1)]
+    assert sum(share) == pytest.approx(1) and share == sorted(share)  # later steps count more
+    reference = sum(c * w["W"] for c, w in zip(share, weights, strict=True))
+
+    averaged: list[tuple[LanguageModel, float]] = []
+    torch.manual_seed(0)
+    model = NeuralBigram(vocab)
+    cfg = dataclasses.replace(raw_cfg, eval_interval=steps, ema_power=gamma)
+    history = train(model, split, cfg, on_eval=lambda step, m, val: averaged.append((m, val)))
+    kept, val = averaged[-1]
+    assert kept is not model
+    assert torch.allclose(kept.W.double(), reference, atol=1e-6)
+    uniform = sum(w["W"] for w in weights) / steps
+    assert not torch.allclose(reference, uniform, atol=1e-3)  # not a plain mean
+    assert torch.allclose(model.W.double(), reference, atol=1e-6)  # and it is what is kept
+    assert history.val[-1] == pytest.approx(evaluate(model, split.val), abs=1e-5)
+
+
+def test_one_weight_average_at_most():
+    assert OptimConfig().ema_power == 0
+    with pytest.raises(ValueError, match="one weight average at most: ema=0.999 and "
+                                         "ema_power=3"):
+        OptimConfig(ema=0.999, ema_power=3)
+    with pytest.raises(ValueError, match="ema_power"):
+        OptimConfig(ema_power=-1)
+
+
 def test_ema_off_and_out_of_range():
     assert OptimConfig().ema == 0
     for bad in (-0.1, 1.0):
