@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import api, middleware, pages
+from app.api.fastlane import FastLane
 from app.config import STATIC_DIR, Settings
 from app.domain import cost
 from app.serving import batching, jobs, logs, memory, worker
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app)
     errors.install(app)  # the error handlers of both (in any order with the two above)
     app.mount(static.MOUNT, HashedStaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(PageCache)  # innermost: pages that never change, rendered once
+    app.add_middleware(FastLane)  # innermost: the two busiest routes, without FastAPI's work
+    app.add_middleware(PageCache)  # then pages that never change, rendered once
     middleware.install(app, settings, docs_paths=(openapi.DOCS_URL, openapi.REDOC_URL),
                        collectors=[worker.QueueMetrics()])
     openapi.document_refusals(app, settings)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
 from app.api.render import json_response, sample_payload
 from app.api.schemas import NOT_FOUND, SampleRequest, SampleResponse
 from app.domain.params import SampleParams
 from app.serving import batching
+from app.store.registry import LoadedModel
 from app.web.deps import ModelDep
 
 router = APIRouter(prefix="/api/models/{model}", tags=["sampling"], responses=NOT_FOUND)
@@ -28,6 +29,7 @@ EXAMPLES = {
 # (app/serving/batching.py).
 @router.post("/sample", summary="Sample names", response_model=SampleResponse)
 async def sample_names(
+    request: Request,
     m: ModelDep,
     req: Annotated[SampleRequest | None, Body(openapi_examples=EXAMPLES)] = None,
 ) -> Response:
@@ -37,8 +39,12 @@ async def sample_names(
     10 s of model time, a safety net: sampling stops then, with the names of its whole rounds
     of draws (`timed_out: true`, `exhausted: true`). Concurrent requests for the
     same model are sampled together on the model thread (app/serving/batching.py), each as alone."""
-    result = await batching.sample(m, req or SampleRequest())
-    return json_response(sample_payload(m.name, result))
+    return await answer(request, m, req or SampleRequest())
+
+
+async def answer(request: Request, m: LoadedModel, req: SampleRequest) -> Response:
+    """The POST's answer to a valid request (app/api/fastlane.py calls it too)."""
+    return json_response(sample_payload(m.name, await batching.sample(m, req)))
 
 
 @router.get("/sample", summary="Sample names (query parameters)", response_model=SampleResponse)

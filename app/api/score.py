@@ -12,6 +12,7 @@ from app.api.schemas import NOT_FOUND, ScoreRequest, ScoreResponse
 from app.domain.params import NameParam
 from app.serving import batching
 from app.serving.pagecache import cacheable
+from app.store.registry import LoadedModel
 from app.web.deps import ModelDep
 from app.web.errors import SafeJSONResponse, invalid_param_error
 
@@ -35,6 +36,11 @@ async def score_names(
     of the same length the model never trained on: 50 = a typical real name) and every step
     (context, probability, rank), for each name that can be scored, in the order given; each
     name that cannot (letters outside the model's alphabet) is in `errors` instead."""
+    return await answer(request, m, req)
+
+
+async def answer(request: Request, m: LoadedModel, req: ScoreRequest) -> Response:
+    """The POST's answer to a valid request (app/api/fastlane.py calls it too)."""
     scored, errors = await batching.score_valid(m, req.names)
     if not scored:
         return SafeJSONResponse(status_code=422, content={
