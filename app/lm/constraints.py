@@ -300,6 +300,23 @@ class Constraint:
         return self.automaton.run(self.vocab.encode(self.prefix))
 
     @cached_property
+    def open_after_prefix(self) -> bool:
+        """Whether every continuation of the prefix is accepted (nothing beyond the prefix and the
+        lengths is asked): every state the letters lead to from the start state accepts."""
+        if self.start_state < 0:
+            return False
+        letters = self.automaton.delta[:, 1:].tolist()
+        seen, todo = {self.start_state}, [self.start_state]
+        while todo:
+            s = todo.pop()
+            if not self.automaton.accepting[s] or -1 in letters[s]:
+                return False
+            for nxt in set(letters[s]) - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return True
+
+    @cached_property
     def to_accept(self) -> torch.Tensor:
         """(S,) long: the fewest letters that take each state to an accepting one (a large
         number where none can): a name still growing in state s with t letters can fit only

@@ -337,7 +337,9 @@ def rejection_sampler(model: LanguageModel, draws: list[Draw], knobs: Knobs,
     if prefix_ids:
         out[:, : len(prefix_ids)] = torch.tensor(prefix_ids)
     total = torch.full((N,), prefix_log_prob(model, c.prefix), dtype=torch.float64)
-    delta, accepting, to_accept = c.automaton.delta, c.automaton.accepting, c.to_accept
+    open_after_prefix = c.open_after_prefix
+    delta, accepting = c.automaton.delta, c.automaton.accepting
+    to_accept = None if open_after_prefix else c.to_accept
     state = torch.full((N,), c.start_state, dtype=torch.long)
     fit = torch.zeros(N, dtype=torch.bool)
     done_at = torch.full((N,), last, dtype=torch.long)  # the step at which each row ended
@@ -360,13 +362,17 @@ def rejection_sampler(model: LanguageModel, draws: list[Draw], knobs: Knobs,
         total.index_add_(0, rows, logp.gather(1, ix[:, None]).squeeze(1))
         out[rows, t] = ix
         ended = ix == 0
-        s = state[rows]
-        fit[rows[ended]] = accepting[s[ended]] & (t >= c.min_len)
-        nxt = torch.where(ended, -1, delta[s, ix])
-        # Going on only while the name can still fit: a live state, with enough letters left.
-        going = (nxt >= 0) & (t + 1 + to_accept[nxt.clamp_min(0)] <= c.max_len)
+        if open_after_prefix:  # the state never changes and always accepts: the lengths only
+            fit[rows[ended]] = t >= c.min_len
+            going = ~ended if t + 1 <= c.max_len else torch.zeros_like(ended)
+        else:
+            s = state[rows]
+            fit[rows[ended]] = accepting[s[ended]] & (t >= c.min_len)
+            nxt = torch.where(ended, -1, delta[s, ix])
+            # Going on only while the name can still fit: a live state, enough letters left.
+            going = (nxt >= 0) & (t + 1 + to_accept[nxt.clamp_min(0)] <= c.max_len)
+            state[rows] = nxt
         done_at[rows[~going]] = t
-        state[rows] = nxt
         rows = rows[going]
         decoder.advance(going, ix)
         if len(rows) == 0:

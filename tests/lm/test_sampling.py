@@ -8,7 +8,7 @@ from app.lm import Bigram, Vocab
 from app.lm.deadline import Deadline
 from app.lm.sampling import Draw, drive, group_sampler
 from tests.conftest import TINY_NAMES
-from tests.lm.sampling_helpers import draw_names, draw_scored
+from tests.lm.sampling_helpers import draw, draw_names, draw_scored
 from tests.lm.sampling_helpers import options as sampling_options
 
 BIGRAM = Bigram(Vocab.from_words(TINY_NAMES)).fit(TINY_NAMES)
@@ -121,3 +121,39 @@ def test_each_draw_of_a_group_stops_at_its_own_deadline(served):
     assert len(whole.names) == 20 and not whole.timed_out
     assert cut.names == [] and cut.timed_out  # stopped partway: only whole draws count
     assert none.names == [] and none.timed_out  # stopped before its first step
+
+
+# --- a constraint open after its prefix: the lengths only, checked without the automaton ---
+
+OPEN = [{}, {"prefix": "el", "max_len": 4}, {"prefix": "a", "min_len": 4, "max_len": 6},
+        {"max_len": 3, "temperature": 0.6}, {"top_k": 4, "min_len": 5}]
+
+
+@pytest.mark.parametrize("args", OPEN, ids=[str(a) for a in OPEN])
+def test_a_constraint_open_after_its_prefix_draws_what_the_automaton_draws(
+        args, tiny_mlp, monkeypatch):
+    """The rejection sampler's shortcut when nothing beyond the prefix and the lengths is asked,
+    against its general path (the automaton's states and distances) on the same seeds."""
+    from app.lm.constraints import Constraint, build
+
+    model = tiny_mlp  # a bigram samples exactly, without the rejection sampler
+    lengths = {k: args[k] for k in ("prefix", "min_len", "max_len") if k in args}
+    knobs = {k: v for k, v in args.items() if k not in lengths}
+    constraint = build(model.vocab, **lengths)
+    assert constraint.open_after_prefix
+    shortcut = [draw(model, 60, gen(seed), constraint=constraint, **knobs) for seed in range(3)]
+    monkeypatch.setattr(Constraint, "open_after_prefix", False)
+    general = [draw(model, 60, gen(seed), constraint=build(model.vocab, **lengths), **knobs)
+               for seed in range(3)]
+    assert shortcut == general
+
+
+@pytest.mark.parametrize("args, is_open", [
+    ({}, True), ({"prefix": "el", "max_len": 4}, True), ({"prefix": "a", "min_len": 4}, True),
+    ({"suffix": "a"}, False), ({"contains": "li"}, False), ({"pattern": "[a-m]+"}, False),
+    ({"prefix": "an", "pattern": "an.*"}, True),  # a pattern that asks nothing more
+])
+def test_open_after_prefix_says_whether_anything_beyond_the_prefix_is_asked(args, is_open):
+    from app.lm.constraints import build
+
+    assert build(BIGRAM.vocab, **args).open_after_prefix == is_open
