@@ -300,3 +300,39 @@ def test_requests_served_in_small_chunks_get_the_bytes_they_get_in_one(client, m
     chunks = worker.executor().chunks
     assert run_async(go()) == whole
     assert worker.executor().chunks - chunks > 3 * one_go  # it was cut, many times over
+
+
+def test_a_batchs_requests_are_answered_with_one_wake_up_of_the_event_loop(client, monkeypatch):
+    """The model thread settles a batch's futures in one call on the loop (worker.settle_all):
+    a wake-up per request cost the event loop and the model thread ~3% of a sample request."""
+    calls: list[int] = []
+    settle_all = worker.settle_all
+
+    def counted(settlements):
+        calls.append(sum(1 for _ in settlements))
+        settle_all(settlements)
+
+    monkeypatch.setattr(worker, "settle_all", counted)
+    reqs = [("POST", "/api/models/mlp/score", {"names": names}) for names in SCORES]
+    answers = run_async(send_all(client.app, reqs, together=True))
+    assert [status for status, _ in answers] == [200] * len(SCORES)
+    assert calls == [len(SCORES)]  # one batch, answered at once
+
+
+def test_settle_all_wakes_each_loop_once_and_leaves_a_cancelled_future_alone():
+    loop = asyncio.new_event_loop()
+    try:
+        futures = [loop.create_future() for _ in range(3)]
+        futures[1].cancel()  # its client went away
+        wake_ups = []
+        call = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a: wake_ups.append(a) or call(*a)
+        worker.settle_all([(loop, f, k) for k, f in enumerate(futures)])
+        loop.run_until_complete(asyncio.sleep(0))
+        assert len(wake_ups) == 1
+        assert [futures[0].result(), futures[2].result()] == [0, 2] and futures[1].cancelled()
+        closed = asyncio.new_event_loop()
+        closed.close()
+        worker.settle_all([(closed, closed.create_future(), 1)])  # nobody waits: no error
+    finally:
+        loop.close()

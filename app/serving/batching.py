@@ -190,12 +190,12 @@ class Batcher(Generic[T, R]):
                             yield  # a chunk done: the others' turn
                         else:  # (k, result): piece k is done, the others run on
                             early.add(out[0])
-                            self._answer(batch[out[0]][0], out[1])
+                            worker.settle_all(self._answer(batch[out[0]][0], out[1]))
                 except Exception as e:  # a bug: every request of the batch fails with it
                     results = [e] * len(batch)
-                for k, ((x, _), result) in enumerate(zip(batch, results, strict=True)):
-                    if k not in early:
-                        self._answer(x, result)
+                worker.settle_all([s for k, ((x, _), result)  # one wake-up of the loop
+                                   in enumerate(zip(batch, results, strict=True))
+                                   if k not in early for s in self._answer(x, result)])
                 if not w.pieces:
                     return
                 yield  # a chunk done: the others' turn
@@ -206,16 +206,17 @@ class Batcher(Generic[T, R]):
                     self._remove(m, x)
                     worker.settle_on(x.loop, x.future, e)
 
-    def _answer(self, x: Waiting[T], result: Any) -> None:
-        """One of x's pieces is done: x is answered once all are."""
+    def _answer(self, x: Waiting[T], result: Any) -> list[worker.Settlement]:
+        """One of x's pieces is done: x's answer once all are (to settle), else nothing."""
         x.results.append(result)
         x.left -= 1
-        if x.left == 0:
-            errors = [r for r in x.results if isinstance(r, Exception)]
-            done = errors[0] if errors else self.join(x.results)
-            # counted before it is answered: whoever reads the count then sees it
-            worker.executor().waited("light" if x.light else "heavy", x.since)
-            worker.settle_on(x.loop, x.future, done)
+        if x.left != 0:
+            return []
+        errors = [r for r in x.results if isinstance(r, Exception)]
+        done = errors[0] if errors else self.join(x.results)
+        # counted before it is answered: whoever reads the count then sees it
+        worker.executor().waited("light" if x.light else "heavy", x.since)
+        return [(x.loop, x.future, done)]
 
     def _take(self, m: LoadedModel, w: Waiting[T],
               batch: list[tuple[Waiting[T], T]]) -> None:

@@ -360,9 +360,29 @@ def settle_on(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result: A
         pass
 
 
+Settlement = tuple[asyncio.AbstractEventLoop, asyncio.Future, Any]  # settle_on's arguments
+
+
+def settle_all(settlements: list[Settlement]) -> None:
+    """settle_on for each, with one wake-up of each loop (a batch's requests share one)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+    for loop, future, result in settlements:
+        by_loop.setdefault(loop, []).append((future, result))
+    for loop, pairs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_each, pairs)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
 def _settle(future: asyncio.Future, result: Any) -> None:
     if not future.done():  # a request whose client went away was cancelled
         future.set_result(result)
+
+
+def _settle_each(pairs: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, result in pairs:
+        _settle(future, result)
 
 
 def model_thread(route: Callable[P, R]) -> Callable[P, R]:
