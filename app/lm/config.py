@@ -80,10 +80,6 @@ class OptimConfig:
     ema: float = param(0.0, "decay of an exponential moving average of the weights, which is "
                        "what is validated and kept (0: off; 0.999 averages ~1,000 steps)",
                        ge=0, lt=1)
-    ema_power: float = param(0.0, "exponent g of a power-function average of the weights "
-                             "(Karras et al. 2024), which is what is validated and kept: after "
-                             "T steps, step t weighs ~(t/T)^g, so the first steps' weights fade "
-                             "out whatever the run's length (0: off; not with --ema)", ge=0)
     eval_interval: int = param(1000, "steps between validation passes (history points)", ge=1)
     seed: int = param(1337, "seed of the initial weights, the minibatches and dropout", ge=0)
     device: str = param("cpu", "torch device")
@@ -92,9 +88,6 @@ class OptimConfig:
         check_fields(self)
         if self.lr_min > self.lr:
             raise ValueError(f"need lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
-        if self.ema and self.ema_power:
-            raise ValueError(f"one weight average at most: ema={self.ema} and "
-                             f"ema_power={self.ema_power}")
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay from lr to lr_min."""

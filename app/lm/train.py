@@ -107,23 +107,6 @@ def minibatches(n: int, batch_size: int, gen: torch.Generator,
     return draw
 
 
-def power_multi_avg_fn(gamma: float):
-    """AveragedModel's update for the power-function average of Karras et al. 2024 ("Analyzing
-    and Improving the Training Dynamics of Diffusion Models", EDM2): update t (1-based) moves the
-    average by 1 - (1 - 1/t)^(gamma + 1) towards the weights, so after T updates the weights of
-    update t count (t^(gamma+1) - (t-1)^(gamma+1)) / T^(gamma+1), ~(t/T)^gamma. An exponential
-    average of decay d keeps e^(-(T-t)(1-d)) of every step, the first ones' included (7% from the
-    first 10,000 of 36,000 steps at d = 0.9999); this one keeps (10/36)^(gamma+1) of them."""
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
-               num_averaged: torch.Tensor) -> None:
-        n = float(num_averaged)  # updates before this one: t = n + 1
-        torch._foreach_lerp_(averaged, current, 1 - (n / (n + 1)) ** (gamma + 1))
-
-    return update
-
-
 def train(
     model: LanguageModel,
     split: Split,
@@ -137,8 +120,7 @@ def train(
     validation set; never selected on test). With `cfg.ema`, the weights validated, reported to
     `on_eval` and kept are an exponential moving average of the steps' weights (Polyak
     averaging: on a small data set it smooths the noise of the last steps of SGD, at the cost of
-    one copy of the weights and a lerp per step); with `cfg.ema_power`, a power-function
-    average of them (`power_multi_avg_fn`); the history's train loss stays the raw one's.
+    one copy of the weights and a lerp per step); the history's train loss stays the raw one's.
 
     The model is never frozen here, so every validation pass runs the layers as written on the
     weights of that step (LanguageModel explains why the fast form cannot leak in).
@@ -150,9 +132,8 @@ def train(
     Xtr, Ytr = (t.to(device) for t in model.examples(split.train))
     draw = minibatches(len(Xtr), cfg.batch_size, gen, model.example_weights(split.train))
     opt = model.configure_optimizers(cfg.weight_decay, cfg.lr, (0.9, cfg.beta2))
-    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema
-                else AveragedModel(model, multi_avg_fn=power_multi_avg_fn(cfg.ema_power))
-                if cfg.ema_power else None)
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
+                if cfg.ema else None)
     kept = model if averaged is None else averaged.module  # what is validated and kept
     history = History()
     best_val, best_state = math.inf, None
