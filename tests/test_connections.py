@@ -340,8 +340,8 @@ class Socket:
 
 
 async def exchange_in_process(app, request: bytes) -> list[tuple[str, bytes]]:
-    """`request` through Namelab's protocol (the limits of Settings()) serving `app` over a
-    Socket; its events once the response is complete (and a turn more)."""
+    """`request` through Namelab's protocol (the limits of Settings()) serving `app(sock)` over
+    a Socket; its events once the response is complete (and a turn more)."""
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -349,13 +349,13 @@ async def exchange_in_process(app, request: bytes) -> list[tuple[str, bytes]]:
     from app.serving.connections import protocol
 
     done = asyncio.Event()
+    sock = Socket()
 
     async def app_then_done(scope, receive, send):
-        await app(scope, receive, send)
+        await app(sock)(scope, receive, send)
         done.set()
 
     config = uvicorn.Config(app_then_done, lifespan="off", log_config=None, access_log=False)
-    sock = Socket()
     proto = protocol(Settings())(config, ServerState(), {}, asyncio.get_running_loop())
     proto.connection_made(sock)
     proto.data_received(request)
@@ -366,11 +366,17 @@ async def exchange_in_process(app, request: bytes) -> list[tuple[str, bytes]]:
     return events
 
 
-async def head_then_body(scope, receive, send) -> None:
-    """As every Starlette response: the head, then the body, as two messages in one turn."""
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"5"), (b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"hello"})
+def head_then_body(sock: Socket):
+    """As every Starlette response: the head, then the body, as two messages. The whole answer
+    is on the socket as soon as the body is sent, not a turn later: a late answer brings the
+    client's next request late, too late to join the model thread's batch."""
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"5"), (b"content-type", b"text/plain")]})
+        assert sock.events == []  # the head is held
+        await send({"type": "http.response.body", "body": b"hello"})
+        assert [kind for kind, _ in sock.events][:1] == ["write"]  # and sent with the body
+    return app
 
 
 def test_a_responses_head_and_body_reach_the_socket_in_one_write():
@@ -391,12 +397,14 @@ def test_a_connection_closed_after_its_response_is_sent_all_of_it_first():
 def test_a_streamed_response_is_written_turn_by_turn_and_nothing_is_held_back():
     """Parts written in different turns are not held for one another: each turn's writes leave
     at its end, in order."""
-    async def streamed(scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"first", "more_body": True})
-        await asyncio.sleep(0.01)  # other turns pass
-        await send({"type": "http.response.body", "body": b"second", "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+    def streamed(sock: Socket):
+        async def app(scope, receive, send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
+            await asyncio.sleep(0.01)  # other turns pass
+            await send({"type": "http.response.body", "body": b"second", "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        return app
 
     events = asyncio.run(exchange_in_process(streamed, get("/")))
     writes = [data for kind, data in events if kind == "write"]
