@@ -1,12 +1,12 @@
 """The fast lane: the JSON API's two busiest routes, answered without FastAPI's request handling.
 
 `POST /api/models/{model}/score` and `POST /api/models/{model}/sample` are what programs call
-in bulk. Through FastAPI, a one-name score cost ~370 us of the event loop's CPU against
-`/healthz`'s ~235 us, and ~145 us of the difference was FastAPI's own: matching the path among
-the app's routes, solving the dependencies, reading and validating the body (issue 28:
-bench/bench_throughput.py splits the CPU per request; py-spy showed where it went). `FastLane`,
-an ASGI middleware just outside the routes (every other middleware still sees the request),
-answers such a request itself when everything about it is plain: a loaded model's name, a
+in bulk. Through FastAPI, a one-name score cost ~360 us of the event loop's CPU against
+`/healthz`'s ~220 us, most of the difference FastAPI's own: matching the path among the app's
+routes, solving the dependencies, reading and validating the body (issue 28: py-spy showed where
+it went); through the lane, ~230 us (bench/bench_throughput.py splits the CPU per request).
+`FastLane`, an ASGI middleware just outside the routes (every other middleware still sees the
+request), answers such a request itself when everything about it is plain: a loaded model's name, a
 `Content-Type: application/json` body that Python's JSON parser reads (as FastAPI's does) and
 that the route's own request model validates. It then calls the route's own answer
 (`score.answer`, `sample.answer`), so the two lanes share every line after the parsing, and
