@@ -320,19 +320,22 @@ def test_a_batchs_requests_are_answered_with_one_wake_up_of_the_event_loop(clien
 
 
 def test_settle_all_wakes_each_loop_once_and_leaves_a_cancelled_future_alone():
-    loop = asyncio.new_event_loop()
-    try:
+    async def settle() -> None:
+        loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in range(3)]
         futures[1].cancel()  # its client went away
         wake_ups = []
         call = loop.call_soon_threadsafe
         loop.call_soon_threadsafe = lambda *a: wake_ups.append(a) or call(*a)
-        worker.settle_all([(loop, f, k) for k, f in enumerate(futures)])
-        loop.run_until_complete(asyncio.sleep(0))
+        try:
+            worker.settle_all([(loop, f, k) for k, f in enumerate(futures)])
+            await asyncio.sleep(0)
+        finally:
+            del loop.call_soon_threadsafe
         assert len(wake_ups) == 1
         assert [futures[0].result(), futures[2].result()] == [0, 2] and futures[1].cancelled()
-        closed = asyncio.new_event_loop()
-        closed.close()
-        worker.settle_all([(closed, closed.create_future(), 1)])  # nobody waits: no error
-    finally:
-        loop.close()
+
+    run_async(settle())
+    closed = asyncio.new_event_loop()
+    closed.close()
+    worker.settle_all([(closed, closed.create_future(), 1)])  # nobody waits: no error

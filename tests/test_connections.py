@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import live_process
+from tests.live import live_process, run_async
 
 LIMITS = {"NAMELAB_MAX_CONNECTIONS": "16", "NAMELAB_MAX_HEADER_BYTES": "8192",
           "NAMELAB_MAX_HEADERS": "20", "NAMELAB_HEAD_TIMEOUT_SECONDS": "1",
@@ -382,14 +382,14 @@ def head_then_body(sock: Socket):
 def test_a_responses_head_and_body_reach_the_socket_in_one_write():
     """uvicorn writes them apart: a replica killed between the two writes sent a head with no
     body, which its balancer could no longer send to another replica (a truncated answer)."""
-    events = asyncio.run(exchange_in_process(head_then_body, get("/")))
+    events = run_async(exchange_in_process(head_then_body, get("/")))
     assert [kind for kind, _ in events] == ["write"]
     answer = events[0][1]
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nhello")
 
 
 def test_a_connection_closed_after_its_response_is_sent_all_of_it_first():
-    events = asyncio.run(exchange_in_process(head_then_body, get("/", b"Connection: close")))
+    events = run_async(exchange_in_process(head_then_body, get("/", b"Connection: close")))
     assert [kind for kind, _ in events] == ["write", "close"]
     assert events[0][1].endswith(b"\r\n\r\nhello")
 
@@ -406,7 +406,7 @@ def test_a_streamed_response_is_written_turn_by_turn_and_nothing_is_held_back():
             await send({"type": "http.response.body", "body": b""})
         return app
 
-    events = asyncio.run(exchange_in_process(streamed, get("/")))
+    events = run_async(exchange_in_process(streamed, get("/")))
     writes = [data for kind, data in events if kind == "write"]
     assert len(writes) == 2
     assert writes[0].endswith(b"\r\n\r\n5\r\nfirst\r\n")  # the head with the first part

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.main import create_app
 from app.serving import batching
 from app.serving.worker import QueueFull
+from tests.live import run_async
 
 JSON = {"content-type": "application/json"}
 
@@ -151,8 +152,6 @@ def test_a_bug_while_answering_is_a_500_in_both_lanes(lanes, monkeypatch):
 
 def test_a_body_cut_short_by_a_disconnect_is_replayed_to_fastapi():
     """The lane reads the body; a disconnect before its end goes on, after the body read."""
-    import asyncio
-
     messages = [{"type": "http.request", "body": b'{"na', "more_body": True},
                 {"type": "http.disconnect"}]
 
@@ -165,7 +164,7 @@ def test_a_body_cut_short_by_a_disconnect_is_replayed_to_fastapi():
         again = fastlane.replay(body, receive, last)
         return [await again(), await again()]
 
-    assert asyncio.run(run()) == [{"type": "http.request", "body": b'{"na', "more_body": True},
+    assert run_async(run()) == [{"type": "http.request", "body": b'{"na', "more_body": True},
                                   {"type": "http.disconnect"}]
 
 
