@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import sample, score
 from app.api.schemas import SampleRequest, ScoreRequest
+from app.middleware.body_limit import replay
 from app.store.registry import LoadedModel
 
 Answer = Callable[[Request, LoadedModel, BaseModel], Awaitable[Response]]
@@ -93,18 +94,6 @@ async def read_body(receive: Receive) -> tuple[bytes, Message | None]:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks), None
-
-
-def replay(body: bytes, receive: Receive, last: Message | None = None) -> Receive:
-    """A receive that gives `body` as one message (then `last` if given), then reads on."""
-    pending = [{"type": "http.request", "body": body, "more_body": last is not None}]
-    if last is not None:
-        pending.append(last)
-
-    async def replayed() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replayed
 
 
 def handler_for(handlers: dict, exc: Exception) -> Callable | None:

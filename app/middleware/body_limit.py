@@ -36,7 +36,7 @@ class BodyLimit:
             body = await self._read_at_most(receive, limit)
             if body is None:
                 return await self._too_large(send, limit)
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         await self.app(scope, receive, send)
 
     async def _read_at_most(self, receive: Receive, limit: int) -> bytes | None:
@@ -56,14 +56,14 @@ class BodyLimit:
         await send_json(send, 413, f"request body too large: the limit is {limit} bytes")
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
+def replay(body: bytes, receive: Receive, last: Message | None = None) -> Receive:
+    """A receive that gives `body` as one message (then `last`, the message that cut it short,
+    if given), then reads on (http.disconnect, when it comes). app/api/fastlane.py uses it too."""
+    pending = [{"type": "http.request", "body": body, "more_body": last is not None}]
+    if last is not None:
+        pending.append(last)
 
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()  # http.disconnect, when it comes
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
 
-    return replay
+    return replayed

@@ -354,10 +354,7 @@ async def until_gone(future: asyncio.Future, cancel: Callable[[], None]) -> Any:
 
 def settle_on(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result: Any) -> None:
     """From the model thread: the future's result (or exception), on its loop (if it runs)."""
-    try:
-        loop.call_soon_threadsafe(_settle, future, result)
-    except RuntimeError:  # the loop is closed: nobody waits any more
-        pass
+    _on_loop(loop, _settle, future, result)
 
 
 Settlement = tuple[asyncio.AbstractEventLoop, asyncio.Future, Any]  # settle_on's arguments
@@ -369,10 +366,14 @@ def settle_all(settlements: list[Settlement]) -> None:
     for loop, future, result in settlements:
         by_loop.setdefault(loop, []).append((future, result))
     for loop, pairs in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_settle_each, pairs)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
+        _on_loop(loop, _settle_each, pairs)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
 
 
 def _settle(future: asyncio.Future, result: Any) -> None:
